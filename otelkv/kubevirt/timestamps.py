@@ -1,0 +1,41 @@
+"""Reading the timestamps Kubernetes and the collector write, without ever raising on text."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+# Go's time.Time.String(): "2026-01-02 15:04:05.123456789 +0000 UTC" (the collector's
+# k8s.event.start_time). Fractions beyond microseconds are dropped.
+_GO_TIME: Final = re.compile(
+    r"(?P<date>\d{4}-\d{2}-\d{2}) (?P<time>\d{2}:\d{2}:\d{2})(?:\.(?P<frac>\d+))? "
+    r"(?P<offset>[+-]\d{4})(?: \S+)?"
+)
+
+
+def parse_time(value: str) -> datetime | None:
+    """An RFC 3339 string or a Go ``time.Time`` string as an aware datetime; None otherwise."""
+    text = value.strip()
+    go = _GO_TIME.fullmatch(text)
+    if go:
+        frac = (go["frac"] or "")[:6].ljust(6, "0")
+        text = f"{go['date']}T{go['time']}.{frac}{go['offset']}"
+    elif "T" not in text[:11].upper():
+        return None  # RFC 3339 needs the date-time separator; ISO 8601 week dates etc. are not it
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def from_unix_nanos(nanos: int) -> datetime | None:
+    """OTLP's ``time_unix_nano`` as an aware datetime; 0 means unset."""
+    if nanos <= 0:
+        return None
+    seconds, rest = divmod(nanos, 1_000_000_000)
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC) + timedelta(microseconds=rest // 1000)
+    except (OverflowError, OSError, ValueError):
+        return None
