@@ -79,13 +79,18 @@ def event(
     }
 
 
-def migration_events(truth: Truth, *, start: datetime, handler_v16: bool, vmi_uid: str) -> list[dict[str, Any]]:
-    """The events of one migration in the order KubeVirt records them, one second apart.
+def migration_events(
+    truth: Truth, *, start: datetime, handler_v16: bool, vmi_uid: str, running_seconds: int = 30
+) -> list[dict[str, Any]]:
+    """The events of one migration in the order KubeVirt records them.
 
+    One second apart, but ``running_seconds`` between ``Migrating`` and the outcome: the whole
+    migration lasts ``running_seconds + 5`` seconds (``+ 6`` to the controller's last word).
     ``handler_v16``: the Normal ``Migrated`` event comes from the target handler (KubeVirt >= 1.6)
     instead of the source handler (<= 1.5).
     """
-    t = iter(start + timedelta(seconds=i) for i in range(100))
+    offsets = iter([0, 1, 2, 3, 4, 4 + running_seconds, 5 + running_seconds])
+    t = iter(start + timedelta(seconds=next(offsets)) for _ in range(7))
     ns = truth.namespace
 
     def vmim(reason: str, message: str, type_: str = "Normal") -> dict[str, Any]:

@@ -10,9 +10,10 @@ Rules that keep facts from leaking between migrations:
 
 - An event naming a migration (its object, ``Created Migration …``, a failure's ``uid``) joins
   that migration and no other.
-- An event naming only the VM joins the VM's current migration while it runs, or up to
-  ``reorder_window`` after it ended (late, out-of-order events) unless it is a start event.
-  Otherwise, or when its nodes contradict the current migration's, it starts a new one.
+- An event naming only the VM joins the VM's current migration while it runs. After the
+  migration ended, only events that happened before its end (late, out-of-order arrivals) and
+  a second word on its outcome within ``reorder_window`` still join it. Otherwise, or when its
+  nodes contradict the current migration's, it starts a new one.
 - A record never holds the same node as source and target.
 
 Time is event time (the latest timestamp seen), never a clock: the tracker stays sans-I/O.
@@ -100,8 +101,8 @@ class MigrationTracker:
 
     ``max_entries`` bounds the migrations remembered (the least recently seen go first);
     ``ttl`` forgets a migration no event has touched for that long, in event time;
-    ``reorder_window`` is how late an event may arrive after its migration ended and still
-    join it.
+    ``reorder_window`` is how long after a migration's end another terminal event (the
+    controller's after the handler's, or the other way round) still joins it.
     """
 
     def __init__(
@@ -177,8 +178,12 @@ class MigrationTracker:
             return False
         if record.terminal_at is None:
             return True
-        late = event.timestamp is not None and event.timestamp <= record.terminal_at + self._window
-        return late and event.phase not in _START_PHASES
+        if event.timestamp is None:
+            return False
+        if event.timestamp <= record.terminal_at:
+            return event.phase not in _START_PHASES  # happened before the end, arrived after it
+        # After the end, only the other side's word on the outcome still belongs to it.
+        return event.phase in TERMINAL_PHASES and event.timestamp <= record.terminal_at + self._window
 
     # -- learning --------------------------------------------------------------------------
 
@@ -218,7 +223,8 @@ class MigrationTracker:
         key = (record.namespace, record.vm)
         current = self._by_vm.get(key)
         if current is not None and current is not record:
-            if current.name is None and current.uid in (None, record.uid) and current.terminal_at is None:
+            named = record.name is not None or record.uid is not None
+            if named and current.name is None and current.terminal_at is None and _compatible(record, current):
                 _merge(into=record, other=current)
                 self._drop(current)
             elif current.terminal_at is None and current.name is not None:
@@ -249,6 +255,13 @@ class MigrationTracker:
         ):
             if value is not None and index.get((ns, value)) is record:
                 del index[(ns, value)]
+
+
+def _compatible(a: _Record, b: _Record) -> bool:
+    """No fact of one contradicts a fact of the other."""
+    pairs = ((a.uid, b.uid), (a.name, b.name), (a.source, b.source), (a.target, b.target))
+    source, target = a.source or b.source, a.target or b.target
+    return all(x is None or y is None or x == y for x, y in pairs) and (source is None or source != target)
 
 
 def _merge(*, into: _Record, other: _Record) -> None:
