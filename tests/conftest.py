@@ -1,22 +1,32 @@
-"""Shared test set-up: Hypothesis profiles and the KubeVirt event catalogue."""
+"""Shared test set-up: Hypothesis profiles, the KubeVirt catalogue, a running otelkv and sink."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 import yaml
 from hypothesis import HealthCheck, settings
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
+
+from otelkv import config
+from otelkv.server import Service
+from tests.loki_sink import LokiSink
 
 # "ci": deterministic and quick (make test); "long": many more examples (make test-long).
 settings.register_profile("ci", derandomize=True, max_examples=150, deadline=None, print_blob=True)
 settings.register_profile("long", max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
+ROOT = Path(__file__).parent.parent
 DATA = Path(__file__).parent / "data"
 CATALOGUE = DATA / "kubevirt-events.yaml"
+EXAMPLE = ROOT / "examples" / "kubevirt-events.json"
+TENANT = "kubevirt"
 
 
 def load_catalogue() -> dict[str, Any]:
@@ -29,3 +39,36 @@ def load_catalogue() -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def catalogue() -> dict[str, Any]:
     return load_catalogue()
+
+
+# -- otelkv serve, with real sockets on loopback ports the OS chooses ----------------------------
+
+
+def make_config(endpoint: str, **overrides: Any) -> config.Config:
+    """A configuration on loopback port 0 forwarding to ``endpoint`` with a 1 s timeout."""
+    values: dict[str, Any] = {"grpc_listen": "127.0.0.1:0", "http_listen": "127.0.0.1:0",
+                              "forward.endpoint": endpoint, "forward.tenant": TENANT, "forward.timeout": 1.0,
+                              "shutdown_grace_seconds": 5.0}  # fmt: skip
+    values.update(overrides)
+    return config.load(environ={}, overrides=values)
+
+
+@pytest.fixture
+def sink() -> Iterator[LokiSink]:
+    running = LokiSink().start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def service(sink: LokiSink) -> Iterator[Service]:
+    running = Service(make_config(sink.url))
+    running.start()
+    yield running
+    running.stop(2)
+
+
+@pytest.fixture
+def stub(service: Service) -> Iterator[LogsServiceStub]:
+    with grpc.insecure_channel(f"127.0.0.1:{service.grpc_port}") as channel:
+        yield LogsServiceStub(channel)

@@ -1,6 +1,7 @@
 """Write the ``kubectl get events -o json`` fixtures of whole migrations (run from the repo root).
 
-``python -m tests.data.make_fixtures`` rewrites ``tests/data/migration-*.json``. Each file is
+``python -m tests.data.make_fixtures`` rewrites ``tests/data/migration-*.json`` and the demo's
+``examples/kubevirt-events.json`` (all of them plus events of other kinds, as ``-A`` lists them). Each file is
 one namespace's events as the API server lists them — sorted by event name, which is
 ``<object>.<hex time>``, so a VMI's events come before its migration object's, whatever their
 time — with the VM's own start-up events around the migration, a repeated (counted) event, and
@@ -17,6 +18,8 @@ from typing import Any
 from tests.scenarios import BASE, VMI, Truth, event, migration_events
 
 HERE = Path(__file__).parent
+#: The demo's recorded stream: all four migrations, two namespaces, both emitter generations.
+EXAMPLE = HERE.parent.parent / "examples" / "kubevirt-events.json"
 
 FIXTURES: dict[str, tuple[Truth, bool, int]] = {  # truth, KubeVirt >= 1.6, seconds running
     "migration-succeeded-kubevirt-1.5.json": (
@@ -76,9 +79,46 @@ def fixture(truth: Truth, handler_v16: bool, running: int) -> dict[str, Any]:
     return {"apiVersion": "v1", "items": events, "kind": "List", "metadata": {"resourceVersion": ""}}
 
 
+def other_events() -> list[dict[str, Any]]:
+    """Events of other kinds that ``kubectl get events -A`` also lists (the collector's filter drops them)."""
+    pod = event(
+        kind="Pod",
+        name="coredns-7db6d8ff4d-2x9lq",
+        namespace="kube-system",
+        uid="5e1d0c3b-pod",
+        reason="Unhealthy",
+        message="Readiness probe failed: HTTP probe failed with statuscode: 503",
+        type_="Warning",
+        at=BASE + timedelta(minutes=3),
+        component="kubelet",
+        host="node02",
+    )
+    node = event(
+        kind="Node",
+        name="node03",
+        namespace="default",
+        uid="node03",
+        reason="NodeReady",
+        message="Node node03 status is now: NodeReady",
+        type_="Normal",
+        at=BASE + timedelta(minutes=1),
+        component="kubelet",
+        host="node03",
+    )
+    pod["involvedObject"]["apiVersion"] = node["involvedObject"]["apiVersion"] = "v1"
+    return [pod, node]  # fmt: skip
+
+
 def main() -> None:
+    everything: list[dict[str, Any]] = other_events()
     for name, (truth, handler_v16, running) in FIXTURES.items():
-        (HERE / name).write_text(json.dumps(fixture(truth, handler_v16, running), indent=4) + "\n")
+        listing = fixture(truth, handler_v16, running)
+        (HERE / name).write_text(json.dumps(listing, indent=4) + "\n")
+        everything.extend(listing["items"])
+    # kubectl get events -A -o json: every namespace, listed by namespace and name.
+    everything.sort(key=lambda e: (e["metadata"]["namespace"], e["metadata"]["name"]))
+    listing = {"apiVersion": "v1", "items": everything, "kind": "List", "metadata": {"resourceVersion": ""}}
+    EXAMPLE.write_text(json.dumps(listing, indent=4) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,85 @@
+"""OTLP/gRPC to another OTLP receiver (a collector, a gateway), with gzip."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
+
+from otelkv.errors import Retryable
+
+from . import Delivery, count_records
+
+# The codes the collector itself retries (FACTS §2); RESOURCE_EXHAUSTED only with RetryInfo.
+_RETRYABLE: Final = frozenset({
+    grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED,
+    grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DATA_LOSS,
+})  # fmt: skip
+
+
+class GrpcForwarder:
+    """Calls ``LogsService/Export`` on ``host:port`` (TLS for ``grpcs://``)."""
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        secure: bool,
+        headers: Mapping[str, str] | None = None,
+        ca_file: str | None = None,
+        max_message_bytes: int = 16 * 1024 * 1024,
+    ) -> None:
+        self._address = address
+        options = [("grpc.max_send_message_length", max_message_bytes)]
+        if secure:
+            roots = open(ca_file, "rb").read() if ca_file else None  # noqa: SIM115 - read once at start-up
+            self._channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(roots), options=options)
+        else:
+            self._channel = grpc.insecure_channel(address, options=options)
+        self._stub = LogsServiceStub(self._channel)
+        self._metadata = tuple((k.lower(), v) for k, v in (headers or {}).items())
+        self._scheme = "grpcs" if secure else "grpc"
+
+    @property
+    def target(self) -> str:
+        """The address calls go to."""
+        return f"{self._scheme}://{self._address}"
+
+    def send(self, request: ExportLogsServiceRequest, *, timeout: float) -> Delivery:
+        """Export ``request``; map the status as the collector's own exporter would."""
+        try:
+            answer = self._stub.Export(
+                request, timeout=timeout, metadata=self._metadata, compression=grpc.Compression.Gzip
+            )
+        except grpc.RpcError as error:
+            code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
+            details = error.details() if isinstance(error, grpc.Call) else str(error)
+            delay = _retry_delay(error)
+            if code in _RETRYABLE or (code == grpc.StatusCode.RESOURCE_EXHAUSTED and delay is not None):
+                raise Retryable(f"{self.target}: {code.name}: {details}", retry_after=delay) from error
+            return Delivery(count_records(request), f"{self.target}: {code.name}: {details}")
+        partial = answer.partial_success
+        return Delivery(partial.rejected_log_records, partial.error_message)
+
+    def close(self) -> None:
+        """Close the channel; safe twice."""
+        self._channel.close()
+
+
+def _retry_delay(error: grpc.RpcError) -> float | None:
+    """The RetryInfo delay in the status details, if the server sent one."""
+    if not isinstance(error, grpc.Call):
+        return None
+    for key, value in error.trailing_metadata() or ():
+        if key == "grpc-status-details-bin" and isinstance(value, bytes):
+            status = status_pb2.Status.FromString(value)
+            for detail in status.details:
+                if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+                    info = error_details_pb2.RetryInfo()
+                    detail.Unpack(info)
+                    return info.retry_delay.seconds + info.retry_delay.nanos / 1e9
+    return None

@@ -1,0 +1,146 @@
+"""OTLP/HTTP protobuf to Loki's native OTLP endpoint (or any OTLP/HTTP receiver).
+
+Loki's rules (FACTS §3): POST ``<endpoint>/v1/logs`` (the collector's ``otlp_http``
+convention; Loki's endpoint is ``…/otlp``), Content-Type exactly ``application/x-protobuf``,
+204 for success, 400 when some entries failed validation — the valid ones are stored, so the
+request must not be sent again — 429 for rate limits, 500s turned into 503, 401 ``no org id``
+without ``X-Scope-OrgID`` when auth is on, and through the chart's gateway an HTML 413 for
+bodies over 4 MiB.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Final
+
+import urllib3
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from urllib3.exceptions import HTTPError
+
+from otelkv import __version__
+from otelkv.errors import Retryable
+
+from . import Delivery, count_records
+
+CONTENT_TYPE: Final = "application/x-protobuf"
+_RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
+# Not the data's fault but the set-up's (auth, tenant, URL): the collector keeps the data and
+# retries while an operator fixes it, rather than dropping it at once.
+_SETUP_STATUSES: Final = frozenset({401, 403, 404, 407, 408, 409})
+_IGNORED: Final = re.compile(r"total ignored: (\d+) out of (\d+)")
+
+
+class HttpForwarder:
+    """Sends gzip'ed OTLP protobuf over a pooled urllib3 connection."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        ca_file: str | None = None,
+        insecure_skip_verify: bool = False,
+        compression: bool = True,
+        pool_size: int = 8,
+    ) -> None:
+        self._url = endpoint.rstrip("/") + "/v1/logs"
+        self._headers = {"User-Agent": f"otelkv/{__version__}", **(headers or {}), "Content-Type": CONTENT_TYPE}
+        if compression:
+            self._headers["Content-Encoding"] = "gzip"
+        self._compression = compression
+        verify = self._url.startswith("https://") and not insecure_skip_verify
+        self._pool = urllib3.PoolManager(
+            num_pools=2,
+            maxsize=pool_size,
+            block=False,
+            retries=False,
+            cert_reqs="CERT_REQUIRED" if verify else "CERT_NONE",
+            ca_certs=ca_file if verify else None,
+        )
+
+    @property
+    def target(self) -> str:
+        """The URL requests go to."""
+        return self._url
+
+    def send(self, request: ExportLogsServiceRequest, *, timeout: float) -> Delivery:
+        """POST ``request``; classify the answer (module docstring).
+
+        A 413 (the gateway's body limit) splits the request in halves and sends each, down to
+        single resources; only a single resource too large for the target is reported rejected.
+        If a later half then fails, the collector's retry re-sends the halves already stored
+        (at-least-once).
+        """
+        status, delivery = self._post(request, timeout)
+        if status != 413 or len(request.resource_logs) < 2:
+            return delivery
+        half = len(request.resource_logs) // 2
+        parts = [ExportLogsServiceRequest(resource_logs=request.resource_logs[:half]),
+                 ExportLogsServiceRequest(resource_logs=request.resource_logs[half:])]  # fmt: skip
+        done = [self.send(part, timeout=timeout) for part in parts]
+        return Delivery(sum(d.rejected for d in done), "; ".join(d.message for d in done if d.message))
+
+    def _post(self, request: ExportLogsServiceRequest, timeout: float) -> tuple[int, Delivery]:
+        body = request.SerializeToString()
+        if self._compression:
+            body = gzip.compress(body, compresslevel=5)
+        try:
+            response = self._pool.request(
+                "POST", self._url, body=body, headers=self._headers, timeout=urllib3.Timeout(total=timeout)
+            )
+        except HTTPError as error:
+            raise Retryable(f"{self._url}: {_reason(error)}") from error
+        delivery = classify(response.status, response.headers, response.data, count_records(request), self._url)
+        return response.status, delivery
+
+    def close(self) -> None:
+        """Close pooled connections; safe twice."""
+        self._pool.clear()
+
+
+def classify(status: int, headers: Mapping[str, str], body: bytes, records: int, url: str) -> Delivery:
+    """What an HTTP answer means for the request (one table, see the module docstring)."""
+    text = body[:65536].decode("utf-8", "replace").strip()
+    if 200 <= status < 300:
+        if status == 200 and body and headers.get("Content-Type", "").startswith(CONTENT_TYPE):
+            answer = ExportLogsServiceResponse.FromString(body)
+            partial = answer.partial_success
+            return Delivery(partial.rejected_log_records, partial.error_message)
+        return Delivery()
+    if status in _RETRY_STATUSES or status >= 500 or status in _SETUP_STATUSES:
+        raise Retryable(f"{url} answered {status}: {text[:300]}", retry_after=retry_after(headers.get("Retry-After")))
+    if status == 400:  # Loki stored the valid entries: report the rest, never re-send
+        found = _IGNORED.search(text)
+        rejected = int(found.group(1)) if found else 0
+        first = text.splitlines()[0][:300] if text else ""
+        summary = f"{first} … {found.group(0)}" if found and found.group(0) not in first else first
+        return Delivery(rejected, f"{url} answered 400: {summary}")
+    return Delivery(records, f"{url} answered {status}: {text[:300]}")
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None if absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _reason(error: HTTPError) -> str:
+    reason = getattr(error, "reason", None)
+    return f"{type(error).__name__}: {reason or error}"

@@ -1,0 +1,1 @@
+"""Pure functions over OTLP log protobufs: read and write attributes, enrich a request."""

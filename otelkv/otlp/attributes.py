@@ -1,0 +1,47 @@
+"""Reading and writing OTLP ``KeyValue`` attributes and ``AnyValue`` trees."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, MutableSequence
+from typing import Any
+
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+
+def value_of(value: AnyValue) -> Any:
+    """An ``AnyValue`` as plain Python: str, bool, int, float, bytes, list or dict (None if unset)."""
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind == "array_value":
+        return [value_of(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: value_of(kv.value) for kv in value.kvlist_value.values}
+    return getattr(value, kind)
+
+
+def to_dict(attributes: Iterable[KeyValue]) -> dict[str, Any]:
+    """Attributes as a dict (the last of repeated keys wins, as the collector's pdata does)."""
+    return {kv.key: value_of(kv.value) for kv in attributes}
+
+
+def get_str(attributes: Iterable[KeyValue], key: str) -> str | None:
+    """The string value of ``key``, or None when absent, empty or not a string."""
+    for kv in attributes:
+        if kv.key == key:
+            return kv.value.string_value or None if kv.value.WhichOneof("value") == "string_value" else None
+    return None
+
+
+def set_value(attributes: MutableSequence[KeyValue], key: str, value: str | float) -> None:
+    """Set ``key`` to a string or double value, replacing an existing one in place."""
+    for kv in attributes:
+        if kv.key == key:
+            target = kv.value
+            break
+    else:
+        target = attributes.add(key=key).value  # type: ignore[attr-defined]
+    if isinstance(value, str):
+        target.string_value = value
+    else:
+        target.double_value = value

@@ -1,0 +1,193 @@
+"""Enrich an OTLP logs request: KubeVirt event records get their migration facts as attributes.
+
+A pure function of the request and the shared state it is given (the migration tracker and the
+duplicate window); it walks resource → scope → record and leaves the reading of events to
+:mod:`otelkv.kubevirt`. What it changes, and nothing else:
+
+- on a KubeVirt event record: the ``kubevirt.*`` attributes whose value is known;
+- the resource of such records: ``service.name`` and ``k8s.namespace.name`` (the record's
+  namespace, so that Loki indexes it as a label). Records of one ResourceLogs that differ in
+  namespace or kind are split into ResourceLogs of their own; a record never moves to a
+  resource that does not describe it.
+
+Records that are not KubeVirt events keep their resource and bytes (or are dropped when so
+configured). Exact duplicates — same ``k8s.event.uid`` and count as a record already delivered
+or earlier in the same request — are dropped; the caller marks keys delivered only once the
+target accepted them (FACTS §2: otherwise a retry after an outage would be dropped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
+
+from otelkv.kubevirt import MigrationEvent, MigrationTracker, parse_k8s_event
+
+from .attributes import get_str, set_value, to_dict, value_of
+
+SERVICE_NAME: Final = "service.name"
+NAMESPACE: Final = "k8s.namespace.name"
+OBJECT_KIND: Final = "k8s.object.kind"
+EVENT_UID: Final = "k8s.event.uid"
+EVENT_COUNT: Final = "k8s.event.count"
+
+#: Record attributes otelkv sets, and the MigrationEvent field each comes from.
+ATTRIBUTES: Final[Mapping[str, str]] = {
+    "kubevirt.vm.name": "vm_name",
+    "kubevirt.migration.phase": "phase",
+    "kubevirt.migration.source_node": "source_node",
+    "kubevirt.migration.target_node": "target_node",
+    "kubevirt.migration.name": "migration_name",
+    "kubevirt.migration.uid": "migration_uid",
+    "kubevirt.migration.target_pod": "target_pod",
+    "kubevirt.migration.failure_reason": "failure_reason",
+    "kubevirt.migration.duration_seconds": "duration_seconds",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class EnrichOptions:
+    """What counts as a KubeVirt event, and what to do with the rest."""
+
+    kinds: frozenset[str] = frozenset({"VirtualMachineInstance", "VirtualMachineInstanceMigration"})
+    service_name: str = "kubevirt-events"
+    drop_others: bool = False
+
+
+@dataclass(slots=True)
+class EnrichResult:
+    """The enriched request, what happened to its records, and the keys to mark delivered."""
+
+    request: ExportLogsServiceRequest
+    received: int = 0
+    enriched: int = 0
+    passed: int = 0
+    dropped_others: int = 0
+    duplicates: int = 0
+    unreadable: int = 0
+    keys: list[Hashable] = field(default_factory=list)
+
+    @property
+    def forwarded(self) -> int:
+        """Records in the enriched request."""
+        return self.enriched + self.passed
+
+
+def enrich(
+    request: ExportLogsServiceRequest,
+    tracker: MigrationTracker,
+    options: EnrichOptions,
+    delivered: Callable[[Hashable], bool],
+) -> EnrichResult:
+    """Enrich ``request``; ``delivered(key)`` tells whether a record key was delivered before."""
+    result = EnrichResult(ExportLogsServiceRequest())
+    seen: set[Hashable] = set()
+    for resource_logs in request.resource_logs:
+        resource = to_dict(resource_logs.resource.attributes)
+        groups: dict[tuple[str | None, bool], ResourceLogs] = {}
+        for scope_logs in resource_logs.scope_logs:
+            scopes: dict[tuple[str | None, bool], ScopeLogs] = {}
+            for record in scope_logs.log_records:
+                result.received += 1
+                key = _key(record)
+                if key is not None:
+                    if key in seen or delivered(key):
+                        result.duplicates += 1
+                        continue
+                    seen.add(key)
+                    result.keys.append(key)
+                kubevirt, event = _read(resource, record, options, tracker, result)
+                if not kubevirt and options.drop_others:
+                    result.dropped_others += 1
+                    continue
+                group = (event.namespace if event else None, event is not None)
+                if group not in scopes:
+                    out = groups.get(group)
+                    if out is None:
+                        out = groups[group] = _resource_for(resource_logs, event, options)
+                    scopes[group] = _scope_like(out, scope_logs)
+                copy = scopes[group].log_records.add()
+                copy.CopyFrom(record)
+                if event is None:
+                    result.passed += 1
+                else:
+                    _annotate(copy, event)
+                    result.enriched += 1
+        result.request.resource_logs.extend(g for g in groups.values() if any(s.log_records for s in g.scope_logs))
+    return result
+
+
+def _key(record: LogRecord) -> Hashable | None:
+    uid = get_str(record.attributes, EVENT_UID)
+    if uid is None:
+        return None
+    count = next((kv.value.int_value for kv in record.attributes if kv.key == EVENT_COUNT), None)
+    return (uid, count)
+
+
+def _read(
+    resource: dict[str, Any],
+    record: LogRecord,
+    options: EnrichOptions,
+    tracker: MigrationTracker,
+    result: EnrichResult,
+) -> tuple[bool, MigrationEvent | None]:
+    """Whether ``record`` is a KubeVirt event, and its facts once the tracker saw it."""
+    view = _event_view(resource, record, options.kinds)
+    if view is None:
+        return False, None
+    try:
+        event = parse_k8s_event(view)
+    except TypeError:
+        result.unreadable += 1  # a field of a wrong type: forwarded as it came, unenriched
+        return True, None
+    return True, tracker.observe(event)
+
+
+def _event_view(resource: dict[str, Any], record: LogRecord, kinds: frozenset[str]) -> Mapping[str, Any] | None:
+    """The record as a mapping :func:`parse_k8s_event` reads, if it is a KubeVirt event."""
+    if resource.get(OBJECT_KIND) in kinds:  # the k8s_events receiver's shape (FACTS §1)
+        view = {**resource, **to_dict(record.attributes)}
+        body = record.body
+        view["body"] = body.string_value if body.WhichOneof("value") == "string_value" else ""
+        view["severity_text"] = record.severity_text
+        view["timestamp"] = record.time_unix_nano or record.observed_time_unix_nano
+        return view
+    if record.body.WhichOneof("value") != "kvlist_value":
+        return None
+    body = value_of(record.body)  # the k8sobjects receiver's shape: {"type": …, "object": Event}
+    event = body.get("object") if isinstance(body.get("object"), dict) else body
+    if not isinstance(event, dict) or event.get("kind") != "Event":
+        return None
+    involved = event.get("involvedObject") or event.get("regarding")
+    if not isinstance(involved, dict) or involved.get("kind") not in kinds:
+        return None
+    return event
+
+
+def _resource_for(source: ResourceLogs, event: MigrationEvent | None, options: EnrichOptions) -> ResourceLogs:
+    out = ResourceLogs(schema_url=source.schema_url)
+    out.resource.CopyFrom(source.resource)
+    if event is not None:
+        set_value(out.resource.attributes, SERVICE_NAME, options.service_name)
+        if event.namespace is not None:
+            set_value(out.resource.attributes, NAMESPACE, event.namespace)
+    return out
+
+
+def _scope_like(out: ResourceLogs, source: ScopeLogs) -> ScopeLogs:
+    scope = out.scope_logs.add()
+    scope.scope.CopyFrom(source.scope)
+    scope.schema_url = source.schema_url
+    return scope
+
+
+def _annotate(record: LogRecord, event: MigrationEvent) -> None:
+    for attribute, name in ATTRIBUTES.items():
+        value = getattr(event, name)
+        if value is not None and value != "":
+            set_value(record.attributes, attribute, value)

@@ -1,0 +1,152 @@
+"""receive → enrich → forward, counted: the one path every request takes, whatever its transport."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+from otelkv.errors import BadRequest, Retryable
+from otelkv.forward import Delivery, Forwarder
+from otelkv.kubevirt import MigrationTracker
+from otelkv.otlp.enrich import EnrichOptions, enrich
+from otelkv.telemetry import Telemetry
+
+log = logging.getLogger(__name__)
+
+
+class DeliveredKeys:
+    """The last ``size`` record keys the target accepted (oldest forgotten first)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._keys: dict[Hashable, None] = {}
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._keys
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def add(self, key: Hashable) -> None:
+        """Remember ``key``, forgetting the oldest beyond the bound."""
+        self._keys[key] = None
+        if len(self._keys) > self._size:
+            del self._keys[next(iter(self._keys))]
+
+
+class Health:
+    """Readiness: false while draining, or while the target has failed for ``unready_after`` s."""
+
+    def __init__(self, unready_after: float) -> None:
+        self._unready_after = unready_after
+        self._lock = threading.Lock()
+        self.draining = False
+        self._failing_since: float | None = None
+        self._last_failure = 0.0
+
+    def succeeded(self) -> None:
+        """The target took a request."""
+        with self._lock:
+            self._failing_since = None
+
+    def failed(self) -> None:
+        """The target could not take a request."""
+        now = time.monotonic()
+        with self._lock:
+            self._failing_since = self._failing_since or now
+            self._last_failure = now
+
+    def ready(self) -> tuple[bool, str]:
+        """Whether to take data, and why not.
+
+        A failing target makes otelkv unready, until no request has failed for ``unready_after``
+        seconds: then it is ready again so that traffic can find out whether the target is back.
+        """
+        if self.draining:
+            return False, "draining"
+        now = time.monotonic()
+        with self._lock:
+            since = self._failing_since
+            if (
+                since is not None
+                and now - since >= self._unready_after
+                and now - self._last_failure < self._unready_after
+            ):
+                return False, f"target failing for {now - since:.0f}s"
+        return True, "ready"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What the pipeline needs besides its collaborators."""
+
+    options: EnrichOptions
+    timeout: float
+    max_message_bytes: int
+
+
+class Pipeline:
+    """Enriches and forwards one request at a time per caller; shared state behind one lock."""
+
+    def __init__(self, forwarder: Forwarder, tracker: MigrationTracker, delivered: DeliveredKeys, *,
+                 telemetry: Telemetry, health: Health, settings: Settings) -> None:  # fmt: skip
+        self.forwarder = forwarder
+        self._tracker = tracker
+        self._delivered = delivered
+        self._telemetry = telemetry
+        self.health = health
+        self.settings = settings
+        self._lock = threading.Lock()
+
+    def decode(self, payload: bytes) -> ExportLogsServiceRequest:
+        """Parse an OTLP protobuf payload; :class:`BadRequest` naming the problem otherwise."""
+        if len(payload) > self.settings.max_message_bytes:
+            raise BadRequest(
+                f"request of {len(payload)} bytes exceeds max_message_bytes {self.settings.max_message_bytes}",
+                too_large=True,
+            )
+        try:
+            return ExportLogsServiceRequest.FromString(payload)
+        except Exception as error:  # protobuf raises DecodeError and, for deep nesting, others
+            raise BadRequest(f"malformed ExportLogsServiceRequest: {error}") from error
+
+    def export(self, request: ExportLogsServiceRequest) -> Delivery:
+        """Enrich and forward ``request``; raises :class:`Retryable` when the target cannot take it."""
+        with self._lock:
+            result = enrich(request, self._tracker, self.settings.options, self._delivered.__contains__)
+        t = self._telemetry
+        t.received.add(result.received)
+        t.enriched.add(result.enriched)
+        t.duplicates.add(result.duplicates)
+        t.dropped.add(result.dropped_others)
+        if result.forwarded == 0:
+            return Delivery()
+        start = time.perf_counter()
+        try:
+            delivery = self.forwarder.send(result.request, timeout=self.settings.timeout)
+        except Retryable:
+            t.failed.add(result.forwarded)
+            self.health.failed()
+            raise
+        except Exception:
+            log.exception("forwarding to %s failed unexpectedly", self.forwarder.target)
+            t.failed.add(result.forwarded)
+            self.health.failed()
+            raise
+        finally:
+            t.latency.record(time.perf_counter() - start)
+        self.health.succeeded()
+        with self._lock:
+            for key in result.keys:
+                self._delivered.add(key)
+        t.forwarded.add(result.forwarded - delivery.rejected)
+        if delivery.rejected or delivery.message:
+            t.rejected.add(delivery.rejected)
+            log.warning("target %s refused %d records: %s", self.forwarder.target, delivery.rejected,
+                        delivery.message)  # fmt: skip
+        return delivery

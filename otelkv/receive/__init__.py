@@ -1,0 +1,1 @@
+"""Thin OTLP receivers: decode, call the pipeline, encode the answer (gRPC and HTTP)."""

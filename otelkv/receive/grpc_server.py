@@ -1,0 +1,95 @@
+"""OTLP/gRPC ``LogsService/Export`` and the standard gRPC health service on one server."""
+
+from __future__ import annotations
+
+import logging
+from concurrent import futures
+from typing import Final
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+
+from otelkv.errors import BadRequest, grpc_answer
+from otelkv.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+SERVICE: Final = "opentelemetry.proto.collector.logs.v1.LogsService"
+
+
+def _abort(context: grpc.ServicerContext, error: BaseException) -> None:
+    answer = grpc_answer(error)
+    status = status_pb2.Status(code=answer.code.value[0], message=answer.details)
+    if answer.retry_after is not None:
+        seconds = int(answer.retry_after)
+        delay = duration_pb2.Duration(seconds=seconds, nanos=int((answer.retry_after - seconds) * 1e9))
+        detail = any_pb2.Any()
+        detail.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+        status.details.append(detail)
+    context.abort_with_status(rpc_status.to_status(status))
+
+
+class LogsHandler:
+    """``Export`` taking raw bytes, so that a malformed request is answered INVALID_ARGUMENT
+    naming the problem (grpcio's own deserializer would answer INTERNAL, which the collector
+    drops) and no exception ever escapes as UNKNOWN."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
+
+    def export(self, payload: bytes, context: grpc.ServicerContext) -> ExportLogsServiceResponse:
+        """Handle one Export call."""
+        try:
+            request = self._pipeline.decode(payload)
+            delivery = self._pipeline.export(request)
+        except Exception as error:
+            if not isinstance(error, BadRequest):
+                log.debug("export failed: %s", error)
+            _abort(context, error)
+            raise  # unreachable: abort raises
+        answer = ExportLogsServiceResponse()
+        if delivery.rejected or delivery.message:
+            answer.partial_success.rejected_log_records = delivery.rejected
+            answer.partial_success.error_message = delivery.message
+        return answer
+
+
+class GrpcReceiver:
+    """The gRPC server: LogsService and grpc.health.v1.Health."""
+
+    def __init__(self, pipeline: Pipeline, address: str, *, max_message_bytes: int, workers: int = 8) -> None:
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="otelkv-grpc"),
+            options=[
+                ("grpc.max_receive_message_length", max_message_bytes),
+                ("grpc.max_send_message_length", max_message_bytes),
+            ],
+        )
+        handler = LogsHandler(pipeline)
+        method: grpc.RpcMethodHandler[bytes, ExportLogsServiceResponse] = grpc.unary_unary_rpc_method_handler(
+            handler.export, request_deserializer=None, response_serializer=ExportLogsServiceResponse.SerializeToString
+        )
+        self._server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, {"Export": method})])
+        self.health = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        self.port = self._server.add_insecure_port(address)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {address}")
+
+    def start(self) -> None:
+        """Serve, and say so on the health service."""
+        self._server.start()
+        for name in ("", SERVICE):
+            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    def drain(self) -> None:
+        """Say NOT_SERVING on the health service (readiness) before stopping."""
+        self.health.enter_graceful_shutdown()
+
+    def stop(self, grace: float) -> None:
+        """Refuse new calls, let in-flight ones finish within ``grace`` seconds."""
+        self._server.stop(grace).wait(grace + 1)

@@ -1,0 +1,78 @@
+"""``otelkv serve``: put the pipeline between the receivers and the forwarder; start and stop."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+
+from otelkv.config import Config
+from otelkv.forward import Forwarder
+from otelkv.forward.targets import make_forwarder
+from otelkv.kubevirt import MigrationTracker
+from otelkv.otlp.enrich import EnrichOptions
+from otelkv.pipeline import DeliveredKeys, Health, Pipeline, Settings
+from otelkv.receive.grpc_server import GrpcReceiver
+from otelkv.receive.http_server import HttpReceiver
+from otelkv.telemetry import Telemetry
+
+log = logging.getLogger(__name__)
+
+
+class Service:
+    """One otelkv process: binds at construction (fail fast), serves after :meth:`start`."""
+
+    def __init__(self, config: Config, *, forwarder: Forwarder | None = None) -> None:
+        self.config = config
+        enrich = config.enrich
+        self.telemetry = Telemetry(otlp_endpoint=config.metrics_otlp_endpoint)
+        self.pipeline = Pipeline(
+            forwarder or make_forwarder(config.forward, max_message_bytes=config.max_message_bytes),
+            MigrationTracker(max_entries=enrich.max_migrations, ttl=timedelta(seconds=enrich.migration_ttl_seconds)),
+            DeliveredKeys(enrich.dedup_window),
+            telemetry=self.telemetry,
+            health=Health(config.unready_after_failing_seconds),
+            settings=Settings(
+                EnrichOptions(frozenset(enrich.kinds), enrich.service_name, enrich.drop_others),
+                config.forward.timeout,
+                config.max_message_bytes,
+            ),
+        )
+        self._grpc = GrpcReceiver(self.pipeline, config.grpc_listen, max_message_bytes=config.max_message_bytes)
+        self._http = HttpReceiver(self.pipeline, self.telemetry, config.http_listen)
+        self.grpc_port = self._grpc.port
+        self.http_port = self._http.port
+        self._stopped = threading.Event()
+        self._stop_lock = threading.Lock()
+        self._started = False
+
+    def start(self) -> None:
+        """Serve gRPC and HTTP."""
+        self._grpc.start()
+        self._http.start()
+        self._started = True
+        log.info("otelkv serving", extra={"grpc_port": self.grpc_port, "http_port": self.http_port,
+                                          "forward": self.pipeline.forwarder.target})  # fmt: skip
+
+    def stop(self, grace: float | None = None) -> None:
+        """Readiness false, refuse new requests, finish in-flight ones within the grace period.
+
+        Safe to call twice, and before :meth:`start`.
+        """
+        with self._stop_lock:
+            if self._stopped.is_set():
+                return
+            grace = self.config.shutdown_grace_seconds if grace is None else grace
+            self.pipeline.health.draining = True
+            self._grpc.drain()
+            log.info("otelkv draining", extra={"grace_seconds": grace})
+            self._grpc.stop(grace)
+            self._http.stop(grace)
+            self.pipeline.forwarder.close()
+            self.telemetry.shutdown()
+            self._stopped.set()
+            log.info("otelkv stopped")
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until stopped; True if it stopped."""
+        return self._stopped.wait(timeout)
