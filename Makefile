@@ -4,13 +4,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-long lint docs clean
+.PHONY: demo test test-long lint bench docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
+
+## demo: otelkv serve on the embedded default (stdout), fed the recorded example stream
+demo: $(STAMP)
+	$(BIN)/python examples/demo.py
 
 ## test: lint, type-check and run every test (deterministic Hypothesis profile)
 test: $(STAMP) lint
@@ -21,9 +25,13 @@ test-long: $(STAMP)
 	HYPOTHESIS_PROFILE=long $(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check otelkv tests
-	$(BIN)/ruff format --check otelkv tests
-	$(BIN)/mypy otelkv tests
+	$(BIN)/ruff check otelkv tests bench examples
+	$(BIN)/ruff format --check otelkv tests bench examples
+	$(BIN)/mypy otelkv tests bench examples
+
+## bench: throughput, CPU and memory side by side (figures go to docs/performance.md)
+bench: $(STAMP)
+	$(BIN)/python bench/bench.py
 
 ## docs: regenerate the generated parts of docs/ from the code
 docs: $(STAMP)

@@ -38,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("file", help="kubectl get events -o json output, or JSON lines ('-' for stdin)")
     rep.add_argument("--to", required=True, metavar="HOST:PORT", help="otelkv's OTLP/gRPC address")
     rep.add_argument("--batch", type=int, default=100, help="events a request (default 100)")
+    rep.add_argument("--timeout", type=float, default=10.0, help="seconds for each request (default 10)")
 
     mig = commands.add_parser("migrations", help="print the migrations in recorded events")
     mig.add_argument("file", nargs="?", default="-", help="kubectl get events -A -o json output (default stdin)")
@@ -81,7 +82,7 @@ def _replay(args: argparse.Namespace) -> int:
 
     with _open(args.file) as stream:
         events = in_time_order(read_events(stream, args.file))
-    result = replay(events, args.to, batch=args.batch)
+    result = replay(events, args.to, batch=args.batch, timeout=args.timeout)
     print(f"sent {result.sent} events in {result.requests} requests to {args.to}; rejected {result.rejected}")
     return 0 if result.rejected == 0 else 1
 

@@ -70,7 +70,7 @@ class EnrichConfig:
     drop_others: bool = False
     #: Migrations the tracker remembers, and for how long without an event (event time).
     max_migrations: int = 10_000
-    migration_ttl_seconds: float = 6 * 3600
+    migration_ttl_seconds: float = 6 * 3600.0
     #: Delivered (uid, count) keys remembered to drop exact duplicates.
     dedup_window: int = 50_000
 

@@ -115,6 +115,10 @@ class Pipeline:
         except Exception as error:  # protobuf raises DecodeError and, for deep nesting, others
             raise BadRequest(f"malformed ExportLogsServiceRequest: {error}") from error
 
+    def invalid(self) -> None:
+        """Count a request refused as bad (malformed, too large, wrong type)."""
+        self._telemetry.bad_requests.add(1)
+
     def export(self, request: ExportLogsServiceRequest) -> Delivery:
         """Enrich and forward ``request``; raises :class:`Retryable` when the target cannot take it."""
         with self._lock:

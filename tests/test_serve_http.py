@@ -144,7 +144,8 @@ def test_metrics_count_what_happened(sink: LokiSink, service: Service) -> None:
     post(service, body)
     post(service, body)  # all duplicates now
     sink.script.append(Scripted(503))
-    post(service, next(batches(events()[:1], 1)).SerializeToString(), encoding=None, **{})
+    bumped = {**events()[0], "count": 99}  # a new occurrence of the event: not a duplicate
+    assert post(service, next(batches([bumped], 1)).SerializeToString(), encoding=None).status == 503
     text = HTTP.request("GET", url(service, "/metrics")).data.decode()
     n = len(events())
 
@@ -153,9 +154,13 @@ def test_metrics_count_what_happened(sink: LokiSink, service: Service) -> None:
         return float(line.rsplit(" ", 1)[1])
 
     assert value("otelkv_records_received_total") == 2 * n + 1
-    assert value("otelkv_records_enriched_total") == n - 2
-    assert value("otelkv_records_duplicates_total") == n + 1
+    assert value("otelkv_records_enriched_total") == n - 2 + 1  # the Pod and Node events are not
+    assert value("otelkv_records_duplicates_total") == n
     assert value("otelkv_records_forwarded_total") == n
+    assert value("otelkv_records_failed_total") == 1
+    post(service, b"garbage", "text/plain")
+    text = HTTP.request("GET", url(service, "/metrics")).data.decode()
+    assert value("otelkv_requests_invalid_total") == 1
     assert "otelkv_forward_duration_seconds_bucket" in text
 
 

@@ -90,7 +90,7 @@ class HttpForwarder:
     def _post(self, request: ExportLogsServiceRequest, timeout: float) -> tuple[int, Delivery]:
         body = request.SerializeToString()
         if self._compression:
-            body = gzip.compress(body, compresslevel=5)
+            body = gzip.compress(body, compresslevel=1)  # CPU over bytes: ~3x faster than 6
         try:
             response = self._pool.request(
                 "POST", self._url, body=body, headers=self._headers, timeout=urllib3.Timeout(total=timeout)

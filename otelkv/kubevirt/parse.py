@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Final
 
 from .model import VM, VMI, VMIM, MigrationEvent
@@ -149,8 +150,13 @@ def _timestamp(value: datetime | str | None) -> datetime | None:
     raise TypeError(f"timestamp must be a datetime, an RFC 3339 str or None, got {type(value).__name__}")
 
 
+@lru_cache(maxsize=4096)
 def _find_any(reason: str, event_type: str | None, kind: str | None, text: str) -> _Found | None:
-    """Read ``text`` as it is, then without trailing white space, then without Go artifacts."""
+    """Read ``text`` as it is, then without trailing white space, then without Go artifacts.
+
+    A pure function of its arguments over an immutable table: cached, as the same messages
+    come again and again ("VirtualMachineInstance is migrating.", counted repeats).
+    """
     found = _find(reason, event_type, kind, text)
     for variant in (text.rstrip(), _EXTRA.sub("", text).rstrip()):
         if found is not None and found.complete:

@@ -22,7 +22,28 @@ def value_of(value: AnyValue) -> Any:
 
 def to_dict(attributes: Iterable[KeyValue]) -> dict[str, Any]:
     """Attributes as a dict (the last of repeated keys wins, as the collector's pdata does)."""
-    return {kv.key: value_of(kv.value) for kv in attributes}
+    out: dict[str, Any] = {}
+    for kv in attributes:
+        value = kv.value
+        kind = value.WhichOneof("value")
+        # Strings and ints are nearly all an event holds: read them without the generic walk.
+        if kind == "string_value":
+            out[kv.key] = value.string_value
+        elif kind == "int_value":
+            out[kv.key] = value.int_value
+        else:
+            out[kv.key] = value_of(value)
+    return out
+
+
+def new_values(items: Iterable[tuple[str, str | float]]) -> list[KeyValue]:
+    """``KeyValue`` messages for string and double values."""
+    return [
+        KeyValue(key=key, value=AnyValue(string_value=value))
+        if isinstance(value, str)
+        else KeyValue(key=key, value=AnyValue(double_value=value))
+        for key, value in items
+    ]
 
 
 def get_str(attributes: Iterable[KeyValue], key: str) -> str | None:

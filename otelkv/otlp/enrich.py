@@ -27,7 +27,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeL
 
 from otelkv.kubevirt import MigrationEvent, MigrationTracker, parse_k8s_event
 
-from .attributes import get_str, set_value, to_dict, value_of
+from .attributes import get_str, new_values, set_value, to_dict, value_of
 
 SERVICE_NAME: Final = "service.name"
 NAMESPACE: Final = "k8s.namespace.name"
@@ -108,7 +108,7 @@ def enrich(
                 if group not in scopes:
                     out = groups.get(group)
                     if out is None:
-                        out = groups[group] = _resource_for(resource_logs, event, options)
+                        out = groups[group] = _resource_for(result.request, resource_logs, event, options)
                     scopes[group] = _scope_like(out, scope_logs)
                 copy = scopes[group].log_records.add()
                 copy.CopyFrom(record)
@@ -117,7 +117,6 @@ def enrich(
                 else:
                     _annotate(copy, event)
                     result.enriched += 1
-        result.request.resource_logs.extend(g for g in groups.values() if any(s.log_records for s in g.scope_logs))
     return result
 
 
@@ -169,8 +168,12 @@ def _event_view(resource: dict[str, Any], record: LogRecord, kinds: frozenset[st
     return event
 
 
-def _resource_for(source: ResourceLogs, event: MigrationEvent | None, options: EnrichOptions) -> ResourceLogs:
-    out = ResourceLogs(schema_url=source.schema_url)
+def _resource_for(
+    request: ExportLogsServiceRequest, source: ResourceLogs, event: MigrationEvent | None, options: EnrichOptions
+) -> ResourceLogs:
+    """A new ResourceLogs in ``request``, made when its first record arrives (never empty)."""
+    out = request.resource_logs.add()
+    out.schema_url = source.schema_url
     out.resource.CopyFrom(source.resource)
     if event is not None:
         set_value(out.resource.attributes, SERVICE_NAME, options.service_name)
@@ -187,7 +190,10 @@ def _scope_like(out: ResourceLogs, source: ScopeLogs) -> ScopeLogs:
 
 
 def _annotate(record: LogRecord, event: MigrationEvent) -> None:
-    for attribute, name in ATTRIBUTES.items():
-        value = getattr(event, name)
-        if value is not None and value != "":
+    facts = [(attribute, value) for attribute, name in ATTRIBUTES.items() if (value := getattr(event, name)) not in
+             (None, "")]  # fmt: skip
+    if any(kv.key in ATTRIBUTES for kv in record.attributes):  # enriched before: replace in place
+        for attribute, value in facts:
             set_value(record.attributes, attribute, value)
+    else:
+        record.attributes.extend(new_values(facts))

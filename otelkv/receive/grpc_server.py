@@ -47,7 +47,9 @@ class LogsHandler:
             request = self._pipeline.decode(payload)
             delivery = self._pipeline.export(request)
         except Exception as error:
-            if not isinstance(error, BadRequest):
+            if isinstance(error, BadRequest):
+                self._pipeline.invalid()
+            else:
                 log.debug("export failed: %s", error)
             _abort(context, error)
             raise  # unreachable: abort raises

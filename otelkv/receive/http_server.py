@@ -153,6 +153,8 @@ class _Handler(BaseHTTPRequestHandler):
         return self.server.receiver.pipeline.decode(body)
 
     def _fail(self, error: BaseException, encoding: str) -> None:
+        if isinstance(error, BadRequest):
+            self.server.receiver.pipeline.invalid()
         if isinstance(error, _Unsupported):
             status, message, retry = 415, str(error), None
         else:

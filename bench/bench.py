@@ -1,0 +1,175 @@
+"""otelkv's benchmark: throughput, CPU and memory, measured side by side in one run.
+
+    .venv/bin/python bench/bench.py [--records 20000] [--rate 10000] [--seconds 10]
+
+On the same batches of k8s_events-shaped records (the example stream, made into many distinct
+VMs), it prints:
+
+1. records/s for bare protobuf decode + encode (the floor), decode + enrich + encode, and end
+   to end (OTLP/gRPC into ``otelkv serve`` in its own process → OTLP/HTTP out to a local sink);
+2. the enrichment/floor ratio (target: at most 3x);
+3. at a steady ``--rate`` records/s for ``--seconds``: otelkv's CPU (% of one core, from
+   /proc), CPU seconds per 10,000 records and peak RSS (VmHWM) — targets 30% and 120 MiB.
+
+Figures are only comparable within one run: the machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import grpc
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from otelkv.eventfile import in_time_order  # noqa: E402
+from otelkv.kubevirt import MigrationTracker  # noqa: E402
+from otelkv.otlp.enrich import EnrichOptions, enrich  # noqa: E402
+from otelkv.replay import batches  # noqa: E402
+
+BATCH = 1000  # the collector-config's send_batch_max_size
+
+
+def make_events(count: int, offset: int = 0) -> list[dict[str, Any]]:
+    """``count`` KubeVirt events: the example stream's, copied onto many distinct VMs."""
+    base = [e for e in json.loads((ROOT / "examples" / "kubevirt-events.json").read_text())["items"]
+            if e["involvedObject"]["kind"].startswith("VirtualMachineInstance")]  # fmt: skip
+    vms = {e["involvedObject"]["name"] for e in base if e["involvedObject"]["kind"] == "VirtualMachineInstance"}
+    uids = {e["involvedObject"]["uid"] for e in base if e["involvedObject"]["kind"].endswith("Migration")}
+    out = []
+    for i in range(offset, offset + count // len(base) + 1):
+        for event in base:
+            e = copy.deepcopy(event)
+            e["metadata"]["uid"] = f"{e['metadata']['uid']}-{i}"
+            e["involvedObject"]["name"] = f"{e['involvedObject']['name']}-{i}"
+            e["involvedObject"]["uid"] = f"{e['involvedObject']['uid']}-{i}"
+            for vm in vms:
+                e["message"] = e["message"].replace(f"virt-launcher-{vm}-", f"virt-launcher-{vm}-{i}-")
+            for uid in uids:
+                e["message"] = e["message"].replace(f"uid {uid} ", f"uid {uid}-{i} ")
+            out.append(e)
+    return in_time_order(out)[:count]
+
+
+def rate(fn: Any, payloads: list[bytes], records: int, repeat: int = 3) -> float:
+    """Best records/s of ``repeat`` runs of ``fn`` over every payload."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for payload in payloads:
+            fn(payload)
+        best = min(best, time.perf_counter() - start)
+    return records / best
+
+
+class _Sink(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(204)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def proc(pid: int) -> tuple[float, int]:
+    """CPU seconds (user + system) and peak RSS bytes of process ``pid``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    hwm = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmHWM"))
+    return cpu, int(hwm.split()[1]) * 1024
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--rate", type=int, default=10_000, help="records/s for the steady-load part")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+
+    events = make_events(args.records)
+    requests = list(batches(events, BATCH))
+    payloads = [r.SerializeToString() for r in requests]
+    n = len(events)
+    print(f"{n} k8s_events-shaped KubeVirt records in {len(payloads)} requests of {BATCH}, "
+          f"{sum(map(len, payloads)) / n:.0f} bytes/record on the wire")  # fmt: skip
+
+    floor = rate(lambda p: ExportLogsServiceRequest.FromString(p).SerializeToString(), payloads, n)
+
+    def enriched(payload: bytes) -> bytes:
+        request = ExportLogsServiceRequest.FromString(payload)
+        return enrich(request, tracker, EnrichOptions(), delivered.__contains__).request.SerializeToString()
+
+    tracker, delivered = MigrationTracker(), set[Any]()
+    enrich_rate = rate(enriched, payloads, n, repeat=1)  # once: the tracker must see each event once
+    print(f"decode+encode (floor)   {floor:>10,.0f} records/s")
+    print(f"decode+enrich+encode    {enrich_rate:>10,.0f} records/s   {floor / enrich_rate:.2f}x the floor")
+
+    sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "otelkv", "serve", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+         "--forward", f"http://127.0.0.1:{sink.server_address[1]}/otlp"],
+        stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        port = _wait_for_port(serve, env)
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = LogsServiceStub(channel)
+            fresh = list(batches(make_events(n, offset=10**6), BATCH))
+            start = time.perf_counter()
+            for request in fresh:
+                stub.Export(request, timeout=30, compression=grpc.Compression.Gzip)
+            e2e = n / (time.perf_counter() - start)
+            print(f"end to end (gRPC→HTTP)  {e2e:>10,.0f} records/s   {floor / e2e:.2f}x the floor")
+
+            steady = list(
+                batches(make_events(int(args.rate * args.seconds), offset=2 * 10**6), max(1, args.rate // 10))
+            )
+            cpu0, _ = proc(serve.pid)
+            start = time.perf_counter()
+            for i, request in enumerate(steady):  # 10 requests a second, paced
+                time.sleep(max(0.0, start + i / 10 - time.perf_counter()))
+                stub.Export(request, timeout=30, compression=grpc.Compression.Gzip)
+            wall = time.perf_counter() - start
+            cpu1, hwm = proc(serve.pid)
+        sent = sum(len(r.resource_logs) for r in steady)
+        print(f"steady {sent / wall:,.0f} records/s for {wall:.1f}s: otelkv CPU {100 * (cpu1 - cpu0) / wall:.1f}% "
+              f"of one core, {10_000 * (cpu1 - cpu0) / sent:.3f} CPU s per 10,000 records, "
+              f"peak RSS {hwm / 2**20:.0f} MiB")  # fmt: skip
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(30)
+        sink.shutdown()
+    return 0
+
+
+def _wait_for_port(serve: subprocess.Popen[str], env: dict[str, str]) -> int:
+    assert serve.stderr is not None
+    for line in serve.stderr:
+        if '"otelkv serving"' in line:
+            return int(json.loads(line)["grpc_port"])
+    raise SystemExit("otelkv serve did not start")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

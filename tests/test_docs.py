@@ -1,0 +1,81 @@
+"""The docs are part of the product: their tables match the code, their snippets load."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from otelkv import config
+from otelkv.otlp.enrich import ATTRIBUTES
+from tests.conftest import ROOT
+
+DOCS = ROOT / "docs"
+
+
+def yaml_blocks(path: Path) -> list[str]:
+    return re.findall(r"```yaml\n(.*?)```", path.read_text(), re.S)
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def test_configuration_table_lists_every_key_with_its_default() -> None:
+    text = (DOCS / "configuration.md").read_text()
+    rows = dict(re.findall(r"^\| `([a-z_.]+)` \| (.+?) \|", text, re.M))
+    defaults = flatten(config.to_dict(config.Config()))
+    documented = {k: v for k, v in rows.items() if not k.startswith("OTELKV")}
+    assert set(documented) == set(defaults)
+    for key, cell in documented.items():
+        value = defaults[key]
+        if value is None:
+            assert cell == "*(none)*", key
+        elif isinstance(value, list):
+            assert cell == f"`[{', '.join(value)}]`", key
+        else:
+            shown = {True: "true", False: "false"}.get(value, value) if isinstance(value, bool) else value
+            assert cell == f"`{shown}`", key
+
+
+def test_configuration_environment_table_matches_the_code() -> None:
+    text = (DOCS / "configuration.md").read_text()
+    rows = dict(re.findall(r"^\| `(OTELKV_[A-Z_]+)` \| `?([a-z_.]+)`? \|", text, re.M))
+    assert rows == dict(config.ENVIRONMENT)
+    assert f"| `{config.CONFIG_FILE_ENV}` |" in text
+
+
+@pytest.mark.parametrize("index", range(len(yaml_blocks(DOCS / "configuration.md"))))
+def test_configuration_examples_load(index: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    block = yaml_blocks(DOCS / "configuration.md")[index]
+    data = yaml.safe_load(block)
+    for key in ("ca_file", "bearer_token_file", "password_file"):  # stand in for mounted Secrets
+        for section in ("auth", "tls"):
+            if key in data.get("forward", {}).get(section, {}):
+                stand_in = tmp_path / key
+                stand_in.write_text("x")
+                data["forward"][section][key] = str(stand_in)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert config.load(path, environ={}).forward.endpoint != "stdout"
+
+
+def test_serve_doc_lists_every_attribute_otelkv_sets() -> None:
+    text = (DOCS / "serve.md").read_text()
+    for attribute in ATTRIBUTES:
+        base = attribute.rsplit(".", 1)[0] if attribute.endswith(".uid") else attribute
+        assert f"`{base}" in text, attribute
+
+
+def test_readme_names_the_two_setup_commands() -> None:
+    text = (ROOT / "README.md").read_text()
+    assert "make demo" in text and "make test" in text
