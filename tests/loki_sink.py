@@ -31,6 +31,7 @@ import gzip
 import json
 import re
 import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -80,7 +81,8 @@ class Scripted:
 class LokiSink:
     """Start with :meth:`start`; ``url`` is the OTLP base (``…/otlp``) otelkv forwards to."""
 
-    def __init__(self, *, auth_enabled: bool = True, max_body_bytes: int = 4 * 1024 * 1024) -> None:
+    def __init__(self, *, auth_enabled: bool = True, max_body_bytes: int = 4 * 1024 * 1024,
+                 tls: ssl.SSLContext | None = None) -> None:  # fmt: skip
         self.auth_enabled = auth_enabled
         self.max_body_bytes = max_body_bytes
         self.entries: list[Entry] = []
@@ -118,8 +120,10 @@ class LokiSink:
 
         self._connections = connections
         self._server = Server(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self.port = self._server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}/otlp"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}/otlp"
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
     def start(self) -> LokiSink:

@@ -11,6 +11,7 @@ bodies over 4 MiB.
 from __future__ import annotations
 
 import gzip
+import logging
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -22,12 +23,14 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
 )
-from urllib3.exceptions import HTTPError
+from urllib3.exceptions import HTTPError, InsecureRequestWarning
 
 from otelkv import __version__
 from otelkv.errors import Retryable
 
 from . import Delivery, count_records
+
+log = logging.getLogger(__name__)
 
 CONTENT_TYPE: Final = "application/x-protobuf"
 _RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
@@ -56,6 +59,10 @@ class HttpForwarder:
             self._headers["Content-Encoding"] = "gzip"
         self._compression = compression
         verify = self._url.startswith("https://") and not insecure_skip_verify
+        if self._url.startswith("https://") and insecure_skip_verify:
+            # Said once here, not as urllib3's warning on every request.
+            log.warning("forward.tls.insecure_skip_verify: the certificate of %s is not verified", self._url)
+            urllib3.disable_warnings(InsecureRequestWarning)
         self._pool = urllib3.PoolManager(
             num_pools=2,
             maxsize=pool_size,

@@ -200,14 +200,8 @@ class MigrationTracker:
             self._adopt_vm(record)
         elif record.vm and (ns, record.vm) not in self._by_vm:
             self._by_vm[(ns, record.vm)] = record
-        if event.source_node and record.source is None and event.source_node != record.target:
-            record.source = event.source_node
-        if event.target_node and record.target is None and event.target_node != record.source:
-            record.target = event.target_node
-        record.pod = record.pod or event.target_pod
-        record.failure = record.failure or event.failure_reason
-        if event.phase is not None and (record.phase not in TERMINAL_PHASES or event.phase in TERMINAL_PHASES):
-            record.phase = event.phase
+        _absorb(record, source=event.source_node, target=event.target_node, pod=event.target_pod,
+                failure=event.failure_reason, phase=event.phase)  # fmt: skip
         stamp = event.timestamp
         if stamp is not None:
             record.first_seen = min(record.first_seen or stamp, stamp)
@@ -264,16 +258,23 @@ def _compatible(a: _Record, b: _Record) -> bool:
     return all(x is None or y is None or x == y for x, y in pairs) and (source is None or source != target)
 
 
+def _absorb(
+    into: _Record, *, source: str | None, target: str | None, pod: str | None, failure: str | None, phase: str | None
+) -> None:
+    """Take facts ``into`` doesn't have yet; never the same node twice; a terminal phase stays."""
+    if source and into.source is None and source != into.target:
+        into.source = source
+    if target and into.target is None and target != into.source:
+        into.target = target
+    into.pod = into.pod or pod
+    into.failure = into.failure or failure
+    if phase is not None and (into.phase not in TERMINAL_PHASES or phase in TERMINAL_PHASES):
+        into.phase = phase
+
+
 def _merge(*, into: _Record, other: _Record) -> None:
     into.uid = into.uid or other.uid
-    if other.source and into.source is None and other.source != into.target:
-        into.source = other.source
-    if other.target and into.target is None and other.target != into.source:
-        into.target = other.target
-    into.pod = into.pod or other.pod
-    into.failure = into.failure or other.failure
-    if into.phase is None or (other.phase in TERMINAL_PHASES and into.phase not in TERMINAL_PHASES):
-        into.phase = other.phase
+    _absorb(into, source=other.source, target=other.target, pod=other.pod, failure=other.failure, phase=other.phase)
     firsts = [t for t in (into.first_seen, other.first_seen) if t is not None]
     into.first_seen = min(firsts, default=None)
     ends = [t for t in (into.terminal_at, other.terminal_at) if t is not None]
