@@ -72,7 +72,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    cfg = config.load(args.file, environ={})
+    cfg = config.load(args.file)  # with the environment, as serve would see it
     print(yaml.safe_dump(config.to_dict(cfg), sort_keys=False), end="")
     return 0
 

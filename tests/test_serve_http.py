@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
 import time
 
 import pytest
@@ -167,3 +168,14 @@ def test_metrics_count_what_happened(sink: LokiSink, service: Service) -> None:
 def test_unknown_paths_are_404(service: Service) -> None:
     assert HTTP.request("GET", url(service, "/nope")).status == 404
     assert HTTP.request("POST", url(service, "/v1/traces"), body=b"").status == 404
+
+
+def test_garbage_and_cut_connections_do_not_stop_the_server(service: Service) -> None:
+    for payload in (
+        b"\x00\xff\xfe not http at all\r\n\r\n",
+        b"POST /v1/logs HTTP/1.1\r\nContent-Type: application/x-protobuf\r\nContent-Length: 100000\r\n\r\nabc",
+    ):
+        with socket.create_connection(("127.0.0.1", service.http_port), timeout=5) as raw:
+            raw.sendall(payload)  # and hang up before the body is complete
+    assert HTTP.request("GET", url(service, "/healthz")).status == 200
+    assert post(service, first_request()).status == 200

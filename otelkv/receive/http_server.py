@@ -214,6 +214,10 @@ class _Server(ThreadingHTTPServer):
         with self._connections_lock:
             self._connections.pop(connection, None)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection that failed (e.g. the client went away): logged, never fatal."""
+        log.debug("http connection from %s failed", client_address, exc_info=True)
+
     def close_idle(self) -> None:
         """End connections waiting for a next request; busy ones close after their answer."""
         with self._connections_lock:
