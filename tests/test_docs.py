@@ -79,3 +79,9 @@ def test_serve_doc_lists_every_attribute_otelkv_sets() -> None:
 def test_readme_names_the_two_setup_commands() -> None:
     text = (ROOT / "README.md").read_text()
     assert "make demo" in text and "make test" in text
+
+
+@pytest.mark.parametrize("path", sorted(DOCS.glob("*.md")), ids=lambda p: p.name)
+def test_every_yaml_snippet_in_the_docs_parses(path: Path) -> None:
+    for block in yaml_blocks(path):
+        assert isinstance(yaml.safe_load(block), dict), block[:80]

