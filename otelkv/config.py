@@ -76,6 +76,38 @@ class EnrichConfig:
 
 
 @dataclass
+class RetryConfig:
+    """Backoff between attempts to forward one batch (queue mode), and when to give up on it."""
+
+    initial_interval: float = 1.0
+    max_interval: float = 30.0
+    multiplier: float = 1.5
+    #: Each wait is drawn from [wait x (1 - jitter), wait x (1 + jitter)].
+    jitter: float = 0.5
+    #: After this long a batch is dead-lettered rather than retried forever.
+    max_elapsed: float = 3600.0
+
+
+@dataclass
+class DeliveryConfig:
+    """When the collector is told "accepted", and what otelkv holds meanwhile."""
+
+    #: ``sync``: only after the target accepted. ``queue``: once written to the on-disk queue.
+    mode: str = "sync"
+    #: The SQLite file of the queue and of dead letters. Required in queue mode; in sync mode,
+    #: when set, batches the target refuses for good are kept there as dead letters.
+    store_path: str | None = None
+    #: ``durable``: fsync every commit (SQLite synchronous=FULL); ``normal``: WAL checkpoints only.
+    fsync: str = "durable"
+    queue_max_bytes: int = 256 * MiB
+    queue_max_records: int = 1_000_000
+    dead_letter_max_entries: int = 10_000
+    #: Request bytes being received and processed at once; beyond it, UNAVAILABLE / 503.
+    max_inflight_bytes: int = 64 * MiB
+    retry: RetryConfig = field(default_factory=RetryConfig)
+
+
+@dataclass
 class Config:
     """Everything ``otelkv serve`` needs."""
 
@@ -93,6 +125,7 @@ class Config:
     metrics_otlp_endpoint: str | None = None
     forward: ForwardConfig = field(default_factory=ForwardConfig)
     enrich: EnrichConfig = field(default_factory=EnrichConfig)
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first wrong key."""
@@ -113,6 +146,30 @@ class Config:
             raise ConfigError("enrich.service_name: must not be empty")
         for key in ("max_migrations", "migration_ttl_seconds", "dedup_window"):
             _positive(f"enrich.{key}", getattr(enrich, key))
+        self._validate_delivery()
+
+    def _validate_delivery(self) -> None:
+        d = self.delivery
+        if d.mode not in ("sync", "queue"):
+            raise ConfigError(f"delivery.mode: must be sync or queue, got {d.mode!r}")
+        if d.fsync not in ("durable", "normal"):
+            raise ConfigError(f"delivery.fsync: must be durable or normal, got {d.fsync!r}")
+        if d.mode == "queue" and not d.store_path:
+            raise ConfigError("delivery.store_path: queue mode needs a file for its queue (on a volume)")
+        for key in ("queue_max_bytes", "queue_max_records", "dead_letter_max_entries", "max_inflight_bytes"):
+            _positive(f"delivery.{key}", getattr(d, key))
+        if d.max_inflight_bytes < self.max_message_bytes:
+            raise ConfigError(
+                f"delivery.max_inflight_bytes: must be at least max_message_bytes ({self.max_message_bytes}), "
+                f"got {d.max_inflight_bytes}"
+            )
+        r = d.retry
+        for key in ("initial_interval", "max_interval", "max_elapsed"):
+            _positive(f"delivery.retry.{key}", getattr(r, key))
+        if r.multiplier < 1:
+            raise ConfigError(f"delivery.retry.multiplier: must be at least 1, got {r.multiplier!r}")
+        if not 0 <= r.jitter < 1:
+            raise ConfigError(f"delivery.retry.jitter: must be in [0, 1), got {r.jitter!r}")
 
     def _validate_forward(self) -> None:
         f = self.forward

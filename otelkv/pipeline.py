@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -13,7 +14,8 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from otelkv.errors import BadRequest, Retryable
 from otelkv.forward import Delivery, Forwarder
 from otelkv.kubevirt import MigrationTracker
-from otelkv.otlp.enrich import EnrichOptions, enrich
+from otelkv.otlp.enrich import EnrichOptions, EnrichResult, enrich
+from otelkv.store import Store
 from otelkv.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -39,11 +41,37 @@ class DeliveredKeys:
             del self._keys[next(iter(self._keys))]
 
 
-class Health:
-    """Readiness: false while draining, or while the target has failed for ``unready_after`` s."""
+class InflightBytes:
+    """A cap on request bytes held at once: beyond it, requests are refused, never queued in memory."""
 
-    def __init__(self, unready_after: float) -> None:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self.peak = 0
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def admit(self, size: int) -> Iterator[None]:
+        """Hold ``size`` bytes for the block; :class:`Retryable` when that would pass the cap."""
+        with self._lock:
+            if self.held + size > self.limit:
+                raise Retryable(f"otelkv is busy: {self.held} request bytes in flight, limit {self.limit}")
+            self.held += size
+            self.peak = max(self.peak, self.held)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.held -= size
+
+
+class Health:
+    """Readiness: false while draining, while the queue is full, or while the target has failed
+    for ``unready_after`` s."""
+
+    def __init__(self, unready_after: float, *, full: Callable[[], bool] | None = None) -> None:
         self._unready_after = unready_after
+        self._full = full
         self._lock = threading.Lock()
         self.draining = False
         self._failing_since: float | None = None
@@ -69,6 +97,8 @@ class Health:
         """
         if self.draining:
             return False, "draining"
+        if self._full is not None and self._full():
+            return False, "queue full"
         now = time.monotonic()
         with self._lock:
             since = self._failing_since
@@ -88,13 +118,20 @@ class Settings:
     options: EnrichOptions
     timeout: float
     max_message_bytes: int
+    #: queue mode: acknowledge once the batch is in the store (the sender forwards it later).
+    queue: bool = False
 
 
 class Pipeline:
     """Enriches and forwards one request at a time per caller; shared state behind one lock."""
 
     def __init__(self, forwarder: Forwarder, tracker: MigrationTracker, delivered: DeliveredKeys, *,
-                 telemetry: Telemetry, health: Health, settings: Settings) -> None:  # fmt: skip
+                 telemetry: Telemetry, health: Health, settings: Settings, store: Store | None = None,
+                 inflight: InflightBytes | None = None) -> None:  # fmt: skip
+        if settings.queue and store is None:
+            raise ValueError("queue mode needs a store")
+        self.store = store
+        self.inflight = inflight or InflightBytes(2**62)
         self.forwarder = forwarder
         self._tracker = tracker
         self._delivered = delivered
@@ -130,6 +167,8 @@ class Pipeline:
         t.dropped.add(result.dropped_others)
         if result.forwarded == 0:
             return Delivery()
+        if self.settings.queue:
+            return self._enqueue(result)
         start = time.perf_counter()
         try:
             delivery = self.forwarder.send(result.request, timeout=self.settings.timeout)
@@ -153,4 +192,16 @@ class Pipeline:
             t.rejected.add(delivery.rejected)
             log.warning("target %s refused %d records: %s", self.forwarder.target, delivery.rejected,
                         delivery.message)  # fmt: skip
+        if self.store is not None and delivery.rejected >= result.forwarded:  # refused whole: keep it
+            self.store.dead_letter(result.request.SerializeToString(), result.forwarded, delivery.message)
+            t.dead_letters.add(result.forwarded)
         return delivery
+
+    def _enqueue(self, result: EnrichResult) -> Delivery:
+        """Queue mode: persist the enriched batch; acknowledged once it is in the store."""
+        assert self.store is not None
+        self.store.put(result.request.SerializeToString(), result.forwarded)  # QueueFull: backpressure
+        with self._lock:
+            for key in result.keys:
+                self._delivered.add(key)
+        return Delivery()

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import timedelta
 
 from otelkv.config import Config
+from otelkv.delivery import QueueSender
 from otelkv.forward import Forwarder
 from otelkv.forward.targets import make_forwarder
 from otelkv.kubevirt import MigrationTracker
 from otelkv.otlp.enrich import EnrichOptions
-from otelkv.pipeline import DeliveredKeys, Health, Pipeline, Settings
+from otelkv.pipeline import DeliveredKeys, Health, InflightBytes, Pipeline, Settings
 from otelkv.receive.grpc_server import GrpcReceiver
 from otelkv.receive.http_server import HttpReceiver
+from otelkv.store import Store
 from otelkv.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -24,20 +27,37 @@ class Service:
 
     def __init__(self, config: Config, *, forwarder: Forwarder | None = None) -> None:
         self.config = config
-        enrich = config.enrich
+        enrich, delivery = config.enrich, config.delivery
         self.telemetry = Telemetry(otlp_endpoint=config.metrics_otlp_endpoint)
+        self.store = None
+        if delivery.store_path:
+            self.store = Store(delivery.store_path, max_bytes=delivery.queue_max_bytes,
+                               max_records=delivery.queue_max_records,
+                               max_dead_letters=delivery.dead_letter_max_entries,
+                               durable=delivery.fsync == "durable")  # fmt: skip
+            self.telemetry.observe_queue(self.store)
+        queue = delivery.mode == "queue"
+        health = Health(config.unready_after_failing_seconds, full=self.store.full if queue and self.store else None)
+        forward = forwarder or make_forwarder(config.forward, max_message_bytes=config.max_message_bytes)
         self.pipeline = Pipeline(
-            forwarder or make_forwarder(config.forward, max_message_bytes=config.max_message_bytes),
+            forward,
             MigrationTracker(max_entries=enrich.max_migrations, ttl=timedelta(seconds=enrich.migration_ttl_seconds)),
             DeliveredKeys(enrich.dedup_window),
             telemetry=self.telemetry,
-            health=Health(config.unready_after_failing_seconds),
+            health=health,
             settings=Settings(
                 EnrichOptions(frozenset(enrich.kinds), enrich.service_name, enrich.drop_others),
                 config.forward.timeout,
                 config.max_message_bytes,
+                queue=queue,
             ),
+            store=self.store,
+            inflight=InflightBytes(delivery.max_inflight_bytes),
         )
+        self.sender = None
+        if queue and self.store is not None:
+            self.sender = QueueSender(self.store, forward, retry=delivery.retry, timeout=config.forward.timeout,
+                                      telemetry=self.telemetry, health=health)  # fmt: skip
         self._grpc = GrpcReceiver(self.pipeline, config.grpc_listen, max_message_bytes=config.max_message_bytes)
         self._http = HttpReceiver(self.pipeline, self.telemetry, config.http_listen)
         self.grpc_port = self._grpc.port
@@ -48,6 +68,8 @@ class Service:
 
     def start(self) -> None:
         """Serve gRPC and HTTP."""
+        if self.sender is not None:
+            self.sender.start()
         self._grpc.start()
         self._http.start()
         self._started = True
@@ -66,8 +88,13 @@ class Service:
             self.pipeline.health.draining = True
             self._grpc.drain()
             log.info("otelkv draining", extra={"grace_seconds": grace})
+            deadline = time.monotonic() + grace
             self._grpc.stop(grace)
-            self._http.stop(grace)
+            self._http.stop(max(0.0, deadline - time.monotonic()))
+            if self.sender is not None:  # queue mode: send what is queued, within what is left
+                self.sender.stop(max(0.0, deadline - time.monotonic()))
+            if self.store is not None:
+                self.store.close()
             self.pipeline.forwarder.close()
             self.telemetry.shutdown()
             self._stopped.set()

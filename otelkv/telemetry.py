@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry, generate_latest
 
 from otelkv import __version__
+
+if TYPE_CHECKING:
+    from otelkv.store import Store
 
 
 class Telemetry:
@@ -39,6 +46,31 @@ class Telemetry:
         self.dropped = meter.create_counter("otelkv.records.dropped", records, "Non-KubeVirt records dropped")
         self.bad_requests = meter.create_counter("otelkv.requests.invalid", "{request}", "Requests refused as bad")
         self.latency = meter.create_histogram("otelkv.forward.duration", "s", "Time to forward one request")
+        self.dead_letters = meter.create_counter(
+            "otelkv.records.dead_lettered", records, "Records kept as dead letters (given up on or refused)"
+        )
+        self._meter = meter
+
+    def observe_queue(self, store: Store) -> None:
+        """Export the queue's depth, bytes and oldest age, and the corrupt entries skipped."""
+
+        def depth(_: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(store.stats()[0])]
+
+        def size(_: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(store.stats()[1])]
+
+        def age(_: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(store.stats()[2] or 0.0)]
+
+        def corrupt(_: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(store.corrupt)]
+
+        m = self._meter
+        m.create_observable_gauge("otelkv.queue.records", [depth], "{record}", "Records in the on-disk queue")
+        m.create_observable_gauge("otelkv.queue.bytes", [size], "By", "Bytes in the on-disk queue")
+        m.create_observable_gauge("otelkv.queue.oldest_age", [age], "s", "Age of the oldest queued batch")
+        m.create_observable_counter("otelkv.queue.corrupt", [corrupt], "{entry}", "Corrupt queue entries skipped")
 
     def prometheus_text(self) -> bytes:
         """The metrics in the Prometheus text format."""

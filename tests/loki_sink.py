@@ -21,7 +21,9 @@ No Loki binary can run here, so this double follows ``shared/FACTS.md`` §3 (Lok
 - Through the chart's gateway, bodies over ``max_body_bytes`` (4 MiB) get an HTML 413.
 
 Faults for tests: ``script`` answers the next requests with given statuses (and headers) before
-normal service resumes; ``delay`` sleeps before answering; :meth:`stop` takes the port down.
+normal service resumes (status 0: reset the connection); ``delay`` sleeps before answering (and
+still stores: a client that timed out may have been served, as with a real slow Loki);
+:meth:`stop` takes the port down; a new sink on the same ``port`` brings it back.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import json
 import re
 import socket
 import ssl
+import struct
 import threading
 import time
 from collections import deque
@@ -71,18 +74,20 @@ class Entry:
 
 @dataclass
 class Scripted:
-    """One scripted answer: a status, headers and a body."""
+    """One scripted answer: a status, headers and a body; status None: the normal answer, after
+    ``delay`` seconds (a slow Loki that still stores)."""
 
-    status: int
+    status: int | None
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    delay: float = 0.0
 
 
 class LokiSink:
     """Start with :meth:`start`; ``url`` is the OTLP base (``…/otlp``) otelkv forwards to."""
 
     def __init__(self, *, auth_enabled: bool = True, max_body_bytes: int = 4 * 1024 * 1024,
-                 tls: ssl.SSLContext | None = None) -> None:  # fmt: skip
+                 tls: ssl.SSLContext | None = None, port: int = 0) -> None:  # fmt: skip
         self.auth_enabled = auth_enabled
         self.max_body_bytes = max_body_bytes
         self.entries: list[Entry] = []
@@ -102,6 +107,11 @@ class LokiSink:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 status, headers, answer = sink.handle(self.path, dict(self.headers.items()), body)
+                if status == 0:  # a scripted connection reset: no answer at all
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.close_connection = True
+                    self.connection.close()
+                    return
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
@@ -119,7 +129,7 @@ class LokiSink:
                 super().process_request(request, client_address)
 
         self._connections = connections
-        self._server = Server(("127.0.0.1", 0), Handler)
+        self._server = Server(("127.0.0.1", port), Handler)
         if tls is not None:
             self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self.port = self._server.server_address[1]
@@ -147,7 +157,9 @@ class LokiSink:
             scripted = self.script.popleft() if self.script else None
         if self.delay:
             time.sleep(self.delay)
-        if scripted is not None:
+        if scripted is not None and scripted.delay:
+            time.sleep(scripted.delay)
+        if scripted is not None and scripted.status is not None:
             return scripted.status, scripted.headers, scripted.body
         text = {"Content-Type": "text/plain; charset=utf-8"}
         if path != "/otlp/v1/logs":

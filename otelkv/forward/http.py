@@ -19,6 +19,7 @@ from email.utils import parsedate_to_datetime
 from typing import Final
 
 import urllib3
+from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
@@ -117,8 +118,12 @@ def classify(status: int, headers: Mapping[str, str], body: bytes, records: int,
     text = body[:65536].decode("utf-8", "replace").strip()
     if 200 <= status < 300:
         if status == 200 and body and headers.get("Content-Type", "").startswith(CONTENT_TYPE):
-            answer = ExportLogsServiceResponse.FromString(body)
-            partial = answer.partial_success
+            try:
+                partial = ExportLogsServiceResponse.FromString(body).partial_success
+            except DecodeError as error:  # a broken answer proves nothing was stored: send again
+                raise Retryable(
+                    f"{url} answered {status} with a body that is not an ExportLogsServiceResponse"
+                ) from error
             return Delivery(partial.rejected_log_records, partial.error_message)
         return Delivery()
     if status in _RETRY_STATUSES or status >= 500 or status in _SETUP_STATUSES:

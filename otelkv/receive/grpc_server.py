@@ -44,8 +44,9 @@ class LogsHandler:
     def export(self, payload: bytes, context: grpc.ServicerContext) -> ExportLogsServiceResponse:
         """Handle one Export call."""
         try:
-            request = self._pipeline.decode(payload)
-            delivery = self._pipeline.export(request)
+            with self._pipeline.inflight.admit(len(payload)):
+                request = self._pipeline.decode(payload)
+                delivery = self._pipeline.export(request)
         except Exception as error:
             if isinstance(error, BadRequest):
                 self._pipeline.invalid()

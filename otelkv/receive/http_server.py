@@ -119,9 +119,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         encoding = PROTOBUF if content_type != JSON else JSON
+        pipeline = self.server.receiver.pipeline
         try:
-            request = self._read_request(content_type)
-            delivery = self.server.receiver.pipeline.export(request)
+            with pipeline.inflight.admit(int(self.headers.get("Content-Length") or 0)):
+                request = self._read_request(content_type)
+                delivery = pipeline.export(request)
         except Exception as error:
             self._fail(error, encoding)
             return

@@ -1,0 +1,37 @@
+"""Exponential backoff with jitter that honours the target's hint and gives up after a while."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from otelkv.config import RetryConfig
+
+
+class Backoff:
+    """The waits between attempts of one batch.
+
+    ``next(hint)`` returns how long to wait before the next attempt — the jittered exponential
+    interval, or the target's ``Retry-After`` hint when that is longer — or None once waiting
+    would pass ``max_elapsed`` since the first attempt: then the batch is given up (dead-lettered).
+    """
+
+    def __init__(self, config: RetryConfig, *, clock: Callable[[], float], rand: Callable[[], float] = random.random,
+                 ) -> None:  # fmt: skip
+        self._config = config
+        self._clock = clock
+        self._rand = rand
+        self._started = clock()
+        self._interval = config.initial_interval
+        self.attempts = 0
+
+    def next(self, hint: float | None = None) -> float | None:
+        """The wait before the next attempt, or None to give up."""
+        c = self._config
+        self.attempts += 1
+        jittered = self._interval * (1 - c.jitter + 2 * c.jitter * self._rand())
+        self._interval = min(self._interval * c.multiplier, c.max_interval)
+        wait = max(jittered, hint or 0.0)
+        if self._clock() + wait - self._started > c.max_elapsed:
+            return None
+        return wait

@@ -1,0 +1,197 @@
+"""The on-disk queue and the dead letters, in one SQLite file (WAL mode).
+
+A well-tested engine instead of a hand-made file format: a batch is acknowledged to the
+collector once its INSERT committed (with ``fsync: durable``, SQLite's ``synchronous=FULL``, once
+it is on disk). Entries leave in insertion order, so the order of a stream is kept. Each entry
+carries a CRC32 of its payload: an entry that does not match, or does not decode, is moved to
+the dead letters as corrupt — counted and logged, never blocking the queue.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from otelkv.errors import Retryable
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS queue (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    enqueued REAL NOT NULL,
+    records INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    crc INTEGER NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    failed REAL NOT NULL,
+    records INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    error TEXT NOT NULL,
+    payload BLOB NOT NULL
+);
+"""
+
+
+class QueueFull(Retryable):
+    """The queue is at its bound: the collector must hold the data and retry (backpressure)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One queued batch: an encoded ExportLogsServiceRequest."""
+
+    id: int
+    enqueued: float
+    records: int
+    payload: bytes
+    intact: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A batch given up on, with why."""
+
+    id: int
+    failed: float
+    records: int
+    bytes: int
+    error: str
+
+
+class Store:
+    """Thread-safe: one connection behind a lock (SQLite serialises writers anyway)."""
+
+    def __init__(self, path: str | Path, *, max_bytes: int, max_records: int, max_dead_letters: int,
+                 durable: bool = True, retry_after: float = 5.0) -> None:  # fmt: skip
+        self.path = str(path)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        self._db.executescript(_SCHEMA)
+        self._max_bytes = max_bytes
+        self._max_records = max_records
+        self._max_dead = max_dead_letters
+        self._retry_after = retry_after
+        self.corrupt = 0
+        self.dropped_dead_letters = 0
+        records, size = self._db.execute(
+            "SELECT COALESCE(SUM(records), 0), COALESCE(SUM(bytes), 0) FROM queue"
+        ).fetchone()
+        self._records, self._bytes = int(records), int(size)
+        self.arrived = threading.Condition(self._lock)
+
+    # -- the queue ---------------------------------------------------------------------------------
+
+    def put(self, payload: bytes, records: int) -> int:
+        """Append a batch; raises :class:`QueueFull` when it would pass a bound."""
+        with self._lock:
+            if self._bytes + len(payload) > self._max_bytes or self._records + records > self._max_records:
+                raise QueueFull(
+                    f"queue full ({self._records} records, {self._bytes} bytes queued): try again later",
+                    retry_after=self._retry_after,
+                )
+            cursor = self._db.execute(
+                "INSERT INTO queue (enqueued, records, bytes, crc, payload) VALUES (?, ?, ?, ?, ?)",
+                (time.time(), records, len(payload), zlib.crc32(payload), payload),
+            )
+            self._records += records
+            self._bytes += len(payload)
+            self.arrived.notify_all()
+            assert cursor.lastrowid is not None
+            return cursor.lastrowid
+
+    def oldest(self) -> Entry | None:
+        """The first batch in the queue, if any (it stays there until removed)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id, enqueued, records, crc, payload FROM queue ORDER BY id LIMIT 1"
+            ).fetchone()
+        if row is None:
+            return None
+        entry_id, enqueued, records, crc, payload = row
+        payload = bytes(payload) if payload is not None else b""
+        return Entry(entry_id, enqueued, records, payload, zlib.crc32(payload) == crc)
+
+    def remove(self, entry_id: int) -> None:
+        """Delete a delivered batch."""
+        with self._lock:
+            row = self._db.execute("SELECT records, bytes FROM queue WHERE id = ?", (entry_id,)).fetchone()
+            if row is None:
+                return
+            self._db.execute("DELETE FROM queue WHERE id = ?", (entry_id,))
+            self._records -= row[0]
+            self._bytes -= row[1]
+
+    def wait(self, timeout: float) -> None:
+        """Sleep until a batch is put or ``timeout`` passes."""
+        with self._lock:
+            self.arrived.wait(timeout)
+
+    def stats(self) -> tuple[int, int, float | None]:
+        """Queued records, queued bytes, and the age in seconds of the oldest batch."""
+        with self._lock:
+            row = self._db.execute("SELECT MIN(enqueued) FROM queue").fetchone()
+            oldest = None if row[0] is None else max(0.0, time.time() - row[0])
+            return self._records, self._bytes, oldest
+
+    def full(self) -> bool:
+        """At a bound (readiness is false then)."""
+        with self._lock:
+            return self._bytes >= self._max_bytes or self._records >= self._max_records
+
+    # -- dead letters --------------------------------------------------------------------------
+
+    def dead_letter(self, payload: bytes, records: int, error: str, *, entry_id: int | None = None) -> None:
+        """Keep a batch that was given up on (and take it off the queue, if it came from there)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(
+                    "INSERT INTO dead_letters (failed, records, bytes, error, payload) VALUES (?, ?, ?, ?, ?)",
+                    (time.time(), records, len(payload), error, payload),
+                )
+                if entry_id is not None:
+                    row = self._db.execute("SELECT records, bytes FROM queue WHERE id = ?", (entry_id,)).fetchone()
+                    if row is not None:
+                        self._db.execute("DELETE FROM queue WHERE id = ?", (entry_id,))
+                        self._records -= row[0]
+                        self._bytes -= row[1]
+                over = self._db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0] - self._max_dead
+                if over > 0:  # bounded: the oldest go, counted
+                    self._db.execute("DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters ORDER BY id "
+                                     "LIMIT ?)", (over,))  # fmt: skip
+                    self.dropped_dead_letters += over
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def dead_letters(self) -> list[DeadLetter]:
+        """The dead letters, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT id, failed, records, bytes, error FROM dead_letters ORDER BY id").fetchall()
+        return [DeadLetter(*row) for row in rows]
+
+    def dead_letter_payload(self, letter_id: int) -> bytes | None:
+        """The batch of one dead letter."""
+        with self._lock:
+            row = self._db.execute("SELECT payload FROM dead_letters WHERE id = ?", (letter_id,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def forget_dead_letter(self, letter_id: int) -> None:
+        """Delete one dead letter (after it was replayed)."""
+        with self._lock:
+            self._db.execute("DELETE FROM dead_letters WHERE id = ?", (letter_id,))
+
+    def close(self) -> None:
+        """Close the database; safe twice."""
+        with self._lock:
+            self._db.close()

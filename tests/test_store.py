@@ -1,0 +1,94 @@
+"""The on-disk queue, the dead letters, and the backoff: each alone."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from otelkv.config import RetryConfig
+from otelkv.forward.retry import Backoff
+from otelkv.store import QueueFull, Store
+
+
+def store(path: Path, max_bytes: int = 1000, max_records: int = 100, max_dead_letters: int = 3) -> Store:
+    return Store(path / "q.db", max_bytes=max_bytes, max_records=max_records, max_dead_letters=max_dead_letters)
+
+
+def test_fifo_and_resume_after_reopen(tmp_path: Path) -> None:
+    s = store(tmp_path)
+    ids = [s.put(f"batch-{i}".encode(), 2) for i in range(3)]
+    assert s.stats()[:2] == (6, 21)
+    s.close()
+    again = store(tmp_path)  # a restart: what was queued is still there, in order
+    assert again.stats()[:2] == (6, 21)
+    first = again.oldest()
+    assert first is not None and first.id == ids[0] and first.payload == b"batch-0" and first.intact
+    again.remove(first.id)
+    again.remove(first.id)  # twice: harmless
+    nxt = again.oldest()
+    assert nxt is not None and nxt.id == ids[1]
+    assert again.stats()[:2] == (4, 14)
+    again.close()
+
+
+def test_bounds_refuse_with_a_retryable_error(tmp_path: Path) -> None:
+    s = store(tmp_path, max_bytes=10, max_records=5)
+    s.put(b"12345", 2)
+    with pytest.raises(QueueFull) as caught:
+        s.put(b"123456", 1)  # 11 bytes
+    assert caught.value.retry_after and "queue full" in str(caught.value)
+    with pytest.raises(QueueFull):
+        s.put(b"1", 4)  # 6 records
+    s.put(b"12345", 3)
+    assert s.full()
+    s.close()
+
+
+def test_a_corrupt_entry_is_detected(tmp_path: Path) -> None:
+    s = store(tmp_path)
+    entry_id = s.put(b"good payload", 1)
+    s.close()
+    with sqlite3.connect(tmp_path / "q.db") as db:  # a torn or tampered write
+        db.execute("UPDATE queue SET payload = ? WHERE id = ?", (b"g00d payload", entry_id))
+    again = store(tmp_path)
+    entry = again.oldest()
+    assert entry is not None and not entry.intact
+    again.close()
+
+
+def test_dead_letters_are_kept_bounded_and_take_the_entry_off_the_queue(tmp_path: Path) -> None:
+    s = store(tmp_path, max_dead_letters=2)
+    queued = s.put(b"q", 5)
+    s.dead_letter(b"q", 5, "gave up", entry_id=queued)
+    assert s.oldest() is None and s.stats()[:2] == (0, 0)
+    s.dead_letter(b"b", 1, "refused")
+    s.dead_letter(b"c", 1, "refused again")
+    letters = s.dead_letters()
+    assert [d.error for d in letters] == ["refused", "refused again"] and s.dropped_dead_letters == 1
+    assert s.dead_letter_payload(letters[0].id) == b"b"
+    s.forget_dead_letter(letters[0].id)
+    assert [d.error for d in s.dead_letters()] == ["refused again"]
+    s.close()
+    s.close()
+
+
+def test_backoff_grows_is_capped_honours_the_hint_and_gives_up() -> None:
+    now = [0.0]
+    config = RetryConfig(initial_interval=1, max_interval=4, multiplier=2, jitter=0.5, max_elapsed=20)
+    backoff = Backoff(config, clock=lambda: now[0], rand=lambda: 0.5)  # the middle of the jitter
+    waits = []
+    for _ in range(5):
+        wait = backoff.next()
+        assert wait is not None
+        waits.append(wait)
+        now[0] += wait
+    assert waits == [1, 2, 4, 4, 4]
+    assert backoff.next(hint=30) is None  # the hint would pass max_elapsed
+    now[0] = 0.0
+    fresh = Backoff(config, clock=lambda: now[0], rand=lambda: 0.5)
+    assert fresh.next(hint=7) == 7  # the target's Retry-After is longer than our wait
+    low = Backoff(config, clock=lambda: 0.0, rand=lambda: 0.0).next()
+    high = Backoff(config, clock=lambda: 0.0, rand=lambda: 1.0).next()
+    assert (low, high) == (0.5, 1.5)  # jitter bounds
