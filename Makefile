@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LOGQL := tests/logql/node_modules/.installed
 
-.PHONY: demo test test-long lint bench docs clean
+.PHONY: demo test test-long soak lint bench docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -29,6 +29,10 @@ test: $(STAMP) $(LOGQL) lint
 ## test-long: the same tests with many more Hypothesis examples, for local runs
 test-long: $(STAMP) $(LOGQL)
 	HYPOTHESIS_PROFILE=long $(BIN)/python -m pytest
+
+## soak: the fault-injection suite with ten times the records
+soak: $(STAMP) $(LOGQL)
+	OTELKV_SOAK=1 $(BIN)/python -m pytest tests/test_reliability.py tests/test_reliability_process.py tests/test_real_collector.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check otelkv tests bench examples

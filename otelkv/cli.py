@@ -40,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--batch", type=int, default=100, help="events a request (default 100)")
     rep.add_argument("--timeout", type=float, default=10.0, help="seconds for each request (default 10)")
 
+    dead = commands.add_parser("dead-letter", help="list or replay the batches otelkv gave up on")
+    dead.add_argument("action", choices=["list", "replay"])
+    dead.add_argument("ids", nargs="*", type=int, help="dead letters to replay (default: all)")
+    dead.add_argument("--config", help="the serve configuration (its delivery.store_path and forward target)")
+
     mig = commands.add_parser("migrations", help="print the migrations in recorded events")
     mig.add_argument("file", nargs="?", default="-", help="kubectl get events -A -o json output (default stdin)")
     mig.add_argument("--output", choices=["table", "json"], default="table")
@@ -98,10 +103,23 @@ def _migrations(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dead_letter(args: argparse.Namespace) -> int:
+    from otelkv.deadletters import list_dead_letters, replay_dead_letters  # noqa: PLC0415
+
+    cfg = config.load(args.config)
+    if args.action == "list":
+        print(list_dead_letters(cfg), end="")
+        return 0
+    replayed, failed = replay_dead_letters(cfg, args.ids or None)
+    print(f"replayed {replayed} dead letters to {cfg.forward.endpoint}; {failed} still failing")
+    return 0 if failed == 0 else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command in ``argv``; returns the exit status."""
     args = _parser().parse_args(argv)
-    commands = {"serve": _serve, "check-config": _check_config, "replay": _replay, "migrations": _migrations}
+    commands = {"serve": _serve, "check-config": _check_config, "replay": _replay, "migrations": _migrations,
+                "dead-letter": _dead_letter}  # fmt: skip
     try:
         return commands[args.command](args)
     except config.ConfigError as error:

@@ -92,3 +92,31 @@ def test_backoff_grows_is_capped_honours_the_hint_and_gives_up() -> None:
     low = Backoff(config, clock=lambda: 0.0, rand=lambda: 0.0).next()
     high = Backoff(config, clock=lambda: 0.0, rand=lambda: 1.0).next()
     assert (low, high) == (0.5, 1.5)  # jitter bounds
+
+
+def test_dead_letter_cli_lists_and_replays(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from otelkv.cli import main  # noqa: PLC0415
+    from tests.loki_sink import LokiSink  # noqa: PLC0415
+    from tests.reliability import numbered_events, requests_of, stored  # noqa: PLC0415
+
+    sink = LokiSink().start()
+    try:
+        config = tmp_path / "otelkv.yaml"
+        config.write_text(f"forward: {{endpoint: '{sink.url}', tenant: kubevirt}}\n"
+                          f"delivery: {{store_path: '{tmp_path / 'q.db'}'}}\n")  # fmt: skip
+        s = store(tmp_path)
+        batch = requests_of(numbered_events(4, "dl"), 4)[0]
+        s.dead_letter(batch.SerializeToString(), 4, "gave up after 12 attempts: 503")
+        s.dead_letter(b"\xff not protobuf", 1, "corrupt queue entry")
+        s.close()
+        assert main(["dead-letter", "list", "--config", str(config)]) == 0
+        listing = capsys.readouterr().out
+        assert "gave up after 12 attempts" in listing and "corrupt queue entry" in listing
+        assert main(["dead-letter", "replay", "--config", str(config)]) == 1  # the corrupt one stays
+        assert "replayed 1 dead letters" in capsys.readouterr().out
+        assert set(stored(sink)) == {f"dl-{i:05d}" for i in range(4)}
+        again = store(tmp_path)
+        assert [d.error for d in again.dead_letters()] == ["corrupt queue entry"]
+        again.close()
+    finally:
+        sink.stop()

@@ -1,0 +1,61 @@
+"""``otelkv dead-letter list|replay``: see the batches otelkv gave up on, and send them again."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from tabulate import tabulate
+
+from otelkv.config import Config, ConfigError
+from otelkv.forward.targets import make_forwarder
+from otelkv.store import Store
+
+
+def _open(config: Config) -> Store:
+    d = config.delivery
+    if not d.store_path:
+        raise ConfigError("delivery.store_path: not set, so there are no dead letters")
+    return Store(d.store_path, max_bytes=d.queue_max_bytes, max_records=d.queue_max_records,
+                 max_dead_letters=d.dead_letter_max_entries, durable=d.fsync == "durable")  # fmt: skip
+
+
+def list_dead_letters(config: Config) -> str:
+    """A table of the dead letters: id, when, records, bytes, why."""
+    store = _open(config)
+    try:
+        rows = [(d.id, datetime.fromtimestamp(d.failed, UTC).strftime("%Y-%m-%d %H:%M:%S"), d.records, d.bytes,
+                 d.error[:100]) for d in store.dead_letters()]  # fmt: skip
+    finally:
+        store.close()
+    return tabulate(rows, headers=["ID", "FAILED (UTC)", "RECORDS", "BYTES", "ERROR"]) + "\n"
+
+
+def replay_dead_letters(config: Config, ids: list[int] | None) -> tuple[int, int]:
+    """Send dead letters (all, or ``ids``) to the configured target; delivered ones are deleted.
+
+    Returns (replayed, still failing). A letter the target refuses again stays.
+    """
+    store = _open(config)
+    forwarder = make_forwarder(config.forward, max_message_bytes=config.max_message_bytes)
+    replayed = failed = 0
+    try:
+        for letter in store.dead_letters():
+            if ids is not None and letter.id not in ids:
+                continue
+            payload = store.dead_letter_payload(letter.id)
+            try:
+                request = ExportLogsServiceRequest.FromString(payload or b"")
+                delivery = forwarder.send(request, timeout=config.forward.timeout)
+            except Exception:  # Retryable, or a batch that no longer decodes: it stays a dead letter
+                failed += 1
+                continue
+            if delivery.rejected >= letter.records:
+                failed += 1
+                continue
+            store.forget_dead_letter(letter.id)
+            replayed += 1
+    finally:
+        forwarder.close()
+        store.close()
+    return replayed, failed
