@@ -23,6 +23,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -160,7 +161,72 @@ def main() -> int:
         serve.send_signal(signal.SIGTERM)
         serve.wait(30)
         sink.shutdown()
+    overload(env, payloads, args.seconds)
     return 0
+
+
+def _rss(pid: int) -> int:
+    line = next(ln for ln in Path(f"/proc/{pid}/status").read_text().splitlines() if ln.startswith("VmRSS"))
+    return int(line.split()[1]) * 1024
+
+
+def overload(env: dict[str, str], payloads: list[bytes], seconds: float) -> None:
+    """16 clients send without pause to otelkv in front of a slow target (0.5 s a request), with an
+    4 MiB in-flight cap: RSS, sampled every 0.25 s, should stay flat while requests are refused."""
+
+    class Slow(_Sink):
+        def do_POST(self) -> None:
+            time.sleep(0.5)
+            super().do_POST()
+
+    sink = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    config = Path(tempfile.mkdtemp()) / "otelkv.yaml"
+    config.write_text(f"max_message_bytes: {2**21}\ndelivery: {{max_inflight_bytes: {4 * 2**20}}}\n")
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "otelkv", "serve", "--config", str(config), "--grpc-listen", "127.0.0.1:0",
+         "--http-listen", "127.0.0.1:0", "--forward", f"http://127.0.0.1:{sink.server_address[1]}/otlp"],
+        stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    stop = threading.Event()
+    outcomes: dict[str, int] = {}
+    lock = threading.Lock()
+    try:
+        port = _wait_for_port(serve, env)
+
+        def client() -> None:
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = LogsServiceStub(channel)
+                i = 0
+                while not stop.is_set():
+                    try:
+                        stub.Export(ExportLogsServiceRequest.FromString(payloads[i % len(payloads)]), timeout=10)
+                        name = "OK"
+                    except grpc.RpcError as error:
+                        name = error.code().name if isinstance(error, grpc.Call) else "error"
+                    with lock:
+                        outcomes[name] = outcomes.get(name, 0) + 1
+                    i += 1
+
+        threads = [threading.Thread(target=client, daemon=True) for _ in range(16)]
+        for t in threads:
+            t.start()
+        samples = []
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            time.sleep(0.25)
+            samples.append(_rss(serve.pid))
+        stop.set()
+        for t in threads:
+            t.join(15)
+        settled = samples[len(samples) // 4 :]  # after the first quarter (start-up, imports)
+        print(f"overload: 16 clients for {seconds:.0f}s against a 0.5 s target, in-flight cap 4 MiB: {outcomes}; "
+              f"RSS {min(settled) / 2**20:.0f}-{max(settled) / 2**20:.0f} MiB after warm-up, "
+              f"peak {proc(serve.pid)[1] / 2**20:.0f} MiB")  # fmt: skip
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(30)
+        sink.shutdown()
 
 
 def _wait_for_port(serve: subprocess.Popen[str], env: dict[str, str]) -> int:

@@ -56,6 +56,8 @@ def test_queue_target_down_for_a_while_then_back(sink: LokiSink, queued: Service
     try:
         exactly_once(back, client.acknowledged)
         assert wait_until(lambda: queued.store is not None and queued.store.stats()[0] == 0)
+        # One sender, oldest batch first: the stream arrives in the order it was acknowledged.
+        assert [e.metadata["k8s_event_uid"] for e in back.entries] == client.acknowledged
     finally:
         back.stop()
 
