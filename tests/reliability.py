@@ -15,6 +15,7 @@ import grpc
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
 
+from otelkv.forward.grpc import retry_delay
 from otelkv.replay import batches
 from tests.conftest import EXAMPLE
 from tests.loki_sink import LokiSink
@@ -88,7 +89,7 @@ class Collector:
                         raise
                     code = error.code()
                     self.refusals[code.name] += 1
-                    delay = _retry_delay(error)
+                    delay = retry_delay(error)
                     if code not in RETRIED and not (code == grpc.StatusCode.RESOURCE_EXHAUSTED and delay is not None):
                         raise
                     if delay is not None:
@@ -104,15 +105,3 @@ class Collector:
             if self.stopped.is_set():
                 return
             self.send(request)
-
-
-def _retry_delay(error: grpc.Call) -> float | None:
-    from google.rpc import error_details_pb2, status_pb2  # noqa: PLC0415
-
-    for key, value in error.trailing_metadata() or ():
-        if key == "grpc-status-details-bin":
-            for detail in status_pb2.Status.FromString(value).details:
-                info = error_details_pb2.RetryInfo()
-                if detail.Unpack(info):
-                    return float(info.retry_delay.seconds + info.retry_delay.nanos / 1e9)
-    return None

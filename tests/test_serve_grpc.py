@@ -12,7 +12,6 @@ from typing import Any
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
@@ -21,6 +20,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServ
 
 from otelkv.eventfile import in_time_order
 from otelkv.forward import Delivery
+from otelkv.forward.grpc import retry_delay
 from otelkv.replay import batches
 from otelkv.server import Service
 from tests.conftest import EXAMPLE, TENANT, make_config
@@ -52,16 +52,6 @@ def failure(stub: LogsServiceStub, request: ExportLogsServiceRequest) -> grpc.Ca
 
 def details(error: grpc.Call) -> str:
     return error.details() or ""
-
-
-def retry_delay(error: grpc.Call) -> float | None:
-    for key, value in error.trailing_metadata() or ():
-        if key == "grpc-status-details-bin":
-            for detail in status_pb2.Status.FromString(value).details:
-                info = error_details_pb2.RetryInfo()
-                if detail.Unpack(info):
-                    return float(info.retry_delay.seconds + info.retry_delay.nanos / 1e9)
-    return None
 
 
 def test_loki_user_sees_migrations_as_labels_and_structured_metadata(sink: LokiSink, stub: LogsServiceStub) -> None:

@@ -58,7 +58,7 @@ class GrpcForwarder:
         except grpc.RpcError as error:
             code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
             details = error.details() if isinstance(error, grpc.Call) else str(error)
-            delay = _retry_delay(error)
+            delay = retry_delay(error)
             if code in _RETRYABLE or (code == grpc.StatusCode.RESOURCE_EXHAUSTED and delay is not None):
                 raise Retryable(f"{self.target}: {code.name}: {details}", retry_after=delay) from error
             return Delivery(count_records(request), f"{self.target}: {code.name}: {details}")
@@ -70,8 +70,8 @@ class GrpcForwarder:
         self._channel.close()
 
 
-def _retry_delay(error: grpc.RpcError) -> float | None:
-    """The RetryInfo delay in the status details, if the server sent one."""
+def retry_delay(error: grpc.RpcError | grpc.Call) -> float | None:
+    """The RetryInfo delay in a failed call's status details, if the server sent one."""
     if not isinstance(error, grpc.Call):
         return None
     for key, value in error.trailing_metadata() or ():
@@ -81,5 +81,5 @@ def _retry_delay(error: grpc.RpcError) -> float | None:
                 if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
                     info = error_details_pb2.RetryInfo()
                     detail.Unpack(info)
-                    return info.retry_delay.seconds + info.retry_delay.nanos / 1e9
+                    return float(info.retry_delay.seconds + info.retry_delay.nanos / 1e9)
     return None
