@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from datetime import timedelta
 
-from otelkv.config import Config
+from otelkv.config import Config, ConfigError
 from otelkv.delivery import QueueSender
 from otelkv.forward import Forwarder
 from otelkv.forward.targets import make_forwarder
@@ -31,10 +32,13 @@ class Service:
         self.telemetry = Telemetry(otlp_endpoint=config.metrics_otlp_endpoint)
         self.store = None
         if delivery.store_path:
-            self.store = Store(delivery.store_path, max_bytes=delivery.queue_max_bytes,
-                               max_records=delivery.queue_max_records,
-                               max_dead_letters=delivery.dead_letter_max_entries,
-                               durable=delivery.fsync == "durable")  # fmt: skip
+            try:
+                self.store = Store(delivery.store_path, max_bytes=delivery.queue_max_bytes,
+                                   max_records=delivery.queue_max_records,
+                                   max_dead_letters=delivery.dead_letter_max_entries,
+                                   durable=delivery.fsync == "durable")  # fmt: skip
+            except sqlite3.Error as error:  # fail fast, naming the key
+                raise ConfigError(f"delivery.store_path: cannot open {delivery.store_path!r}: {error}") from error
             self.telemetry.observe_queue(self.store)
         queue = delivery.mode == "queue"
         health = Health(config.unready_after_failing_seconds, full=self.store.full if queue and self.store else None)
@@ -64,7 +68,6 @@ class Service:
         self.http_port = self._http.port
         self._stopped = threading.Event()
         self._stop_lock = threading.Lock()
-        self._started = False
 
     def start(self) -> None:
         """Serve gRPC and HTTP."""
@@ -72,7 +75,6 @@ class Service:
             self.sender.start()
         self._grpc.start()
         self._http.start()
-        self._started = True
         log.info("otelkv serving", extra={"grpc_port": self.grpc_port, "http_port": self.http_port,
                                           "forward": self.pipeline.forwarder.target})  # fmt: skip
 

@@ -96,6 +96,14 @@ def test_serve_with_a_bad_config_exits_non_zero_naming_the_key() -> None:
     assert "forward.endpoint: must be" in done.stderr
 
 
+def test_serve_with_an_unusable_store_exits_non_zero_naming_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "otelkv.yaml"
+    config.write_text(f"delivery: {{mode: queue, store_path: '{tmp_path / 'missing-dir' / 'q.db'}'}}\n")
+    done = otelkv("serve", "--config", str(config))
+    assert done.returncode == 2
+    assert "delivery.store_path: cannot open" in done.stderr
+
+
 def test_check_config_prints_the_effective_config() -> None:
     done = otelkv("check-config", "examples/otelkv-loki.yaml")
     assert done.returncode == 0, done.stderr

@@ -121,7 +121,8 @@ class _Handler(BaseHTTPRequestHandler):
         encoding = PROTOBUF if content_type != JSON else JSON
         pipeline = self.server.receiver.pipeline
         try:
-            with pipeline.inflight.admit(int(self.headers.get("Content-Length") or 0)):
+            length = self.headers.get("Content-Length") or ""
+            with pipeline.inflight.admit(int(length) if length.isdigit() else 0):  # a bad one: 400 below
                 request = self._read_request(content_type)
                 delivery = pipeline.export(request)
         except Exception as error:
