@@ -11,14 +11,19 @@ from dataclasses import dataclass
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
+from otelkv.config import RetryConfig
 from otelkv.errors import BadRequest, Retryable
 from otelkv.forward import Delivery, Forwarder
+from otelkv.forward.retry import Backoff
 from otelkv.kubevirt import MigrationTracker
 from otelkv.otlp.enrich import EnrichOptions, EnrichResult, enrich
 from otelkv.store import Store
 from otelkv.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
+
+#: The least time worth giving another attempt in sync mode.
+_MIN_ATTEMPT = 0.5
 
 
 class DeliveredKeys:
@@ -120,6 +125,8 @@ class Settings:
     max_message_bytes: int
     #: queue mode: acknowledge once the batch is in the store (the sender forwards it later).
     queue: bool = False
+    #: sync mode: retry within ``timeout`` (all attempts together) with this backoff; None: once.
+    retry: RetryConfig | None = None
 
 
 class Pipeline:
@@ -171,7 +178,7 @@ class Pipeline:
             return self._enqueue(result)
         start = time.perf_counter()
         try:
-            delivery = self.forwarder.send(result.request, timeout=self.settings.timeout)
+            delivery = self._send_within_budget(result.request)
         except Retryable:
             t.failed.add(result.forwarded)
             self.health.failed()
@@ -196,6 +203,21 @@ class Pipeline:
             self.store.dead_letter(result.request.SerializeToString(), result.forwarded, delivery.message)
             t.dead_letters.add(result.forwarded)
         return delivery
+
+    def _send_within_budget(self, request: ExportLogsServiceRequest) -> Delivery:
+        """Sync mode: attempts with backoff, all inside ``timeout`` — the collector waits 5 s for an
+        answer. A wait (or the target's Retry-After) that does not fit ends it: UNAVAILABLE with
+        that hint, and the collector's own retry takes over."""
+        deadline = time.monotonic() + self.settings.timeout
+        backoff = Backoff(self.settings.retry, clock=time.monotonic) if self.settings.retry else None
+        while True:
+            try:
+                return self.forwarder.send(request, timeout=max(0.05, deadline - time.monotonic()))
+            except Retryable as error:
+                wait = backoff.next(error.retry_after) if backoff else None
+                if wait is None or time.monotonic() + wait + _MIN_ATTEMPT > deadline:
+                    raise
+                time.sleep(wait)
 
     def _enqueue(self, result: EnrichResult) -> Delivery:
         """Queue mode: persist the enriched batch; acknowledged once it is in the store."""

@@ -54,6 +54,7 @@ class Service:
                 config.forward.timeout,
                 config.max_message_bytes,
                 queue=queue,
+                retry=delivery.retry,
             ),
             store=self.store,
             inflight=InflightBytes(delivery.max_inflight_bytes),

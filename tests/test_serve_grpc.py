@@ -251,3 +251,20 @@ def test_stop_without_start(sink: LokiSink) -> None:
     svc.stop(0.1)
     svc.stop(0.1)
     assert svc.wait(0)
+
+
+def test_sync_mode_retries_quick_failures_within_the_answer_budget(sink: LokiSink) -> None:
+    svc = Service(make_config(sink.url, **{"forward.timeout": 3.0, "delivery.retry.initial_interval": 0.05,
+                                           "delivery.retry.max_interval": 0.1}))  # fmt: skip
+    svc.start()
+    try:
+        sink.script.extend([Scripted(503), Scripted(0), Scripted(502)])  # a quick 503, a reset, a 502
+        with grpc.insecure_channel(f"127.0.0.1:{svc.grpc_port}") as channel:
+            assert not export(LogsServiceStub(channel), requests()[0]).HasField("partial_success")
+            assert len(sink.requests) == 4 and len(sink.entries) == len(events())
+            sink.script.append(Scripted(429, {"Retry-After": "30"}))  # a hint past the budget: answer now
+            fresh = next(batches([{**events()[0], "count": 7}], 1))  # not a duplicate of the first
+            error = failure(LogsServiceStub(channel), fresh)
+        assert error.code() == grpc.StatusCode.UNAVAILABLE and retry_delay(error) == 30.0
+    finally:
+        svc.stop(1)
