@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -10,6 +11,7 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from otelkv.kubevirt import PHASES, RULES, MigrationEvent, Rule, parse_event
+from otelkv.kubevirt.rules import FROM_MESSAGE
 from otelkv.kubevirt.template import render
 from tests import strategies as names
 
@@ -116,6 +118,12 @@ def truth(r: Rendered) -> dict[str, Any]:
         facts["target_ports"] = tuple(int(p) for p in v["target_ports"].split(","))
     if "failure_reason" in v:
         facts["failure_reason"] = v["failure_reason"].strip() or None
+    elif r.rule.failure == FROM_MESSAGE:
+        facts["failure_reason"] = re.sub(r"%!\(EXTRA [^)]*\)", "", r.message).strip()
+    elif r.rule.failure is not None:
+        facts["failure_reason"] = r.rule.failure
+    else:
+        facts["failure_reason"] = None
     return facts
 
 
@@ -221,3 +229,17 @@ def test_totality_any_strings_give_a_result(
     if event.phase is not None:
         assert event.is_migration or event.object_kind not in (None, VMIM)
     assert (event.reason, event.message) == (reason, message)
+
+
+def test_regression_a_cut_message_gets_no_constant_failure_reason() -> None:
+    # Found by the long profile: an empty (cut) message matched every row of its reason, and the
+    # first row's constant "Target pod is down" was reported although nothing said it.
+    rule = _row("VirtualMachineInstance migration uid %s failed. reason: Target pod is down")
+    full = "VirtualMachineInstance migration uid u-1 failed. reason: Target pod is down"
+    r = Rendered(rule, full, {"migration_uid": "u-1"}, "vm", "ns", None, "vm", "u")
+    for cut in (0, 10, 40):
+        event = parse(r, full[:cut])
+        assert event.failure_reason is None and event.phase in (None, "Failed")
+    # Cut inside the reason, the text reads as the v1.3-v1.8 "reason: %s" row: a prefix, as allowed.
+    assert parse(r, full[:-5]).failure_reason == "Target pod is"
+    assert parse(r).failure_reason == "Target pod is down"

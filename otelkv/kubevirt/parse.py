@@ -226,8 +226,8 @@ def _read(found: _Found, kind: str | None, host: str | None, text: str, facts: _
         facts.target_ports = tuple(int(p) for p in ports.split(","))
     if rule.failure == FROM_MESSAGE:
         facts.failure_reason = _EXTRA.sub("", text).strip() if found.complete else None
-    elif rule.failure is not None:
-        facts.failure_reason = rule.failure
+    elif rule.failure is not None:  # a row's constant: only when the text proves it is that row
+        facts.failure_reason = rule.failure if found.complete else None
     else:
         facts.failure_reason = values.get("failure_reason", "").strip() or None
 
