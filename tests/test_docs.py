@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -85,3 +86,17 @@ def test_readme_names_the_two_setup_commands() -> None:
 def test_every_yaml_snippet_in_the_docs_parses(path: Path) -> None:
     for block in yaml_blocks(path):
         assert isinstance(yaml.safe_load(block), dict), block[:80]
+
+
+def python_blocks() -> list[tuple[str, str]]:
+    paths = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+    blocks = [(p.name, b) for p in paths for b in re.findall(r"```python\n(.*?)```", p.read_text(), re.S)]
+    return [(n, textwrap.dedent(b)) for n, b in blocks if not b.lstrip().startswith(">>>")]  # those: doctest
+
+
+@pytest.mark.parametrize(
+    ("name", "block"), python_blocks(), ids=[f"{n}-{i}" for i, (n, _) in enumerate(python_blocks())]
+)
+def test_every_python_snippet_runs(name: str, block: str) -> None:
+    assert block.strip()
+    exec(compile(block, name, "exec"), {})  # the README's example asserts what it shows
