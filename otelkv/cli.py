@@ -98,8 +98,7 @@ def _migrations(args: argparse.Namespace) -> int:
     with _open(args.file) as stream:
         events = in_time_order(read_events(stream, args.file))
     migrations = track(events)
-    print(render_table(migrations) if args.output == "table" else render_json(migrations), end="\n" if
-          args.output == "table" else "")  # fmt: skip
+    sys.stdout.write(render_table(migrations) if args.output == "table" else render_json(migrations))
     return 0
 
 

@@ -68,9 +68,8 @@ class QueueSender:
                 continue
             request = _decode(entry)
             if request is None:
-                self._store.corrupt += 1
                 log.error("queue entry %d is corrupt: moved to the dead letters", entry.id)
-                self._store.dead_letter(entry.payload, entry.records, "corrupt queue entry", entry_id=entry.id)
+                self._store.skip_corrupt(entry)
                 continue
             self._deliver(entry, request)
 

@@ -23,24 +23,19 @@ def read_events(stream: IO[str], source: str = "input") -> list[dict[str, Any]]:
     stripped = text.lstrip()
     if not stripped:
         return []
-    try:
-        if stripped[0] == "[" or (stripped[0] == "{" and _one_document(stripped)):
-            return _items(json.loads(stripped), source)
-        events: list[dict[str, Any]] = []
-        for number, line in enumerate(text.splitlines(), 1):
-            if line.strip():
+    try:  # one document (a List, an array, one Event), parsed once
+        return _items(json.loads(stripped), source)
+    except json.JSONDecodeError as whole:
+        if stripped[0] == "[":
+            raise EventFileError(f"{source}: not JSON: {whole}") from whole
+    events: list[dict[str, Any]] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
                 events.extend(_items(json.loads(line), f"{source}:{number}"))
-        return events
-    except json.JSONDecodeError as error:
-        raise EventFileError(f"{source}: not JSON or JSON lines: {error}") from error
-
-
-def _one_document(text: str) -> bool:
-    try:
-        json.loads(text)
-    except json.JSONDecodeError:
-        return False
-    return True
+            except json.JSONDecodeError as error:
+                raise EventFileError(f"{source}:{number}: not JSON or JSON lines: {error}") from error
+    return events
 
 
 def _items(data: Any, where: str) -> list[dict[str, Any]]:

@@ -179,21 +179,16 @@ class Pipeline:
         start = time.perf_counter()
         try:
             delivery = self._send_within_budget(result.request)
-        except Retryable:
-            t.failed.add(result.forwarded)
-            self.health.failed()
-            raise
-        except Exception:
-            log.exception("forwarding to %s failed unexpectedly", self.forwarder.target)
+        except Exception as error:
+            if not isinstance(error, Retryable):
+                log.exception("forwarding to %s failed unexpectedly", self.forwarder.target)
             t.failed.add(result.forwarded)
             self.health.failed()
             raise
         finally:
             t.latency.record(time.perf_counter() - start)
         self.health.succeeded()
-        with self._lock:
-            for key in result.keys:
-                self._delivered.add(key)
+        self._remember(result)
         t.forwarded.add(result.forwarded - delivery.rejected)
         if delivery.rejected or delivery.message:
             t.rejected.add(delivery.rejected)
@@ -223,7 +218,11 @@ class Pipeline:
         """Queue mode: persist the enriched batch; acknowledged once it is in the store."""
         assert self.store is not None
         self.store.put(result.request.SerializeToString(), result.forwarded)  # QueueFull: backpressure
+        self._remember(result)
+        return Delivery()
+
+    def _remember(self, result: EnrichResult) -> None:
+        """Mark the request's record keys delivered — only once the target or the store took them."""
         with self._lock:
             for key in result.keys:
                 self._delivered.add(key)
-        return Delivery()

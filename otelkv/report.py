@@ -43,8 +43,8 @@ def rows(migrations: Iterable[Migration]) -> list[tuple[str, ...]]:
 
 
 def render_table(migrations: Iterable[Migration]) -> str:
-    """A plain-text table of ``migrations``."""
-    return tabulate(rows(migrations), headers=HEADERS, tablefmt="simple")
+    """A plain-text table of ``migrations``, ending in a newline."""
+    return tabulate(rows(migrations), headers=HEADERS, tablefmt="simple") + "\n"
 
 
 def render_json(migrations: Iterable[Migration]) -> str:

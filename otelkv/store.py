@@ -86,7 +86,7 @@ class Store:
             "SELECT COALESCE(SUM(records), 0), COALESCE(SUM(bytes), 0) FROM queue"
         ).fetchone()
         self._records, self._bytes = int(records), int(size)
-        self.arrived = threading.Condition(self._lock)
+        self._arrived = threading.Condition(self._lock)
 
     # -- the queue ---------------------------------------------------------------------------------
 
@@ -104,7 +104,7 @@ class Store:
             )
             self._records += records
             self._bytes += len(payload)
-            self.arrived.notify_all()
+            self._arrived.notify_all()
             assert cursor.lastrowid is not None
             return cursor.lastrowid
 
@@ -133,7 +133,7 @@ class Store:
     def wait(self, timeout: float) -> None:
         """Sleep until a batch is put or ``timeout`` passes."""
         with self._lock:
-            self.arrived.wait(timeout)
+            self._arrived.wait(timeout)
 
     def stats(self) -> tuple[int, int, float | None]:
         """Queued records, queued bytes, and the age in seconds of the oldest batch."""
@@ -173,6 +173,11 @@ class Store:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+
+    def skip_corrupt(self, entry: Entry) -> None:
+        """Move an entry that fails its CRC or no longer decodes to the dead letters, counted."""
+        self.corrupt += 1
+        self.dead_letter(entry.payload, entry.records, "corrupt queue entry", entry_id=entry.id)
 
     def dead_letters(self) -> list[DeadLetter]:
         """The dead letters, oldest first."""

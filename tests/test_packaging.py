@@ -118,6 +118,9 @@ def test_sidecar_values_run_otelkv_with_the_chart() -> None:
     values = yaml.safe_load((ROOT / "collector-config" / "values-sidecar.yaml").read_text())
     assert values["mode"] and values["image"]["repository"]  # the chart requires both
     assert values["replicaCount"] == 1
+    deployment = values["fullnameOverride"]  # what docs/deployment.md and troubleshooting.md name
+    for doc in ("deployment.md", "troubleshooting.md"):
+        assert f"deploy/{deployment}" in (ROOT / "docs" / doc).read_text()
     assert values["presets"]["kubernetesEvents"]["enabled"] is True
     [sidecar] = values["extraContainers"]
     args = dict(a.removeprefix("--").split("=", 1) for a in sidecar["args"] if a.startswith("--"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import logging
 import re
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -34,7 +35,6 @@ from . import Delivery, count_records
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE: Final = "application/x-protobuf"
-_RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
 # Not the data's fault but the set-up's (auth, tenant, URL): the collector keeps the data and
 # retries while an operator fixes it, rather than dropping it at once.
 _SETUP_STATUSES: Final = frozenset({401, 403, 404, 407, 408, 409})
@@ -84,15 +84,21 @@ class HttpForwarder:
         A 413 (the gateway's body limit) splits the request in halves and sends each, down to
         single resources; only a single resource too large for the target is reported rejected.
         If a later half then fails, the collector's retry re-sends the halves already stored
-        (at-least-once).
+        (at-least-once). ``timeout`` bounds all of it: the halves share what is left of it.
         """
-        status, delivery = self._post(request, timeout)
+        return self._send(request, time.monotonic() + timeout)
+
+    def _send(self, request: ExportLogsServiceRequest, deadline: float) -> Delivery:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise Retryable(f"{self._url}: timed out splitting a request the target found too large")
+        status, delivery = self._post(request, remaining)
         if status != 413 or len(request.resource_logs) < 2:
             return delivery
         half = len(request.resource_logs) // 2
         parts = [ExportLogsServiceRequest(resource_logs=request.resource_logs[:half]),
                  ExportLogsServiceRequest(resource_logs=request.resource_logs[half:])]  # fmt: skip
-        done = [self.send(part, timeout=timeout) for part in parts]
+        done = [self._send(part, deadline) for part in parts]
         return Delivery(sum(d.rejected for d in done), "; ".join(d.message for d in done if d.message))
 
     def _post(self, request: ExportLogsServiceRequest, timeout: float) -> tuple[int, Delivery]:
@@ -126,7 +132,7 @@ def classify(status: int, headers: Mapping[str, str], body: bytes, records: int,
                 ) from error
             return Delivery(partial.rejected_log_records, partial.error_message)
         return Delivery()
-    if status in _RETRY_STATUSES or status >= 500 or status in _SETUP_STATUSES:
+    if status == 429 or status >= 500 or status in _SETUP_STATUSES:
         raise Retryable(f"{url} answered {status}: {text[:300]}", retry_after=retry_after(headers.get("Retry-After")))
     if status == 400:  # Loki stored the valid entries: report the rest, never re-send
         found = _IGNORED.search(text)

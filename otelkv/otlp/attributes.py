@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, MutableSequence
+from collections.abc import Iterable
 from typing import Any
 
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 
@@ -46,22 +47,14 @@ def new_values(items: Iterable[tuple[str, str | float]]) -> list[KeyValue]:
     ]
 
 
-def get_str(attributes: Iterable[KeyValue], key: str) -> str | None:
-    """The string value of ``key``, or None when absent, empty or not a string."""
-    for kv in attributes:
-        if kv.key == key:
-            return kv.value.string_value or None if kv.value.WhichOneof("value") == "string_value" else None
-    return None
-
-
-def set_value(attributes: MutableSequence[KeyValue], key: str, value: str | float) -> None:
+def set_value(attributes: RepeatedCompositeFieldContainer[KeyValue], key: str, value: str | float) -> None:
     """Set ``key`` to a string or double value, replacing an existing one in place."""
     for kv in attributes:
         if kv.key == key:
             target = kv.value
             break
     else:
-        target = attributes.add(key=key).value  # type: ignore[attr-defined]
+        target = attributes.add(key=key).value
     if isinstance(value, str):
         target.string_value = value
     else:

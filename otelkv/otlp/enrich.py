@@ -27,7 +27,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeL
 
 from otelkv.kubevirt import MigrationEvent, MigrationTracker, parse_k8s_event
 
-from .attributes import get_str, new_values, set_value, to_dict, value_of
+from .attributes import new_values, set_value, to_dict, value_of
 
 SERVICE_NAME: Final = "service.name"
 NAMESPACE: Final = "k8s.namespace.name"
@@ -93,14 +93,17 @@ def enrich(
             scopes: dict[tuple[str | None, bool], ScopeLogs] = {}
             for record in scope_logs.log_records:
                 result.received += 1
-                key = _key(record)
+                attributes = to_dict(record.attributes)  # read once: key, view and annotation use it
+                key = _key(attributes)
                 if key is not None:
                     if key in seen or delivered(key):
                         result.duplicates += 1
                         continue
                     seen.add(key)
                     result.keys.append(key)
-                kubevirt, event = _read(resource, record, options, tracker, result)
+                kubevirt, event = _read(resource, attributes, record, options, tracker)
+                if kubevirt and event is None:
+                    result.unreadable += 1  # a field of a wrong type: forwarded as it came, unenriched
                 if not kubevirt and options.drop_others:
                     result.dropped_others += 1
                     continue
@@ -115,42 +118,42 @@ def enrich(
                 if event is None:
                     result.passed += 1
                 else:
-                    _annotate(copy, event)
+                    _annotate(copy, event, enriched_before=not attributes.keys().isdisjoint(ATTRIBUTES))
                     result.enriched += 1
     return result
 
 
-def _key(record: LogRecord) -> Hashable | None:
-    uid = get_str(record.attributes, EVENT_UID)
-    if uid is None:
+def _key(attributes: Mapping[str, Any]) -> Hashable | None:
+    uid = attributes.get(EVENT_UID)
+    if not isinstance(uid, str) or not uid:
         return None
-    count = next((kv.value.int_value for kv in record.attributes if kv.key == EVENT_COUNT), None)
-    return (uid, count)
+    return (uid, attributes.get(EVENT_COUNT))
 
 
 def _read(
     resource: dict[str, Any],
+    attributes: dict[str, Any],
     record: LogRecord,
     options: EnrichOptions,
     tracker: MigrationTracker,
-    result: EnrichResult,
 ) -> tuple[bool, MigrationEvent | None]:
     """Whether ``record`` is a KubeVirt event, and its facts once the tracker saw it."""
-    view = _event_view(resource, record, options.kinds)
+    view = _event_view(resource, attributes, record, options.kinds)
     if view is None:
         return False, None
     try:
         event = parse_k8s_event(view)
     except TypeError:
-        result.unreadable += 1  # a field of a wrong type: forwarded as it came, unenriched
         return True, None
     return True, tracker.observe(event)
 
 
-def _event_view(resource: dict[str, Any], record: LogRecord, kinds: frozenset[str]) -> Mapping[str, Any] | None:
+def _event_view(
+    resource: dict[str, Any], attributes: dict[str, Any], record: LogRecord, kinds: frozenset[str]
+) -> Mapping[str, Any] | None:
     """The record as a mapping :func:`parse_k8s_event` reads, if it is a KubeVirt event."""
     if resource.get(OBJECT_KIND) in kinds:  # the k8s_events receiver's shape (FACTS §1)
-        view = {**resource, **to_dict(record.attributes)}
+        view = {**resource, **attributes}
         body = record.body
         view["body"] = body.string_value if body.WhichOneof("value") == "string_value" else ""
         view["severity_text"] = record.severity_text
@@ -189,10 +192,10 @@ def _scope_like(out: ResourceLogs, source: ScopeLogs) -> ScopeLogs:
     return scope
 
 
-def _annotate(record: LogRecord, event: MigrationEvent) -> None:
+def _annotate(record: LogRecord, event: MigrationEvent, *, enriched_before: bool) -> None:
     facts = [(attribute, value) for attribute, name in ATTRIBUTES.items() if (value := getattr(event, name)) not in
              (None, "")]  # fmt: skip
-    if any(kv.key in ATTRIBUTES for kv in record.attributes):  # enriched before: replace in place
+    if enriched_before:  # passed through otelkv already: replace in place
         for attribute, value in facts:
             set_value(record.attributes, attribute, value)
     else:

@@ -15,6 +15,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 
 from otelkv.errors import BadRequest, grpc_answer
 from otelkv.pipeline import Pipeline
+from otelkv.receive import response_for
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,7 @@ class LogsHandler:
                 log.debug("export failed: %s", error)
             _abort(context, error)
             raise  # unreachable: abort raises
-        answer = ExportLogsServiceResponse()
-        if delivery.rejected or delivery.message:
-            answer.partial_success.rejected_log_records = delivery.rejected
-            answer.partial_success.error_message = delivery.message
-        return answer
+        return response_for(delivery)
 
 
 class GrpcReceiver:

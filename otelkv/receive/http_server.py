@@ -23,12 +23,12 @@ from google.protobuf import json_format
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
-    ExportLogsServiceResponse,
 )
 
 from otelkv.config import split_host_port
 from otelkv.errors import BadRequest, http_answer
 from otelkv.pipeline import Pipeline
+from otelkv.receive import response_for
 from otelkv.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -128,10 +128,7 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as error:
             self._fail(error, encoding)
             return
-        answer = ExportLogsServiceResponse()
-        if delivery.rejected or delivery.message:
-            answer.partial_success.rejected_log_records = delivery.rejected
-            answer.partial_success.error_message = delivery.message
+        answer = response_for(delivery)
         self._reply(200, *self._encode(answer, encoding))
 
     def _read_request(self, content_type: str) -> ExportLogsServiceRequest:
@@ -176,7 +173,7 @@ class _Handler(BaseHTTPRequestHandler):
         return message.SerializeToString(), PROTOBUF
 
     def _reply(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
-        if self.server.receiver.draining:
+        if self.server.receiver.pipeline.health.draining:
             self.close_connection = True
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -236,7 +233,6 @@ class HttpReceiver:
     def __init__(self, pipeline: Pipeline, telemetry: Telemetry, address: str) -> None:
         self.pipeline = pipeline
         self.telemetry = telemetry
-        self.draining = False
         host, port = split_host_port(address)
         self._server = _Server((host, port), _Handler)
         self._server.receiver = self
@@ -251,7 +247,7 @@ class HttpReceiver:
 
     def stop(self, grace: float) -> None:
         """Stop accepting; wait up to ``grace`` seconds for open connections to finish."""
-        self.draining = True
+        self.pipeline.health.draining = True
         if self._thread.is_alive():
             self._server.shutdown()
         self._server.close_idle()
