@@ -237,3 +237,19 @@ def test_labels_and_attribute_names_agree_with_otelkv() -> None:
     sidecar_labels = load(DEPLOY / "apps/monitoring/kustomization.yaml")["configMapGenerator"]
     assert sidecar_labels[0]["options"]["labels"] == {"grafana_dashboard": "1"}
     assert sidecar_labels[1]["options"]["labels"] == {loki_values()["sidecar"]["rules"]["label"]: "true"}
+
+
+def test_the_events_preset_uses_the_k8s_events_receiver_and_the_pipeline_holds_only_it() -> None:
+    """Chart 0.170.0 facts (FACTS.md §4b): without ``useK8sEventsReceiver: true`` the preset means
+    the ``k8sobjects`` receiver on ``events.k8s.io``, the ClusterRole grants only that group, and
+    ``k8s_events`` gets 403 on core events while the collector stays Ready. The preset appends
+    its receiver to the logs pipeline (``append … | uniq``), so the pipeline must name exactly the
+    receivers otelkv reads."""
+    values = load(ROOT / "collector-config/values-sidecar.yaml")
+    preset = values["presets"]["kubernetesEvents"]
+    assert preset == {"enabled": True, "useK8sEventsReceiver": True}
+    chart_appends = "k8s_events" if preset["useK8sEventsReceiver"] else "k8sobjects"
+    receivers = values["config"]["service"]["pipelines"]["logs"]["receivers"]
+    rendered = list(dict.fromkeys([*receivers, chart_appends]))  # what the chart's template makes
+    assert rendered == ["k8s_events"]
+    assert "k8s_events" in values["config"]["receivers"]

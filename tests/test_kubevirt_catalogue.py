@@ -48,6 +48,8 @@ ADDED_ROWS = {
 def sample(arg: str) -> str:
     """A realistic value for a catalogue argument, chosen by its description."""
     head = arg.split(" ", maxsplit=1)[0].split("(", maxsplit=1)[0]
+    if "kubevirt-migration-pdb-" in arg:
+        return f"kubevirt-migration-pdb-{MIG}"
     if "failed to create target pod" in arg:
         return f"failed to create target pod for vmi {NS}/{VM}, it needs a privileged namespace to run: denied"
     by_head = {

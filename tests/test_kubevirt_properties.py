@@ -55,7 +55,7 @@ def rendered(draw: st.DrawFn, rule: Rule | None = None) -> Rendered:
         "pod_namespace": lambda: draw(names.dns_label),
         "target_pod": lambda: draw(names.launcher_pod(vm)),
         "migration_name": lambda: draw(names.dns_subdomain),
-        "name": lambda: draw(names.dns_subdomain),
+        "name": lambda: (rule.name_prefix or "") + draw(names.dns_subdomain),
         "migration_uid": lambda: draw(names.uid),
         "target_node": lambda: draw(names.dns_subdomain),
         "target_address": lambda: draw(st.one_of(names.ipv4, names.ipv6)),
@@ -165,8 +165,8 @@ def test_round_trip_regression_empty_last_argument() -> None:
     # An empty last argument left a trailing space, once stripped before matching: a "cut" message.
     check_round_trip(
         Rendered(
-            _row("Error creating a PodDisruptionBudget: %v"),
-            "Error creating a PodDisruptionBudget: ",
+            _row("Error creating a Migration: %v"),
+            "Error creating a Migration: ",
             {"error": ""},
             "vm",
             "ns",

@@ -237,3 +237,33 @@ def test_wrong_types_raise_type_error_naming_the_field(field: str, value: Any) -
 def test_parse_event_is_keyword_only() -> None:
     with pytest.raises(TypeError):
         parse_event("Migrating", "VirtualMachineInstance is migrating.")  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("message", "component", "is_migration"),
+    [
+        # The VMI's own eviction budget (disruptionbudget-controller, generateName
+        # kubevirt-disruption-budget-): made at VM start, removed at VM stop. Not a migration.
+        ("Created PodDisruptionBudget kubevirt-disruption-budget-5ml4d", "disruptionbudget-controller", False),
+        ("Created PodDisruptionBudget kubevirt-disruption-budget-5ml4d", None, False),
+        ("Deleted PodDisruptionBudget kubevirt-disruption-budget-5ml4d", "disruptionbudget-controller", False),
+        ("Error creating a PodDisruptionBudget: forbidden", "disruptionbudget-controller", False),
+        # v0.42-v0.45: the per-migration budget, same text from the VMI controller.
+        ("Created PodDisruptionBudget kubevirt-migration-pdb-kubevirt-migrate-vm-x7k2p", "virtualmachine-controller",
+         True),
+        ("Created PodDisruptionBudget kubevirt-migration-pdb-kubevirt-migrate-vm-x7k2p", None, True),
+        # A migration-pdb name from the wrong component is not read as one either.
+        ("Created PodDisruptionBudget kubevirt-migration-pdb-x", "disruptionbudget-controller", False),
+        # After the migration: about it, but moves no phase.
+        ("shrank PodDisruptionBudget kubevirt-disruption-budget-5ml4d", "disruptionbudget-controller", True),
+    ],
+)  # fmt: skip
+def test_the_vms_own_disruption_budget_is_not_a_migration(
+    message: str, component: str | None, is_migration: bool
+) -> None:
+    reason = message.split(" ", 1)[0].replace("Created", "SuccessfulCreate").replace("Deleted", "SuccessfulDelete")
+    reason = {"Error": "FailedCreate", "shrank": "SuccessfulUpdate"}.get(reason, reason)
+    e = vmi(reason, message, event_type="Warning" if reason.startswith("Failed") else "Normal", component=component)
+    assert e.is_migration is is_migration
+    assert e.phase is None
+    assert e.vm_name == "fedora-vm"

@@ -100,7 +100,7 @@ def parse_event(
     uid = object_uid or None
 
     text = message[len(_COMBINED) :] if message.startswith(_COMBINED) else message
-    found = _find_any(reason, event_type or None, kind, text)
+    found = _find_any(reason, event_type or None, kind, component or None, text)
 
     facts = _Facts(
         vm_name=name if kind in (VMI, VM) else None,
@@ -151,39 +151,45 @@ def _timestamp(value: datetime | str | None) -> datetime | None:
 
 
 @lru_cache(maxsize=4096)
-def _find_any(reason: str, event_type: str | None, kind: str | None, text: str) -> _Found | None:
+def _find_any(reason: str, event_type: str | None, kind: str | None, component: str | None, text: str) -> _Found | None:
     """Read ``text`` as it is, then without trailing white space, then without Go artifacts.
 
     A pure function of its arguments over an immutable table: cached, as the same messages
     come again and again ("VirtualMachineInstance is migrating.", counted repeats).
     """
-    found = _find(reason, event_type, kind, text)
+    found = _find(reason, event_type, kind, component, text)
     for variant in (text.rstrip(), _EXTRA.sub("", text).rstrip()):
         if found is not None and found.complete:
             break
         if variant != text:
-            found = _find(reason, event_type, kind, variant) or found
+            found = _find(reason, event_type, kind, component, variant) or found
     return found
 
 
-def _find(reason: str, event_type: str | None, kind: str | None, text: str) -> _Found | None:
+def _find(reason: str, event_type: str | None, kind: str | None, component: str | None, text: str) -> _Found | None:
     rules = _BY_REASON.get(reason)
     if rules is not None:
-        return _first(rules, event_type, kind, text)
+        return _first(rules, event_type, kind, component, text)
     # KubeVirt put error text in the reason: only the whole message can tell which event it is.
-    found = _first(_ANY_REASON, event_type, kind, text)
+    found = _first(_ANY_REASON, event_type, kind, component, text)
     return found if found is not None and found.complete else None
 
 
-def _first(rules: tuple[Rule, ...], event_type: str | None, kind: str | None, text: str) -> _Found | None:
+def _first(
+    rules: tuple[Rule, ...], event_type: str | None, kind: str | None, component: str | None, text: str
+) -> _Found | None:
     """The first complete match; else a cut-off reading that every candidate agrees on."""
     cut: list[_Found] = []
     for rule in rules:
         if (kind is not None and rule.kind != kind) or (event_type is not None and rule.type != event_type):
             continue
+        if component is not None and rule.component is not None and rule.component != component:
+            continue
         got = match(rule.tokens, text)
         if got is None:
             continue
+        if rule.name_prefix is not None and not got.values.get("name", "").startswith(rule.name_prefix):
+            continue  # the same text about something else (see the table's name_prefix column)
         if got.complete:
             return _Found(rule, got.values, True)
         cut.append(_Found(rule, got.values, False))

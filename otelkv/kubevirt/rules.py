@@ -19,6 +19,12 @@ Columns:
   (a non-migratable VMI warning, or text shared with the VMI lifecycle); they never join one.
 - ``failure``: the failure reason the row states — :data:`FROM_MESSAGE` (the whole message
   says why), a constant, or None (a ``failure_reason`` argument, if any, says it).
+- ``component``: the emitter (``source.component``) the row is about, for a text that another
+  component records with another meaning; an event from another known component never matches.
+- ``name_prefix``: the ``name`` argument must start with it. KubeVirt's per-VMI eviction budget
+  (``kubevirt-disruption-budget-…``, made at VM start) and the per-migration one of v0.42 to v0.45
+  (``kubevirt-migration-pdb-…``) share the text ``Created PodDisruptionBudget %s``; only the
+  second is about a migration, and the name tells them apart when the component is not known.
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ class Rule:
     since: str = "v0.10.0"
     until: str | None = None
     note: str = ""
+    component: str | None = None
+    name_prefix: str | None = None
     tokens: tuple[Token, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -57,6 +65,8 @@ class Rule:
             raise ValueError(f"{self.format!r}: phase {self.phase!r} is not a VMIM phase")
         if self.host not in (None, "source", "target", "migrated"):
             raise ValueError(f"{self.format!r}: host {self.host!r}")
+        if self.name_prefix is not None and "name" not in self.args:
+            raise ValueError(f"{self.format!r}: name_prefix needs a 'name' argument")
         object.__setattr__(self, "tokens", tokenize(self.format, self.args))
 
 
@@ -73,8 +83,12 @@ def _row(
     since: str = "v0.10.0",
     until: str | None = None,
     note: str = "",
+    component: str | None = None,
+    name_prefix: str | None = None,
 ) -> Rule:
-    return Rule(reason, kind, type_, fmt, args, phase, host, attempt, failure, since, until, note)
+    return Rule(
+        reason, kind, type_, fmt, args, phase, host, attempt, failure, since, until, note, component, name_prefix
+    )
 
 
 _vmim = partial(_row, VMIM)
@@ -174,8 +188,9 @@ RULES: Final[tuple[Rule, ...]] = (
          until="v1.5.x"),
     _vmi("FailedUpdate", W, "Error expanding the PodDisruptionBudget %s: %v", "name", "error", phase=NO_PHASE,
          since="v0.46.0", until="v1.5.x"),
-    _vmi("SuccessfulCreate", N, "Created PodDisruptionBudget %s", "name", phase=NO_PHASE, since="v0.20.0",
-         until="v1.5.x"),
+    _vmi("SuccessfulCreate", N, "Created PodDisruptionBudget %s", "name", phase=NO_PHASE, since="v0.42.0",
+         until="v0.45.x", component="virtualmachine-controller", name_prefix="kubevirt-migration-pdb-",
+         note="the per-migration budget; the same text from disruptionbudget-controller is the VM's own"),
     _vmi("SuccessfulCreate", N, "Created Migration %s for automated workload update", "migration_name",
          phase="Pending", since="v0.39.0"),
     _vmi("SuccessfulCreate", N, "Created Migration %s", "migration_name", phase="Pending", since="v0.16.0"),
@@ -188,11 +203,6 @@ RULES: Final[tuple[Rule, ...]] = (
          since="v1.3.0"),
     _vmi("FailedChangeAbortion", N, "Failed to abort change for vmi: %s: %v", "vm_name", "error",
          phase=NO_PHASE, since="v1.3.0"),
-    _vmi("SuccessfulDelete", N, "Deleted PodDisruptionBudget %s", "name", phase=NO_PHASE, since="v0.20.0"),
-    _vmi("FailedDelete", W, "Error deleting the PodDisruptionBudget %s: %v", "name", "error", phase=NO_PHASE,
-         since="v0.20.0"),
-    _vmi("FailedCreate", W, "Error creating a PodDisruptionBudget: %v", "error", phase=NO_PHASE,
-         since="v0.20.0", until="v1.5.x"),
     _vmi("SuccessfulUpdate", N, "shrank PodDisruptionBudget %s", "name", phase=NO_PHASE, since="v0.51.0",
          until="v1.5.x"),
     _vmi("SuccessfulUpdate", N, "shrank PodDisruptionBudget%!(EXTRA string=%s)", "name", phase=NO_PHASE,
