@@ -253,3 +253,83 @@ def test_the_events_preset_uses_the_k8s_events_receiver_and_the_pipeline_holds_o
     rendered = list(dict.fromkeys([*receivers, chart_appends]))  # what the chart's template makes
     assert rendered == ["k8s_events"]
     assert "k8s_events" in values["config"]["receivers"]
+
+
+# -- Loki behind the gateway's basic auth (issue 11 item 2) --------------------------------------
+
+# Loki chart 6.29.0 (production/helm/loki, templates/_helpers.tpl): the gateway's nginx writes
+# `auth_basic` only under `gateway.basicAuth.enabled`, reading `.htpasswd` from the Secret
+# `gateway.basicAuth.existingSecret`; it passes X-Scope-OrgID through untouched and routes
+# /otlp/v1/logs, /loki/api/v1/push and /loki/api/v1/delete like any query. So without basic auth
+# anyone who reaches the gateway pushes, reads and deletes any tenant.
+LOKI_SECRET = "loki-gateway-auth"
+READ_PATHS = ["/loki/api/v1/query", "/loki/api/v1/query_range", "/loki/api/v1/labels",
+              "/loki/api/v1/label/service_name/values", "/loki/api/v1/series", "/loki/api/v1/index/stats",
+              "/loki/api/v1/index/volume", "/loki/api/v1/detected_fields"]  # fmt: skip
+NOT_ROUTED = ["/otlp/v1/logs", "/loki/api/v1/push", "/api/prom/push", "/loki/api/v1/delete", "/loki/api/v1/rules",
+              "/loki/api/v1/rules/kubevirt", "/api/prom/rules", "/loki/api/v1/tail", "/flush", "/config",
+              "/compactor/ring", "/loki/api/v1/labelsx", "/loki/api/v1/querying"]  # fmt: skip
+
+
+def route_takes(rules: list[dict[str, Any]], path: str) -> bool:
+    """Gateway API path matching: Exact is equality, PathPrefix matches whole path elements."""
+    for rule in rules:
+        for match in rule.get("matches", [{"path": {"type": "PathPrefix", "value": "/"}}]):
+            kind, value = match["path"]["type"], match["path"]["value"]
+            prefix = value.rstrip("/")
+            if (kind == "Exact" and path == value) or (
+                kind == "PathPrefix" and (path == value or path.startswith(prefix + "/") or not prefix)
+            ):
+                return True
+    return False
+
+
+def test_the_route_exposes_read_paths_only() -> None:
+    route = load(DEPLOY / "apps/loki/httproute.yaml")
+    rules = route["spec"]["rules"]
+    assert [r for r in READ_PATHS if not route_takes(rules, r)] == []
+    assert [p for p in NOT_ROUTED if route_takes(rules, p)] == []
+    assert {b["name"] for r in rules for b in r["backendRefs"]} == {"loki-gateway"}
+    assert route_takes([{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}]}], "/otlp/v1/logs")  # can fail
+
+
+def otelkv_file_config(pod: dict[str, Any], container: dict[str, Any], configmaps: list[dict[str, Any]],
+                       tmp_path: Path) -> config.Config:  # fmt: skip
+    """Load otelkv's --config file as the pod mounts it, the Secret's file stood in by a local one."""
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: volumes[m["name"]] for m in container["volumeMounts"]}
+    [path] = [a.split("=", 1)[1] for a in container["args"] if a.startswith("--config=")]
+    source = mounts[str(Path(path).parent)]["configMap"]["name"]
+    [configmap] = [c for c in configmaps if c["metadata"]["name"] == source]
+    data = yaml.safe_load(configmap["data"][Path(path).name])
+    secret_file = Path(data["forward"]["auth"]["password_file"])
+    secret = mounts[str(secret_file.parent)]["secret"]
+    assert secret["secretName"] == LOKI_SECRET and secret_file.name in {i["path"] for i in secret["items"]}
+    tmp_path.mkdir()
+    (tmp_path / "password").write_text("stand-in\n")
+    data["forward"]["auth"]["password_file"] = str(tmp_path / "password")
+    (tmp_path / "otelkv.yaml").write_text(yaml.safe_dump(data))
+    return config.load(tmp_path / "otelkv.yaml", environ={})
+
+
+def test_loki_asks_for_basic_auth_and_every_client_has_it(tmp_path: Path) -> None:
+    assert loki_values()["gateway"]["basicAuth"] == {"enabled": True, "existingSecret": LOKI_SECRET}
+    values = load(ROOT / "collector-config/values-sidecar.yaml")
+    [sidecar] = values["extraContainers"]
+    pod = {"volumes": values["extraVolumes"]}
+    sidecar_cfg = otelkv_file_config(pod, sidecar, values["extraManifests"], tmp_path / "a")
+    rendered = render(DEPLOY / "apps/otelkv")
+    deployment = next(o for o in rendered if o["kind"] == "Deployment")["spec"]["template"]["spec"]
+    configmaps = [o for o in rendered if o["kind"] == "ConfigMap"]
+    standalone_cfg = otelkv_file_config(deployment, deployment["containers"][0], configmaps, tmp_path / "b")
+    for cfg in (sidecar_cfg, standalone_cfg):
+        assert cfg.forward.auth.username == "otelkv" and cfg.forward.auth.password_file
+    datasource = yaml.safe_load(load(DEPLOY / "apps/monitoring/datasource.yaml")["data"]["loki-kubevirt.yaml"])
+    [ds] = datasource["datasources"]
+    assert ds["basicAuth"] is True and ds["basicAuthUser"] == "grafana"
+    password = ds["secureJsonData"]["basicAuthPassword"]  # Grafana's provisioning reads $VAR from its environment
+    env = load(DEPLOY / "apps/monitoring/kube-prometheus-stack-values.yaml")["grafana"]["envValueFrom"]
+    assert env[password.removeprefix("$")]["secretKeyRef"]["name"] == LOKI_SECRET
+    docs = (ROOT / "docs/deployment.md").read_text()
+    for namespace in ("loki", "observability", "otelkv", "monitoring"):
+        assert f"kubectl -n {namespace} create secret generic {LOKI_SECRET}" in docs, namespace
