@@ -1,8 +1,13 @@
 #!/usr/bin/env python3
 """A stand-in for ``kubectl`` that plays one KubeVirt migration (for scripts/ tests).
 
-FAKE_SCENARIO: success | failure | timeout | missing | never-ready. Every call is appended to
-FAKE_LOG as one JSON line; FAKE_STATE holds the poll count.
+FAKE_SCENARIO: success | failure | timeout | missing | never-ready | never-created.
+FAKE_VM: halted (default: ``spec.runStrategy: Halted``) | running-field (the older
+``spec.running: false``; KubeVirt refuses a runStrategy patch beside it) | ready (already running).
+FAKE_KUBECTL_CREATE=1: this kubectl knows ``wait --for=create`` (>= 1.31); else the VMI appears
+only on the third ``get vmi``, as it does some time after the VM is started.
+FAKE_PATCH_FAILS=1: the API server refuses the start patch. Every call is appended to FAKE_LOG as
+one JSON line; FAKE_STATE holds the poll counts.
 """
 
 import json
@@ -12,10 +17,26 @@ from pathlib import Path
 
 args = sys.argv[1:]
 scenario = os.environ["FAKE_SCENARIO"]
+vm = os.environ.get("FAKE_VM", "halted")
 with open(os.environ["FAKE_LOG"], "a") as log:
     log.write(json.dumps(args) + "\n")
 state = Path(os.environ["FAKE_STATE"])
-polls = int(state.read_text()) if state.exists() else 0
+counts = json.loads(state.read_text()) if state.exists() else {}
+
+
+def bump(name: str) -> int:
+    """How often ``name`` was asked before this call."""
+    seen = counts.get(name, 0)
+    counts[name] = seen + 1
+    state.write_text(json.dumps(counts))
+    return seen
+
+
+if args == ["wait", "--help"]:
+    print("Examples:\n  kubectl wait --for=condition=Ready=false pod/busybox1")
+    if os.environ.get("FAKE_KUBECTL_CREATE") == "1":
+        print("  kubectl wait --for=create pod/busybox1 --timeout=60s")
+    sys.exit(0)
 
 if args[:2] == ["-n", os.environ.get("EXPECT_NAMESPACE", "virtualmachines")]:
     args = args[2:]
@@ -29,12 +50,31 @@ if "-o" in args:
 if verb == "get" and args[1] == "vm":
     if scenario == "missing":
         sys.exit('Error from server (NotFound): virtualmachines.kubevirt.io "x" not found')
-    print("false" if jsonpath else "vm", end="")
+    fields = {
+        "{.status.ready}": "true" if vm == "ready" else "false",
+        "{.spec.running}": "false" if vm == "running-field" else "",
+        "{.spec.runStrategy}": "" if vm == "running-field" else "Halted",
+    }
+    print(fields[jsonpath] if jsonpath else "vm", end="")
 elif verb == "patch":
-    pass
-elif verb == "wait":
-    if scenario == "never-ready":
+    patch = args[args.index("-p") + 1]
+    if os.environ.get("FAKE_PATCH_FAILS") == "1" or (vm == "running-field" and "runStrategy" in patch):
+        sys.exit("The request is invalid: running and runStrategy are mutually exclusive")
+elif verb == "wait" and "--for=create" in args:
+    if os.environ.get("FAKE_KUBECTL_CREATE") != "1":
+        sys.exit('error: unrecognized condition: "create"')
+    if scenario == "never-created":
         sys.exit("error: timed out waiting for the condition")
+    bump("created")
+elif verb == "wait":
+    if scenario == "never-ready" or (not counts.get("created") and vm != "ready"):
+        # kubectl wait on a VMI that does not exist (yet) fails at once.
+        sys.exit('Error from server (NotFound): virtualmachineinstances.kubevirt.io "x" not found')
+elif verb == "get" and args[1] == "vmi" and not jsonpath:
+    if vm != "ready" and (bump("vmi") < 2 or scenario == "never-created"):
+        sys.exit('Error from server (NotFound): virtualmachineinstances.kubevirt.io "x" not found')
+    bump("created")
+    print("vmi", end="")
 elif verb == "get" and args[1] == "vmi":
     print("node01", end="")
 elif verb == "create":
@@ -43,7 +83,7 @@ elif verb == "create":
     print("kubevirt-migrate-vm-x7k2p", end="")
 elif verb == "get" and args[1] == "vmim":
     if jsonpath == "{.status.phase}":
-        state.write_text(str(polls + 1))
+        polls = bump("vmim")
         phases = ["Pending", "Scheduling", "PreparingTarget", "Running"]
         if scenario == "timeout" or polls < len(phases):
             print(phases[min(polls, len(phases) - 1)], end="")

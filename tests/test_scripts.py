@@ -37,7 +37,7 @@ def play(scenario: str, tmp_path: Path, **env: str) -> tuple[subprocess.Complete
                **env}  # fmt: skip
     done = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, env=environ, timeout=60, check=False)
     calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-    return done, calls
+    return done, [c for c in calls if c != ["wait", "--help"]]  # the feature probe; all others name -n
 
 
 def test_a_successful_migration(tmp_path: Path) -> None:
@@ -74,3 +74,50 @@ def test_names_come_from_the_environment(tmp_path: Path) -> None:
     done, calls = play("success", tmp_path, VM_NAME="web-01", VM_NAMESPACE="tenant-a", EXPECT_NAMESPACE="tenant-a")
     assert done.returncode == 0, done.stderr
     assert ["-n", "tenant-a", "get", "vm", "web-01"] in calls
+
+
+def restores(calls: list[list[str]]) -> list[str]:
+    return [c[c.index("-p") + 1] for c in calls if c[2] == "patch"]
+
+
+def test_a_halted_vm_is_started_and_put_back(tmp_path: Path) -> None:
+    """runStrategy Halted: started with Always, the VMI polled until it exists (a kubectl without
+    --for=create), waited Ready only then, and Halted again on exit."""
+    done, calls = play("success", tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert restores(calls) == ['{"spec":{"runStrategy":"Always"}}', '{"spec":{"runStrategy":"Halted"}}']
+    gets = [i for i, c in enumerate(calls) if c[2:4] == ["get", "vmi"] and "-o" not in c]
+    ready = next(i for i, c in enumerate(calls) if c[2] == "wait" and "--for=condition=Ready" in " ".join(c))
+    assert len(gets) == 3 and gets[-1] < ready  # not found twice, then found, then waited for Ready
+
+
+def test_a_vm_with_spec_running_is_started_through_that_field(tmp_path: Path) -> None:
+    done, calls = play("failure", tmp_path, FAKE_VM="running-field")
+    assert done.returncode == 1  # the migration's failure, not a refused patch
+    assert restores(calls) == ['{"spec":{"running":true}}', '{"spec":{"running":false}}']
+
+
+def test_a_running_vm_is_left_alone(tmp_path: Path) -> None:
+    done, calls = play("success", tmp_path, FAKE_VM="ready")
+    assert done.returncode == 0, done.stderr
+    assert restores(calls) == []
+
+
+def test_kubectl_with_wait_for_create_is_used(tmp_path: Path) -> None:
+    done, calls = play("success", tmp_path, FAKE_KUBECTL_CREATE="1")
+    assert done.returncode == 0, done.stderr
+    assert ["-n", "virtualmachines", "wait", "vmi", "fedora-vm", "--for=create", "--timeout=300s"] in calls
+
+
+@pytest.mark.parametrize("create", ["0", "1"])
+def test_a_vmi_that_never_appears_exits_2_and_stops_the_vm_again(tmp_path: Path, create: str) -> None:
+    done, calls = play("never-created", tmp_path, READY_TIMEOUT="1", FAKE_KUBECTL_CREATE=create)
+    assert done.returncode == 2 and "was not created" in done.stderr
+    assert restores(calls)[-1] == '{"spec":{"runStrategy":"Halted"}}'
+    assert not any(c[2] == "create" for c in calls)
+
+
+def test_a_refused_start_exits_2_and_restores_nothing(tmp_path: Path) -> None:
+    done, calls = play("success", tmp_path, FAKE_PATCH_FAILS="1")
+    assert done.returncode == 2 and "could not start VM" in done.stderr
+    assert len(restores(calls)) == 1  # only the refused start
