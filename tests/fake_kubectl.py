@@ -26,7 +26,7 @@ counts = json.loads(state.read_text()) if state.exists() else {}
 
 def bump(name: str) -> int:
     """How often ``name`` was asked before this call."""
-    seen = counts.get(name, 0)
+    seen = int(counts.get(name, 0))
     counts[name] = seen + 1
     state.write_text(json.dumps(counts))
     return seen
