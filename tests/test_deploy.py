@@ -333,3 +333,17 @@ def test_loki_asks_for_basic_auth_and_every_client_has_it(tmp_path: Path) -> Non
     docs = (ROOT / "docs/deployment.md").read_text()
     for namespace in ("loki", "observability", "otelkv", "monitoring"):
         assert f"kubectl -n {namespace} create secret generic {LOKI_SECRET}" in docs, namespace
+
+
+def test_the_dashboard_folder_annotation_is_one_the_grafana_chart_reads() -> None:
+    """grafana chart (10.5, values.yaml, templates/_pod.tpl and _config.tpl): the dashboard sidecar
+    gets FOLDER_ANNOTATION only from ``sidecar.dashboards.folderAnnotation`` (default null), and the
+    provider keeps the sidecar's sub-folders only with ``provider.foldersFromFilesStructure``
+    (default false); kube-prometheus-stack sets neither. Without both, no folder appears."""
+    generator = load(DEPLOY / "apps/monitoring/kustomization.yaml")["configMapGenerator"][0]
+    [annotation] = generator["options"]["annotations"]
+    dashboards = load(DEPLOY / "apps/monitoring/kube-prometheus-stack-values.yaml")["grafana"]["sidecar"]["dashboards"]
+    assert dashboards["folderAnnotation"] == annotation
+    assert dashboards["provider"]["foldersFromFilesStructure"] is True
+    folder = generator["options"]["annotations"][annotation]
+    assert f"*Dashboards → {folder} →" in (ROOT / "docs/deployment.md").read_text()
