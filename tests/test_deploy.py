@@ -347,3 +347,15 @@ def test_the_dashboard_folder_annotation_is_one_the_grafana_chart_reads() -> Non
     assert dashboards["provider"]["foldersFromFilesStructure"] is True
     folder = generator["options"]["annotations"][annotation]
     assert f"*Dashboards → {folder} →" in (ROOT / "docs/deployment.md").read_text()
+
+
+def test_one_pod_at_a_time_during_rollouts() -> None:
+    """Chart 0.170.0 (values.yaml ``rollout.strategy: RollingUpdate``; templates/deployment.yaml
+    writes ``strategy.type`` from it, and ``rollingUpdate`` only for RollingUpdate): the default
+    runs two collectors during a rollout. Kubernetes' Deployment default is RollingUpdate too."""
+    values = load(ROOT / "collector-config/values-sidecar.yaml")
+    assert values["rollout"] == {"strategy": "Recreate"}
+    standalone = next(o for o in render(DEPLOY / "apps/otelkv") if o["kind"] == "Deployment")
+    assert standalone["spec"]["strategy"] == {"type": "Recreate"}
+    text = (ROOT / "docs/scaling.md").read_text()
+    assert "## What a rollout costs" in text and "gap" in text
