@@ -58,13 +58,15 @@ def test_every_kustomization_renders(directory: Path) -> None:
 
 def core(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Objects of Kubernetes' own API groups (CRDs like Application and HTTPRoute have no schema here)."""
-    return [o for o in objects if "." not in o["apiVersion"].split("/")[0] or o["apiVersion"].startswith("v1")]
+    groups = [o["apiVersion"].rpartition("/")[0] for o in objects]
+    return [o for o, g in zip(objects, groups, strict=True)
+            if "." not in g or (g.endswith(".k8s.io") and g != "gateway.networking.k8s.io")]  # fmt: skip
 
 
 def test_core_manifests_validate_against_the_kubernetes_schemas() -> None:
     objects = core(render(DEPLOY)) + core(render(DEPLOY / "apps" / "otelkv"))
     kinds = {o["kind"] for o in objects}
-    assert {"Namespace", "ConfigMap", "Deployment", "Service", "PodDisruptionBudget"} <= kinds
+    assert {"Namespace", "ConfigMap", "Deployment", "Service", "NetworkPolicy"} <= kinds
     for obj in objects:
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
 
@@ -359,3 +361,158 @@ def test_one_pod_at_a_time_during_rollouts() -> None:
     assert standalone["spec"]["strategy"] == {"type": "Recreate"}
     text = (ROOT / "docs/scaling.md").read_text()
     assert "## What a rollout costs" in text and "gap" in text
+
+
+# -- hardening (issue 11 item 6) ------------------------------------------------------------------
+
+TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
+                      "projected", "secret"}  # fmt: skip
+
+
+def chart_pod(values: dict[str, Any]) -> dict[str, Any]:
+    """The pod spec chart 0.170.0 makes (templates/_pod.tpl): ``podSecurityContext`` for the pod, the
+    collector container with ``securityContext`` (no preset that overrides it is on), then
+    ``extraContainers`` as given; volumes: the config map, then ``extraVolumes``."""
+    collector = {"name": "opentelemetry-collector", "securityContext": values.get("securityContext", {}),
+                 "volumeMounts": [{"name": "opentelemetry-collector-configmap", "mountPath": "/conf"}]}  # fmt: skip
+    return {
+        "automountServiceAccountToken": values.get("serviceAccount", {}).get("automountServiceAccountToken", True),
+        "securityContext": values.get("podSecurityContext", {}),
+        "containers": [collector, *values.get("extraContainers", [])],
+        "volumes": [
+            {"name": "opentelemetry-collector-configmap", "configMap": {"name": "x"}},
+            *values.get("extraVolumes", []),
+        ],
+    }
+
+
+def admit_service_account(pod: dict[str, Any]) -> dict[str, Any]:
+    """Kubernetes' ServiceAccount admission plugin (plugin/pkg/admission/serviceaccount): with
+    automount on, every container gets the token at TOKEN_PATH unless it already mounts that path."""
+    if pod["automountServiceAccountToken"]:
+        pod["volumes"] = [*pod["volumes"], {"name": "kube-api-access", "projected": {}}]
+        for container in pod["containers"]:
+            mounts = container.setdefault("volumeMounts", [])
+            if not any(m["mountPath"] == TOKEN_PATH for m in mounts):
+                mounts.append({"name": "kube-api-access", "mountPath": TOKEN_PATH, "readOnly": True})
+    return pod
+
+
+def restricted_violations(pod: dict[str, Any]) -> list[str]:
+    """What Pod Security "restricted" (v1.33) refuses, for the fields these manifests use."""
+    bad = []
+    pod_sc = pod.get("securityContext", {})
+    for c in pod["containers"]:
+        sc = c.get("securityContext", {})
+        name = c["name"]
+        if sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is not True:
+            bad.append(f"{name}: runAsNonRoot")
+        if sc.get("runAsUser", pod_sc.get("runAsUser")) == 0:
+            bad.append(f"{name}: runAsUser 0")
+        if sc.get("allowPrivilegeEscalation") is not False:
+            bad.append(f"{name}: allowPrivilegeEscalation")
+        if "ALL" not in sc.get("capabilities", {}).get("drop", []):
+            bad.append(f"{name}: drop ALL")
+        if set(sc.get("capabilities", {}).get("add", [])) - {"NET_BIND_SERVICE"}:
+            bad.append(f"{name}: capabilities added")
+        seccomp = sc.get("seccompProfile", pod_sc.get("seccompProfile", {})).get("type")
+        if seccomp not in {"RuntimeDefault", "Localhost"}:
+            bad.append(f"{name}: seccompProfile")
+        if sc.get("privileged"):
+            bad.append(f"{name}: privileged")
+    bad += [f"volume {v['name']}" for v in pod["volumes"] if not set(v) - {"name"} <= RESTRICTED_VOLUMES]
+    return bad
+
+
+def test_both_pods_pass_pod_security_restricted_and_the_check_can_fail() -> None:
+    values = load(ROOT / "collector-config/values-sidecar.yaml")
+    assert restricted_violations(chart_pod(values)) == []
+    standalone = next(o for o in render(DEPLOY / "apps/otelkv") if o["kind"] == "Deployment")
+    assert restricted_violations(standalone["spec"]["template"]["spec"]) == []
+    assert restricted_violations(chart_pod({})) == [  # the chart's defaults: empty security contexts
+        "opentelemetry-collector: runAsNonRoot",
+        "opentelemetry-collector: allowPrivilegeEscalation",
+        "opentelemetry-collector: drop ALL",
+        "opentelemetry-collector: seccompProfile",
+    ]
+    for c in chart_pod(values)["containers"]:
+        assert c["securityContext"]["readOnlyRootFilesystem"] is True, c["name"]
+
+
+def test_the_otelkv_sidecar_gets_no_service_account_token() -> None:
+    values = load(ROOT / "collector-config/values-sidecar.yaml")
+    pod = admit_service_account(chart_pod(values))
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounted = {c["name"]: volumes[next(m["name"] for m in c["volumeMounts"] if m["mountPath"] == TOKEN_PATH)]
+               for c in pod["containers"]}  # fmt: skip
+    assert "projected" in mounted["opentelemetry-collector"]  # the collector watches the API
+    assert "emptyDir" in mounted["otelkv"]  # the sidecar does not
+    bare = admit_service_account(chart_pod({**values, "extraContainers": [{"name": "otelkv"}]}))
+    assert all(any(m["mountPath"] == TOKEN_PATH for m in c["volumeMounts"]) for c in bare["containers"])
+    standalone = next(o for o in render(DEPLOY / "apps/otelkv") if o["kind"] == "Deployment")
+    assert standalone["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+
+
+def policy_allows(policies: list[dict[str, Any]], target: tuple[str, dict[str, str]],
+                  source: tuple[str, dict[str, str]], port: int) -> bool:  # fmt: skip
+    """NetworkPolicy ingress semantics (matchLabels only): a pod no policy selects takes all; else
+    some rule of a selecting policy must match the source peer and the port. A peer with both
+    selectors needs both; a podSelector alone means the policy's own namespace."""
+
+    def matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+        return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+
+    (target_ns, target_labels), (source_ns, source_labels) = target, source
+    namespace_labels = {"kubernetes.io/metadata.name": source_ns}
+    here = [p for p in policies if p["metadata"]["namespace"] == target_ns]
+    selecting = [p for p in here if matches(p["spec"]["podSelector"], target_labels)]
+    if not selecting:
+        return True
+    for policy in selecting:
+        for rule in policy["spec"].get("ingress", []):
+            if "ports" in rule and port not in {p["port"] for p in rule["ports"]}:
+                continue
+            for peer in rule.get("from", [{}]):
+                ns_ok = (matches(peer["namespaceSelector"], namespace_labels) if "namespaceSelector" in peer
+                         else source_ns == policy["metadata"]["namespace"] or not peer)  # fmt: skip
+                if ns_ok and matches(peer.get("podSelector", {}), source_labels):
+                    return True
+    return False
+
+
+COLLECTOR_POD = ("observability", {"app.kubernetes.io/name": "opentelemetry-collector",
+                                   "app.kubernetes.io/instance": "otel-collector"})  # fmt: skip
+GRAFANA_POD = ("monitoring", {"app.kubernetes.io/name": "grafana"})
+PROMETHEUS_POD = ("monitoring", {"app.kubernetes.io/name": "prometheus"})
+STANDALONE_POD = ("otelkv", {"app.kubernetes.io/name": "otelkv"})
+STRANGER_POD = ("default", {"app.kubernetes.io/name": "opentelemetry-collector"})
+
+
+def test_only_the_collector_reaches_otelkvs_otlp_ports() -> None:
+    policies = [o for o in render(DEPLOY / "apps/otelkv") if o["kind"] == "NetworkPolicy"]
+    for port in (4319, 4320):
+        assert policy_allows(policies, STANDALONE_POD, COLLECTOR_POD, port)
+        for other in (GRAFANA_POD, PROMETHEUS_POD, STRANGER_POD):
+            assert not policy_allows(policies, STANDALONE_POD, other, port), (other, port)
+    assert policy_allows([], STANDALONE_POD, STRANGER_POD, 4319)  # no policy: open (what we had)
+
+
+def test_only_otelkv_grafana_and_the_route_reach_loki() -> None:
+    policies = [o for o in render(DEPLOY / "apps/loki") if o["kind"] == "NetworkPolicy"]
+    gateway = ("loki", {"app.kubernetes.io/name": "loki", "app.kubernetes.io/component": "gateway"})
+    loki = ("loki", {"app.kubernetes.io/name": "loki", "app.kubernetes.io/component": "single-binary"})
+    for source in (COLLECTOR_POD, STANDALONE_POD, GRAFANA_POD, ("gateway-system", {"app": "envoy"})):
+        assert policy_allows(policies, gateway, source, 8080), source
+    for source in (PROMETHEUS_POD, STRANGER_POD, ("monitoring", {"app.kubernetes.io/name": "otelkv"})):
+        assert not policy_allows(policies, gateway, source, 8080), source
+    assert policy_allows(policies, loki, ("loki", gateway[1]), 3100)
+    assert policy_allows(policies, loki, PROMETHEUS_POD, 3100)
+    for source in (COLLECTOR_POD, STANDALONE_POD, GRAFANA_POD, STRANGER_POD):
+        assert not policy_allows(policies, loki, source, 3100), source
+
+
+def test_no_pod_disruption_budget_that_protects_nothing() -> None:
+    """maxUnavailable: 1 on one replica allows every eviction: it promised what it did not do."""
+    for directory in (DEPLOY, DEPLOY / "apps/otelkv"):
+        assert not [o for o in render(directory) if o["kind"] == "PodDisruptionBudget"]
