@@ -516,3 +516,23 @@ def test_no_pod_disruption_budget_that_protects_nothing() -> None:
     """maxUnavailable: 1 on one replica allows every eviction: it promised what it did not do."""
     for directory in (DEPLOY, DEPLOY / "apps/otelkv"):
         assert not [o for o in render(directory) if o["kind"] == "PodDisruptionBudget"]
+
+
+def test_versions_and_limits_in_the_docs_are_those_of_the_files() -> None:
+    """core v0.144.0 renamed the exporter to ``otlp_grpc``; chart 0.170.0 added
+    ``useK8sEventsReceiver`` (UPGRADING.md, "0.169.0 to 0.170.0")."""
+    docs = (ROOT / "docs/deployment.md").read_text()
+    readme = (ROOT / "collector-config/README.md").read_text()
+    for text in (docs, readme):
+        assert "v0.144.0 or later" in text and "0.170.0 or later" in text
+        assert "v0.159" not in text
+    app = load(DEPLOY / "apps/otel-collector/application.yaml")
+    assert app["spec"]["sources"][0]["targetRevision"] == "0.170.0"
+    values = load(ROOT / "collector-config/values-sidecar.yaml")
+    standalone = load(ROOT / "collector-config/collector-standalone.yaml")
+    for cfg in (values["config"], standalone):
+        exporter = cfg["exporters"]["otlp_grpc/otelkv"]
+        assert exporter["retry_on_failure"]["max_elapsed_time"] == "300s"
+        assert "storage" not in exporter["sending_queue"]  # in memory: what the docs warn about
+    assert "`max_elapsed_time` (**300 s**)" in docs and "**in memory**" in docs
+    assert "sending_queue.storage: file_storage" in docs and "delivery.mode: queue" in docs
