@@ -534,5 +534,5 @@ def test_versions_and_limits_in_the_docs_are_those_of_the_files() -> None:
         exporter = cfg["exporters"]["otlp_grpc/otelkv"]
         assert exporter["retry_on_failure"]["max_elapsed_time"] == "300s"
         assert "storage" not in exporter["sending_queue"]  # in memory: what the docs warn about
-    assert "`max_elapsed_time` (**300 s**)" in docs and "**in memory**" in docs
+    assert "`retry_on_failure.max_elapsed_time` (**300 s**)" in docs and "**in memory**" in docs
     assert "sending_queue.storage: file_storage" in docs and "delivery.mode: queue" in docs
