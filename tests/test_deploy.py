@@ -536,3 +536,17 @@ def test_versions_and_limits_in_the_docs_are_those_of_the_files() -> None:
         assert "storage" not in exporter["sending_queue"]  # in memory: what the docs warn about
     assert "`retry_on_failure.max_elapsed_time` (**300 s**)" in docs and "**in memory**" in docs
     assert "sending_queue.storage: file_storage" in docs and "delivery.mode: queue" in docs
+
+
+def probes(container: dict[str, Any]) -> dict[str, str]:
+    return {kind: container[kind]["httpGet"]["path"] for kind in ("livenessProbe", "readinessProbe")}
+
+
+def test_probes_ask_what_otelkv_itself_controls() -> None:
+    """/readyz turns 503 when Loki fails (docs/serve.md): as the sidecar's readiness it would mark
+    the whole collector pod NotReady, as the standalone's it would empty the Service."""
+    [sidecar] = load(ROOT / "collector-config/values-sidecar.yaml")["extraContainers"]
+    standalone = next(o for o in render(DEPLOY / "apps/otelkv") if o["kind"] == "Deployment")
+    for container in (sidecar, standalone["spec"]["template"]["spec"]["containers"][0]):
+        assert probes(container) == {"livenessProbe": "/healthz", "readinessProbe": "/healthz"}
+    assert "**`/healthz` for liveness and readiness**" in (ROOT / "docs/deployment.md").read_text()

@@ -137,7 +137,7 @@ def test_sidecar_values_run_otelkv_with_the_chart() -> None:
     assert config.split_host_port(cfg.grpc_listen)[1] == GRPC_PORT  # where the collector sends
     http_port = config.split_host_port(cfg.http_listen)[1]
     assert sidecar["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": http_port}
-    assert sidecar["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": http_port}
+    assert sidecar["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": http_port}  # never /readyz
     assert cfg.forward.endpoint == "http://loki-gateway.loki.svc.cluster.local/otlp"  # FACTS §4: gateway, /otlp
     sc = sidecar["securityContext"]
     assert sc["runAsNonRoot"] and sc["readOnlyRootFilesystem"] and sc["capabilities"]["drop"] == ["ALL"]
