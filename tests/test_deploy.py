@@ -550,3 +550,57 @@ def test_probes_ask_what_otelkv_itself_controls() -> None:
     for container in (sidecar, standalone["spec"]["template"]["spec"]["containers"][0]):
         assert probes(container) == {"livenessProbe": "/healthz", "readinessProbe": "/healthz"}
     assert "**`/healthz` for liveness and readiness**" in (ROOT / "docs/deployment.md").read_text()
+
+
+# -- KubeVirt's migration objects through the k8sobjects receiver (issue 10, deploy part) ---------
+
+VMIM_RULE = {"apiGroups": ["kubevirt.io"], "resources": ["virtualmachineinstancemigrations"]}
+
+
+def collector_forms() -> dict[str, dict[str, Any]]:
+    values = load(ROOT / "collector-config/values-sidecar.yaml")
+    return {"sidecar": values["config"], "standalone": load(ROOT / "collector-config/collector-standalone.yaml")}
+
+
+@pytest.mark.parametrize("form", ["sidecar", "standalone"])
+def test_migration_objects_are_watched_and_go_their_own_way(form: str) -> None:
+    """contrib receiver/k8sobjectsreceiver: ``objects[].name`` is the resource, ``group`` picks
+    among groups that serve it, ``mode: watch`` streams changes. Its records carry no
+    ``k8s.object.kind``, so the ``filter/kubevirt`` of the events pipeline would drop every one:
+    they get a pipeline of their own, to the same exporter, with nothing else in it."""
+    cfg = collector_forms()[form]
+    [vmim] = cfg["receivers"]["k8sobjects"]["objects"]
+    assert vmim == {"name": "virtualmachineinstancemigrations", "group": "kubevirt.io", "mode": "watch"}
+    pipelines = cfg["service"]["pipelines"]
+    assert set(pipelines) == {"logs", "logs/vmim"}
+    assert pipelines["logs"]["receivers"] == ["k8s_events"]  # exactly the events
+    objects = pipelines["logs/vmim"]
+    assert objects["receivers"] == ["k8sobjects"]
+    assert not [p for p in objects["processors"] if p.startswith("filter")]
+    assert objects["processors"] == ["memory_limiter", "batch"]
+    assert objects["exporters"] == pipelines["logs"]["exporters"] == ["otlp_grpc/otelkv"]
+
+
+def test_the_collector_may_list_and_watch_migration_objects() -> None:
+    """Chart 0.170.0 templates/clusterrole.yaml: ``clusterRole.rules`` are added to the ClusterRole
+    the kubernetesEvents preset creates (values.yaml: "ClusterRole rules must be added manually via
+    clusterRole.rules" for k8sobjects). The receiver's README: watch mode needs ``list`` too (its
+    first list for a resourceVersion, and again after 410 Gone)."""
+    values = load(ROOT / "collector-config/values-sidecar.yaml")
+    assert values["presets"]["kubernetesEvents"]["enabled"] is True  # the chart makes the ClusterRole
+    [rule] = [r for r in values["clusterRole"]["rules"] if {k: r[k] for k in VMIM_RULE} == VMIM_RULE]
+    assert set(rule["verbs"]) == {"list", "watch"}
+    documented = [yaml.safe_load(b) for b in doc_blocks("yaml") if "clusterRole" in b]
+    assert {"clusterRole": {"rules": values["clusterRole"]["rules"]}} in documented
+    docs = (ROOT / "docs/deployment.md").read_text()
+    assert "## Migration objects" in docs and "include_initial_state" in docs
+
+
+def test_the_preset_appends_to_the_events_pipeline_only() -> None:
+    """Chart 0.170.0 _config.tpl ``applyKubernetesEventsConfig``: the preset's receiver is appended
+    to ``service.pipelines.logs`` (``append … | uniq``) and to no other pipeline."""
+    values = load(ROOT / "collector-config/values-sidecar.yaml")
+    pipelines = values["config"]["service"]["pipelines"]
+    rendered = {name: list(p["receivers"]) for name, p in pipelines.items()}
+    rendered["logs"] = list(dict.fromkeys([*rendered["logs"], "k8s_events"]))
+    assert rendered == {"logs": ["k8s_events"], "logs/vmim": ["k8sobjects"]}
