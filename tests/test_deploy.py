@@ -496,6 +496,26 @@ def test_only_the_collector_reaches_otelkvs_otlp_ports() -> None:
         for other in (GRAFANA_POD, PROMETHEUS_POD, STRANGER_POD):
             assert not policy_allows(policies, STANDALONE_POD, other, port), (other, port)
     assert policy_allows([], STANDALONE_POD, STRANGER_POD, 4319)  # no policy: open (what we had)
+    assert policy_allows(policies, STANDALONE_POD, PROMETHEUS_POD, 4321)  # the admin listener
+    assert not policy_allows(policies, STANDALONE_POD, STRANGER_POD, 4321)
+
+
+def test_prometheus_scrapes_the_admin_listener() -> None:
+    """A PodMonitor per form names the container port of ``--admin-listen``; kube-prometheus-stack
+    selects monitors labelled ``release: <its release>`` by default."""
+    [sidecar] = load(ROOT / "collector-config/values-sidecar.yaml")["extraContainers"]
+    standalone = next(o for o in render(DEPLOY / "apps/otelkv") if o["kind"] == "Deployment")
+    forms = [(sidecar, render(DEPLOY / "apps/otel-collector")),
+             (standalone["spec"]["template"]["spec"]["containers"][0], render(DEPLOY / "apps/otelkv"))]  # fmt: skip
+    for container, objects in forms:
+        [monitor] = [o for o in objects if o["kind"] == "PodMonitor"]
+        assert monitor["metadata"]["labels"] == {"release": "kube-prometheus-stack"}
+        [endpoint] = monitor["spec"]["podMetricsEndpoints"]
+        port = {p["name"]: p["containerPort"] for p in container["ports"]}[endpoint["port"]]
+        [admin] = [a.split("=", 1)[1] for a in container["args"] if a.startswith("--admin-listen=")]
+        assert config.split_host_port(admin)[1] == port == 4321 and endpoint["path"] == "/metrics"
+    collector_monitor = next(o for o in forms[0][1] if o["kind"] == "PodMonitor")
+    assert collector_monitor["spec"]["selector"]["matchLabels"].items() <= COLLECTOR_POD[1].items()
 
 
 def test_only_otelkv_grafana_and_the_route_reach_loki() -> None:
