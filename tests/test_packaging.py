@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import shlex
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from otelkv import config
 from otelkv.server import Service
@@ -25,10 +29,22 @@ MAX_RECORD_BYTES = 16 * 1024  # a KubeVirt event record is far below this (the m
 
 
 def dockerfile() -> list[tuple[str, str]]:
-    """(instruction, arguments) of the Dockerfile, continuation lines joined."""
+    """(instruction, arguments) of the Dockerfile, continuation lines joined, and the global
+    ``ARG name=default`` values substituted into ``FROM`` as the builder does."""
     text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
-    return [(ln.split(None, 1)[0].upper(), ln.split(None, 1)[1] if " " in ln else "") for ln in lines]
+    steps = [(ln.split(None, 1)[0].upper(), ln.split(None, 1)[1] if " " in ln else "") for ln in lines]
+    first_from = next(i for i, (op, _) in enumerate(steps) if op == "FROM")
+    args = dict(a.split("=", 1) for op, a in steps[:first_from] if op == "ARG")
+    for name, value in args.items():
+        steps = [(op, a.replace(f"${{{name}}}", value) if op == "FROM" else a) for op, a in steps]
+    return steps[first_from:]
+
+
+def stages() -> list[list[tuple[str, str]]]:
+    steps = dockerfile()
+    starts = [i for i, (op, _) in enumerate(steps) if op == "FROM"] + [len(steps)]
+    return [steps[a:b] for a, b in itertools.pairwise(starts)]
 
 
 def final_stage() -> list[tuple[str, str]]:
@@ -69,6 +85,42 @@ def test_image_installs_what_the_package_needs() -> None:
     assert any(c.startswith("otelkv") for c in copied)
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert "README.md" not in ignored and "otelkv" not in ignored
+
+
+# -- the pinned dependencies (issue 9 item 10) ------------------------------------------------------
+
+
+def lock_pins() -> dict[str, tuple[str, list[str]]]:
+    """name -> (version, hashes) of requirements.lock (pip-compile --generate-hashes output)."""
+    text = re.sub(r"\\\n\s*", " ", (ROOT / "requirements.lock").read_text())
+    pins: dict[str, tuple[str, list[str]]] = {}
+    for line in text.splitlines():
+        if line and not line.startswith(("#", " ")):
+            spec, *hashes = line.split(" --hash=")
+            name, version = spec.strip().split("==")
+            pins[canonicalize_name(name)] = (version, [h.strip() for h in hashes])
+    return pins
+
+
+def test_the_lock_pins_every_runtime_dependency_with_hashes() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    pins = lock_pins()
+    assert pins and all(hashes and all(h.startswith("sha256:") for h in hashes) for _, hashes in pins.values())
+    for dependency in pyproject["project"]["dependencies"]:
+        requirement = Requirement(dependency)
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{requirement.name} is not in requirements.lock: run `make lock`"
+        assert requirement.specifier.contains(pins[name][0]), f"{name}=={pins[name][0]} does not satisfy {requirement}"
+    assert "with Python 3.11" in (ROOT / "requirements.lock").read_text()  # the image's Python
+
+
+def test_make_audit_checks_the_lock_and_is_not_part_of_make_test() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    audit = re.search(r"^audit:.*\n((?:\t.*\n)+)", makefile, re.M)
+    assert audit is not None
+    assert "pip-audit" in audit.group(1) and "-r requirements.lock" in audit.group(1)
+    test_target = re.search(r"^test:(.*)$", makefile, re.M)
+    assert test_target is not None and "audit" not in test_target.group(1)
 
 
 def collector_configs() -> dict[str, dict[str, Any]]:
