@@ -1,20 +1,41 @@
-# otelkv: slim, non-root, no build tools in the final image (grpcio and protobuf come as wheels).
-FROM python:3.11-slim AS build
+# otelkv: slim, non-root, read-only root filesystem, no build tools in the final image (every
+# dependency comes as a wheel, pinned with hashes in requirements.lock).
+#
+# The base image is pinned by digest (python:3.11-slim, multi-arch index). To refresh it:
+#   docker buildx imagetools inspect python:3.11-slim    (the "Digest:" line)
+# or `crane digest python:3.11-slim`, then replace the digest below (both stages use it).
+ARG PYTHON_IMAGE=python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7
+
+FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
+COPY requirements.lock ./
+# Wheels only (--only-binary): nothing is compiled, so no compiler is needed even here.
+RUN python -m venv /opt/otelkv \
+ && /opt/otelkv/bin/pip install --no-cache-dir --require-hashes --only-binary=:all: -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY otelkv ./otelkv
-RUN python -m venv /opt/otelkv \
- && /opt/otelkv/bin/pip install --no-cache-dir . \
+RUN /opt/otelkv/bin/pip install --no-cache-dir --no-deps . \
  && /opt/otelkv/bin/pip uninstall --yes pip setuptools
 
-FROM python:3.11-slim
-RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin otelkv
+FROM ${PYTHON_IMAGE}
+# The base image's own pip and setuptools are not needed to run otelkv: out they go.
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin otelkv \
+ && mkdir -p /var/lib/otelkv \
+ && chown 10001:10001 /var/lib/otelkv \
+ && python -m pip uninstall --yes --no-cache-dir pip setuptools wheel
 COPY --from=build /opt/otelkv /opt/otelkv
+# No .pyc written at run time (the root filesystem is read-only); temporary files (SQLite's
+# included) go to /tmp, which like the queue store must be a volume (emptyDir in Kubernetes).
 ENV PATH=/opt/otelkv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    TMPDIR=/tmp
+# delivery.store_path (queue mode, dead letters) belongs under /var/lib/otelkv.
+VOLUME ["/var/lib/otelkv", "/tmp"]
+WORKDIR /var/lib/otelkv
 USER 10001:10001
-# OTLP/gRPC, and OTLP/HTTP + /healthz + /readyz + /metrics (otelkv's defaults).
+# OTLP/gRPC, and OTLP/HTTP + /healthz + /readyz + /metrics (otelkv's defaults; with
+# --admin-listen the health and metrics move to that port: override the HEALTHCHECK then).
 EXPOSE 4319 4320
 HEALTHCHECK --interval=30s --timeout=3s --start-period=5s --retries=3 \
   CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:4320/healthz', timeout=2).status != 200)"]

@@ -56,7 +56,7 @@ def final_stage() -> list[tuple[str, str]]:
 def test_image_is_slim_non_root_and_exposes_the_default_ports() -> None:
     stage = final_stage()
     ops = dict(stage)
-    assert ops["FROM"].startswith("python:3.11-slim")
+    assert ops["FROM"].startswith("python:3.11-slim@sha256:")
     user = ops["USER"].split(":")[0]
     assert user.isdigit() and int(user) != 0
     assert sorted(int(p) for p in ops["EXPOSE"].split()) == sorted([GRPC_PORT, HTTP_PORT])
@@ -83,11 +83,61 @@ def test_image_installs_what_the_package_needs() -> None:
     copied = [args for op, args in dockerfile() if op == "COPY"]
     assert any("pyproject.toml" in c and "README.md" in c for c in copied)
     assert any(c.startswith("otelkv") for c in copied)
+    assert any(c.startswith("requirements.lock") for c in copied)
     ignored = (ROOT / ".dockerignore").read_text().split()
-    assert "README.md" not in ignored and "otelkv" not in ignored
+    assert "README.md" not in ignored and "otelkv" not in ignored and "requirements.lock" not in ignored
 
 
-# -- the pinned dependencies (issue 9 item 10) ------------------------------------------------------
+# -- the image's supply chain and run-time properties (issue 9 items 9-10) -------------------------
+
+DIGEST = re.compile(r"^python:3\.11-slim@sha256:[0-9a-f]{64}( AS \w+)?$")
+
+
+def test_every_stage_starts_from_the_same_base_pinned_by_digest() -> None:
+    bases = [stage[0][1] for stage in stages()]
+    assert len(bases) >= 2  # multi-stage
+    assert all(DIGEST.match(b) for b in bases), bases
+    assert len({b.split()[0] for b in bases}) == 1
+    assert "docker buildx imagetools inspect python:3.11-slim" in (ROOT / "Dockerfile").read_text()  # how to refresh
+
+
+def test_the_final_stage_builds_nothing_and_installs_nothing() -> None:
+    *_, final = stages()
+    runs = " ".join(a for op, a in final if op == "RUN")
+    assert not re.search(r"apt-get|apk |gcc|g\+\+|make |build-essential|pip install|python -m venv", runs)
+    assert "pip uninstall" in runs  # the base image's pip goes too
+    copies = [a for op, a in final if op == "COPY"]
+    assert copies == ["--from=build /opt/otelkv /opt/otelkv"]  # only the built virtualenv
+
+
+def test_the_image_runs_as_10001_on_a_read_only_root_filesystem() -> None:
+    *_, final = stages()
+    ops = dict(final)
+    assert ops["USER"] == "10001:10001"
+    runs = " ".join(a for op, a in final if op == "RUN")
+    assert "--uid 10001" in runs and "chown 10001:10001 /var/lib/otelkv" in runs
+    volumes = yaml.safe_load(ops["VOLUME"])
+    assert set(volumes) == {"/var/lib/otelkv", "/tmp"}  # the queue store and temporary files
+    env = dict(re.findall(r"(\w+)=(\S+)", ops["ENV"]))
+    assert env["PYTHONDONTWRITEBYTECODE"] == "1" and env["TMPDIR"] == "/tmp"
+    assert ops["WORKDIR"] == "/var/lib/otelkv"
+    values = yaml.safe_load((ROOT / "collector-config" / "values-sidecar.yaml").read_text())
+    standalone = yaml.safe_load((ROOT / "deploy" / "apps" / "otelkv" / "deployment.yaml").read_text())["spec"]
+    sidecar_pod = {"volumes": values["extraVolumes"], "containers": values["extraContainers"]}
+    pod_specs = [sidecar_pod, standalone["template"]["spec"]]
+    for pod in pod_specs:  # Kubernetes ignores VOLUME: each form mounts a writable /tmp itself
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        [tmp] = [m for m in pod["containers"][0]["volumeMounts"] if m["mountPath"] == "/tmp"]
+        assert "emptyDir" in volumes[tmp["name"]]
+
+
+def test_the_build_installs_the_lock_with_hashes_and_wheels_only() -> None:
+    build, *_ = stages()
+    runs = [a for op, a in build if op == "RUN"]
+    [locked] = [r for r in runs if "requirements.lock" in r]
+    assert "--require-hashes" in locked and "--only-binary=:all:" in locked
+    [package] = [r for r in runs if "install" in r and "requirements.lock" not in r]
+    assert "--no-deps" in package  # nothing unpinned comes in with otelkv itself
 
 
 def lock_pins() -> dict[str, tuple[str, list[str]]]:
