@@ -618,8 +618,11 @@ def test_the_collector_may_list_and_watch_migration_objects() -> None:
 
 def test_the_preset_appends_to_the_events_pipeline_only() -> None:
     """Chart 0.170.0 _config.tpl ``applyKubernetesEventsConfig``: the preset's receiver is appended
-    to ``service.pipelines.logs`` (``append … | uniq``) and to no other pipeline."""
+    to ``service.pipelines.logs`` (``append … | uniq``) and to no other pipeline. The
+    kubernetesObjects preset (``applyKubernetesObjectsConfig``) would append ``k8sobjects`` to
+    ``logs`` too, where filter/kubevirt drops its records, and add its objects to ours: it stays off."""
     values = load(ROOT / "collector-config/values-sidecar.yaml")
+    assert set(values["presets"]) == {"kubernetesEvents"}  # chart default for the others: off
     pipelines = values["config"]["service"]["pipelines"]
     rendered = {name: list(p["receivers"]) for name, p in pipelines.items()}
     rendered["logs"] = list(dict.fromkeys([*rendered["logs"], "k8s_events"]))
