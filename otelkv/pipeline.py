@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,11 +28,16 @@ _MIN_ATTEMPT = 0.5
 
 
 class DeliveredKeys:
-    """The last ``size`` record keys the target accepted (oldest forgotten first)."""
+    """The last ``size`` record keys the target accepted (oldest forgotten first).
+
+    An :class:`OrderedDict`, because forgetting the oldest of a plain dict (``del
+    d[next(iter(d))]``) walks the deleted slots at its front: 20-100 µs a key once the window is
+    full, more than enriching the record. ``popitem(last=False)`` is O(1).
+    """
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._keys: dict[Hashable, None] = {}
+        self._keys: OrderedDict[Hashable, None] = OrderedDict()
 
     def __contains__(self, key: Hashable) -> bool:
         return key in self._keys
@@ -40,10 +46,10 @@ class DeliveredKeys:
         return len(self._keys)
 
     def add(self, key: Hashable) -> None:
-        """Remember ``key``, forgetting the oldest beyond the bound."""
-        self._keys[key] = None
+        """Remember ``key``, forgetting the oldest beyond the bound (a key seen again keeps its place)."""
+        self._keys[key] = None  # an existing key is not moved: eviction stays in first-seen order
         if len(self._keys) > self._size:
-            del self._keys[next(iter(self._keys))]
+            self._keys.popitem(last=False)
 
 
 class InflightBytes:
