@@ -18,7 +18,7 @@ from otelkv.forward import Delivery, Forwarder
 from otelkv.forward.retry import Backoff
 from otelkv.kubevirt import MigrationTracker
 from otelkv.otlp.enrich import EnrichOptions, EnrichResult, enrich
-from otelkv.store import Store
+from otelkv.store import Store, StoreUnavailable
 from otelkv.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -77,12 +77,12 @@ class InflightBytes:
 
 
 class Health:
-    """Readiness: false while draining, while the queue is full, or while the target has failed
-    for ``unready_after`` s."""
+    """Readiness: false while draining, while the queue refuses data (full, or its disk full), or
+    while the target has failed for ``unready_after`` s."""
 
-    def __init__(self, unready_after: float, *, full: Callable[[], bool] | None = None) -> None:
+    def __init__(self, unready_after: float, *, refusing: Callable[[], str | None] | None = None) -> None:
         self._unready_after = unready_after
-        self._full = full
+        self._refusing = refusing
         self._lock = threading.Lock()
         self.draining = False
         self._failing_since: float | None = None
@@ -108,8 +108,9 @@ class Health:
         """
         if self.draining:
             return False, "draining"
-        if self._full is not None and self._full():
-            return False, "queue full"
+        refusing = self._refusing() if self._refusing is not None else None
+        if refusing:
+            return False, refusing
         now = time.monotonic()
         with self._lock:
             since = self._failing_since
@@ -201,8 +202,12 @@ class Pipeline:
             log.warning("target %s refused %d records: %s", self.forwarder.target, delivery.rejected,
                         delivery.message)  # fmt: skip
         if self.store is not None and delivery.rejected >= result.forwarded:  # refused whole: keep it
-            self.store.dead_letter(result.request.SerializeToString(), result.forwarded, delivery.message)
-            t.dead_letters.add(result.forwarded)
+            try:
+                self.store.dead_letter(result.request.SerializeToString(), result.forwarded, delivery.message)
+            except StoreUnavailable:  # counted and logged by the store; the client's answer stands
+                pass
+            else:
+                t.dead_letters.add(result.forwarded)
         return delivery
 
     def _send_within_budget(self, request: ExportLogsServiceRequest) -> Delivery:

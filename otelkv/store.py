@@ -5,19 +5,31 @@ collector once its INSERT committed (with ``fsync: durable``, SQLite's ``synchro
 it is on disk). Entries leave in insertion order, so the order of a stream is kept. Each entry
 carries a CRC32 of its payload: an entry that does not match, or does not decode, is moved to
 the dead letters as corrupt — counted and logged, never blocking the queue.
+
+A write that fails (a full disk: ``database or disk is full``; an I/O error) raises
+:class:`StoreUnavailable`, a :class:`Retryable`: nothing is acknowledged, the collector keeps the
+data and retries. The failure is counted (:attr:`Store.errors`), logged once a streak (then
+rate-limited), and :meth:`Store.refusing` says so to readiness until a write succeeds again.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sqlite3
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 from otelkv.errors import Retryable
+from otelkv.streak import FailureStreak
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS queue (
@@ -36,11 +48,19 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     error TEXT NOT NULL,
     payload BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
 
 
 class QueueFull(Retryable):
     """The queue is at its bound: the collector must hold the data and retry (backpressure)."""
+
+
+class StoreUnavailable(Retryable):
+    """The store cannot be written now (disk full, I/O error): nothing was acknowledged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +102,10 @@ class Store:
         self._retry_after = retry_after
         self.corrupt = 0
         self.dropped_dead_letters = 0
+        #: Failed reads and writes of the database (a full disk, an I/O error), counted.
+        self.errors = 0
+        self._write_error: str | None = None
+        self._streak = FailureStreak(log, f"writing the store {self.path}", level=logging.ERROR)
         records, size = self._db.execute(
             "SELECT COALESCE(SUM(records), 0), COALESCE(SUM(bytes), 0) FROM queue"
         ).fetchone()
@@ -98,9 +122,12 @@ class Store:
                     f"queue full ({self._records} records, {self._bytes} bytes queued): try again later",
                     retry_after=self._retry_after,
                 )
-            cursor = self._db.execute(
-                "INSERT INTO queue (enqueued, records, bytes, crc, payload) VALUES (?, ?, ?, ?, ?)",
-                (time.time(), records, len(payload), zlib.crc32(payload), payload),
+            cursor = self._write(
+                "put",
+                lambda: self._db.execute(
+                    "INSERT INTO queue (enqueued, records, bytes, crc, payload) VALUES (?, ?, ?, ?, ?)",
+                    (time.time(), records, len(payload), zlib.crc32(payload), payload),
+                ),
             )
             self._records += records
             self._bytes += len(payload)
@@ -126,7 +153,7 @@ class Store:
             row = self._db.execute("SELECT records, bytes FROM queue WHERE id = ?", (entry_id,)).fetchone()
             if row is None:
                 return
-            self._db.execute("DELETE FROM queue WHERE id = ?", (entry_id,))
+            self._write("remove", lambda: self._db.execute("DELETE FROM queue WHERE id = ?", (entry_id,)))
             self._records -= row[0]
             self._bytes -= row[1]
 
@@ -147,32 +174,80 @@ class Store:
         with self._lock:
             return self._bytes >= self._max_bytes or self._records >= self._max_records
 
+    def refusing(self) -> str | None:
+        """Why new batches are refused now (readiness is false then), or None."""
+        if self.full():
+            return "queue full"
+        error = self._write_error
+        return None if error is None else f"queue store cannot be written: {error}"
+
+    @property
+    def write_failing(self) -> bool:
+        """The last write failed, and none succeeded since."""
+        return self._write_error is not None
+
+    def probe(self) -> None:
+        """Write a little (the time, in ``meta``) to learn whether the store can be written again."""
+        with self._lock:
+            self._write("probe", lambda: self._db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('probe', ?)", (repr(time.time()),)))  # fmt: skip
+
+    def _write(self, operation: str, write: Callable[[], _T]) -> _T:
+        """Run a write (the lock held); a database error becomes :class:`StoreUnavailable`, counted
+        and logged once a streak; the first success after it clears :meth:`refusing`."""
+        try:
+            result = write()
+        except sqlite3.Error as error:
+            if self._db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+            self.errors += 1
+            self._write_error = str(error)
+            self._streak.failed(f"{operation}: {error}", operation=operation)
+            raise StoreUnavailable(
+                f"queue store cannot be written ({error}): try again later", retry_after=self._retry_after
+            ) from error
+        if self._write_error is not None:
+            self._write_error = None
+            self._streak.recovered()
+        return result
+
     # -- dead letters --------------------------------------------------------------------------
 
     def dead_letter(self, payload: bytes, records: int, error: str, *, entry_id: int | None = None) -> None:
         """Keep a batch that was given up on (and take it off the queue, if it came from there)."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute(
-                    "INSERT INTO dead_letters (failed, records, bytes, error, payload) VALUES (?, ?, ?, ?, ?)",
-                    (time.time(), records, len(payload), error, payload),
-                )
-                if entry_id is not None:
-                    row = self._db.execute("SELECT records, bytes FROM queue WHERE id = ?", (entry_id,)).fetchone()
-                    if row is not None:
-                        self._db.execute("DELETE FROM queue WHERE id = ?", (entry_id,))
-                        self._records -= row[0]
-                        self._bytes -= row[1]
-                over = self._db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0] - self._max_dead
-                if over > 0:  # bounded: the oldest go, counted
-                    self._db.execute("DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters ORDER BY id "
-                                     "LIMIT ?)", (over,))  # fmt: skip
-                    self.dropped_dead_letters += over
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            removed, dropped = self._write("dead_letter", lambda: self._dead_letter(payload, records, error, entry_id))
+            self._records -= removed[0]
+            self._bytes -= removed[1]
+            self.dropped_dead_letters += dropped
+
+    def _dead_letter(self, payload: bytes, records: int, error: str, entry_id: int | None,
+                     ) -> tuple[tuple[int, int], int]:  # fmt: skip
+        """One transaction: the dead letter in, the entry out, the oldest beyond the bound gone."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute(
+                "INSERT INTO dead_letters (failed, records, bytes, error, payload) VALUES (?, ?, ?, ?, ?)",
+                (time.time(), records, len(payload), error, payload),
+            )
+            removed = (0, 0)
+            if entry_id is not None:
+                row = self._db.execute("SELECT records, bytes FROM queue WHERE id = ?", (entry_id,)).fetchone()
+                if row is not None:
+                    self._db.execute("DELETE FROM queue WHERE id = ?", (entry_id,))
+                    removed = (row[0], row[1])
+            over = self._db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0] - self._max_dead
+            if over > 0:  # bounded: the oldest go, counted
+                self._db.execute("DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters ORDER BY id "
+                                 "LIMIT ?)", (over,))  # fmt: skip
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+            raise
+        return removed, max(0, over)
 
     def skip_corrupt(self, entry: Entry) -> None:
         """Move an entry that fails its CRC or no longer decodes to the dead letters, counted."""
@@ -194,7 +269,7 @@ class Store:
     def forget_dead_letter(self, letter_id: int) -> None:
         """Delete one dead letter (after it was replayed)."""
         with self._lock:
-            self._db.execute("DELETE FROM dead_letters WHERE id = ?", (letter_id,))
+            self._write("forget", lambda: self._db.execute("DELETE FROM dead_letters WHERE id = ?", (letter_id,)))
 
     def close(self) -> None:
         """Close the database; safe twice."""

@@ -66,11 +66,17 @@ class Telemetry:
         def corrupt(_: CallbackOptions) -> Iterable[Observation]:
             return [Observation(store.corrupt)]
 
+        def errors(_: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(store.errors)]
+
         m = self._meter
         m.create_observable_gauge("otelkv.queue.records", [depth], "{record}", "Records in the on-disk queue")
         m.create_observable_gauge("otelkv.queue.bytes", [size], "By", "Bytes in the on-disk queue")
         m.create_observable_gauge("otelkv.queue.oldest_age", [age], "s", "Age of the oldest queued batch")
         m.create_observable_counter("otelkv.queue.corrupt", [corrupt], "{entry}", "Corrupt queue entries skipped")
+        m.create_observable_counter(
+            "otelkv.queue.store_errors", [errors], "{error}", "Failed writes of the store (disk full, I/O error)"
+        )
 
     def prometheus_text(self) -> bytes:
         """The metrics in the Prometheus text format."""
