@@ -69,14 +69,21 @@ class Telemetry:
         def errors(_: CallbackOptions) -> Iterable[Observation]:
             return [Observation(store.errors)]
 
+        def damaged(_: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(store.damaged)]
+
         m = self._meter
         m.create_observable_gauge("otelkv.queue.records", [depth], "{record}", "Records in the on-disk queue")
         m.create_observable_gauge("otelkv.queue.bytes", [size], "By", "Bytes in the on-disk queue")
         m.create_observable_gauge("otelkv.queue.oldest_age", [age], "s", "Age of the oldest queued batch")
         m.create_observable_counter("otelkv.queue.corrupt", [corrupt], "{entry}", "Corrupt queue entries skipped")
         m.create_observable_counter(
-            "otelkv.queue.store_errors", [errors], "{error}", "Failed writes of the store (disk full, I/O error)"
+            "otelkv.queue.store_errors", [errors], "{error}", "Failed reads and writes of the store (disk full, I/O)"
         )
+        m.create_observable_counter(
+            "otelkv.queue.damaged", [damaged], "{store}",
+            "Damaged stores set aside and replaced, and stores found empty where records were expected",
+        )  # fmt: skip
 
     def prometheus_text(self) -> bytes:
         """The metrics in the Prometheus text format."""
