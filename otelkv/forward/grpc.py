@@ -15,9 +15,17 @@ from otelkv.errors import Retryable
 from . import Delivery, count_records
 
 # The codes the collector itself retries (FACTS §2); RESOURCE_EXHAUSTED only with RetryInfo.
+# Beside them, never a permanent rejection of the client's data:
+# - INTERNAL: grpcio's own client answers it for what otelkv got wrong before anything was sent
+#   ("Invalid metadata" for a header value it refuses), as well as a server for its own faults;
+# - set-up errors, like the HTTP target's 401/403/404: UNAUTHENTICATED, PERMISSION_DENIED,
+#   NOT_FOUND, UNIMPLEMENTED (not an OTLP logs receiver). The data is kept (the collector's or
+#   otelkv's queue) while an operator fixes credentials, tenant or address.
 _RETRYABLE: Final = frozenset({
     grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED,
     grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DATA_LOSS,
+    grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNIMPLEMENTED,
 })  # fmt: skip
 
 
@@ -31,10 +39,12 @@ class GrpcForwarder:
         secure: bool,
         headers: Mapping[str, str] | None = None,
         ca_file: str | None = None,
-        max_message_bytes: int = 16 * 1024 * 1024,
+        max_message_bytes: int | None = None,
     ) -> None:
         self._address = address
-        options = [("grpc.max_send_message_length", max_message_bytes)]
+        # No send limit of our own by default: enrichment makes a request larger than it came, and
+        # grpcio's own RESOURCE_EXHAUSTED for that would read as the target refusing it for good.
+        options = [("grpc.max_send_message_length", max_message_bytes or -1)]
         if secure:
             roots = open(ca_file, "rb").read() if ca_file else None  # noqa: SIM115 - read once at start-up
             self._channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(roots), options=options)
