@@ -3,9 +3,10 @@
 Loki's rules (FACTS §3): POST ``<endpoint>/v1/logs`` (the collector's ``otlp_http``
 convention; Loki's endpoint is ``…/otlp``), Content-Type exactly ``application/x-protobuf``,
 204 for success, 400 when some entries failed validation — the valid ones are stored, so the
-request must not be sent again — 429 for rate limits, 500s turned into 503, 401 ``no org id``
-without ``X-Scope-OrgID`` when auth is on, and through the chart's gateway an HTML 413 for
-bodies over 4 MiB.
+request must not be sent again; Loki's message ends ``total ignored: N out of M``, and a 400
+without that count (any other OTLP receiver's) refuses the whole request — 429 for rate limits,
+500s turned into 503, 401 ``no org id`` without ``X-Scope-OrgID`` when auth is on, and through
+the chart's gateway an HTML 413 for bodies over 4 MiB.
 """
 
 from __future__ import annotations
@@ -134,9 +135,11 @@ def classify(status: int, headers: Mapping[str, str], body: bytes, records: int,
         return Delivery()
     if status == 429 or status >= 500 or status in _SETUP_STATUSES:
         raise Retryable(f"{url} answered {status}: {text[:300]}", retry_after=retry_after(headers.get("Retry-After")))
-    if status == 400:  # Loki stored the valid entries: report the rest, never re-send
+    if status == 400:  # Loki stored the valid entries and says how many it ignored: never re-send
         found = _IGNORED.search(text)
-        rejected = int(found.group(1)) if found else 0
+        # Without Loki's count (any other OTLP receiver's 400, a malformed-body 400) the number
+        # refused is unknown: the whole request counts as refused (and becomes a dead letter).
+        rejected = min(int(found.group(1)), records) if found else records
         first = text.splitlines()[0][:300] if text else ""
         summary = f"{first} … {found.group(0)}" if found and found.group(0) not in first else first
         return Delivery(rejected, f"{url} answered 400: {summary}")
