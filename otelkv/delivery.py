@@ -53,6 +53,7 @@ class QueueSender:
         self._draining = threading.Event()
         self._thread = threading.Thread(target=self._run, name="otelkv-queue", daemon=True)
         self._trouble = FailureStreak(log, f"the queue sender (store {store.path})", level=logging.ERROR)
+        self._failures = FailureStreak(log, f"forwarding queued batches to {forwarder.target}")
 
     def start(self) -> None:
         """Start sending."""
@@ -122,6 +123,7 @@ class QueueSender:
                 if not isinstance(error, Retryable):
                     log.exception("forwarding queue entry %d failed unexpectedly", entry.id)
                 hint = error.retry_after if isinstance(error, Retryable) else None
+                self._failures.failed(str(error) or type(error).__name__, entry=entry.id)
                 t.failed.add(entry.records)
                 self._health.failed()
                 wait = backoff.next(hint)
@@ -136,6 +138,7 @@ class QueueSender:
                 continue
             finally:
                 t.latency.record(time.perf_counter() - start)
+            self._failures.recovered()
             self._health.succeeded()
             if delivery.rejected >= entry.records:
                 self._settle(partial(self._store.dead_letter, entry.payload, entry.records, delivery.message,

@@ -19,6 +19,7 @@ from otelkv.forward.retry import Backoff
 from otelkv.kubevirt import MigrationTracker
 from otelkv.otlp.enrich import EnrichOptions, EnrichResult, enrich
 from otelkv.store import Store, StoreUnavailable
+from otelkv.streak import FailureStreak
 from otelkv.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,7 @@ class Pipeline:
         self.health = health
         self.settings = settings
         self._lock = threading.Lock()
+        self._failures = FailureStreak(log, f"forwarding to {forwarder.target}")
 
     def decode(self, payload: bytes) -> ExportLogsServiceRequest:
         """Parse an OTLP protobuf payload; :class:`BadRequest` naming the problem otherwise."""
@@ -189,11 +191,13 @@ class Pipeline:
         except Exception as error:
             if not isinstance(error, Retryable):
                 log.exception("forwarding to %s failed unexpectedly", self.forwarder.target)
+            self._failures.failed(str(error) or type(error).__name__)
             t.failed.add(result.forwarded)
             self.health.failed()
             raise
         finally:
             t.latency.record(time.perf_counter() - start)
+        self._failures.recovered()
         self.health.succeeded()
         self._remember(result)
         t.forwarded.add(result.forwarded - delivery.rejected)

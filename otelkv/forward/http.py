@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Final
+from urllib.parse import urlsplit, urlunsplit
 
 import urllib3
 from google.protobuf.message import DecodeError
@@ -56,6 +57,11 @@ class HttpForwarder:
         pool_size: int = 8,
     ) -> None:
         self._url = endpoint.rstrip("/") + "/v1/logs"
+        self._shown = without_userinfo(self._url)  # for logs, metrics and answers: never credentials
+        if urlsplit(endpoint).path.rstrip("/").endswith("/v1/logs"):
+            log.warning("forward.endpoint %s already ends in /v1/logs; otelkv appends /v1/logs (the collector's "
+                        "otlp_http convention), so requests go to %s: give the base URL (Loki: …/otlp)",
+                        without_userinfo(endpoint), self._shown)  # fmt: skip
         self._headers = {"User-Agent": f"otelkv/{__version__}", **(headers or {}), "Content-Type": CONTENT_TYPE}
         if compression:
             self._headers["Content-Encoding"] = "gzip"
@@ -63,7 +69,7 @@ class HttpForwarder:
         verify = self._url.startswith("https://") and not insecure_skip_verify
         if self._url.startswith("https://") and insecure_skip_verify:
             # Said once here, not as urllib3's warning on every request.
-            log.warning("forward.tls.insecure_skip_verify: the certificate of %s is not verified", self._url)
+            log.warning("forward.tls.insecure_skip_verify: the certificate of %s is not verified", self._shown)
             urllib3.disable_warnings(InsecureRequestWarning)
         self._pool = urllib3.PoolManager(
             num_pools=2,
@@ -76,8 +82,8 @@ class HttpForwarder:
 
     @property
     def target(self) -> str:
-        """The URL requests go to."""
-        return self._url
+        """The URL requests go to, without any user:password in it."""
+        return self._shown
 
     def send(self, request: ExportLogsServiceRequest, *, timeout: float) -> Delivery:
         """POST ``request``; classify the answer (module docstring).
@@ -92,7 +98,7 @@ class HttpForwarder:
     def _send(self, request: ExportLogsServiceRequest, deadline: float) -> Delivery:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise Retryable(f"{self._url}: timed out splitting a request the target found too large")
+            raise Retryable(f"{self._shown}: timed out splitting a request the target found too large")
         status, delivery = self._post(request, remaining)
         if status != 413 or len(request.resource_logs) < 2:
             return delivery
@@ -111,8 +117,8 @@ class HttpForwarder:
                 "POST", self._url, body=body, headers=self._headers, timeout=urllib3.Timeout(total=timeout)
             )
         except HTTPError as error:
-            raise Retryable(f"{self._url}: {_reason(error)}") from error
-        delivery = classify(response.status, response.headers, response.data, count_records(request), self._url)
+            raise Retryable(f"{self._shown}: {_reason(error)}") from error
+        delivery = classify(response.status, response.headers, response.data, count_records(request), self._shown)
         return response.status, delivery
 
     def close(self) -> None:
@@ -160,6 +166,14 @@ def retry_after(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def without_userinfo(url: str) -> str:
+    """``url`` without a ``user:password@`` part."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def _reason(error: HTTPError) -> str:
