@@ -124,7 +124,8 @@ class QueueSender:
                     log.exception("forwarding queue entry %d failed unexpectedly", entry.id)
                 hint = error.retry_after if isinstance(error, Retryable) else None
                 self._failures.failed(str(error) or type(error).__name__, entry=entry.id)
-                t.failed.add(entry.records)
+                if backoff.attempts == 0:  # records, not attempts: a batch counts once
+                    t.failed_records(entry.records, error)
                 self._health.failed()
                 wait = backoff.next(hint)
                 if wait is None:
@@ -143,14 +144,14 @@ class QueueSender:
             if delivery.rejected >= entry.records:
                 self._settle(partial(self._store.dead_letter, entry.payload, entry.records, delivery.message,
                                      entry_id=entry.id))  # fmt: skip
-                t.rejected.add(entry.records)
+                t.rejected_records(entry.records, delivery.error_type)
                 t.dead_letters.add(entry.records)
                 log.warning("target refused queue entry %d: %s", entry.id, delivery.message)
             else:  # delivered: only its removal is retried from here on, never the sending
                 self._settle(partial(self._store.remove, entry.id))
                 t.forwarded.add(entry.records - delivery.rejected)
                 if delivery.rejected:
-                    t.rejected.add(delivery.rejected)
+                    t.rejected_records(delivery.rejected, delivery.error_type)
                     log.warning("target refused %d records: %s", delivery.rejected, delivery.message)
             return
 

@@ -168,9 +168,10 @@ class Pipeline:
         except Exception as error:  # protobuf raises DecodeError and, for deep nesting, others
             raise BadRequest(f"malformed ExportLogsServiceRequest: {error}") from error
 
-    def invalid(self) -> None:
-        """Count a request refused as bad (malformed, too large, wrong type)."""
-        self._telemetry.bad_requests.add(1)
+    def invalid(self, error: BaseException | None = None) -> None:
+        """Count a request refused as bad: ``too_large`` for a :class:`BadRequest` over a size limit,
+        else ``malformed`` (malformed, wrong type)."""
+        self._telemetry.invalid_request("too_large" if getattr(error, "too_large", False) else "malformed")
 
     def export(self, request: ExportLogsServiceRequest) -> Delivery:
         """Enrich and forward ``request``; raises :class:`Retryable` when the target cannot take it."""
@@ -192,7 +193,7 @@ class Pipeline:
             if not isinstance(error, Retryable):
                 log.exception("forwarding to %s failed unexpectedly", self.forwarder.target)
             self._failures.failed(str(error) or type(error).__name__)
-            t.failed.add(result.forwarded)
+            t.failed_records(result.forwarded, error)
             self.health.failed()
             raise
         finally:
@@ -202,7 +203,7 @@ class Pipeline:
         self._remember(result)
         t.forwarded.add(result.forwarded - delivery.rejected)
         if delivery.rejected or delivery.message:
-            t.rejected.add(delivery.rejected)
+            t.rejected_records(delivery.rejected, delivery.error_type)
             log.warning("target %s refused %d records: %s", self.forwarder.target, delivery.rejected,
                         delivery.message)  # fmt: skip
         if self.store is not None and delivery.rejected >= result.forwarded:  # refused whole: keep it

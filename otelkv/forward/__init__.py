@@ -21,10 +21,12 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """The target took the request; ``rejected`` records of it were refused, with ``message``."""
+    """The target took the request; ``rejected`` records of it were refused, with ``message``, and
+    ``error_type`` (a status like ``400``, a gRPC code name, ``partial_success``) for metrics."""
 
     rejected: int = 0
     message: str = ""
+    error_type: str = ""
 
 
 class Forwarder(Protocol):

@@ -70,10 +70,12 @@ class GrpcForwarder:
             details = error.details() if isinstance(error, grpc.Call) else str(error)
             delay = retry_delay(error)
             if code in _RETRYABLE or (code == grpc.StatusCode.RESOURCE_EXHAUSTED and delay is not None):
-                raise Retryable(f"{self.target}: {code.name}: {details}", retry_after=delay) from error
-            return Delivery(count_records(request), f"{self.target}: {code.name}: {details}")
+                raise Retryable(f"{self.target}: {code.name}: {details}", retry_after=delay,
+                                error_type=code.name) from error  # fmt: skip
+            return Delivery(count_records(request), f"{self.target}: {code.name}: {details}", code.name)
         partial = answer.partial_success
-        return Delivery(partial.rejected_log_records, partial.error_message)
+        kind = "partial_success" if partial.rejected_log_records or partial.error_message else ""
+        return Delivery(partial.rejected_log_records, partial.error_message, kind)
 
     def close(self) -> None:
         """Close the channel; safe twice."""

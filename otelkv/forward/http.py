@@ -98,7 +98,9 @@ class HttpForwarder:
     def _send(self, request: ExportLogsServiceRequest, deadline: float) -> Delivery:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise Retryable(f"{self._shown}: timed out splitting a request the target found too large")
+            raise Retryable(
+                f"{self._shown}: timed out splitting a request the target found too large", error_type="timeout"
+            )
         status, delivery = self._post(request, remaining)
         if status != 413 or len(request.resource_logs) < 2:
             return delivery
@@ -106,7 +108,9 @@ class HttpForwarder:
         parts = [ExportLogsServiceRequest(resource_logs=request.resource_logs[:half]),
                  ExportLogsServiceRequest(resource_logs=request.resource_logs[half:])]  # fmt: skip
         done = [self._send(part, deadline) for part in parts]
-        return Delivery(sum(d.rejected for d in done), "; ".join(d.message for d in done if d.message))
+        rejected = sum(d.rejected for d in done)
+        kinds = sorted({d.error_type for d in done if d.error_type})
+        return Delivery(rejected, "; ".join(d.message for d in done if d.message), ",".join(kinds))
 
     def _post(self, request: ExportLogsServiceRequest, timeout: float) -> tuple[int, Delivery]:
         body = request.SerializeToString()
@@ -117,7 +121,8 @@ class HttpForwarder:
                 "POST", self._url, body=body, headers=self._headers, timeout=urllib3.Timeout(total=timeout)
             )
         except HTTPError as error:
-            raise Retryable(f"{self._shown}: {_reason(error)}") from error
+            kind = "timeout" if isinstance(error, urllib3.exceptions.TimeoutError) else "connection"
+            raise Retryable(f"{self._shown}: {_reason(error)}", error_type=kind) from error
         delivery = classify(response.status, response.headers, response.data, count_records(request), self._shown)
         return response.status, delivery
 
@@ -135,12 +140,18 @@ def classify(status: int, headers: Mapping[str, str], body: bytes, records: int,
                 partial = ExportLogsServiceResponse.FromString(body).partial_success
             except DecodeError as error:  # a broken answer proves nothing was stored: send again
                 raise Retryable(
-                    f"{url} answered {status} with a body that is not an ExportLogsServiceResponse"
+                    f"{url} answered {status} with a body that is not an ExportLogsServiceResponse",
+                    error_type="bad_response",
                 ) from error
-            return Delivery(partial.rejected_log_records, partial.error_message)
+            kind = "partial_success" if partial.rejected_log_records or partial.error_message else ""
+            return Delivery(partial.rejected_log_records, partial.error_message, kind)
         return Delivery()
     if status == 429 or status >= 500 or status in _SETUP_STATUSES:
-        raise Retryable(f"{url} answered {status}: {text[:300]}", retry_after=retry_after(headers.get("Retry-After")))
+        raise Retryable(
+            f"{url} answered {status}: {text[:300]}",
+            retry_after=retry_after(headers.get("Retry-After")),
+            error_type=str(status),
+        )
     if status == 400:  # Loki stored the valid entries and says how many it ignored: never re-send
         found = _IGNORED.search(text)
         # Without Loki's count (any other OTLP receiver's 400, a malformed-body 400) the number
@@ -148,8 +159,8 @@ def classify(status: int, headers: Mapping[str, str], body: bytes, records: int,
         rejected = min(int(found.group(1)), records) if found else records
         first = text.splitlines()[0][:300] if text else ""
         summary = f"{first} … {found.group(0)}" if found and found.group(0) not in first else first
-        return Delivery(rejected, f"{url} answered 400: {summary}")
-    return Delivery(records, f"{url} answered {status}: {text[:300]}")
+        return Delivery(rejected, f"{url} answered 400: {summary}", "400")
+    return Delivery(records, f"{url} answered {status}: {text[:300]}", str(status))
 
 
 def retry_after(value: str | None) -> float | None:
