@@ -12,7 +12,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServ
 
 from otelkv.errors import Retryable
 
-from . import Delivery, count_records
+from . import Delivery, Redactor, count_records
 
 # The codes the collector itself retries (FACTS §2); RESOURCE_EXHAUSTED only with RetryInfo.
 # Beside them, never a permanent rejection of the client's data:
@@ -52,6 +52,7 @@ class GrpcForwarder:
             self._channel = grpc.insecure_channel(address, options=options)
         self._stub = LogsServiceStub(self._channel)
         self._metadata = tuple((k.lower(), v) for k, v in (headers or {}).items())
+        self._redact = Redactor(dict(self._metadata))
         self._scheme = "grpcs" if secure else "grpc"
 
     @property
@@ -67,7 +68,7 @@ class GrpcForwarder:
             )
         except grpc.RpcError as error:
             code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
-            details = error.details() if isinstance(error, grpc.Call) else str(error)
+            details = self._redact((error.details() if isinstance(error, grpc.Call) else str(error)) or "")
             delay = retry_delay(error)
             if code in _RETRYABLE or (code == grpc.StatusCode.RESOURCE_EXHAUSTED and delay is not None):
                 raise Retryable(f"{self.target}: {code.name}: {details}", retry_after=delay,
@@ -75,7 +76,7 @@ class GrpcForwarder:
             return Delivery(count_records(request), f"{self.target}: {code.name}: {details}", code.name)
         partial = answer.partial_success
         kind = "partial_success" if partial.rejected_log_records or partial.error_message else ""
-        return Delivery(partial.rejected_log_records, partial.error_message, kind)
+        return Delivery(partial.rejected_log_records, self._redact(partial.error_message), kind)
 
     def close(self) -> None:
         """Close the channel; safe twice."""

@@ -16,6 +16,7 @@ import logging
 import re
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Final
@@ -32,7 +33,7 @@ from urllib3.exceptions import HTTPError, InsecureRequestWarning
 from otelkv import __version__
 from otelkv.errors import Retryable
 
-from . import Delivery, count_records
+from . import Delivery, Redactor, count_records
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +58,15 @@ class HttpForwarder:
         pool_size: int = 8,
     ) -> None:
         self._url = endpoint.rstrip("/") + "/v1/logs"
-        self._shown = without_userinfo(self._url)  # for logs, metrics and answers: never credentials
+        self._shown = shown_url(self._url)  # for logs, metrics and answers: never credentials
         if urlsplit(endpoint).path.rstrip("/").endswith("/v1/logs"):
             log.warning("forward.endpoint %s already ends in /v1/logs; otelkv appends /v1/logs (the collector's "
                         "otlp_http convention), so requests go to %s: give the base URL (Loki: …/otlp)",
-                        without_userinfo(endpoint), self._shown)  # fmt: skip
+                        shown_url(endpoint), self._shown)  # fmt: skip
         self._headers = {"User-Agent": f"otelkv/{__version__}", **(headers or {}), "Content-Type": CONTENT_TYPE}
         if compression:
             self._headers["Content-Encoding"] = "gzip"
+        self._redact = Redactor(self._headers, also=[urlsplit(endpoint).password])
         self._compression = compression
         verify = self._url.startswith("https://") and not insecure_skip_verify
         if self._url.startswith("https://") and insecure_skip_verify:
@@ -123,8 +125,12 @@ class HttpForwarder:
         except HTTPError as error:
             kind = "timeout" if isinstance(error, urllib3.exceptions.TimeoutError) else "connection"
             raise Retryable(f"{self._shown}: {_reason(error)}", error_type=kind) from error
-        delivery = classify(response.status, response.headers, response.data, count_records(request), self._shown)
-        return response.status, delivery
+        try:
+            delivery = classify(response.status, response.headers, response.data, count_records(request), self._shown)
+        except Retryable as error:  # the target's words go to logs and to otelkv's client: no secrets
+            raise Retryable(self._redact(str(error)), retry_after=error.retry_after,
+                            error_type=error.error_type) from error  # fmt: skip
+        return response.status, replace(delivery, message=self._redact(delivery.message))
 
     def close(self) -> None:
         """Close pooled connections; safe twice."""
@@ -179,12 +185,11 @@ def retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-def without_userinfo(url: str) -> str:
-    """``url`` without a ``user:password@`` part."""
+def shown_url(url: str) -> str:
+    """``url`` as logs and clients see it: scheme, host, port and path — no ``user:password@``, no
+    query string (which may carry a token), no fragment."""
     parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2], query="", fragment=""))
 
 
 def _reason(error: HTTPError) -> str:
