@@ -54,11 +54,23 @@ def check(db: sqlite3.Connection) -> None:
 def move_aside(path: str) -> str:
     """Rename the store and its WAL and shared-memory files; returns the new name of the store."""
     aside = f"{path}.damaged-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S.%fZ')}"
-    os.rename(path, aside)
+    rename(path, aside)
+    return aside
+
+
+def rename(path: str, to: str) -> None:
+    """Rename a database file with its ``-wal`` and ``-shm`` files (those that exist)."""
+    os.rename(path, to)
     for suffix in ("-wal", "-shm"):
         with contextlib.suppress(FileNotFoundError):
-            os.rename(path + suffix, aside + suffix)
-    return aside
+            os.rename(path + suffix, to + suffix)
+
+
+def remove(path: str) -> None:
+    """Delete a database file with its ``-wal`` and ``-shm`` files, if they exist."""
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path + suffix)
 
 
 @dataclass(frozen=True, slots=True)

@@ -122,21 +122,23 @@ class Store:
         self._generation = ""
         self._marked = 0.0
         self._records = self._bytes = 0
+        #: The connection was closed by a replacement that failed half-way: open again first.
+        self._closed = False
         try:
-            self._db = self._open(check=True)
+            self._db = self._open(self.path, check=True)
         except sqlite3.DatabaseError as error:
             if not is_damage(error):
                 raise
             try:
                 self._db = self._replace(error)
             except OSError as failed:
-                raise sqlite3.DatabaseError(f"{error}, and it cannot be moved aside: {failed}") from failed
+                raise sqlite3.DatabaseError(f"{error}, and it cannot be replaced: {failed}") from failed
         self._mark()
 
-    def _open(self, *, check: bool) -> sqlite3.Connection:
+    def _open(self, path: str, *, check: bool) -> sqlite3.Connection:
         """Connect, make the schema, learn the generation and the counts; with ``check``, check the
         pages first and compare a new store with the marker (a replacement after damage is not)."""
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={'FULL' if self._durable else 'NORMAL'}")
@@ -174,15 +176,27 @@ class Store:
                         "gone", self.path, marker.generation, extra={"store": self.path})  # fmt: skip
 
     def _replace(self, error: BaseException) -> sqlite3.Connection:
-        """Set the damaged store aside, start a fresh one, copy into it what can be read."""
+        """Build a fresh store beside the damaged one holding what can be read of it; only then set
+        the damaged one aside and put the fresh one in its place. A failure before that (no room
+        for the copy) leaves the damaged store where it was, to be tried again."""
         with contextlib.suppress(sqlite3.Error, AttributeError):
             self._db.close()
+        self._closed = True
+        fresh = f"{self.path}.salvage"
+        salvage.remove(fresh)
+        try:
+            db = self._open(fresh, check=False)
+            try:
+                kept = salvage.salvage(self.path, db)
+            finally:
+                db.close()
+        except BaseException:
+            salvage.remove(fresh)
+            raise
         aside = salvage.move_aside(self.path)
-        self._generation = ""
-        db = self._open(check=False)
-        kept = salvage.salvage(aside, db)
-        records, size = db.execute(_COUNTS).fetchone()
-        self._records, self._bytes = int(records), int(size)
+        salvage.rename(fresh, self.path)
+        db = self._open(self.path, check=False)
+        self._closed = False
         self.damaged += 1
         self.set_aside.append(aside)
         log.error("the store %s is damaged (%s): moved to %s for inspection and replaced by a fresh one; what "
@@ -213,10 +227,13 @@ class Store:
         replaced = False
         while True:
             try:
+                if self._closed:  # a replacement failed half-way: the damaged store is still there
+                    self._db = self._open(self.path, check=True)
+                    self._closed = False
                 result = action()
             except sqlite3.Error as error:
-                if self._db.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
+                with contextlib.suppress(sqlite3.Error):  # (a closed connection raises here too)
+                    if self._db.in_transaction:
                         self._db.execute("ROLLBACK")
                 reason: BaseException = error
                 if is_damage(error) and not replaced:

@@ -13,7 +13,7 @@ import urllib3
 
 from otelkv import salvage
 from otelkv.server import Service
-from otelkv.store import Store
+from otelkv.store import Store, StoreUnavailable
 from tests.conftest import make_config
 from tests.loki_sink import LokiSink
 from tests.reliability import numbered_events, requests_of, stored, uids, wait_until
@@ -149,4 +149,37 @@ def test_damage_met_while_running_replaces_the_store_and_keeps_order(tmp_path: P
     after = store.put(b"new batch", 1)
     entry = store.oldest()
     assert entry is not None and entry.id == after and entry.payload == b"new batch"
+    store.close()
+
+
+def test_no_room_for_the_copy_leaves_the_damaged_store_in_place_and_tries_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "store.db"
+    filled_store(path)
+    store = Store(path, max_bytes=2**30, max_records=10**6, max_dead_letters=10)
+    garbage_mid_file(path)
+    with sqlite3.connect(path) as other:
+        other.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('touched', '1')")
+    real, calls = salvage.salvage, []
+
+    def full_once(damaged: str, into: sqlite3.Connection) -> salvage.Salvaged:
+        calls.append(damaged)
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("database or disk is full")
+        return real(damaged, into)
+
+    monkeypatch.setattr(salvage, "salvage", full_once)
+
+    def drain() -> None:
+        for _ in range(100):  # bounded: 30 batches
+            entry = store.oldest()
+            assert entry is not None
+            store.remove(entry.id)
+
+    with pytest.raises((sqlite3.Error, StoreUnavailable)):  # the sender tries again after a pause
+        drain()
+    assert store.damaged == 0 and path.exists() and not list(tmp_path.glob("*.salvage*"))
+    entry = store.oldest()  # the next attempt: copied, set aside, replaced
+    assert store.damaged == 1 and len(calls) == 2 and entry is not None
     store.close()
