@@ -4,6 +4,7 @@ the target echoes one back."""
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Iterator
 from concurrent import futures
@@ -18,6 +19,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import (
 )
 
 from otelkv.errors import Retryable
+from otelkv.forward import Redactor
 from otelkv.forward.http import shown_url
 from otelkv.forward.targets import make_forwarder
 from otelkv.server import Service
@@ -102,6 +104,12 @@ def test_grpc_details_echoing_metadata_are_redacted(echoing: int, monkeypatch: p
         forwarder.close()
     message = str(caught.value)
     assert "x-scope-orgid=kubevirt" in message and clean(message), message  # the tenant is no secret
+
+
+def test_basic_auth_password_is_redacted_too() -> None:
+    redact = Redactor({"Authorization": "Basic " + base64.b64encode(b"otelkv:hunter2").decode(),
+                       "X-Scope-OrgID": "kubevirt"})  # fmt: skip
+    assert redact("bad password hunter2 for tenant kubevirt") == "bad password <redacted> for tenant kubevirt"
 
 
 def test_shown_url_drops_credentials_and_query() -> None:

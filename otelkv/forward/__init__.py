@@ -13,6 +13,8 @@ answers UNAVAILABLE), so a forwarder never sleeps.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Protocol
@@ -63,8 +65,8 @@ class Redactor:
     The target's answer (an error body, gRPC details, a partial-success message) goes into logs
     and into the answer otelkv gives its own client; a proxy or gateway may echo a header it
     refused (``invalid API key abc…``). Every header value except the tenant is treated as a
-    secret, and for ``Authorization`` also the credential after its scheme; ``also`` adds others
-    (the password of a URL's ``user:password@``).
+    secret, and for ``Authorization`` also the credential after its scheme and basic auth's
+    password; ``also`` adds others (the password of a URL's ``user:password@``).
     """
 
     def __init__(self, headers: Mapping[str, str], *, also: Iterable[str | None] = ()) -> None:
@@ -73,9 +75,12 @@ class Redactor:
             if name.lower() in _HARMLESS:
                 continue
             secrets.add(value)
-            _, _, credential = value.partition(" ")
+            scheme, _, credential = value.partition(" ")
             if name.lower() == "authorization" and credential:
                 secrets.add(credential)
+                if scheme.lower() == "basic":  # and the password inside it
+                    with contextlib.suppress(ValueError):
+                        secrets.add(base64.b64decode(credential).decode().partition(":")[2])
         # Longest first, so that a value containing another is taken out whole; short values
         # (a header of "1") are too common in text to be worth hiding, nor can they be secret.
         self._secrets = sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True)

@@ -42,9 +42,11 @@ class GrpcForwarder:
         max_message_bytes: int | None = None,
     ) -> None:
         self._address = address
-        # No send limit of our own by default: enrichment makes a request larger than it came, and
-        # grpcio's own RESOURCE_EXHAUSTED for that would read as the target refusing it for good.
-        options = [("grpc.max_send_message_length", max_message_bytes or -1)]
+        # ``max_message_bytes`` is what otelkv accepts, not a send limit: enrichment makes a request
+        # larger than it came, and grpcio's own RESOURCE_EXHAUSTED for passing it would read as the
+        # target refusing the data for good. The target's receive limit decides.
+        del max_message_bytes
+        options = [("grpc.max_send_message_length", -1)]
         if secure:
             roots = open(ca_file, "rb").read() if ca_file else None  # noqa: SIM115 - read once at start-up
             self._channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(roots), options=options)
