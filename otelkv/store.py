@@ -131,8 +131,14 @@ class Store:
                 raise
             try:
                 self._db = self._replace(error)
-            except OSError as failed:
+            except OSError as failed:  # a read-only volume: nothing could work
                 raise sqlite3.DatabaseError(f"{error}, and it cannot be replaced: {failed}") from failed
+            except sqlite3.Error as failed:  # no room for the copy: come up refusing, try again later
+                self._db = sqlite3.connect(":memory:", check_same_thread=False)
+                self._db.close()
+                self._write_error = f"the store is damaged and there is no room to replace it yet ({failed})"
+                log.error("the store %s is damaged (%s) and cannot be replaced yet: %s", self.path, error, failed,
+                          extra={"store": self.path})  # fmt: skip
         self._mark()
 
     def _open(self, path: str, *, check: bool) -> sqlite3.Connection:

@@ -183,3 +183,27 @@ def test_no_room_for_the_copy_leaves_the_damaged_store_in_place_and_tries_again(
     entry = store.oldest()  # the next attempt: copied, set aside, replaced
     assert store.damaged == 1 and len(calls) == 2 and entry is not None
     store.close()
+
+
+def test_damaged_at_start_without_room_for_the_copy_comes_up_refusing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "store.db"
+    filled_store(path)
+    garbage_mid_file(path)
+    real, calls = salvage.salvage, []
+
+    def full_once(damaged: str, into: sqlite3.Connection) -> salvage.Salvaged:
+        calls.append(damaged)
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("database or disk is full")
+        return real(damaged, into)
+
+    monkeypatch.setattr(salvage, "salvage", full_once)
+    store = Store(path, max_bytes=2**30, max_records=10**6, max_dead_letters=10)  # no exit 2
+    assert store.refusing() and "no room" in (store.refusing() or "") and store.damaged == 0
+    entry = store.oldest()  # the sender's next read tries again, and there is room now
+    assert entry is not None and store.damaged == 1
+    store.put(b"new", 1)
+    assert store.refusing() is None
+    store.close()
