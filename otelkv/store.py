@@ -397,9 +397,10 @@ class Store:
         return removed, max(0, over)
 
     def skip_corrupt(self, entry: Entry) -> None:
-        """Move an entry that fails its CRC or no longer decodes to the dead letters, counted."""
-        self.corrupt += 1
+        """Move an entry that fails its CRC or no longer decodes to the dead letters, counted (once,
+        however often a full disk makes the move fail)."""
         self.dead_letter(entry.payload, entry.records, "corrupt queue entry", entry_id=entry.id)
+        self.corrupt += 1
 
     def dead_letters(self) -> list[DeadLetter]:
         """The dead letters, oldest first."""

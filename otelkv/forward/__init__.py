@@ -83,7 +83,7 @@ class Redactor:
                         secrets.add(base64.b64decode(credential).decode().partition(":")[2])
         # Longest first, so that a value containing another is taken out whole; short values
         # (a header of "1") are too common in text to be worth hiding, nor can they be secret.
-        self._secrets = sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True)
+        self._secrets = sorted((s for s in secrets if len(s) >= 3), key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         """``text`` without any secret header value in it."""
