@@ -8,7 +8,9 @@ VMs), it prints:
 1. records/s for bare protobuf decode + encode (the floor), decode + enrich + encode, and end
    to end (OTLP/gRPC into ``otelkv serve`` in its own process → OTLP/HTTP out to a local sink);
 2. the enrichment/floor ratio (target: at most 3x);
-3. at a steady ``--rate`` records/s for ``--seconds``: otelkv's CPU (% of one core, from
+3. the duplicate window with its 50,000 keys full: µs a key for the old plain-dict eviction
+   and for :class:`otelkv.pipeline.DeliveredKeys`, side by side (``--dedup-only``: just this);
+4. at a steady ``--rate`` records/s for ``--seconds``: otelkv's CPU (% of one core, from
    /proc), CPU seconds per 10,000 records and peak RSS (VmHWM) — targets 30% and 120 MiB.
 
 Figures are only comparable within one run: the machine is shared and noisy.
@@ -40,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 from otelkv.eventfile import in_time_order  # noqa: E402
 from otelkv.kubevirt import MigrationTracker  # noqa: E402
 from otelkv.otlp.enrich import EnrichOptions, enrich  # noqa: E402
+from otelkv.pipeline import DeliveredKeys  # noqa: E402
 from otelkv.replay import batches  # noqa: E402
 
 BATCH = 1000  # the collector-config's send_batch_max_size
@@ -104,7 +107,11 @@ def main() -> int:
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--rate", type=int, default=10_000, help="records/s for the steady-load part")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--dedup-only", action="store_true", help="only the duplicate-window phase")
     args = parser.parse_args()
+    dedup_window()
+    if args.dedup_only:
+        return 0
 
     events = make_events(args.records)
     requests = list(batches(events, BATCH))
@@ -163,6 +170,39 @@ def main() -> int:
         sink.shutdown()
     overload(env, payloads, args.seconds)
     return 0
+
+
+class _PlainDictKeys:
+    """The duplicate window as it was before issue 13: a dict, oldest deleted via ``next(iter())``."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._keys: dict[Any, None] = {}
+
+    def add(self, key: Any) -> None:
+        self._keys[key] = None
+        if len(self._keys) > self._size:
+            del self._keys[next(iter(self._keys))]
+
+
+def dedup_window(size: int = 50_000, adds: int = 200_000) -> None:
+    """µs a key added to a full window (the default ``enrich.dedup_window``), old and new, same keys.
+
+    ``adds`` spans several windows: the plain dict's cost grows with the deleted slots at its front
+    until it is rebuilt, so a short run would show only its cheap start.
+    """
+    keys = [(f"uid-{i}", 1) for i in range(size + adds)]
+    figures = {}
+    for name, window in (("plain dict (before)", _PlainDictKeys(size)), ("DeliveredKeys", DeliveredKeys(size))):
+        for key in keys[:size]:
+            window.add(key)
+        start = time.perf_counter()
+        for key in keys[size:]:
+            window.add(key)
+        figures[name] = (time.perf_counter() - start) / adds * 1e6
+    old, new = figures.values()
+    print(f"dedup window full ({size:,} keys), {adds:,} adds: plain dict {old:.2f} µs/key, "
+          f"DeliveredKeys {new:.2f} µs/key, {old / new:.0f}x")  # fmt: skip
 
 
 def _rss(pid: int) -> int:

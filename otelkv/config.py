@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -210,6 +211,45 @@ class Config:
         for name in f.headers:
             if name.lower() in ("content-type", "content-encoding", "content-length"):
                 raise ConfigError(f"forward.headers.{name}: set by otelkv, cannot be overridden")
+        _validate_metadata(f, grpc=parts.scheme.startswith("grpc"))
+
+
+# -- forward.tenant and forward.headers: only what HTTP and gRPC metadata both carry ------------------
+# A value either refuses (CR/LF, tab, non-ASCII: gRPC's "INTERNAL: Invalid metadata", http.client's
+# ValueError) fails every request after start-up; refused here instead, naming the key.
+_FIELD_NAME: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP field name (RFC 9110 token)
+_GRPC_KEY: Final = re.compile(r"[0-9a-z_.-]+")  # a gRPC custom metadata key, once lower-cased
+_TENANT: Final = re.compile(r"[0-9A-Za-z!_.*'()-]{1,150}")  # Grafana's tenant ID rule (Loki, Mimir)
+
+
+def header_value_problem(value: str) -> str | None:
+    """Why ``value`` cannot be an HTTP header or gRPC metadata value (printable ASCII), or None.
+
+    Never quotes the value (it may be a credential): only the first bad character and where.
+    """
+    for position, char in enumerate(value):
+        if not " " <= char <= "~":
+            return (f"must be printable ASCII (no control characters, tabs, CR/LF or non-ASCII): "
+                    f"U+{ord(char):04X} at position {position}")  # fmt: skip
+    return None
+
+
+def _validate_metadata(f: ForwardConfig, *, grpc: bool) -> None:
+    if f.tenant is not None and f.tenant != "" and (not _TENANT.fullmatch(f.tenant) or f.tenant in (".", "..")):
+        raise ConfigError(
+            "forward.tenant: must be 1-150 of A-Z a-z 0-9 ! - _ . * ' ( ) and not . or .. (Loki's tenant ID "
+            f"rule), got {f.tenant!r}"
+        )
+    for name, value in f.headers.items():
+        if not _FIELD_NAME.fullmatch(name):
+            raise ConfigError(f"forward.headers.{name}: not a valid header name")
+        if grpc and (not _GRPC_KEY.fullmatch(name.lower()) or name.lower().startswith("grpc-")
+                     or name.lower().endswith("-bin")):  # fmt: skip
+            raise ConfigError(f"forward.headers.{name}: not a valid gRPC metadata key (a-z 0-9 - _ ., not grpc-*, "
+                              "not *-bin)")  # fmt: skip
+        problem = header_value_problem(value)
+        if problem:
+            raise ConfigError(f"forward.headers.{name}: {problem}")
 
 
 def _positive(key: str, value: float) -> None:

@@ -4,6 +4,11 @@ One thread, oldest batch first, so a stream's order is kept. A batch leaves the 
 target accepted it (or refused it for good: then it becomes a dead letter), or when retrying it
 passed ``retry.max_elapsed`` (a dead letter too). On stop the batch being retried stays queued
 for the next start.
+
+The thread never dies: a store that cannot be read or written (a full disk) is retried with a
+short backoff (:data:`STORE_PAUSE`), counted and logged by the store. A batch the target took but
+whose removal cannot be written yet is not sent again: only its removal is retried, in this
+process, until the disk has room. Only a restart before that sends it twice (at-least-once).
 """
 
 from __future__ import annotations
@@ -11,6 +16,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
+from typing import Final, TypeVar
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
@@ -19,10 +27,15 @@ from otelkv.errors import Retryable
 from otelkv.forward import Forwarder
 from otelkv.forward.retry import Backoff
 from otelkv.pipeline import Health
-from otelkv.store import Entry, Store
+from otelkv.store import Entry, Store, StoreUnavailable
+from otelkv.streak import FailureStreak
 from otelkv.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+#: Waits between attempts at a store operation that failed: first, growth factor, cap (seconds).
+STORE_PAUSE: Final = (0.05, 2.0, 1.0)
 
 
 class QueueSender:
@@ -39,6 +52,8 @@ class QueueSender:
         self._stop = threading.Event()
         self._draining = threading.Event()
         self._thread = threading.Thread(target=self._run, name="otelkv-queue", daemon=True)
+        self._trouble = FailureStreak(log, f"the queue sender (store {store.path})", level=logging.ERROR)
+        self._failures = FailureStreak(log, f"forwarding queued batches to {forwarder.target}")
 
     def start(self) -> None:
         """Start sending."""
@@ -54,24 +69,48 @@ class QueueSender:
             self._thread.join(self._timeout + 1)
 
     def _run(self) -> None:
+        pause = _Pause()
         while not self._stop.is_set():
             try:
-                entry = self._store.oldest()
-            except Exception:
-                log.exception("reading the queue failed")
-                self._stop.wait(1)
-                continue
-            if entry is None:
-                if self._draining.is_set():
+                if not self._step():
                     return
+            except Exception as error:  # a bug, or a store error: logged, retried after a pause, never fatal
+                self._trouble.failed(f"{type(error).__name__}: {error}")
+                log.debug("the queue sender failed", exc_info=True)
+                self._stop.wait(pause.next())
+            else:
+                pause.reset()
+                self._trouble.recovered()
+
+    def _step(self) -> bool:
+        """Take one batch off the queue; False when draining and the queue is empty."""
+        entry = self._store.oldest()
+        if entry is None:
+            if self._draining.is_set():
+                return False
+            if self._store.write_failing:  # nothing queued, yet the disk was full: find out when it is not
+                self._settle(self._store.probe, until=self._draining)
+            else:
                 self._store.wait(0.5)
-                continue
-            request = _decode(entry)
-            if request is None:
-                log.error("queue entry %d is corrupt: moved to the dead letters", entry.id)
-                self._store.skip_corrupt(entry)
-                continue
-            self._deliver(entry, request)
+            return True
+        request = _decode(entry)
+        if request is None:
+            log.error("queue entry %d is corrupt: moved to the dead letters", entry.id)
+            self._settle(partial(self._store.skip_corrupt, entry))
+            return True
+        self._deliver(entry, request)
+        return True
+
+    def _settle(self, operation: Callable[[], _T], *, until: threading.Event | None = None) -> _T | None:
+        """Run a store operation until it succeeds (None if stopped first); the store counts and logs
+        each failure, so this only waits between attempts."""
+        pause = _Pause()
+        while not self._stop.is_set() and not (until is not None and until.is_set()):
+            try:
+                return operation()
+            except StoreUnavailable:
+                self._stop.wait(pause.next())
+        return None
 
     def _deliver(self, entry: Entry, request: ExportLogsServiceRequest) -> None:
         backoff = Backoff(self._retry, clock=time.monotonic)
@@ -84,32 +123,52 @@ class QueueSender:
                 if not isinstance(error, Retryable):
                     log.exception("forwarding queue entry %d failed unexpectedly", entry.id)
                 hint = error.retry_after if isinstance(error, Retryable) else None
-                t.failed.add(entry.records)
+                self._failures.failed(str(error) or type(error).__name__, entry=entry.id)
+                if backoff.attempts == 0:  # records, not attempts: a batch counts once
+                    t.failed_records(entry.records, error)
                 self._health.failed()
                 wait = backoff.next(hint)
                 if wait is None:
                     reason = f"gave up after {backoff.attempts} attempts: {error}"
                     log.error("queue entry %d: %s", entry.id, reason)
-                    self._store.dead_letter(entry.payload, entry.records, reason, entry_id=entry.id)
+                    self._settle(partial(self._store.dead_letter, entry.payload, entry.records, reason,
+                                         entry_id=entry.id))  # fmt: skip
                     t.dead_letters.add(entry.records)
                     return
                 self._stop.wait(wait)
                 continue
             finally:
                 t.latency.record(time.perf_counter() - start)
+            self._failures.recovered()
             self._health.succeeded()
             if delivery.rejected >= entry.records:
-                self._store.dead_letter(entry.payload, entry.records, delivery.message, entry_id=entry.id)
-                t.rejected.add(entry.records)
+                self._settle(partial(self._store.dead_letter, entry.payload, entry.records, delivery.message,
+                                     entry_id=entry.id))  # fmt: skip
+                t.rejected_records(entry.records, delivery.error_type)
                 t.dead_letters.add(entry.records)
                 log.warning("target refused queue entry %d: %s", entry.id, delivery.message)
-            else:
-                self._store.remove(entry.id)
+            else:  # delivered: only its removal is retried from here on, never the sending
+                self._settle(partial(self._store.remove, entry.id))
                 t.forwarded.add(entry.records - delivery.rejected)
                 if delivery.rejected:
-                    t.rejected.add(delivery.rejected)
+                    t.rejected_records(delivery.rejected, delivery.error_type)
                     log.warning("target refused %d records: %s", delivery.rejected, delivery.message)
             return
+
+
+class _Pause:
+    """Exponential waits between attempts at a failing store operation (:data:`STORE_PAUSE`)."""
+
+    def __init__(self) -> None:
+        self._wait = STORE_PAUSE[0]
+
+    def next(self) -> float:
+        wait = self._wait
+        self._wait = min(wait * STORE_PAUSE[1], STORE_PAUSE[2])
+        return wait
+
+    def reset(self) -> None:
+        self._wait = STORE_PAUSE[0]
 
 
 def _decode(entry: Entry) -> ExportLogsServiceRequest | None:

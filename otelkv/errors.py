@@ -38,11 +38,14 @@ class BadRequest(OtelkvError):
 
 
 class Retryable(OtelkvError):
-    """The target could not take the data now; ``retry_after`` is its hint in seconds, if any."""
+    """The target could not take the data now; ``retry_after`` is its hint in seconds, if any;
+    ``error_type`` a low-cardinality class of the failure for metrics (OpenTelemetry's
+    ``error.type``: an HTTP status like ``503``, a gRPC code name, ``timeout``, ``connection``)."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, error_type: str | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.error_type = error_type
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,7 +41,8 @@ class Service:
                 raise ConfigError(f"delivery.store_path: cannot open {delivery.store_path!r}: {error}") from error
             self.telemetry.observe_queue(self.store)
         queue = delivery.mode == "queue"
-        health = Health(config.unready_after_failing_seconds, full=self.store.full if queue and self.store else None)
+        refusing = self.store.refusing if queue and self.store else None
+        health = Health(config.unready_after_failing_seconds, refusing=refusing)
         forward = forwarder or make_forwarder(config.forward, max_message_bytes=config.max_message_bytes)
         self.pipeline = Pipeline(
             forward,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -18,30 +20,60 @@ if TYPE_CHECKING:
     from otelkv.store import Store
 
 
+#: Buckets of ``otelkv_forward_duration_seconds``: seconds, 5 ms to 10 s (the SDK's default
+#: buckets are made for milliseconds: every sample fell in the 5 s bucket).
+DURATION_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: The attribute that tells failures apart (OpenTelemetry's semantic convention ``error.type``):
+#: an HTTP status (``401``, ``503``), a gRPC code name, ``timeout``, ``connection``… — bounded.
+ERROR_TYPE: Final = "error.type"
+
+
+def _prometheus_reader(registry: CollectorRegistry) -> PrometheusMetricReader:
+    """The /metrics reader; without the ``otel_scope_*`` labels where the exporter can drop them
+    (``scope_info_enabled``; versions without that option do not add the labels at all)."""
+    options: dict[str, Any] = {"registry": registry, "disable_target_info": True}
+    if "scope_info_enabled" in inspect.signature(PrometheusMetricReader.__init__).parameters:
+        options["scope_info_enabled"] = False
+    return PrometheusMetricReader(**options)
+
+
+def error_type(error: BaseException) -> str:
+    """The ``error.type`` of a forward failure: the target's status or code, or the error's class."""
+    return getattr(error, "error_type", None) or type(error).__name__
+
+
 class Telemetry:
-    """The counters and the latency histogram of one otelkv process (instance-local registry)."""
+    """The counters and the latency histogram of one otelkv process (instance-local registry).
+
+    Every counter exists from the start at 0, so that ``rate()`` and alerts see a series before
+    the first failure.
+    """
 
     def __init__(self, *, otlp_endpoint: str | None = None) -> None:
         self._registry = CollectorRegistry(auto_describe=True)
-        readers: list[MetricReader] = [PrometheusMetricReader(registry=self._registry, disable_target_info=True)]
+        readers: list[MetricReader] = [_prometheus_reader(self._registry)]
         if otlp_endpoint:
             from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter  # noqa: PLC0415
 
             exporter = OTLPMetricExporter(endpoint=otlp_endpoint, insecure=True)
             readers.append(PeriodicExportingMetricReader(exporter, export_interval_millis=30_000))
         resource = Resource.create({"service.name": "otelkv", "service.version": __version__})
-        self._provider = MeterProvider(metric_readers=readers, resource=resource)
+        seconds = View(instrument_name="otelkv.forward.duration",
+                       aggregation=ExplicitBucketHistogramAggregation(DURATION_BUCKETS))  # fmt: skip
+        self._provider = MeterProvider(metric_readers=readers, resource=resource, views=[seconds])
         meter = self._provider.get_meter("otelkv", __version__)
         records = "{record}"
         self.received = meter.create_counter("otelkv.records.received", records, "Log records received")
         self.enriched = meter.create_counter("otelkv.records.enriched", records, "KubeVirt event records enriched")
         self.forwarded = meter.create_counter("otelkv.records.forwarded", records, "Records the target accepted")
         self.rejected = meter.create_counter(
-            "otelkv.records.rejected", records, "Records the target refused for good (partial success)"
+            "otelkv.records.rejected", records, "Records the target refused for good, by error.type"
         )
         self.failed = meter.create_counter(
-            "otelkv.records.failed", records, "Records answered retryable: the target could not take them"
-        )
+            "otelkv.records.failed", records,
+            "Records the target could not take now, by error.type (sync: each request answered retryable; "
+            "queue: each batch once, however many attempts)",
+        )  # fmt: skip
         self.duplicates = meter.create_counter("otelkv.records.duplicates", records, "Exact duplicates dropped")
         self.dropped = meter.create_counter("otelkv.records.dropped", records, "Non-KubeVirt records dropped")
         self.bad_requests = meter.create_counter("otelkv.requests.invalid", "{request}", "Requests refused as bad")
@@ -50,6 +82,22 @@ class Telemetry:
             "otelkv.records.dead_lettered", records, "Records kept as dead letters (given up on or refused)"
         )
         self._meter = meter
+        for counter in (self.received, self.enriched, self.forwarded, self.rejected, self.failed, self.duplicates,
+                        self.dropped, self.bad_requests, self.dead_letters):  # fmt: skip
+            counter.add(0)  # a series from the start
+
+    def failed_records(self, count: int, error: BaseException) -> None:
+        """``count`` records the target could not take now, by the failure's ``error.type``."""
+        self.failed.add(count, {ERROR_TYPE: error_type(error)})
+
+    def rejected_records(self, count: int, kind: str) -> None:
+        """``count`` records the target refused for good; ``kind`` its status or code."""
+        self.rejected.add(count, {ERROR_TYPE: kind or "rejected"})
+
+    def invalid_request(self, kind: str = "malformed") -> None:
+        """A request refused as bad; ``kind``: ``malformed``, ``too_large`` or ``unsupported`` (a gRPC
+        request over the size limit is ``too_large``: the receivers call this however they find it)."""
+        self.bad_requests.add(1, {ERROR_TYPE: kind})
 
     def observe_queue(self, store: Store) -> None:
         """Export the queue's depth, bytes and oldest age, and the corrupt entries skipped."""
@@ -66,11 +114,24 @@ class Telemetry:
         def corrupt(_: CallbackOptions) -> Iterable[Observation]:
             return [Observation(store.corrupt)]
 
+        def errors(_: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(store.errors)]
+
+        def damaged(_: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(store.damaged)]
+
         m = self._meter
         m.create_observable_gauge("otelkv.queue.records", [depth], "{record}", "Records in the on-disk queue")
         m.create_observable_gauge("otelkv.queue.bytes", [size], "By", "Bytes in the on-disk queue")
         m.create_observable_gauge("otelkv.queue.oldest_age", [age], "s", "Age of the oldest queued batch")
         m.create_observable_counter("otelkv.queue.corrupt", [corrupt], "{entry}", "Corrupt queue entries skipped")
+        m.create_observable_counter(
+            "otelkv.queue.store_errors", [errors], "{error}", "Failed reads and writes of the store (disk full, I/O)"
+        )
+        m.create_observable_counter(
+            "otelkv.queue.damaged", [damaged], "{store}",
+            "Damaged stores set aside and replaced, and stores found empty where records were expected",
+        )  # fmt: skip
 
     def prometheus_text(self) -> bytes:
         """The metrics in the Prometheus text format."""

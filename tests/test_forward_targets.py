@@ -115,7 +115,7 @@ def test_grpc_permanent_codes_and_partial_success_are_deliveries(recorder: tuple
     partial.partial_success.rejected_log_records = 1
     partial.partial_success.error_message = "one too old"
     servicer.answer = partial
-    assert fwd.send(request(), timeout=5) == type(refused)(1, "one too old")
+    assert fwd.send(request(), timeout=5) == type(refused)(1, "one too old", "partial_success")
     fwd.close()
 
 

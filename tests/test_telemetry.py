@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import re
 from concurrent import futures
+from pathlib import Path
 
 import grpc
+import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
     ExportMetricsServiceResponse,
@@ -15,7 +18,11 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2_grpc import (
     add_MetricsServiceServicer_to_server,
 )
 
-from otelkv.telemetry import Telemetry
+from otelkv.server import Service
+from otelkv.telemetry import DURATION_BUCKETS, Telemetry
+from tests.conftest import make_config
+from tests.loki_sink import LokiSink, Scripted
+from tests.reliability import numbered_events, requests_of, stored, wait_until
 
 
 class Recorder(MetricsServiceServicer):
@@ -54,5 +61,78 @@ def test_prometheus_text_names() -> None:
     telemetry = Telemetry()
     telemetry.forwarded.add(3)
     text = telemetry.prometheus_text().decode()
-    assert re.search(r"^otelkv_records_forwarded_total\{[^}]*\} 3\.0$", text, re.M)
+    assert re.search(r"^otelkv_records_forwarded_total 3\.0$", text, re.M)  # no otel_scope_* labels
     telemetry.shutdown()
+
+
+# -- issue 12, item 2: metrics that fit Prometheus and tell failures apart -------------------------
+
+
+def samples(text: str, name: str) -> dict[str, float]:
+    """``{labels: value}`` of every sample of ``name`` in Prometheus text."""
+    found = re.finditer(rf"^{name}(\{{[^}}]*\}})? (\S+)$", text, re.M)
+    return {m.group(1) or "": float(m.group(2)) for m in found}
+
+
+def test_counters_exist_from_the_start_at_zero_without_scope_labels() -> None:
+    telemetry = Telemetry()
+    text = telemetry.prometheus_text().decode()
+    for name in ("failed", "rejected", "dead_lettered", "forwarded", "received"):
+        assert sum(samples(text, f"otelkv_records_{name}_total").values()) == 0.0, name
+        assert samples(text, f"otelkv_records_{name}_total"), f"no series for {name}"
+    assert samples(text, "otelkv_requests_invalid_total") == {"": 0.0}
+    assert "otel_scope_" not in text
+    telemetry.shutdown()
+
+
+def test_forward_duration_has_buckets_for_seconds() -> None:
+    telemetry = Telemetry()
+    for seconds in (0.003, 0.02, 0.3, 7.0):
+        telemetry.latency.record(seconds)
+    buckets = samples(telemetry.prometheus_text().decode(), "otelkv_forward_duration_seconds_bucket")
+    assert [label.split('"')[1] for label in buckets] == [*(str(b) for b in DURATION_BUCKETS), "+Inf"]
+    assert buckets['{le="0.005"}'] == 1 and buckets['{le="0.025"}'] == 2 and buckets['{le="0.5"}'] == 3
+    assert buckets['{le="5.0"}'] == 3 and buckets['{le="10.0"}'] == 4
+    telemetry.shutdown()
+
+
+def test_requests_invalid_tells_too_large_from_malformed() -> None:
+    telemetry = Telemetry()
+    telemetry.invalid_request("too_large")
+    telemetry.invalid_request()
+    telemetry.invalid_request()
+    invalid = samples(telemetry.prometheus_text().decode(), "otelkv_requests_invalid_total")
+    assert invalid['{error_type="too_large"}'] == 1 and invalid['{error_type="malformed"}'] == 2
+    telemetry.shutdown()
+
+
+def test_failed_records_tell_a_401_from_a_503_in_sync_mode(sink: LokiSink) -> None:
+    sink.script.extend([Scripted(401, {}, b"no org id\n"), Scripted(503), Scripted(503)])
+    svc = Service(make_config(sink.url))
+    svc.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{svc.grpc_port}") as channel:
+            stub = LogsServiceStub(channel)
+            for request in requests_of(numbered_events(30, "err"), 10):
+                with pytest.raises(grpc.RpcError):
+                    stub.Export(request, timeout=5)
+        failed = samples(svc.telemetry.prometheus_text().decode(), "otelkv_records_failed_total")
+    finally:
+        svc.stop(5)
+    assert failed['{error_type="401"}'] == 10 and failed['{error_type="503"}'] == 20
+
+
+def test_queue_mode_counts_failed_records_once_not_per_attempt(sink: LokiSink, tmp_path: Path) -> None:
+    sink.script.extend([Scripted(503)] * 3)
+    svc = Service(make_config(sink.url, **{"delivery.mode": "queue", "delivery.store_path": str(tmp_path / "q.db"),
+                                           "delivery.retry.initial_interval": 0.02}))  # fmt: skip
+    svc.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{svc.grpc_port}") as channel:
+            LogsServiceStub(channel).Export(requests_of(numbered_events(40, "once"), 40)[0], timeout=5)
+        assert wait_until(lambda: len(stored(sink)) == 40)
+        text = svc.telemetry.prometheus_text().decode()
+    finally:
+        svc.stop(5)
+    assert samples(text, "otelkv_records_failed_total")['{error_type="503"}'] == 40  # 4 attempts, 40 records
+    assert sum(samples(text, "otelkv_records_forwarded_total").values()) == 40

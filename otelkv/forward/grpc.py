@@ -12,12 +12,20 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServ
 
 from otelkv.errors import Retryable
 
-from . import Delivery, count_records
+from . import Delivery, Redactor, count_records
 
 # The codes the collector itself retries (FACTS §2); RESOURCE_EXHAUSTED only with RetryInfo.
+# Beside them, never a permanent rejection of the client's data:
+# - INTERNAL: grpcio's own client answers it for what otelkv got wrong before anything was sent
+#   ("Invalid metadata" for a header value it refuses), as well as a server for its own faults;
+# - set-up errors, like the HTTP target's 401/403/404: UNAUTHENTICATED, PERMISSION_DENIED,
+#   NOT_FOUND, UNIMPLEMENTED (not an OTLP logs receiver). The data is kept (the collector's or
+#   otelkv's queue) while an operator fixes credentials, tenant or address.
 _RETRYABLE: Final = frozenset({
     grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED,
     grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DATA_LOSS,
+    grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNIMPLEMENTED,
 })  # fmt: skip
 
 
@@ -31,10 +39,14 @@ class GrpcForwarder:
         secure: bool,
         headers: Mapping[str, str] | None = None,
         ca_file: str | None = None,
-        max_message_bytes: int = 16 * 1024 * 1024,
+        max_message_bytes: int | None = None,
     ) -> None:
         self._address = address
-        options = [("grpc.max_send_message_length", max_message_bytes)]
+        # ``max_message_bytes`` is what otelkv accepts, not a send limit: enrichment makes a request
+        # larger than it came, and grpcio's own RESOURCE_EXHAUSTED for passing it would read as the
+        # target refusing the data for good. The target's receive limit decides.
+        del max_message_bytes
+        options = [("grpc.max_send_message_length", -1)]
         if secure:
             roots = open(ca_file, "rb").read() if ca_file else None  # noqa: SIM115 - read once at start-up
             self._channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(roots), options=options)
@@ -42,6 +54,7 @@ class GrpcForwarder:
             self._channel = grpc.insecure_channel(address, options=options)
         self._stub = LogsServiceStub(self._channel)
         self._metadata = tuple((k.lower(), v) for k, v in (headers or {}).items())
+        self._redact = Redactor(dict(self._metadata))
         self._scheme = "grpcs" if secure else "grpc"
 
     @property
@@ -57,13 +70,15 @@ class GrpcForwarder:
             )
         except grpc.RpcError as error:
             code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
-            details = error.details() if isinstance(error, grpc.Call) else str(error)
+            details = self._redact((error.details() if isinstance(error, grpc.Call) else str(error)) or "")
             delay = retry_delay(error)
             if code in _RETRYABLE or (code == grpc.StatusCode.RESOURCE_EXHAUSTED and delay is not None):
-                raise Retryable(f"{self.target}: {code.name}: {details}", retry_after=delay) from error
-            return Delivery(count_records(request), f"{self.target}: {code.name}: {details}")
+                raise Retryable(f"{self.target}: {code.name}: {details}", retry_after=delay,
+                                error_type=code.name) from error  # fmt: skip
+            return Delivery(count_records(request), f"{self.target}: {code.name}: {details}", code.name)
         partial = answer.partial_success
-        return Delivery(partial.rejected_log_records, partial.error_message)
+        kind = "partial_success" if partial.rejected_log_records or partial.error_message else ""
+        return Delivery(partial.rejected_log_records, self._redact(partial.error_message), kind)
 
     def close(self) -> None:
         """Close the channel; safe twice."""

@@ -3,9 +3,10 @@
 Loki's rules (FACTS §3): POST ``<endpoint>/v1/logs`` (the collector's ``otlp_http``
 convention; Loki's endpoint is ``…/otlp``), Content-Type exactly ``application/x-protobuf``,
 204 for success, 400 when some entries failed validation — the valid ones are stored, so the
-request must not be sent again — 429 for rate limits, 500s turned into 503, 401 ``no org id``
-without ``X-Scope-OrgID`` when auth is on, and through the chart's gateway an HTML 413 for
-bodies over 4 MiB.
+request must not be sent again; Loki's message ends ``total ignored: N out of M``, and a 400
+without that count (any other OTLP receiver's) refuses the whole request — 429 for rate limits,
+500s turned into 503, 401 ``no org id`` without ``X-Scope-OrgID`` when auth is on, and through
+the chart's gateway an HTML 413 for bodies over 4 MiB.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import logging
 import re
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Final
+from urllib.parse import urlsplit, urlunsplit
 
 import urllib3
 from google.protobuf.message import DecodeError
@@ -30,7 +33,7 @@ from urllib3.exceptions import HTTPError, InsecureRequestWarning
 from otelkv import __version__
 from otelkv.errors import Retryable
 
-from . import Delivery, count_records
+from . import Delivery, Redactor, count_records
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +58,20 @@ class HttpForwarder:
         pool_size: int = 8,
     ) -> None:
         self._url = endpoint.rstrip("/") + "/v1/logs"
+        self._shown = shown_url(self._url)  # for logs, metrics and answers: never credentials
+        if urlsplit(endpoint).path.rstrip("/").endswith("/v1/logs"):
+            log.warning("forward.endpoint %s already ends in /v1/logs; otelkv appends /v1/logs (the collector's "
+                        "otlp_http convention), so requests go to %s: give the base URL (Loki: …/otlp)",
+                        shown_url(endpoint), self._shown)  # fmt: skip
         self._headers = {"User-Agent": f"otelkv/{__version__}", **(headers or {}), "Content-Type": CONTENT_TYPE}
         if compression:
             self._headers["Content-Encoding"] = "gzip"
+        self._redact = Redactor(self._headers, also=[urlsplit(endpoint).password])
         self._compression = compression
         verify = self._url.startswith("https://") and not insecure_skip_verify
         if self._url.startswith("https://") and insecure_skip_verify:
             # Said once here, not as urllib3's warning on every request.
-            log.warning("forward.tls.insecure_skip_verify: the certificate of %s is not verified", self._url)
+            log.warning("forward.tls.insecure_skip_verify: the certificate of %s is not verified", self._shown)
             urllib3.disable_warnings(InsecureRequestWarning)
         self._pool = urllib3.PoolManager(
             num_pools=2,
@@ -75,8 +84,8 @@ class HttpForwarder:
 
     @property
     def target(self) -> str:
-        """The URL requests go to."""
-        return self._url
+        """The URL requests go to, without any user:password in it."""
+        return self._shown
 
     def send(self, request: ExportLogsServiceRequest, *, timeout: float) -> Delivery:
         """POST ``request``; classify the answer (module docstring).
@@ -91,7 +100,9 @@ class HttpForwarder:
     def _send(self, request: ExportLogsServiceRequest, deadline: float) -> Delivery:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise Retryable(f"{self._url}: timed out splitting a request the target found too large")
+            raise Retryable(
+                f"{self._shown}: timed out splitting a request the target found too large", error_type="timeout"
+            )
         status, delivery = self._post(request, remaining)
         if status != 413 or len(request.resource_logs) < 2:
             return delivery
@@ -99,7 +110,9 @@ class HttpForwarder:
         parts = [ExportLogsServiceRequest(resource_logs=request.resource_logs[:half]),
                  ExportLogsServiceRequest(resource_logs=request.resource_logs[half:])]  # fmt: skip
         done = [self._send(part, deadline) for part in parts]
-        return Delivery(sum(d.rejected for d in done), "; ".join(d.message for d in done if d.message))
+        rejected = sum(d.rejected for d in done)
+        kinds = sorted({d.error_type for d in done if d.error_type})
+        return Delivery(rejected, "; ".join(d.message for d in done if d.message), ",".join(kinds))
 
     def _post(self, request: ExportLogsServiceRequest, timeout: float) -> tuple[int, Delivery]:
         body = request.SerializeToString()
@@ -110,9 +123,14 @@ class HttpForwarder:
                 "POST", self._url, body=body, headers=self._headers, timeout=urllib3.Timeout(total=timeout)
             )
         except HTTPError as error:
-            raise Retryable(f"{self._url}: {_reason(error)}") from error
-        delivery = classify(response.status, response.headers, response.data, count_records(request), self._url)
-        return response.status, delivery
+            kind = "timeout" if isinstance(error, urllib3.exceptions.TimeoutError) else "connection"
+            raise Retryable(f"{self._shown}: {_reason(error)}", error_type=kind) from error
+        try:
+            delivery = classify(response.status, response.headers, response.data, count_records(request), self._shown)
+        except Retryable as error:  # the target's words go to logs and to otelkv's client: no secrets
+            raise Retryable(self._redact(str(error)), retry_after=error.retry_after,
+                            error_type=error.error_type) from error  # fmt: skip
+        return response.status, replace(delivery, message=self._redact(delivery.message))
 
     def close(self) -> None:
         """Close pooled connections; safe twice."""
@@ -128,19 +146,27 @@ def classify(status: int, headers: Mapping[str, str], body: bytes, records: int,
                 partial = ExportLogsServiceResponse.FromString(body).partial_success
             except DecodeError as error:  # a broken answer proves nothing was stored: send again
                 raise Retryable(
-                    f"{url} answered {status} with a body that is not an ExportLogsServiceResponse"
+                    f"{url} answered {status} with a body that is not an ExportLogsServiceResponse",
+                    error_type="bad_response",
                 ) from error
-            return Delivery(partial.rejected_log_records, partial.error_message)
+            kind = "partial_success" if partial.rejected_log_records or partial.error_message else ""
+            return Delivery(partial.rejected_log_records, partial.error_message, kind)
         return Delivery()
     if status == 429 or status >= 500 or status in _SETUP_STATUSES:
-        raise Retryable(f"{url} answered {status}: {text[:300]}", retry_after=retry_after(headers.get("Retry-After")))
-    if status == 400:  # Loki stored the valid entries: report the rest, never re-send
+        raise Retryable(
+            f"{url} answered {status}: {text[:300]}",
+            retry_after=retry_after(headers.get("Retry-After")),
+            error_type=str(status),
+        )
+    if status == 400:  # Loki stored the valid entries and says how many it ignored: never re-send
         found = _IGNORED.search(text)
-        rejected = int(found.group(1)) if found else 0
+        # Without Loki's count (any other OTLP receiver's 400, a malformed-body 400) the number
+        # refused is unknown: the whole request counts as refused (and becomes a dead letter).
+        rejected = min(int(found.group(1)), records) if found else records
         first = text.splitlines()[0][:300] if text else ""
         summary = f"{first} … {found.group(0)}" if found and found.group(0) not in first else first
-        return Delivery(rejected, f"{url} answered 400: {summary}")
-    return Delivery(records, f"{url} answered {status}: {text[:300]}")
+        return Delivery(rejected, f"{url} answered 400: {summary}", "400")
+    return Delivery(records, f"{url} answered {status}: {text[:300]}", str(status))
 
 
 def retry_after(value: str | None) -> float | None:
@@ -157,6 +183,13 @@ def retry_after(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def shown_url(url: str) -> str:
+    """``url`` as logs and clients see it: scheme, host, port and path — no ``user:password@``, no
+    query string (which may carry a token), no fragment."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2], query="", fragment=""))
 
 
 def _reason(error: HTTPError) -> str:
