@@ -17,7 +17,7 @@ def track(events: Iterable[dict[str, Any]], tracker: MigrationTracker | None = N
     for event in events:
         try:
             tracker.observe(parse_k8s_event(event))
-        except TypeError:
+        except (TypeError, ValueError):
             continue  # not an Event we can read; the table is about the ones we can
     return tracker.migrations()
 
@@ -47,15 +47,22 @@ def render_table(migrations: Iterable[Migration]) -> str:
     return tabulate(rows(migrations), headers=HEADERS, tablefmt="simple") + "\n"
 
 
+def as_dict(m: Migration) -> dict[str, Any]:
+    """One migration as plain data (times in RFC 3339, UTC)."""
+    return {
+        "namespace": m.namespace, "vm": m.vm_name, "migration": m.migration_name, "uid": m.migration_uid,
+        "source_node": m.source_node, "target_node": m.target_node, "phase": m.phase,
+        "started": m.started.isoformat() if m.started else None,
+        "ended": m.ended.isoformat() if m.ended else None,
+        "duration_seconds": m.duration_seconds, "failure_reason": m.failure_reason,
+    }  # fmt: skip
+
+
 def render_json(migrations: Iterable[Migration]) -> str:
-    """``migrations`` as JSON lines."""
-    return "".join(
-        json.dumps({
-            "namespace": m.namespace, "vm": m.vm_name, "migration": m.migration_name, "uid": m.migration_uid,
-            "source_node": m.source_node, "target_node": m.target_node, "phase": m.phase,
-            "started": m.started.isoformat() if m.started else None,
-            "ended": m.ended.isoformat() if m.ended else None,
-            "duration_seconds": m.duration_seconds, "failure_reason": m.failure_reason,
-        }) + "\n"
-        for m in migrations
-    )  # fmt: skip
+    """``migrations`` as one JSON array."""
+    return json.dumps([as_dict(m) for m in migrations], indent=2) + "\n"
+
+
+def render_jsonl(migrations: Iterable[Migration]) -> str:
+    """``migrations`` as JSON Lines: one object a line."""
+    return "".join(json.dumps(as_dict(m)) + "\n" for m in migrations)
