@@ -9,7 +9,7 @@ from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
-from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from prometheus_client import CollectorRegistry, generate_latest
 
 from otelkv import __version__
@@ -29,7 +29,11 @@ class Telemetry:
 
             exporter = OTLPMetricExporter(endpoint=otlp_endpoint, insecure=True)
             readers.append(PeriodicExportingMetricReader(exporter, export_interval_millis=30_000))
-        resource = Resource.create({"service.name": "otelkv", "service.version": __version__})
+        # OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES win over otelkv's defaults, as in every SDK
+        # (Resource.create alone lets the attributes given here win over the variables).
+        resource = Resource.create({"service.name": "otelkv", "service.version": __version__}).merge(
+            OTELResourceDetector().detect()
+        )
         self._provider = MeterProvider(metric_readers=readers, resource=resource)
         meter = self._provider.get_meter("otelkv", __version__)
         records = "{record}"
