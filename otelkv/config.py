@@ -191,15 +191,15 @@ class Config:
     def _validate_forward(self, *, offline: bool) -> None:
         f = self.forward
         endpoint = f.endpoint
-        try:
-            parts = urlsplit(endpoint)
-        except ValueError as error:  # "Invalid IPv6 URL"
-            raise ConfigError(f"forward.endpoint: {error}, got {_redact_url(endpoint)!r}") from None
-        if "@" in parts.netloc:  # never echo the URL: it carries a password
+        if "@" in endpoint.partition("://")[2].partition("/")[0]:  # never echo the URL: it carries a password
             raise ConfigError(
                 "forward.endpoint: credentials in the URL (user:password@) are not used and not allowed; "
                 "set forward.auth.username with password_env/password_file, or bearer_token_env/_file"
             )
+        try:
+            parts = urlsplit(endpoint)
+        except ValueError as error:  # "Invalid IPv6 URL"
+            raise ConfigError(f"forward.endpoint: {error}, got {endpoint!r}") from None
         if endpoint != "stdout":
             if parts.scheme not in ("http", "https", "grpc", "grpcs") or not parts.hostname:
                 raise ConfigError(
@@ -240,15 +240,14 @@ class Config:
             name = getattr(a, key)
             if name and not offline and name not in os.environ:
                 raise ConfigError(f"forward.auth.{key}: environment variable {name!r} is not set")
+        if not offline:  # read them as serve will: a token with a line break inside fails here
+            from otelkv.secrets import read_secret  # noqa: PLC0415 - secrets builds on this module
+
+            read_secret("forward.auth.bearer_token", env=a.bearer_token_env, file=a.bearer_token_file)
+            read_secret("forward.auth.password", env=a.password_env, file=a.password_file)
         for name in f.headers:
             if name.lower() in ("content-type", "content-encoding", "content-length"):
                 raise ConfigError(f"forward.headers.{name}: set by otelkv, cannot be overridden")
-
-
-def _redact_url(url: str) -> str:
-    """``url`` without what could be a password (anything before an ``@``)."""
-    scheme, sep, rest = url.rpartition("://")
-    return f"{scheme}{sep}{rest.rpartition('@')[2]}" if "@" in rest else url
 
 
 def _check_store_path(store_path: str) -> None:
