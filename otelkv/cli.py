@@ -7,9 +7,12 @@ exit status 2; a traceback is a bug.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta, tzinfo
 from types import FrameType
 from typing import Any, NoReturn
 
@@ -119,15 +122,24 @@ def _parser() -> argparse.ArgumentParser:
     dead.add_argument("--config", help="the serve configuration (its delivery.store_path and forward target; "
                       "default: $OTELKV_CONFIG)")  # fmt: skip
 
-    mig = command(
-        "migrations",
-        "print the migrations in recorded events",
-        "Read recorded Kubernetes Events and print the KubeVirt live migrations in them.",
-    )
+    mig = command("migrations", "print the migrations in recorded events",
+                  "Read recorded Kubernetes Events and print the KubeVirt live migrations in them: a table\n"
+                  "(times in UTC unless --local; running ones with the time so far; the failure reason cut\n"
+                  "to the terminal unless --wide) and a summary line with p50/p95 durations. Colour only\n"
+                  "on a terminal, never with NO_COLOR set.")  # fmt: skip
     mig.add_argument("file", nargs="?", default="-", help="kubectl get events -A -o json (or -o yaml) output, "
                      "or JSON lines; '-' for stdin")  # fmt: skip
     mig.add_argument("--output", choices=["table", "json", "jsonl"], default="table",
                      help="a table; a JSON array; or JSON Lines (one JSON object a line)")  # fmt: skip
+    mig.add_argument("--namespace", help="only migrations of VMs in this namespace (default: all)")
+    mig.add_argument("--vm", help="only migrations of this VM (default: all)")
+    mig.add_argument("--phase", type=str.lower, choices=["succeeded", "failed", "running"],
+                     help="only migrations with this outcome (running: not finished; default: all)")  # fmt: skip
+    mig.add_argument("--since", type=_since, metavar="DURATION|TIME",
+                     help="only migrations started since then: a duration back from now (2h, 30m) or an RFC 3339 "
+                     "time (2025-01-31T08:00:00Z) (default: all)")  # fmt: skip
+    mig.add_argument("--local", action="store_true", help="times in the local zone instead of UTC")
+    mig.add_argument("--wide", action="store_true", help="the whole failure reason, however long")
     return parser
 
 
@@ -174,16 +186,54 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _migrations(args: argparse.Namespace) -> int:
-    from otelkv.report import render_json, render_jsonl, render_table, track  # noqa: PLC0415
+    from otelkv.report import Filters, TableStyle, render_json, render_jsonl, render_table, track  # noqa: PLC0415
 
     events = _events(args.file)
-    migrations = track(events)
-    if not migrations:
+    found = track(events)
+    if not found:
         print(f"otelkv: no KubeVirt migrations in {len(events)} events from {_source(args.file)} (expected events "
               "of VirtualMachineInstance and VirtualMachineInstanceMigration objects)", file=sys.stderr)  # fmt: skip
-    render = {"table": render_table, "json": render_json, "jsonl": render_jsonl}[args.output]
-    sys.stdout.write(render(migrations))
+    filters = Filters(namespace=args.namespace, vm=args.vm, phase=args.phase, since=args.since)
+    migrations = [m for m in found if filters.keep(m)]
+    if found and not migrations:
+        print(f"otelkv: none of the {len(found)} migrations match the filters", file=sys.stderr)
+    if args.output == "table":
+        tty = sys.stdout.isatty()
+        colour = tty and not os.environ.get("NO_COLOR")  # https://no-color.org: set and not empty
+        style = TableStyle(now=datetime.now(UTC), zone=_local_zone() if args.local else UTC,
+                           width=None if args.wide else _width(tty), colour=colour)  # fmt: skip
+        sys.stdout.write(render_table(migrations, style))
+    else:
+        sys.stdout.write((render_json if args.output == "json" else render_jsonl)(migrations))
     return 0
+
+
+def _since(text: str) -> datetime:
+    """``--since``: a duration back from now, or an RFC 3339 time (UTC when it has no zone)."""
+    from otelkv.notation import parse_duration  # noqa: PLC0415
+
+    try:
+        return datetime.now(UTC) - timedelta(seconds=parse_duration(text))
+    except (ValueError, OverflowError):
+        pass
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give a duration (2h, 30m) or an RFC 3339 time, got {text!r}") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _local_zone() -> tzinfo:
+    zone = datetime.now().astimezone().tzinfo
+    return zone if zone is not None else UTC
+
+
+def _width(tty: bool) -> int | None:
+    """The terminal's width; without a terminal, $COLUMNS if set, else no limit (a pipe gets it all)."""
+    if tty:
+        return shutil.get_terminal_size().columns
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() else None
 
 
 def _source(path: str) -> str:
