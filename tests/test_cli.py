@@ -40,7 +40,7 @@ class Serving:
         assert self.process.stderr is not None
         for line in self.process.stderr:
             self.logs.append(json.loads(line))
-            if self.logs[-1]["message"] == "otelkv serving":
+            if self.logs[-1]["msg"] == "otelkv serving":
                 break
         else:
             pytest.fail(f"otelkv serve did not start: {self.logs}")
@@ -74,7 +74,7 @@ def test_serve_replay_sigterm_on_the_embedded_default(serving_stdout: Serving) -
     migrated = [ln for ln in lines if ln["attributes"].get("kubevirt.migration.phase") == "Succeeded"]
     assert {ln["attributes"]["kubevirt.vm.name"] for ln in migrated} == {"fedora-vm", "web-01"}
     assert all(ln["resource"]["service.name"] == "kubevirt-events" for ln in migrated)
-    assert [log["message"] for log in logs][-2:] == ["otelkv draining", "otelkv stopped"]
+    assert [log["msg"] for log in logs][-2:] == ["otelkv draining", "otelkv stopped"]
     assert all(log["level"] in ("info", "debug") for log in logs)
 
 
