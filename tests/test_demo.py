@@ -4,6 +4,7 @@ and the package metadata builds without setuptools' deprecation warning."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -14,8 +15,9 @@ from tests.test_cli import ENV
 
 
 def test_make_demo_installs_the_runtime_dependencies_only() -> None:
-    dry = subprocess.run(["make", "-n", "-B", "demo"], capture_output=True, text=True, check=True, cwd=ROOT,
-                         timeout=60)  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}  # under make test
+    dry = subprocess.run(["make", "--no-print-directory", "-n", "-B", "demo"], capture_output=True, text=True,
+                         check=True, cwd=ROOT, timeout=60, env=env)  # fmt: skip
     installs = [line for line in dry.stdout.splitlines() if "pip install" in line and "--upgrade pip" not in line]
     assert installs == [".venv/bin/python -m pip install --quiet -e ."], dry.stdout
     assert "[test]" not in dry.stdout and "npm" not in dry.stdout
