@@ -103,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
                     "when it is wrong.")  # fmt: skip
     check.add_argument("file", help="the YAML configuration file")
     check.add_argument("--offline", action="store_true", help="skip the checks that need this machine: "
-                       "credential variables and files, CA file, the store (for CI)")  # fmt: skip
+                       "credential variables and files, CA file, the store, listen addresses (for CI)")  # fmt: skip
 
     rep = command("replay", "send recorded events as the collector's k8s_events receiver would",
                   "Send recorded Kubernetes Events to otelkv's OTLP/gRPC port, in time order, shaped as\n"
@@ -172,6 +172,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _check_config(args: argparse.Namespace) -> int:
     cfg = config.load(args.file, offline=args.offline)  # with the environment, as serve would see it
+    if not args.offline:  # addresses of this machine (one a running serve holds passes)
+        from otelkv.listen import check_listen, listen_keys  # noqa: PLC0415
+
+        for key in listen_keys(cfg):
+            check_listen(key, getattr(cfg, key), in_use_ok=True)
     print(yaml.safe_dump(config.redacted(config.to_dict(cfg)), sort_keys=False), end="")
     return 0
 

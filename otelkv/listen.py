@@ -33,8 +33,11 @@ _WHY = {
 }
 
 
-def check_listen(key: str, address: str, *, flag: str | None = None) -> None:
-    """Raise :class:`ListenError` when ``address`` cannot be listened on, naming ``key``."""
+def check_listen(key: str, address: str, *, flag: str | None = None, in_use_ok: bool = False) -> None:
+    """Raise :class:`ListenError` when ``address`` cannot be listened on, naming ``key``.
+
+    ``in_use_ok``: a port another process holds passes (``check-config`` beside a running serve).
+    """
     name = f"{flag} ({key})" if flag else key
     host, port = split_host_port(address)
     try:
@@ -47,5 +50,7 @@ def check_listen(key: str, address: str, *, flag: str | None = None) -> None:
         try:
             trial.bind(sockaddr)
         except OSError as error:
+            if in_use_ok and error.errno == errno.EADDRINUSE:
+                return
             why = _WHY.get(error.errno or 0, error.strerror or str(error))
             raise ListenError(f"{name}: cannot listen on {address}: {why}") from None

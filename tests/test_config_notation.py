@@ -4,6 +4,7 @@ value came from (file, variable, flag) named in its error; what ``check-config``
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,19 @@ def test_offline_keeps_unset_references_as_written(tmp_path: Path) -> None:
     path.write_text("forward: {tenant: '${env:OTELKV_TEST_UNSET_TENANT}'}\n")
     assert "OTELKV_TEST_UNSET_TENANT" not in os.environ
     assert config.load(path, environ={}, offline=True).forward.tenant == "${env:OTELKV_TEST_UNSET_TENANT}"
+
+
+def test_check_config_checks_the_listen_addresses_unless_offline(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "otelkv.yaml"
+    path.write_text("grpc_listen: 192.0.2.1:4319\n")  # TEST-NET-1: no interface here has it
+    assert main(["check-config", str(path)]) == 2
+    assert "grpc_listen: cannot listen on 192.0.2.1:4319: not an address of this machine" in capsys.readouterr().err
+    assert main(["check-config", "--offline", str(path)]) == 0
+    capsys.readouterr()
+    with socket.socket() as running:  # a serve already holding the port: not an error for check-config
+        running.bind(("127.0.0.1", 0))
+        running.listen()
+        path.write_text(f"http_listen: 127.0.0.1:{running.getsockname()[1]}\n")
+        assert main(["check-config", str(path)]) == 0
