@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from otelkv import config
 from otelkv.cli import main
 from tests.conftest import EXAMPLE
 from tests.test_cli import otelkv
@@ -223,3 +225,35 @@ def test_serve_names_the_listen_address_it_cannot_use(flag: str, address: str, s
     assert done.returncode == 2
     assert done.stderr.startswith("otelkv: ") and done.stderr.count("\n") == 1, done.stderr
     assert says.format(taken=taken) in done.stderr
+
+
+def _keys(node: dict[str, object], prefix: str = "") -> list[str]:
+    out: list[str] = []
+    for name, value in node.items():
+        out += _keys(value, f"{prefix}{name}.") if isinstance(value, dict) and value else [f"{prefix}{name}"]
+    return out
+
+
+KEYS = _keys(config.to_dict(config.Config()))
+VALUES = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
+          | st.sampled_from(["5s", "16MiB", "${env:HOME}", "${env:NOPE_NOT_SET}", "http://u:p@h/x", "grpc://h:1",
+                             "http://[::1", "127.0.0.1:0", "0.0.0.0:99999", "queue", "stdout", "1e400", "-1"])
+          | st.lists(st.text(max_size=5), max_size=3)
+          | st.dictionaries(st.text(max_size=5), st.text(max_size=5)))  # fmt: skip
+
+
+@given(settings=st.dictionaries(st.sampled_from(KEYS), VALUES, max_size=6), offline=st.booleans())
+def test_check_config_never_tracebacks_on_any_known_key(
+    settings: dict[str, object], offline: bool, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    data: dict[str, object] = {}
+    for key, value in settings.items():
+        node = data
+        *parents, last = key.split(".")
+        for parent in parents:
+            node = node.setdefault(parent, {})  # type: ignore[assignment]
+        node[last] = value
+    path = tmp_path_factory.mktemp("cfg") / "otelkv.yaml"
+    path.write_text(yaml.safe_dump(data))
+    code, _, stderr = _run(["check-config", *(["--offline"] if offline else []), str(path)])
+    _assert_one_clean_line(code, stderr)
