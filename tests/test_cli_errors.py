@@ -257,3 +257,21 @@ def test_check_config_never_tracebacks_on_any_known_key(
     path.write_text(yaml.safe_dump(data))
     code, _, stderr = _run(["check-config", *(["--offline"] if offline else []), str(path)])
     _assert_one_clean_line(code, stderr)
+
+
+EVENT_KEYS = ["involvedObject", "regarding", "object", "reason", "message", "note", "metadata", "lastTimestamp",
+              "firstTimestamp", "eventTime", "count", "source", "series", "type", "reportingComponent",
+              "reportingController", "kind", "apiVersion", "k8s.event.reason", "k8s.object.kind",
+              "timestamp"]  # fmt: skip
+INNER_KEYS = st.sampled_from([*EVENT_KEYS, "name", "namespace", "uid", "host", "component"])
+SCALARS = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30)
+           | st.sampled_from(["VirtualMachineInstance", "Migrated", "2026-11-20T09:06:00Z", "node01"]))  # fmt: skip
+JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(INNER_KEYS, inner, max_size=4),
+                    max_leaves=20)  # fmt: skip
+
+
+@given(items=st.lists(st.dictionaries(st.sampled_from(EVENT_KEYS), JSON, max_size=6), max_size=5),
+       output=st.sampled_from(["table", "json", "jsonl"]))  # fmt: skip
+def test_migrations_never_tracebacks_on_event_shaped_json(items: list[dict[str, object]], output: str) -> None:
+    code, _, stderr = _run(["migrations", "--output", output], stdin=json.dumps({"items": items}).encode())
+    _assert_one_clean_line(code, stderr)
