@@ -177,7 +177,9 @@ def _check_config(args: argparse.Namespace) -> int:
 
         for key in listen_keys(cfg):
             check_listen(key, getattr(cfg, key), in_use_ok=True)
-    print(yaml.safe_dump(config.redacted(config.to_dict(cfg)), sort_keys=False), end="")
+    from otelkv.secrets import redacted  # noqa: PLC0415
+
+    print(yaml.safe_dump(redacted(config.to_dict(cfg)), sort_keys=False), end="")
     return 0
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sqlite3
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,10 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Final, Union, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
-import yaml
-
 from otelkv import notation
-from otelkv.textfile import TextError, decode
 
 MiB: Final = 1024 * 1024
 #: A number of seconds, or a duration in the Collector's notation (``5s``, ``500ms``).
@@ -186,7 +182,9 @@ class Config:
         if not 0 <= r.jitter < 1:
             raise ConfigError(f"delivery.retry.jitter: must be in [0, 1), got {r.jitter!r}")
         if d.store_path and not offline:
-            _check_store_path(d.store_path)
+            from otelkv.configfile import check_store_path  # noqa: PLC0415 - configfile builds on this module
+
+            check_store_path(d.store_path)
 
     def _validate_forward(self, *, offline: bool) -> None:
         f = self.forward
@@ -250,26 +248,6 @@ class Config:
                 raise ConfigError(f"forward.headers.{name}: set by otelkv, cannot be overridden")
 
 
-def _check_store_path(store_path: str) -> None:
-    """What ``serve`` needs of the store: an SQLite file it can write, or a directory to make it in."""
-    path = Path(store_path)
-    if path.exists():
-        if not path.is_file() or not os.access(path, os.R_OK | os.W_OK):
-            raise ConfigError(f"delivery.store_path: cannot open {store_path!r}: not a file otelkv can write")
-        try:
-            db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-            try:
-                db.execute("PRAGMA schema_version").fetchone()
-            finally:
-                db.close()
-        except sqlite3.Error as error:
-            raise ConfigError(f"delivery.store_path: cannot open {store_path!r}: {error}") from None
-        return
-    parent = path.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"delivery.store_path: cannot open {store_path!r}: no writable directory {str(parent)!r}")
-
-
 def _positive(key: str, value: float) -> None:
     if value <= 0:
         raise ConfigError(f"{key}: must be greater than 0, got {value!r}")
@@ -321,7 +299,9 @@ def load(
     path = path or environ.get(CONFIG_FILE_ENV) or None
     data: dict[str, Any] = {}
     if path is not None:
-        data = _read_file(Path(path), environ, offline=offline)
+        from otelkv.configfile import read_file  # noqa: PLC0415 - configfile builds on this module
+
+        data = read_file(Path(path), environ, offline=offline)
     sources: dict[str, str] = {}
     for name, key in ENVIRONMENT.items():
         if environ.get(name):
@@ -340,45 +320,6 @@ def load(
             raise ConfigError(f"{sources[key]} ({key}): {rest}") from None
         raise
     return config
-
-
-def _read_file(path: Path, environ: Mapping[str, str], *, offline: bool) -> dict[str, Any]:
-    try:
-        loaded = yaml.safe_load(decode(path.read_bytes(), str(path)))
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read: {error.strerror}") from error
-    except TextError as error:
-        raise ConfigError(str(error)) from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
-    except RecursionError:
-        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
-    if loaded is not None and not isinstance(loaded, dict):
-        raise ConfigError(f"{path}: must be a mapping of keys, got {type(loaded).__name__}")
-    expanded: dict[str, Any] = _expand(loaded or {}, environ, "", offline=offline)
-    return expanded
-
-
-def _expand(data: Any, environ: Mapping[str, str], key: str, *, offline: bool) -> Any:
-    """``${env:NAME}`` replaced in every string of the file, errors naming the key."""
-    if isinstance(data, dict):
-        for name in data:
-            if not isinstance(name, str):
-                raise ConfigError(f"{key}{name!r}: keys must be strings (quote it)")
-        return {k: _expand(v, environ, f"{key}{k}.", offline=offline) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_expand(v, environ, f"{key.rstrip('.')}[{i}].", offline=offline) for i, v in enumerate(data)]
-    if isinstance(data, str):
-        try:
-            return notation.expand(data, environ)
-        except notation.MissingVariable as missing:
-            if offline:
-                return data
-            raise ConfigError(f"{key.rstrip('.')}: environment variable {missing.name!r} is not set") from None
-    return data
 
 
 def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
@@ -464,15 +405,3 @@ def _scalar(hint: type[Any], value: Any, key: str) -> Any:
 def to_dict(config: Config) -> dict[str, Any]:
     """The effective configuration as plain data (credentials are only env names and paths)."""
     return dataclasses.asdict(config)
-
-
-#: Header values ``check-config`` prints as they are: known not to be secrets.
-HARMLESS_HEADERS: Final = frozenset({"x-scope-orgid"})
-
-
-def redacted(effective: dict[str, Any]) -> dict[str, Any]:
-    """``effective`` (from :func:`to_dict`) with ``forward.headers`` values hidden, except harmless ones."""
-    forward = dict(effective.get("forward", {}))
-    headers = forward.get("headers") or {}
-    forward["headers"] = {k: v if k.lower() in HARMLESS_HEADERS else "<redacted>" for k, v in headers.items()}
-    return {**effective, "forward": forward}

@@ -15,11 +15,22 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
-from otelkv.config import HARMLESS_HEADERS, ConfigError
+from otelkv.config import ConfigError
 
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+
+#: Header values ``check-config`` prints as they are: known not to be secrets.
+HARMLESS_HEADERS: Final = frozenset({"x-scope-orgid"})
+
+
+def redacted(effective: dict[str, Any]) -> dict[str, Any]:
+    """``effective`` (:func:`otelkv.config.to_dict`) with ``forward.headers`` values hidden but harmless ones."""
+    forward = dict(effective.get("forward", {}))
+    headers = forward.get("headers") or {}
+    forward["headers"] = {k: v if k.lower() in HARMLESS_HEADERS else "<redacted>" for k, v in headers.items()}
+    return {**effective, "forward": forward}
 
 
 def read_secret(key: str, *, env: str | None = None, file: str | None = None,
