@@ -38,23 +38,35 @@ def read_file(path: Path, environ: Mapping[str, str], *, offline: bool) -> dict[
     return expanded
 
 
-def expand(data: Any, environ: Mapping[str, str], key: str, *, offline: bool) -> Any:
-    """``data`` with ``${env:NAME}`` replaced in every string, errors naming the key; keys must be strings."""
+def expand(data: Any, environ: Mapping[str, str], key: str, *, offline: bool,
+           seen: dict[int, Any] | None = None) -> Any:  # fmt: skip
+    """``data`` with ``${env:NAME}`` replaced in every string, errors naming the key; keys must be strings.
+
+    A node YAML shares through an alias (``*name``) is expanded once (``seen``): nested aliases
+    would otherwise make billions of copies of a few lines.
+    """
+    seen = {} if seen is None else seen
+    if isinstance(data, dict | list) and id(data) in seen:
+        return seen[id(data)]
+    result: Any = data
     if isinstance(data, dict):
         for name in data:
             if not isinstance(name, str):
                 raise ConfigError(f"{key}{name!r}: keys must be strings (quote it)")
-        return {k: expand(v, environ, f"{key}{k}.", offline=offline) for k, v in data.items()}
-    if isinstance(data, list):
-        return [expand(v, environ, f"{key.rstrip('.')}[{i}].", offline=offline) for i, v in enumerate(data)]
-    if isinstance(data, str):
+        result = {k: expand(v, environ, f"{key}{k}.", offline=offline, seen=seen) for k, v in data.items()}
+    elif isinstance(data, list):
+        result = [expand(v, environ, f"{key.rstrip('.')}[{i}].", offline=offline, seen=seen)
+                  for i, v in enumerate(data)]  # fmt: skip
+    elif isinstance(data, str):
         try:
             return notation.expand(data, environ)
         except notation.MissingVariable as missing:
             if offline:
                 return data
             raise ConfigError(f"{key.rstrip('.')}: environment variable {missing.name!r} is not set") from None
-    return data
+    if isinstance(data, dict | list):
+        seen[id(data)] = result
+    return result
 
 
 def check_store_path(store_path: str) -> None:

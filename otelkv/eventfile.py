@@ -20,7 +20,14 @@ class EventFileError(ValueError):
 
 
 class _YamlLoader(yaml.SafeLoader):
-    """Safe YAML that keeps timestamps as the strings kubectl printed (as JSON would)."""
+    """Safe YAML that keeps timestamps as the strings kubectl printed (as JSON would), and refuses
+    aliases: kubectl never writes them, and a few nested ones expand to billions of nodes."""
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not kubectl output", mark)
+        return super().compose_node(parent, index)
 
 
 _YamlLoader.yaml_implicit_resolvers = {
@@ -71,7 +78,8 @@ def _yaml(text: str, source: str) -> list[dict[str, Any]]:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
-        raise EventFileError(f"{where}: neither JSON nor YAML; {EXPECTED}") from None
+        problem = getattr(error, "problem", None) or "not YAML"
+        raise EventFileError(f"{where}: neither JSON nor YAML ({problem}); {EXPECTED}") from None
     except RecursionError:
         raise EventFileError(f"{source}: nested too deeply; {EXPECTED}") from None
     events: list[dict[str, Any]] = []

@@ -39,6 +39,10 @@ class Case:
 
 
 EVENTS = EXAMPLE.read_bytes()
+#: Nine levels of nine aliases: 9**9 strings if anything expanded it naively.
+BOMB = b"a: &a [x, x, x, x, x, x, x, x, x]\n" + b"".join(
+    f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n".encode() for p, n in zip("abcdefgh", "bcdefghi", strict=True)
+)
 CASES = [
     Case("check-config on a binary file", ("check-config", "{bin}"), "bin: not UTF-8 text (byte 0)",
          (("bin", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"),)),
@@ -66,6 +70,9 @@ CASES = [
     Case("migrations on empty stdin", ("migrations",), "stdin: empty; expected Kubernetes Events"),
     Case("migrations on a number", ("migrations", "{num}"), "expected Kubernetes Events", (("num", b"42\n"),)),
     Case("migrations on deep nesting", ("migrations", "{deep}"), "deep", (("deep", b"[" * 100_000),)),
+    Case("check-config on a YAML alias bomb", ("check-config", "{bomb}"), "config: a: unknown key", (("bomb", BOMB),)),
+    Case("migrations on a YAML alias bomb", ("migrations", "{bomb}"), "bomb:2: neither JSON nor YAML (aliases",
+         (("bomb", BOMB + b"items: [*i]\n"),)),
     Case("migrations on a missing file", ("migrations", "{dir}/none.json"), "none.json: No such file"),
     Case("migrations with an unknown output", ("migrations", "--output", "xml"), "invalid choice: 'xml'"),
     Case("replay on non-UTF-8", ("replay", "{latin}", "--to", "127.0.0.1:1"), "not UTF-8 text",
