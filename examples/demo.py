@@ -3,7 +3,10 @@
 1. starts ``otelkv serve`` (forward target: stdout — no cluster, no Loki) on free loopback ports;
 2. replays ``examples/kubevirt-events.json`` into it over OTLP/gRPC, shaped exactly as the
    collector's ``k8s_events`` receiver shapes events;
-3. stops it with SIGTERM, then shows the enriched records it wrote and the migration table.
+3. stops it with SIGTERM, then shows a few of the records it wrote as they are (JSON lines on
+   stdout), the enriched ones as a table, and the migration table.
+
+``make demo`` installs only otelkv's runtime dependencies for this (not the test tools).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ def main() -> int:
     ports = {}
     for line in serve.stderr:
         log = json.loads(line)
-        if log["message"] == "otelkv serving":
+        if log.get("msg", log.get("message")) == "otelkv serving":
             ports = log
             break
     if not ports:
@@ -44,9 +47,16 @@ def main() -> int:
     out, _ = serve.communicate(timeout=30)
     print(f"otelkv serve exited {serve.returncode} after SIGTERM\n")
 
-    print("Enriched KubeVirt event records (structured metadata Loki would index):")
+    lines = out.splitlines()
+    raw = [line for line in lines if '"kubevirt.migration.phase"' in line][:3]
+    print(f"otelkv serve wrote {len(lines)} JSON lines to stdout; the first {len(raw)} enriched ones as they are:")
+    for line in raw:
+        print(line)
+    print("\nThe enriched KubeVirt records at a glance. In Loki, their record attributes (kubevirt.*) are")
+    print("structured metadata, not index labels: filter on them after a label selector, e.g.")
+    print('{service_name="kubevirt-events"} | kubevirt_migration_phase="Failed"')
     rows = []
-    for line in out.splitlines():
+    for line in lines:
         record = json.loads(line)
         attrs = record["attributes"]
         if "kubevirt.vm.name" not in attrs:

@@ -2,7 +2,9 @@
 
 Sources, later ones winning: the defaults below, the YAML file (``--config``), the environment
 (:data:`ENVIRONMENT`, the one list of every variable otelkv reads) and command-line flags.
-Every error names the YAML key it is about (``forward.endpoint: …``).
+Every error names the YAML key it is about (``forward.endpoint: …``), or the environment variable
+or flag that set the value (``OTELKV_FORWARD_ENDPOINT (forward.endpoint): …``). The file takes the
+Collector's notation: durations (``5s``), sizes (``16MiB``), ``${env:NAME}`` (:mod:`otelkv.notation`).
 """
 
 from __future__ import annotations
@@ -14,12 +16,18 @@ import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Final, Union, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
-import yaml
+from otelkv import notation
 
 MiB: Final = 1024 * 1024
+#: A number of seconds, or a duration in the Collector's notation (``5s``, ``500ms``).
+Duration = Annotated[float, "duration"]
+#: A number of bytes, or a size with a unit (``16MiB``).
+Size = Annotated[int, "size"]
+#: The collector's otlp/otlphttp exporters give each attempt this long (``timeout: 5s``).
+COLLECTOR_ATTEMPT_SECONDS: Final = 5.0
 
 
 class ConfigError(ValueError):
@@ -53,7 +61,7 @@ class ForwardConfig:
     #: ``http://loki-gateway.loki.svc.cluster.local/otlp``); ``grpc(s)://host:port``.
     endpoint: str = "stdout"
     #: Seconds for one attempt; below the collector's 5 s per attempt so it hears our answer.
-    timeout: float = 4.0
+    timeout: Duration = 4.0
     #: Sent as ``X-Scope-OrgID`` (Loki with ``auth_enabled: true``, the chart's default).
     tenant: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
@@ -71,7 +79,7 @@ class EnrichConfig:
     drop_others: bool = False
     #: Migrations the tracker remembers, and for how long without an event (event time).
     max_migrations: int = 10_000
-    migration_ttl_seconds: float = 6 * 3600.0
+    migration_ttl_seconds: Duration = 6 * 3600.0
     #: Delivered (uid, count) keys remembered to drop exact duplicates.
     dedup_window: int = 50_000
 
@@ -80,13 +88,13 @@ class EnrichConfig:
 class RetryConfig:
     """Backoff between attempts to forward one batch (queue mode), and when to give up on it."""
 
-    initial_interval: float = 1.0
-    max_interval: float = 30.0
+    initial_interval: Duration = 1.0
+    max_interval: Duration = 30.0
     multiplier: float = 1.5
     #: Each wait is drawn from [wait x (1 - jitter), wait x (1 + jitter)].
     jitter: float = 0.5
     #: After this long a batch is dead-lettered rather than retried forever.
-    max_elapsed: float = 3600.0
+    max_elapsed: Duration = 3600.0
 
 
 @dataclass
@@ -100,11 +108,11 @@ class DeliveryConfig:
     store_path: str | None = None
     #: ``durable``: fsync every commit (SQLite synchronous=FULL); ``normal``: WAL checkpoints only.
     fsync: str = "durable"
-    queue_max_bytes: int = 256 * MiB
+    queue_max_bytes: Size = 256 * MiB
     queue_max_records: int = 1_000_000
     dead_letter_max_entries: int = 10_000
     #: Request bytes being received and processed at once; beyond it, UNAVAILABLE / 503.
-    max_inflight_bytes: int = 64 * MiB
+    max_inflight_bytes: Size = 64 * MiB
     retry: RetryConfig = field(default_factory=RetryConfig)
 
 
@@ -116,11 +124,11 @@ class Config:
     grpc_listen: str = "0.0.0.0:4319"
     http_listen: str = "0.0.0.0:4320"
     #: Largest request accepted; the collector's ``send_batch_max_size`` keeps batches below it.
-    max_message_bytes: int = 16 * MiB
+    max_message_bytes: Size = 16 * MiB
     #: Seconds to finish in-flight requests after SIGTERM.
-    shutdown_grace_seconds: float = 20.0
+    shutdown_grace_seconds: Duration = 20.0
     #: ``/readyz`` is false while the target has failed for this long without a success since.
-    unready_after_failing_seconds: float = 30.0
+    unready_after_failing_seconds: Duration = 30.0
     log_level: str = "info"
     #: OTLP/gRPC endpoint for otelkv's own metrics (``host:port``); empty: /metrics only.
     metrics_otlp_endpoint: str | None = None
@@ -128,8 +136,11 @@ class Config:
     enrich: EnrichConfig = field(default_factory=EnrichConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
 
-    def validate(self) -> None:
-        """Raise :class:`ConfigError` naming the first wrong key."""
+    def validate(self, *, offline: bool = False) -> None:
+        """Raise :class:`ConfigError` naming the first wrong key.
+
+        ``offline``: skip what needs this machine's environment (variables, files, the store).
+        """
         for key in ("grpc_listen", "http_listen"):
             _host_port(key, getattr(self, key))
         _positive("max_message_bytes", self.max_message_bytes)
@@ -139,7 +150,7 @@ class Config:
             raise ConfigError(f"log_level: must be debug, info, warning or error, got {self.log_level!r}")
         if self.metrics_otlp_endpoint:
             _host_port("metrics_otlp_endpoint", self.metrics_otlp_endpoint)
-        self._validate_forward()
+        self._validate_forward(offline=offline)
         enrich = self.enrich
         if not enrich.kinds or not all(enrich.kinds):
             raise ConfigError("enrich.kinds: must list at least one object kind")
@@ -147,9 +158,9 @@ class Config:
             raise ConfigError("enrich.service_name: must not be empty")
         for key in ("max_migrations", "migration_ttl_seconds", "dedup_window"):
             _positive(f"enrich.{key}", getattr(enrich, key))
-        self._validate_delivery()
+        self._validate_delivery(offline=offline)
 
-    def _validate_delivery(self) -> None:
+    def _validate_delivery(self, *, offline: bool) -> None:
         d = self.delivery
         if d.mode not in ("sync", "queue"):
             raise ConfigError(f"delivery.mode: must be sync or queue, got {d.mode!r}")
@@ -171,11 +182,23 @@ class Config:
             raise ConfigError(f"delivery.retry.multiplier: must be at least 1, got {r.multiplier!r}")
         if not 0 <= r.jitter < 1:
             raise ConfigError(f"delivery.retry.jitter: must be in [0, 1), got {r.jitter!r}")
+        if d.store_path and not offline:
+            from otelkv.configfile import check_store_path  # noqa: PLC0415 - configfile builds on this module
 
-    def _validate_forward(self) -> None:
+            check_store_path(d.store_path)
+
+    def _validate_forward(self, *, offline: bool) -> None:
         f = self.forward
         endpoint = f.endpoint
-        parts = urlsplit(endpoint)
+        if "@" in endpoint.partition("://")[2].partition("/")[0]:  # never echo the URL: it carries a password
+            raise ConfigError(
+                "forward.endpoint: credentials in the URL (user:password@) are not used and not allowed; "
+                "set forward.auth.username with password_env/password_file, or bearer_token_env/_file"
+            )
+        try:
+            parts = urlsplit(endpoint)
+        except ValueError as error:  # "Invalid IPv6 URL"
+            raise ConfigError(f"forward.endpoint: {error}, got {endpoint!r}") from None
         if endpoint != "stdout":
             if parts.scheme not in ("http", "https", "grpc", "grpcs") or not parts.hostname:
                 raise ConfigError(
@@ -189,11 +212,17 @@ class Config:
             if parts.scheme.startswith("grpc") and (port is None or parts.path not in ("", "/")):
                 raise ConfigError(f"forward.endpoint: grpc(s):// needs host:port and no path, got {endpoint!r}")
         _positive("forward.timeout", f.timeout)
+        if f.timeout >= COLLECTOR_ATTEMPT_SECONDS and self.delivery.mode == "sync":
+            raise ConfigError(
+                f"forward.timeout: must be below {COLLECTOR_ATTEMPT_SECONDS:g}s in sync mode, got {f.timeout:g}s: "
+                "the collector's exporter gives each attempt 5s and would give up before otelkv answers; "
+                "for a slower target use delivery.mode: queue"
+            )
         if f.compression not in ("gzip", "none"):
             raise ConfigError(f"forward.compression: must be gzip or none, got {f.compression!r}")
         if f.tls.insecure_skip_verify and parts.scheme == "grpcs":
             raise ConfigError("forward.tls.insecure_skip_verify: not supported for grpcs://; give tls.ca_file")
-        if f.tls.ca_file and not Path(f.tls.ca_file).is_file():
+        if f.tls.ca_file and not offline and not Path(f.tls.ca_file).is_file():
             raise ConfigError(f"forward.tls.ca_file: no such file {f.tls.ca_file!r}")
         a = f.auth
         if (a.bearer_token_env or a.bearer_token_file) and (a.username or a.password_env or a.password_file):
@@ -202,16 +231,23 @@ class Config:
             raise ConfigError("forward.auth.username: needs password_env or password_file, and the other way round")
         for key in ("bearer_token_file", "password_file"):
             path = getattr(a, key)
+            if offline:
+                break
             if path and not Path(path).is_file():
                 raise ConfigError(f"forward.auth.{key}: no such file {path!r}")
         for key in ("bearer_token_env", "password_env"):
             name = getattr(a, key)
-            if name and name not in os.environ:
+            if name and not offline and name not in os.environ:
                 raise ConfigError(f"forward.auth.{key}: environment variable {name!r} is not set")
+        if not offline:  # read them as serve will: a token with a line break inside fails here
+            from otelkv.secrets import read_secret  # noqa: PLC0415 - secrets builds on this module
+
+            read_secret("forward.auth.bearer_token", env=a.bearer_token_env, file=a.bearer_token_file)
+            read_secret("forward.auth.password", env=a.password_env, file=a.password_file)
         for name in f.headers:
             if name.lower() in ("content-type", "content-encoding", "content-length"):
                 raise ConfigError(f"forward.headers.{name}: set by otelkv, cannot be overridden")
-        _validate_metadata(f, grpc=parts.scheme.startswith("grpc"))
+        _validate_metadata(f, grpc=parts.scheme.startswith("grpc"), offline=offline)
 
 
 # -- forward.tenant and forward.headers: only what HTTP and gRPC metadata both carry ------------------
@@ -234,8 +270,12 @@ def header_value_problem(value: str) -> str | None:
     return None
 
 
-def _validate_metadata(f: ForwardConfig, *, grpc: bool) -> None:
-    if f.tenant is not None and f.tenant != "" and (not _TENANT.fullmatch(f.tenant) or f.tenant in (".", "..")):
+def _validate_metadata(f: ForwardConfig, *, grpc: bool, offline: bool = False) -> None:
+    def unexpanded(value: str) -> bool:  # --offline keeps ${env:X} of another machine as written
+        return offline and "${" in value
+
+    tenant = f.tenant
+    if tenant and not unexpanded(tenant) and (not _TENANT.fullmatch(tenant) or tenant in (".", "..")):
         raise ConfigError(
             "forward.tenant: must be 1-150 of A-Z a-z 0-9 ! - _ . * ' ( ) and not . or .. (Loki's tenant ID "
             f"rule), got {f.tenant!r}"
@@ -247,7 +287,7 @@ def _validate_metadata(f: ForwardConfig, *, grpc: bool) -> None:
                      or name.lower().endswith("-bin")):  # fmt: skip
             raise ConfigError(f"forward.headers.{name}: not a valid gRPC metadata key (a-z 0-9 - _ ., not grpc-*, "
                               "not *-bin)")  # fmt: skip
-        problem = header_value_problem(value)
+        problem = None if unexpanded(value) else header_value_problem(value)
         if problem:
             raise ConfigError(f"forward.headers.{name}: {problem}")
 
@@ -290,39 +330,48 @@ def load(
     *,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    flags: Mapping[str, str] | None = None,
+    offline: bool = False,
 ) -> Config:
     """Build and validate the configuration from a file, the environment and flag overrides.
 
     ``overrides`` maps dotted keys (``forward.endpoint``) to values; None values are ignored.
+    ``flags`` names the flag of an override key (``--forward``), for error messages.
+    ``offline``: skip the checks that need this machine (``check-config --offline``).
     """
     environ = os.environ if environ is None else environ
     path = path or environ.get(CONFIG_FILE_ENV) or None
     data: dict[str, Any] = {}
     if path is not None:
-        try:
-            loaded = yaml.safe_load(Path(path).read_text())
-        except OSError as error:
-            raise ConfigError(f"{path}: cannot read: {error.strerror}") from error
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{path}: not valid YAML: {error}") from error
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: must be a mapping of keys, got {type(loaded).__name__}")
-        data = loaded or {}
+        from otelkv.configfile import read_file  # noqa: PLC0415 - configfile builds on this module
+
+        data = read_file(Path(path), environ, offline=offline)
+    sources: dict[str, str] = {}
     for name, key in ENVIRONMENT.items():
         if environ.get(name):
             _set_dotted(data, key, environ[name])
+            sources[key] = name
     for key, value in (overrides or {}).items():
         if value is not None:
             _set_dotted(data, key, value)
-    config: Config = build(Config, data, "")
-    config.validate()
+            sources[key] = (flags or {}).get(key, key)
+    try:
+        config: Config = build(Config, data, "")
+        config.validate(offline=offline)
+    except ConfigError as error:
+        key, sep, rest = str(error).partition(": ")
+        if sep and sources.get(key, key) != key:
+            raise ConfigError(f"{sources[key]} ({key}): {rest}") from None
+        raise
     return config
 
 
 def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     *parents, last = key.split(".")
-    for parent in parents:
+    for depth, parent in enumerate(parents):
         data = data.setdefault(parent, {})
+        if not isinstance(data, dict):
+            raise ConfigError(f"{'.'.join(parents[: depth + 1])}: must be a mapping, got {type(data).__name__}")
     data[last] = value
 
 
@@ -330,9 +379,9 @@ def build(cls: type[Any], data: Mapping[str, Any], prefix: str) -> Any:
     """An instance of dataclass ``cls`` from ``data``; unknown keys and wrong types are errors."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{prefix.rstrip('.') or 'config'}: must be a mapping, got {type(data).__name__}")
-    hints = get_type_hints(cls)
+    hints = get_type_hints(cls, include_extras=True)
     known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
+    unknown = sorted(str(k) for k in set(data) - known)
     if unknown:
         raise ConfigError(f"{prefix}{unknown[0]}: unknown key (known: {', '.join(sorted(known))})")
     values = {name: _convert(hints[name], value, f"{prefix}{name}") for name, value in data.items()}
@@ -343,6 +392,8 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return build(hint, value if value is not None else {}, f"{key}.")
     origin, args = get_origin(hint), get_args(hint)
+    if origin is Annotated:
+        return _notation(args[0], args[1], value, key)
     if origin in (Union, types.UnionType):
         if value is None:
             return None
@@ -358,6 +409,16 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
     return _scalar(hint, value, key)
 
 
+def _notation(hint: type[Any], kind: str, value: Any, key: str) -> Any:
+    """A duration (seconds) or a size (bytes): a number, or text in the Collector's notation."""
+    if isinstance(value, str):
+        try:
+            return notation.parse_duration(value) if kind == "duration" else notation.parse_size(value)
+        except ValueError as error:
+            raise ConfigError(f"{key}: {error}") from None
+    return _scalar(hint, value, key)
+
+
 def _scalar(hint: type[Any], value: Any, key: str) -> Any:
     if hint is bool:
         if isinstance(value, bool):
@@ -370,13 +431,16 @@ def _scalar(hint: type[Any], value: Any, key: str) -> Any:
         if isinstance(value, str) and value.strip().isdigit():
             return int(value)
     elif hint is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
+        try:
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return notation.finite(float(value))
+            if isinstance(value, str):
+                return notation.finite(float(value))
+        except ValueError as error:
+            if "finite" in str(error):
+                raise ConfigError(f"{key}: {error}") from None
+        except OverflowError:
+            raise ConfigError(f"{key}: must be a finite number, got {value!r}") from None
     elif hint is str and isinstance(value, str | int | float) and not isinstance(value, bool):
         return str(value)
     raise ConfigError(f"{key}: must be {hint.__name__}, got {value!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from tabulate import tabulate
@@ -12,10 +13,16 @@ from otelkv.forward.targets import make_forwarder
 from otelkv.store import Store
 
 
+class DeadLetterError(ValueError):
+    """No such store, or no such dead letter; the message names it."""
+
+
 def _open(config: Config) -> Store:
     d = config.delivery
     if not d.store_path:
         raise ConfigError("delivery.store_path: not set, so there are no dead letters")
+    if not Path(d.store_path).is_file():  # opening would create an empty database
+        raise DeadLetterError(f"delivery.store_path: no store at {d.store_path!r} (has otelkv serve run with it?)")
     return Store(d.store_path, max_bytes=d.queue_max_bytes, max_records=d.queue_max_records,
                  max_dead_letters=d.dead_letter_max_entries, durable=d.fsync == "durable")  # fmt: skip
 
@@ -37,10 +44,15 @@ def replay_dead_letters(config: Config, ids: list[int] | None) -> tuple[int, int
     Returns (replayed, still failing). A letter the target refuses again stays.
     """
     store = _open(config)
+    letters = store.dead_letters()
+    unknown = sorted(set(ids or ()) - {letter.id for letter in letters})
+    if unknown:
+        store.close()
+        raise DeadLetterError(f"no dead letter with id {', '.join(map(str, unknown))} in {config.delivery.store_path}")
     forwarder = make_forwarder(config.forward, max_message_bytes=config.max_message_bytes)
     replayed = failed = 0
     try:
-        for letter in store.dead_letters():
+        for letter in letters:
             if ids is not None and letter.id not in ids:
                 continue
             payload = store.dead_letter_payload(letter.id)

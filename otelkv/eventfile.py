@@ -1,4 +1,4 @@
-"""Read recorded Kubernetes Events: ``kubectl get events -o json`` output or JSON lines."""
+"""Read recorded Kubernetes Events: ``kubectl get events -o json`` or ``-o yaml`` output, or JSON lines."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import IO, Any, Final
+
+import yaml
 
 from otelkv.kubevirt import parse_k8s_event
 
@@ -17,17 +19,47 @@ class EventFileError(ValueError):
     """The input is not a list of Kubernetes Events; the message says where."""
 
 
+class _YamlLoader(yaml.SafeLoader):
+    """Safe YAML that keeps timestamps as the strings kubectl printed (as JSON would), and refuses
+    aliases: kubectl never writes them, and a few nested ones expand to billions of nodes."""
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not kubectl output", mark)
+        return super().compose_node(parent, index)
+
+
+_YamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+EXPECTED: Final = (
+    "expected Kubernetes Events: `kubectl get events -A -o json` (or -o yaml) output, a JSON array, or one Event a line"
+)
+
+
 def read_events(stream: IO[str], source: str = "input") -> list[dict[str, Any]]:
-    """Every Event in ``stream``: a ``List`` (``{"items": [...]}``), a JSON array, or JSON lines."""
-    text = stream.read()
+    """Every Event in ``stream``; see :func:`parse_events`."""
+    return parse_events(stream.read(), source)
+
+
+def parse_events(text: str, source: str = "input") -> list[dict[str, Any]]:
+    """Every Event in ``text``: a ``List`` (``{"items": [...]}``) or a JSON array, as JSON or
+    YAML, or JSON lines. Anything else raises :class:`EventFileError` naming ``source``."""
     stripped = text.lstrip()
     if not stripped:
-        return []
+        raise EventFileError(f"{source}: empty; {EXPECTED}")
     try:  # one document (a List, an array, one Event), parsed once
         return _items(json.loads(stripped), source)
     except json.JSONDecodeError as whole:
         if stripped[0] == "[":
             raise EventFileError(f"{source}: not JSON: {whole}") from whole
+        if stripped[0] != "{":
+            return _yaml(stripped, source)
+    except RecursionError:
+        raise EventFileError(f"{source}: nested too deeply; {EXPECTED}") from None
     events: list[dict[str, Any]] = []
     for number, line in enumerate(text.splitlines(), 1):
         if line.strip():
@@ -35,6 +67,24 @@ def read_events(stream: IO[str], source: str = "input") -> list[dict[str, Any]]:
                 events.extend(_items(json.loads(line), f"{source}:{number}"))
             except json.JSONDecodeError as error:
                 raise EventFileError(f"{source}:{number}: not JSON or JSON lines: {error}") from error
+            except RecursionError:
+                raise EventFileError(f"{source}:{number}: nested too deeply") from None
+    return events
+
+
+def _yaml(text: str, source: str) -> list[dict[str, Any]]:
+    try:
+        documents = [d for d in yaml.load_all(text, Loader=_YamlLoader) if d is not None]  # a SafeLoader subclass
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = getattr(error, "problem", None) or "not YAML"
+        raise EventFileError(f"{where}: neither JSON nor YAML ({problem}); {EXPECTED}") from None
+    except RecursionError:
+        raise EventFileError(f"{source}: nested too deeply; {EXPECTED}") from None
+    events: list[dict[str, Any]] = []
+    for document in documents:
+        events.extend(_items(document, source))
     return events
 
 
@@ -44,8 +94,14 @@ def _items(data: Any, where: str) -> list[dict[str, Any]]:
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
-        raise EventFileError(f"{where}: expected Events (a List, an array or one object a line)")
+        raise EventFileError(f"{where}: {EXPECTED}")
+    if data and not any(key in item for item in data for key in _EVENT_KEYS):
+        raise EventFileError(f"{where}: no Kubernetes Events in it (no involvedObject or regarding); {EXPECTED}")
     return data
+
+
+#: Keys every Event has in one of its shapes (core/v1, events.k8s.io/v1, a watch event).
+_EVENT_KEYS: Final = ("involvedObject", "regarding", "object", "reason", "k8s.event.reason", "k8s.object.kind")
 
 
 def in_time_order(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -58,9 +114,10 @@ def in_time_order(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     def key(event: dict[str, Any]) -> tuple[datetime | None, int]:
         try:
             when = parse_k8s_event(event).timestamp
-        except TypeError:
+        except (TypeError, ValueError):
             when = None
-        name = (event.get("metadata") or {}).get("name", "")
+        metadata = event.get("metadata")
+        name = metadata.get("name", "") if isinstance(metadata, dict) else ""
         found = _NAME_NANOS.search(name) if isinstance(name, str) else None
         return when, int(found.group(1), 16) if found else 0
 

@@ -1,4 +1,11 @@
-"""JSON logs, one object a line, on stderr (stdout may carry the enriched records)."""
+"""JSON logs, one object a line, on stderr (stdout may carry the enriched records).
+
+The keys are the OpenTelemetry Collector's (zap's JSON encoder) where they overlap — ``ts``
+(RFC 3339, UTC, milliseconds), ``level``, ``caller``, ``msg`` — so one parser or Loki query reads
+the collector's and otelkv's logs alike; then ``logger``, any ``extra`` fields, and ``error`` and
+``stacktrace`` for an exception (zap's names too). ``level`` keeps Python's words (``warning``, not
+zap's ``warn``): they are the values ``log_level`` and ``--log-level`` take.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +13,38 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+_PACKAGE = Path(__file__).resolve().parent.parent
+
+
+def _caller(record: logging.LogRecord) -> str:
+    """``otelkv/forward/http.py:50`` inside otelkv, else ``dir/file.py:line`` (as zap trims it)."""
+    path = Path(record.pathname)
+    try:
+        shown = path.resolve().relative_to(_PACKAGE).as_posix()
+    except ValueError:
+        shown = f"{path.parent.name}/{path.name}"
+    return f"{shown}:{record.lineno}"
 
 
 class JsonFormatter(logging.Formatter):
-    """time, level, logger, message, any ``extra`` fields, and the exception if there is one."""
+    """ts, level, caller, msg, logger, any ``extra`` fields, and the exception if there is one."""
 
     def format(self, record: logging.LogRecord) -> str:
         data = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "level": record.levelname.lower(),
+            "caller": _caller(record),
+            "msg": record.getMessage(),
             "logger": record.name,
-            "message": record.getMessage(),
         }
         data.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
-            data["exception"] = self.formatException(record.exc_info)
+            kind, error, _ = record.exc_info
+            data["error"] = f"{kind.__name__ if kind else 'Exception'}: {error}"
+            data["stacktrace"] = self.formatException(record.exc_info)
         return json.dumps(data, default=str)
 
 

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import grpc
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
 
 from otelkv.otlp.k8s_events import to_resource_logs
+
+_HOST_PORT: Final = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]@]+):([0-9]{1,5})$")
+
+
+class ReplayError(RuntimeError):
+    """The receiver could not be reached or refused the call; the message names the address."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,21 +29,54 @@ class ReplayResult:
     requests: int
 
 
+def check_address(address: str) -> str:
+    """``address`` when it is ``HOST:PORT`` (what grpc dials); ValueError saying what is wrong."""
+    if "://" in address:
+        raise ValueError(f"give HOST:PORT of otelkv's OTLP/gRPC listener, not a URL, got {address!r}")
+    found = _HOST_PORT.match(address)
+    if not found:
+        raise ValueError(f"must be HOST:PORT (for instance 127.0.0.1:4319), got {address!r}")
+    if not 0 < int(found.group(2)) <= 65535:
+        raise ValueError(f"port must be 1-65535, got {address!r}")
+    return address
+
+
 def batches(events: Sequence[dict[str, Any]], size: int) -> Iterator[ExportLogsServiceRequest]:
     """Requests of ``size`` ResourceLogs each, as the collector's batch processor makes them."""
+    if size < 1:
+        raise ValueError(f"batch size must be at least 1, got {size}")
     for start in range(0, len(events), size):
         yield ExportLogsServiceRequest(resource_logs=[to_resource_logs(e) for e in events[start : start + size]])
 
 
 def replay(events: Sequence[dict[str, Any]], address: str, *, batch: int = 100, timeout: float = 10.0,
            ) -> ReplayResult:  # fmt: skip
-    """Send ``events`` (in time order) to ``address``; raises grpc.RpcError when a call fails."""
+    """Send ``events`` (in time order) to ``address``; raises :class:`ReplayError` when a call fails.
+
+    No ``wait_for_ready``: nothing listening is said at once ("connection refused"), not after
+    the timeout.
+    """
+    check_address(address)
     sent = rejected = requests = 0
     with grpc.insecure_channel(address) as channel:
         stub = LogsServiceStub(channel)
         for request in batches(events, batch):
-            answer = stub.Export(request, timeout=timeout, compression=grpc.Compression.Gzip, wait_for_ready=True)
+            try:
+                answer = stub.Export(request, timeout=timeout, compression=grpc.Compression.Gzip)
+            except grpc.RpcError as error:
+                raise ReplayError(_explain(error, address, timeout)) from None
             requests += 1
             sent += len(request.resource_logs)
             rejected += answer.partial_success.rejected_log_records
     return ReplayResult(sent, rejected, requests)
+
+
+def _explain(error: grpc.RpcError, address: str, timeout: float) -> str:
+    code = error.code() if isinstance(error, grpc.Call) else None
+    details = (error.details() if isinstance(error, grpc.Call) else None) or ""
+    if code == grpc.StatusCode.UNAVAILABLE and "refused" in details.lower():
+        return f"connection refused to {address} (is otelkv serve listening there? see --grpc-listen)"
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return f"no answer from {address} within {timeout:g} s (--timeout)"
+    name = code.name if code is not None else "error"
+    return f"{address}: {name}: {details.splitlines()[0] if details else 'no details'}"

@@ -1,14 +1,28 @@
-"""``otelkv migrations``: a table of the migrations in recorded events."""
+"""``otelkv migrations``: the migrations in recorded events, as an SRE reads them.
+
+A table (times labelled with their zone, UTC unless ``--local``; an END column; the time a
+running migration has taken so far; the failure reason cut to the terminal width unless
+``wide``), a summary line (how many succeeded, failed, are running; p50/p95 duration), filters,
+and colour only when asked for by the caller (a TTY without ``NO_COLOR``). JSON (an array) and
+JSON Lines for scripts.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from typing import Any
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from typing import Any, Final
 
 from tabulate import tabulate
 
 from otelkv.kubevirt import Migration, MigrationTracker, parse_k8s_event
+
+TERMINAL: Final = frozenset({"Succeeded", "Failed"})
+_COLOURS: Final = {"Succeeded": "\x1b[32m", "Failed": "\x1b[31m", "running": "\x1b[33m"}
+_RESET: Final = "\x1b[0m"
 
 
 def track(events: Iterable[dict[str, Any]], tracker: MigrationTracker | None = None) -> tuple[Migration, ...]:
@@ -17,45 +31,142 @@ def track(events: Iterable[dict[str, Any]], tracker: MigrationTracker | None = N
     for event in events:
         try:
             tracker.observe(parse_k8s_event(event))
-        except TypeError:
+        except (TypeError, ValueError):
             continue  # not an Event we can read; the table is about the ones we can
     return tracker.migrations()
 
 
-HEADERS = ("VM", "MIGRATION", "SOURCE → TARGET", "OUTCOME", "START", "DURATION", "FAILURE REASON")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Filters:
+    """Which migrations to show; None: any. ``phase`` matches case-insensitively, ``running``
+    meaning any phase that is not terminal; ``since`` keeps those started (or ended) at or after it."""
+
+    namespace: str | None = None
+    vm: str | None = None
+    phase: str | None = None
+    since: datetime | None = None
+
+    def keep(self, m: Migration) -> bool:
+        """Whether ``m`` passes every filter."""
+        if self.namespace is not None and m.namespace != self.namespace:
+            return False
+        if self.vm is not None and m.vm_name != self.vm:
+            return False
+        if self.phase is not None and self.phase.lower() != _outcome(m).lower():
+            return False
+        when = m.started or m.ended
+        return self.since is None or (when is not None and when >= self.since)
 
 
-def rows(migrations: Iterable[Migration]) -> list[tuple[str, ...]]:
-    """One row a migration, for the table."""
-    out: list[tuple[str, ...]] = []
+def _outcome(m: Migration) -> str:
+    return m.phase if m.phase in TERMINAL else "running"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TableStyle:
+    """How the table looks: the clock for running migrations, the zone of times, the width to fit
+    the failure reason in (None: no limit), colour."""
+
+    now: datetime
+    zone: tzinfo = UTC
+    width: int | None = None
+    colour: bool = False
+
+
+def duration_text(seconds: float) -> str:
+    """``45s``, ``2m37s``, ``1h02m``: how long, at a glance."""
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+def _zone_label(style: TableStyle) -> str:
+    return "UTC" if style.zone is UTC else (style.now.astimezone(style.zone).tzname() or "local")
+
+
+def _time(when: datetime | None, style: TableStyle) -> str:
+    return when.astimezone(style.zone).strftime("%Y-%m-%d %H:%M:%S") if when else "-"
+
+
+def rows(migrations: Iterable[Migration], style: TableStyle) -> list[list[str]]:
+    """One row a migration, the failure reason last and uncut."""
+    out: list[list[str]] = []
     for m in migrations:
-        duration = m.duration_seconds
-        out.append((
+        outcome = _outcome(m)
+        if m.duration_seconds is not None:
+            duration = duration_text(m.duration_seconds)
+        elif outcome == "running" and m.started is not None:
+            duration = f"{duration_text(max(0.0, (style.now - m.started).total_seconds()))} so far"
+        else:
+            duration = "-"
+        shown = m.phase or "?"
+        if style.colour:
+            shown = f"{_COLOURS[outcome]}{shown}{_RESET}"
+        out.append([
             f"{m.namespace or '?'}/{m.vm_name or '?'}",
             m.migration_name or "-",
             f"{m.source_node or '?'} → {m.target_node or '?'}",
-            m.phase or "?",
-            m.started.strftime("%Y-%m-%d %H:%M:%S") if m.started else "-",
-            f"{duration:.0f}s" if duration is not None else "-",
+            shown,
+            _time(m.started, style),
+            _time(m.ended if outcome != "running" else None, style),
+            duration,
             m.failure_reason or "",
-        ))  # fmt: skip
+        ])  # fmt: skip
     return out
 
 
-def render_table(migrations: Iterable[Migration]) -> str:
-    """A plain-text table of ``migrations``, ending in a newline."""
-    return tabulate(rows(migrations), headers=HEADERS, tablefmt="simple") + "\n"
+def render_table(migrations: Sequence[Migration], style: TableStyle) -> str:
+    """The table and the summary line, ending in a newline."""
+    zone = _zone_label(style)
+    headers = ["VM", "MIGRATION", "SOURCE → TARGET", "OUTCOME", f"START ({zone})", f"END ({zone})", "DURATION",
+               "FAILURE REASON"]  # fmt: skip
+    body = rows(migrations, style)
+    if style.width is not None and body:
+        without = tabulate([r[:-1] for r in body], headers=headers[:-1], tablefmt="simple")
+        room = max(len("FAILURE REASON"), style.width - max(map(len, without.splitlines())) - 2)
+        for row in body:
+            if len(row[-1]) > room:
+                row[-1] = row[-1][: room - 1] + "…"
+    return tabulate(body, headers=headers, tablefmt="simple") + "\n" + summary(migrations) + "\n"
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    """The nearest-rank percentile of ``values`` (not empty)."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+
+
+def summary(migrations: Sequence[Migration]) -> str:
+    """``4 migrations: 2 succeeded, 2 failed, 0 running; duration p50 42s, p95 2m37s``."""
+    outcomes = [_outcome(m) for m in migrations]
+    counts = ", ".join(f"{outcomes.count(o)} {o.lower()}" for o in ("Succeeded", "Failed", "running"))
+    line = f"{len(migrations)} migration{'s' if len(migrations) != 1 else ''}: {counts}"
+    durations = [m.duration_seconds for m in migrations if m.duration_seconds is not None]
+    if durations:
+        line += (f"; duration p50 {duration_text(percentile(durations, 0.5))}, "
+                 f"p95 {duration_text(percentile(durations, 0.95))} (of {len(durations)} finished)")  # fmt: skip
+    return line
+
+
+def as_dict(m: Migration) -> dict[str, Any]:
+    """One migration as plain data (times in RFC 3339, UTC)."""
+    return {
+        "namespace": m.namespace, "vm": m.vm_name, "migration": m.migration_name, "uid": m.migration_uid,
+        "source_node": m.source_node, "target_node": m.target_node, "phase": m.phase,
+        "started": m.started.isoformat() if m.started else None,
+        "ended": m.ended.isoformat() if m.ended else None,
+        "duration_seconds": m.duration_seconds, "failure_reason": m.failure_reason,
+    }  # fmt: skip
 
 
 def render_json(migrations: Iterable[Migration]) -> str:
-    """``migrations`` as JSON lines."""
-    return "".join(
-        json.dumps({
-            "namespace": m.namespace, "vm": m.vm_name, "migration": m.migration_name, "uid": m.migration_uid,
-            "source_node": m.source_node, "target_node": m.target_node, "phase": m.phase,
-            "started": m.started.isoformat() if m.started else None,
-            "ended": m.ended.isoformat() if m.ended else None,
-            "duration_seconds": m.duration_seconds, "failure_reason": m.failure_reason,
-        }) + "\n"
-        for m in migrations
-    )  # fmt: skip
+    """``migrations`` as one JSON array."""
+    return json.dumps([as_dict(m) for m in migrations], indent=2) + "\n"
+
+
+def render_jsonl(migrations: Iterable[Migration]) -> str:
+    """``migrations`` as JSON Lines: one object a line."""
+    return "".join(json.dumps(as_dict(m)) + "\n" for m in migrations)

@@ -11,7 +11,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
-from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from prometheus_client import CollectorRegistry, generate_latest
 
 from otelkv import __version__
@@ -57,7 +57,11 @@ class Telemetry:
 
             exporter = OTLPMetricExporter(endpoint=otlp_endpoint, insecure=True)
             readers.append(PeriodicExportingMetricReader(exporter, export_interval_millis=30_000))
-        resource = Resource.create({"service.name": "otelkv", "service.version": __version__})
+        # OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES win over otelkv's defaults, as in every SDK
+        # (Resource.create alone lets the attributes given here win over the variables).
+        resource = Resource.create({"service.name": "otelkv", "service.version": __version__}).merge(
+            OTELResourceDetector().detect()
+        )
         seconds = View(instrument_name="otelkv.forward.duration",
                        aggregation=ExplicitBucketHistogramAggregation(DURATION_BUCKETS))  # fmt: skip
         self._provider = MeterProvider(metric_readers=readers, resource=resource, views=[seconds])

@@ -13,13 +13,13 @@ answers UNAVAILABLE), so a forwarder never sleeps.
 
 from __future__ import annotations
 
-import base64
-import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Protocol
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+from otelkv.secrets import scrub, secret_values
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +54,8 @@ def count_records(request: ExportLogsServiceRequest) -> int:
     return sum(len(s.log_records) for r in request.resource_logs for s in r.scope_logs)
 
 
-#: Headers whose values are not secrets (the tenant is Loki's org id, not a credential).
-_HARMLESS: Final = frozenset({"x-scope-orgid", "user-agent", "content-type", "content-encoding"})
-REDACTED: Final = "<redacted>"
+#: Headers otelkv sets itself: their values say nothing secret and appear in targets' errors.
+_OWN_HEADERS = frozenset({"user-agent", "content-type", "content-encoding"})
 
 
 class Redactor:
@@ -64,29 +63,16 @@ class Redactor:
 
     The target's answer (an error body, gRPC details, a partial-success message) goes into logs
     and into the answer otelkv gives its own client; a proxy or gateway may echo a header it
-    refused (``invalid API key abc…``). Every header value except the tenant is treated as a
-    secret, and for ``Authorization`` also the credential after its scheme and basic auth's
-    password; ``also`` adds others (the password of a URL's ``user:password@``).
+    refused (``invalid API key abc…``). Which strings are secret is decided in one place,
+    :func:`otelkv.secrets.secret_values`; ``also`` adds others (the password of a URL's
+    ``user:password@``).
     """
 
     def __init__(self, headers: Mapping[str, str], *, also: Iterable[str | None] = ()) -> None:
-        secrets: set[str] = {secret for secret in also if secret}
-        for name, value in headers.items():
-            if name.lower() in _HARMLESS:
-                continue
-            secrets.add(value)
-            scheme, _, credential = value.partition(" ")
-            if name.lower() == "authorization" and credential:
-                secrets.add(credential)
-                if scheme.lower() == "basic":  # and the password inside it
-                    with contextlib.suppress(ValueError):
-                        secrets.add(base64.b64decode(credential).decode().partition(":")[2])
-        # Longest first, so that a value containing another is taken out whole; short values
-        # (a header of "1") are too common in text to be worth hiding, nor can they be secret.
-        self._secrets = sorted((s for s in secrets if len(s) >= 3), key=len, reverse=True)
+        configured = {k: v for k, v in headers.items() if k.lower() not in _OWN_HEADERS}
+        extra = {secret for secret in also if secret and len(secret) >= 3}
+        self._secrets = tuple(sorted({*secret_values(configured), *extra}, key=len, reverse=True))
 
     def __call__(self, text: str) -> str:
         """``text`` without any secret header value in it."""
-        for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
-        return text
+        return scrub(text, self._secrets)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import base64
-import os
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from otelkv.config import AuthConfig, ForwardConfig
+from otelkv.secrets import read_secret
 
 from . import Forwarder
 from .grpc import GrpcForwarder
@@ -26,28 +25,23 @@ def make_forwarder(config: ForwardConfig, *, max_message_bytes: int) -> Forwarde
     if authorization:
         headers["Authorization"] = authorization
     parts = urlsplit(config.endpoint)
+    forwarder: Forwarder
     if parts.scheme in ("grpc", "grpcs"):
-        return GrpcForwarder(parts.netloc, secure=parts.scheme == "grpcs", headers=headers,
+        forwarder = GrpcForwarder(parts.netloc, secure=parts.scheme == "grpcs", headers=headers,
                              ca_file=config.tls.ca_file, max_message_bytes=max_message_bytes)  # fmt: skip
-    return HttpForwarder(config.endpoint, headers=headers, ca_file=config.tls.ca_file,
-                         insecure_skip_verify=config.tls.insecure_skip_verify,
-                         compression=config.compression == "gzip")  # fmt: skip
-
-
-def _secret(env: str | None, file: str | None) -> str | None:
-    if env:
-        return os.environ[env].strip()
-    if file:
-        return Path(file).read_text().strip()
-    return None
+    else:
+        forwarder = HttpForwarder(config.endpoint, headers=headers, ca_file=config.tls.ca_file,
+                                  insecure_skip_verify=config.tls.insecure_skip_verify,
+                                  compression=config.compression == "gzip")  # fmt: skip
+    return forwarder  # each forwarder redacts the credentials it sends from what the target says
 
 
 def _authorization(auth: AuthConfig) -> str | None:
     """The Authorization header value; its parts come from the environment or files only."""
-    token = _secret(auth.bearer_token_env, auth.bearer_token_file)
+    token = read_secret("forward.auth.bearer_token", env=auth.bearer_token_env, file=auth.bearer_token_file)
     if token:
         return f"Bearer {token}"
-    password = _secret(auth.password_env, auth.password_file)
+    password = read_secret("forward.auth.password", env=auth.password_env, file=auth.password_file)
     if auth.username and password is not None:
         return "Basic " + base64.b64encode(f"{auth.username}:{password}".encode()).decode()
     return None

@@ -1,0 +1,48 @@
+"""Read a text file the way users hand them to otelkv: UTF-8, or UTF-16/32 with a BOM.
+
+PowerShell's ``kubectl get events -o json > events.json`` writes UTF-16 with a byte-order
+mark; ``kubectl`` itself writes UTF-8. Anything else is refused naming the file and the offset,
+never with a traceback.
+"""
+
+from __future__ import annotations
+
+import codecs
+import sys
+from pathlib import Path
+from typing import Final
+
+#: Byte-order marks, longest first (the UTF-32 LE mark starts with the UTF-16 LE one).
+_BOMS: Final = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+class TextError(ValueError):
+    """The bytes are not text otelkv can read; the message names the source."""
+
+
+def decode(data: bytes, source: str) -> str:
+    """``data`` as text: by its byte-order mark, else strict UTF-8; NUL bytes are refused."""
+    encoding = next((name for bom, name in _BOMS if data.startswith(bom)), "utf-8")
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as error:
+        raise TextError(
+            f"{source}: not {encoding.upper().removesuffix('-SIG')} text (byte {error.start}); "
+            "save it as UTF-8 (or UTF-16 with a byte-order mark)"
+        ) from None
+    if "\x00" in text:
+        raise TextError(f"{source}: binary data (a NUL character), not text")
+    return text
+
+
+def read_text(path: str | Path) -> str:
+    """The text of ``path`` (``-``: standard input); OSError when it cannot be read."""
+    if str(path) == "-":
+        return decode(sys.stdin.buffer.read(), "stdin")
+    return decode(Path(path).read_bytes(), str(path))
