@@ -16,7 +16,7 @@ from otelkv.kubevirt import MigrationTracker
 from otelkv.otlp.enrich import EnrichOptions
 from otelkv.pipeline import DeliveredKeys, Health, InflightBytes, Pipeline, Settings
 from otelkv.receive.grpc_server import GrpcReceiver
-from otelkv.receive.http_server import HttpReceiver
+from otelkv.receive.http_server import HttpOptions, HttpReceiver
 from otelkv.store import Store
 from otelkv.telemetry import Telemetry
 
@@ -64,7 +64,8 @@ class Service:
             self.sender = QueueSender(self.store, forward, retry=delivery.retry, timeout=config.forward.timeout,
                                       telemetry=self.telemetry, health=health)  # fmt: skip
         self._grpc = GrpcReceiver(self.pipeline, config.grpc_listen, max_message_bytes=config.max_message_bytes)
-        self._http = HttpReceiver(self.pipeline, self.telemetry, config.http_listen)
+        http = HttpOptions(config.receive.http, config.max_message_bytes)
+        self._http = HttpReceiver(self.pipeline, self.telemetry, config.http_listen, http)
         self.grpc_port = self._grpc.port
         self.http_port = self._http.port
         self._stopped = threading.Event()
