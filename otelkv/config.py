@@ -19,6 +19,9 @@ from urllib.parse import urlsplit
 import yaml
 
 MiB: Final = 1024 * 1024
+#: The memory one request takes, in multiples of its size: gzip'ed body, inflated body and its
+#: decoded form (otelkv.receive.DECODE_COST); see docs/reliability.md.
+REQUEST_COST: Final = 10
 
 
 class ConfigError(ValueError):
@@ -102,7 +105,8 @@ class DeliveryConfig:
     queue_max_bytes: int = 256 * MiB
     queue_max_records: int = 1_000_000
     dead_letter_max_entries: int = 10_000
-    #: Request bytes being received and processed at once; beyond it, UNAVAILABLE / 503.
+    #: Memory that requests being received and processed may take at once (wire, inflated and
+    #: decoded bytes, docs/reliability.md); beyond it, UNAVAILABLE / 503.
     max_inflight_bytes: int = 64 * MiB
     retry: RetryConfig = field(default_factory=RetryConfig)
 
@@ -217,7 +221,7 @@ class Config:
     grpc_listen: str = "0.0.0.0:4319"
     http_listen: str = "0.0.0.0:4320"
     #: Largest request accepted; the collector's ``send_batch_max_size`` keeps batches below it.
-    max_message_bytes: int = 16 * MiB
+    max_message_bytes: int = 4 * MiB
     #: Seconds to finish in-flight requests after SIGTERM.
     shutdown_grace_seconds: float = 20.0
     #: ``/readyz`` is false while the target has failed for this long without a success since.
@@ -266,10 +270,12 @@ class Config:
             raise ConfigError("delivery.store_path: queue mode needs a file for its queue (on a volume)")
         for key in ("queue_max_bytes", "queue_max_records", "dead_letter_max_entries", "max_inflight_bytes"):
             _positive(f"delivery.{key}", getattr(d, key))
-        if d.max_inflight_bytes < self.max_message_bytes:
+        # One request of max_message_bytes must fit: its wire bytes, inflated bytes and decoded form.
+        needed = self.max_message_bytes * REQUEST_COST
+        if d.max_inflight_bytes < needed:
             raise ConfigError(
-                f"delivery.max_inflight_bytes: must be at least max_message_bytes ({self.max_message_bytes}), "
-                f"got {d.max_inflight_bytes}"
+                f"delivery.max_inflight_bytes: must be at least {REQUEST_COST} x max_message_bytes ({needed}): "
+                f"the memory one request of that size takes, got {d.max_inflight_bytes}"
             )
         r = d.retry
         for key in ("initial_interval", "max_interval", "max_elapsed"):

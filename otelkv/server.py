@@ -17,6 +17,7 @@ from otelkv.otlp.enrich import EnrichOptions
 from otelkv.pipeline import DeliveredKeys, Health, InflightBytes, Pipeline, Settings
 from otelkv.receive.grpc_server import GrpcReceiver
 from otelkv.receive.http_server import HttpOptions, HttpReceiver
+from otelkv.receive.memory import tune_malloc
 from otelkv.store import Store
 from otelkv.telemetry import Telemetry
 
@@ -28,6 +29,7 @@ class Service:
 
     def __init__(self, config: Config, *, forwarder: Forwarder | None = None) -> None:
         self.config = config
+        tune_malloc()  # freed request memory goes back to the system (docs/reliability.md#memory)
         enrich, delivery = config.enrich, config.delivery
         self.telemetry = Telemetry(otlp_endpoint=config.metrics_otlp_endpoint)
         self.store = None
@@ -63,7 +65,8 @@ class Service:
         if queue and self.store is not None:
             self.sender = QueueSender(self.store, forward, retry=delivery.retry, timeout=config.forward.timeout,
                                       telemetry=self.telemetry, health=health)  # fmt: skip
-        self._grpc = GrpcReceiver(self.pipeline, config.grpc_listen, max_message_bytes=config.max_message_bytes)
+        self._grpc = GrpcReceiver(self.pipeline, config.grpc_listen, max_message_bytes=config.max_message_bytes,
+                                  limits=config.receive.grpc)  # fmt: skip
         http = HttpOptions(config.receive.http, config.max_message_bytes)
         self._http = HttpReceiver(self.pipeline, self.telemetry, config.http_listen, http)
         self.grpc_port = self._grpc.port

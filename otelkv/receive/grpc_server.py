@@ -13,9 +13,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
+from otelkv.config import ReceiveGRPCConfig
 from otelkv.errors import BadRequest, grpc_answer
 from otelkv.pipeline import Pipeline
-from otelkv.receive import response_for
+from otelkv.receive import DECODE_COST, response_for
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class LogsHandler:
     def export(self, payload: bytes, context: grpc.ServicerContext) -> ExportLogsServiceResponse:
         """Handle one Export call."""
         try:
-            with self._pipeline.inflight.admit(len(payload)):
+            with self._pipeline.inflight.admit((1 + DECODE_COST) * len(payload)):
                 request = self._pipeline.decode(payload)
                 delivery = self._pipeline.export(request)
         except Exception as error:
@@ -58,16 +59,36 @@ class LogsHandler:
         return response_for(delivery)
 
 
+def server_options(limits: ReceiveGRPCConfig, max_message_bytes: int) -> list[tuple[str, int]]:
+    """gRPC core's channel arguments for ``receive.grpc`` (the names of configgrpc's keepalive)."""
+    ms = 1000
+    options = [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_concurrent_streams", limits.max_concurrent_streams),
+        ("grpc.max_allowed_incoming_connections", limits.max_connections),
+        # keepalive enforcement: pings closer than this are strikes; two strikes end the connection
+        ("grpc.http2.min_ping_interval_without_data_ms", int(limits.keepalive_min_time * ms)),
+        ("grpc.keepalive_permit_without_calls", int(limits.keepalive_permit_without_stream)),
+        ("grpc.http2.max_ping_strikes", 2),
+    ]
+    if limits.max_connection_idle > 0:
+        options.append(("grpc.max_connection_idle_ms", int(limits.max_connection_idle * ms)))
+    if limits.max_connection_age > 0:
+        options.append(("grpc.max_connection_age_ms", int(limits.max_connection_age * ms)))
+        options.append(("grpc.max_connection_age_grace_ms", int(limits.max_connection_age_grace * ms)))
+    return options
+
+
 class GrpcReceiver:
     """The gRPC server: LogsService and grpc.health.v1.Health."""
 
-    def __init__(self, pipeline: Pipeline, address: str, *, max_message_bytes: int, workers: int = 8) -> None:
+    def __init__(self, pipeline: Pipeline, address: str, *, max_message_bytes: int,
+                 limits: ReceiveGRPCConfig | None = None) -> None:  # fmt: skip
+        limits = limits or ReceiveGRPCConfig()
         self._server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="otelkv-grpc"),
-            options=[
-                ("grpc.max_receive_message_length", max_message_bytes),
-                ("grpc.max_send_message_length", max_message_bytes),
-            ],
+            futures.ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="otelkv-grpc"),
+            options=server_options(limits, max_message_bytes),
         )
         handler = LogsHandler(pipeline)
         method: grpc.RpcMethodHandler[bytes, ExportLogsServiceResponse] = grpc.unary_unary_rpc_method_handler(

@@ -31,16 +31,13 @@ from otelkv.config import ReceiveHTTPConfig, split_host_port
 from otelkv.errors import BadRequest, http_answer
 from otelkv.forward import Delivery
 from otelkv.pipeline import Pipeline, Reservation
-from otelkv.receive import response_for
+from otelkv.receive import DECODE_COST, response_for
 from otelkv.receive.body import JSON, PROTOBUF, Unsupported, decode_json, gunzip
 from otelkv.receive.connections import ConnectionGuard, Connections
 from otelkv.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
-#: What a decoded, enriched and re-encoded request costs beside its protobuf bytes (measured in
-#: bench/bench.py, docs/reliability.md): charged before decoding.
-DECODE_COST: Final = 8
 # google.rpc.Code for the Status body: INVALID_ARGUMENT, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED,
 # UNAUTHENTICATED, UNAVAILABLE.
 _RPC_CODES: Final = {400: 3, 401: 16, 408: 4, 413: 8, 415: 3, 503: 14}
