@@ -21,9 +21,10 @@ PROTOBUF: Final = "application/x-protobuf"
 JSON: Final = "application/json"
 #: Inflate in steps of this much, charging each to the reservation before the next.
 _STEP: Final = 256 * 1024
-#: Python's json recursion ends near 1000 levels (RecursionError); protobuf's JSON parser refuses
-#: beyond 100. Deeper than this is malformed for OTLP and is refused before either is reached.
-MAX_JSON_DEPTH: Final = 64
+#: JSON nesting refused before parsing: Python's json ends near 1000 levels with RecursionError
+#: (answered 503 before, so the collector retried a request that can never pass). An OTLP kvlist
+#: level is 4 JSON levels; 32 of them (upb's own limit for protobuf) are 136 deep in all.
+MAX_JSON_DEPTH: Final = 160
 
 
 class Charge(Protocol):
@@ -117,6 +118,7 @@ def decode_json(body: bytes) -> ExportLogsServiceRequest:
         raise BadRequest(f"body is not JSON: {error}") from error
     _hex_ids_to_base64(data)
     try:
-        return json_format.ParseDict(data, ExportLogsServiceRequest(), ignore_unknown_fields=True)
-    except (json_format.ParseError, TypeError, ValueError, binascii.Error) as error:
+        return json_format.ParseDict(data, ExportLogsServiceRequest(), ignore_unknown_fields=True,
+                                     max_recursion_depth=MAX_JSON_DEPTH)  # fmt: skip
+    except (json_format.ParseError, TypeError, ValueError, binascii.Error, RecursionError) as error:
         raise BadRequest(f"not an OTLP/JSON ExportLogsServiceRequest: {error}") from error
