@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--forward", metavar="URL", help="stdout, http(s)://… (OTLP/HTTP) or grpc(s)://host:port")
     serve.add_argument("--tenant", help="X-Scope-OrgID sent to the target")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    # receive side (issue 9): health, readiness and metrics on a listener of their own
+    serve.add_argument("--admin-listen", metavar="HOST:PORT", help="/healthz, /readyz, /metrics (default: on HTTP)")
 
     check = commands.add_parser("check-config", help="validate a configuration file and print the effective one")
     check.add_argument("file")
@@ -59,7 +61,8 @@ def _serve(args: argparse.Namespace) -> int:
     from otelkv.server import Service  # noqa: PLC0415 - keeps the other commands' start-up light
 
     overrides = {"grpc_listen": args.grpc_listen, "http_listen": args.http_listen, "forward.endpoint": args.forward,
-                 "forward.tenant": args.tenant, "log_level": args.log_level}  # fmt: skip
+                 "forward.tenant": args.tenant, "log_level": args.log_level,
+                 "admin_listen": args.admin_listen}  # fmt: skip
     cfg = config.load(args.config, overrides=overrides)
     logs.setup(cfg.log_level)
     service = Service(cfg)

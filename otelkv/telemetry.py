@@ -49,6 +49,10 @@ class Telemetry:
         self.dead_letters = meter.create_counter(
             "otelkv.records.dead_lettered", records, "Records kept as dead letters (given up on or refused)"
         )
+        # receive side (issue 9): refusals for a missing or wrong bearer token
+        self.unauthenticated = meter.create_counter(
+            "otelkv.requests.unauthenticated", "{request}", "Requests refused for a missing or wrong bearer token"
+        )
         self._meter = meter
 
     def observe_queue(self, store: Store) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from concurrent import futures
 from typing import Final
 
@@ -84,10 +85,12 @@ class GrpcReceiver:
     """The gRPC server: LogsService and grpc.health.v1.Health."""
 
     def __init__(self, pipeline: Pipeline, address: str, *, max_message_bytes: int,
-                 limits: ReceiveGRPCConfig | None = None) -> None:  # fmt: skip
+                 limits: ReceiveGRPCConfig | None = None, credentials: grpc.ServerCredentials | None = None,
+                 interceptors: Sequence[grpc.ServerInterceptor] = ()) -> None:  # fmt: skip
         limits = limits or ReceiveGRPCConfig()
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="otelkv-grpc"),
+            interceptors=list(interceptors),
             options=server_options(limits, max_message_bytes),
         )
         handler = LogsHandler(pipeline)
@@ -97,7 +100,10 @@ class GrpcReceiver:
         self._server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, {"Export": method})])
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
-        self.port = self._server.add_insecure_port(address)
+        if credentials is not None:
+            self.port = self._server.add_secure_port(address, credentials)
+        else:
+            self.port = self._server.add_insecure_port(address)
         if self.port == 0:
             raise OSError(f"cannot listen on {address}")
 

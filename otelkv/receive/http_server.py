@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -34,6 +33,7 @@ from otelkv.pipeline import Pipeline, Reservation
 from otelkv.receive import DECODE_COST, response_for
 from otelkv.receive.body import JSON, PROTOBUF, Unsupported, decode_json, gunzip
 from otelkv.receive.connections import ConnectionGuard, Connections
+from otelkv.receive.security import ServerTLS
 from otelkv.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,8 @@ class HttpOptions:
     otlp: bool = True
     #: /healthz, /readyz and /metrics here.
     admin: bool = True
-    ssl_context: ssl.SSLContext | None = None
+    #: TLS (and mTLS) with certificates re-read when their files change; None: plain HTTP.
+    tls: ServerTLS | None = None
     #: Answers None when a request may pass, else why not (401); None: no authentication.
     authorize: Callable[[str | None], str | None] | None = None
     #: /metrics asks for the token too.
@@ -109,9 +110,20 @@ class HttpReceiver:
         def protocol() -> ConnectionGuard:
             return ConnectionGuard(self.connections, self._web())
 
-        return await self._loop.create_server(protocol, sock=self._socket, ssl=self.options.ssl_context,
-                                              ssl_handshake_timeout=self.options.limits.read_header_timeout
-                                              if self.options.ssl_context else None)  # fmt: skip
+        tls = self.options.tls
+        if tls is not None:
+            self._loop.call_later(1.0, self._refresh_tls, tls)
+        return await self._loop.create_server(
+            protocol,
+            sock=self._socket,
+            ssl=tls.context if tls else None,
+            ssl_handshake_timeout=self.options.limits.read_header_timeout if tls else None,
+        )
+
+    def _refresh_tls(self, tls: ServerTLS) -> None:
+        """Every second: load changed certificate files (security.py says how)."""
+        tls.refresh()
+        self._loop.call_later(1.0, self._refresh_tls, tls)
 
     def _call(self, coroutine: Awaitable[Any], timeout: float) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)  # type: ignore[arg-type]
