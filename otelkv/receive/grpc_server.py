@@ -18,6 +18,7 @@ from otelkv.config import ReceiveGRPCConfig
 from otelkv.errors import BadRequest, grpc_answer
 from otelkv.pipeline import Pipeline
 from otelkv.receive import DECODE_COST, response_for
+from otelkv.receive.body import decode_protobuf
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class LogsHandler:
         """Handle one Export call."""
         try:
             with self._pipeline.inflight.admit((1 + DECODE_COST) * len(payload)):
-                request = self._pipeline.decode(payload)
+                request = decode_protobuf(payload)
                 delivery = self._pipeline.export(request)
         except Exception as error:
             if isinstance(error, BadRequest):

@@ -31,7 +31,7 @@ from otelkv.errors import BadRequest, http_answer
 from otelkv.forward import Delivery
 from otelkv.pipeline import Pipeline, Reservation
 from otelkv.receive import DECODE_COST, response_for
-from otelkv.receive.body import JSON, PROTOBUF, Unsupported, decode_json, gunzip
+from otelkv.receive.body import JSON, PROTOBUF, Unsupported, decode_json, decode_protobuf, gunzip
 from otelkv.receive.connections import ConnectionGuard, Connections
 from otelkv.receive.security import ServerTLS
 from otelkv.telemetry import Telemetry
@@ -244,7 +244,7 @@ class HttpReceiver:
         if len(body) > limit:
             raise BadRequest(f"request of {len(body)} bytes exceeds max_message_bytes {limit}", too_large=True)
         held.add(DECODE_COST * len(body))
-        request: ExportLogsServiceRequest = decode_json(body) if content_type == JSON else self.pipeline.decode(body)
+        request: ExportLogsServiceRequest = decode_json(body) if content_type == JSON else decode_protobuf(body)
         return self.pipeline.export(request)
 
     def _fail(self, error: BaseException, encoding: str) -> web.StreamResponse:
