@@ -172,3 +172,14 @@ def test_stop_ends_within_the_grace_whatever_clients_do(sink: LokiSink) -> None:
         with contextlib.suppress(ConnectionResetError):
             assert raw.recv(65536) is not None  # an answer or the end: the server let go
         raw.close()
+
+
+def test_stop_before_start_and_twice_frees_the_ports(sink: LokiSink) -> None:
+    svc = Service(make_config(sink.url, admin_listen="127.0.0.1:0"))
+    ports = [svc.http_port, svc.admin_port]
+    svc.stop(1)
+    svc.stop(1)
+    for port in ports:
+        assert port is not None
+        with socket.socket() as again:  # the listening sockets are closed: the ports bind again
+            again.bind(("127.0.0.1", port))

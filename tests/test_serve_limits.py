@@ -177,3 +177,32 @@ def test_idle_http_connections_are_closed(sink: LokiSink, stack: ExitStack) -> N
         raw.sendall(b"GET /healthz HTTP/1.1\r\nHost: otelkv\r\n\r\n")
         assert read_response(raw)[0] == 200
         assert raw.recv(100) == b""  # closed by the server once idle
+
+
+def test_grpc_keepalive_enforcement_ends_a_ping_flood(sink: LokiSink, stack: ExitStack) -> None:
+    svc = started(sink)  # defaults: pings at most every 10 s, none while no call is open
+    stack.callback(svc.stop, 1)
+    with socket.create_connection(("127.0.0.1", svc.grpc_port), timeout=10) as raw:
+        raw.sendall(PREFACE + b"\x00\x00\x00\x04\x01\x00\x00\x00\x00")  # + SETTINGS ack
+        for i in range(5):
+            raw.sendall(b"\x00\x00\x08\x06\x00\x00\x00\x00\x00" + bytes([i]) * 8)  # PING
+        goaway = [payload for kind, payload in frames(raw, until_type=7) if kind == 7]
+        assert goaway and goaway[0][4:8] == b"\x00\x00\x00\x0b"  # ENHANCE_YOUR_CALM
+        assert b"too_many_pings" in goaway[0]
+
+
+def test_grpc_keepalive_enforcement_is_configurable(sink: LokiSink, stack: ExitStack) -> None:
+    svc = started(
+        sink, **{"receive.grpc.keepalive_min_time": 0.001, "receive.grpc.keepalive_permit_without_stream": True}
+    )
+    stack.callback(svc.stop, 1)
+    with socket.create_connection(("127.0.0.1", svc.grpc_port), timeout=10) as raw:
+        raw.sendall(PREFACE + b"\x00\x00\x00\x04\x01\x00\x00\x00\x00")
+        acks = 0
+        for i in range(5):
+            raw.sendall(b"\x00\x00\x08\x06\x00\x00\x00\x00\x00" + bytes([i]) * 8)
+            seen = frames(raw, until_type=6)  # up to this ping's ACK
+            assert all(kind != 7 for kind, _ in seen)  # no GOAWAY
+            acks += 1
+            time.sleep(0.01)  # keep above keepalive_min_time
+        assert acks == 5

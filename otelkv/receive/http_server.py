@@ -143,6 +143,8 @@ class HttpReceiver:
             self._thread.join(2)
         else:
             self._socket.close()
+        if not self._thread.is_alive() and not self._loop.is_closed():
+            self._loop.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def _shutdown(self, grace: float) -> None:
