@@ -9,17 +9,22 @@ from __future__ import annotations
 import contextlib
 import gzip
 import http.client
+import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from google.rpc import status_pb2
 
 from otelkv.server import Service
-from tests.conftest import make_config
+from tests.conftest import ROOT, make_config
 from tests.loki_sink import LokiSink
 from tests.test_serve_http import first_request
 
@@ -183,3 +188,40 @@ def test_stop_before_start_and_twice_frees_the_ports(sink: LokiSink) -> None:
         assert port is not None
         with socket.socket() as again:  # the listening sockets are closed: the ports bind again
             again.bind(("127.0.0.1", port))
+
+
+def test_sigterm_ends_the_process_within_the_grace_while_clients_drip(sink: LokiSink, tmp_path: Path) -> None:
+    config_file = tmp_path / "otelkv.yaml"
+    config_file.write_text("shutdown_grace_seconds: 1\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "otelkv", "serve", "--config", str(config_file), "--grpc-listen", "127.0.0.1:0",
+         "--http-listen", "127.0.0.1:0", "--forward", sink.url],
+        stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    drips: list[socket.socket] = []
+    done = threading.Event()
+    try:
+        assert serve.stderr is not None
+        port = next(int(json.loads(line)["http_port"]) for line in serve.stderr if '"otelkv serving"' in line)
+        threading.Thread(target=serve.stderr.read, daemon=True).start()
+        for _ in range(20):
+            raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+            raw.sendall(post_head(1 << 20) + b"x")  # a body that comes a byte a second, never whole
+            drips.append(raw)
+
+        def drip() -> None:
+            while not done.wait(1.0):
+                for raw in drips:
+                    with contextlib.suppress(OSError):
+                        raw.send(b"x")
+
+        threading.Thread(target=drip, daemon=True).start()
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(15) == 0  # bounded: issue 8 saw 85 s
+    finally:
+        done.set()
+        for raw in drips:
+            raw.close()
+        if serve.poll() is None:
+            serve.kill()
