@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import socket
 import struct
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -22,7 +23,7 @@ from otelkv.forward.grpc import retry_delay
 from otelkv.server import Service
 from tests.conftest import make_config
 from tests.loki_sink import LokiSink
-from tests.test_serve_grpc import requests
+from tests.test_serve_grpc import SERVICE, requests
 from tests.test_serve_http_protocol import connect, post_head, read_response
 
 MiB = 1 << 20
@@ -206,3 +207,24 @@ def test_grpc_keepalive_enforcement_is_configurable(sink: LokiSink, stack: ExitS
             acks += 1
             time.sleep(0.01)  # keep above keepalive_min_time
         assert acks == 5
+
+
+def test_stalled_grpc_calls_do_not_take_the_workers(sink: LokiSink, stack: ExitStack) -> None:
+    svc = started(sink)  # 8 workers
+    stack.callback(svc.stop, 1)
+    gate = threading.Event()
+    stack.callback(gate.set)
+
+    def never() -> Iterator[bytes]:  # a call whose request message never comes
+        gate.wait(30)
+        yield from ()
+
+    calls = []  # kept: a call object garbage-collected is cancelled
+    for _ in range(12):
+        channel = stack.enter_context(grpc.insecure_channel(f"127.0.0.1:{svc.grpc_port}"))
+        stalled: grpc.StreamUnaryMultiCallable[bytes, bytes] = channel.stream_unary(
+            f"/{SERVICE}/Export", request_serializer=None, response_deserializer=None
+        )
+        calls.append(stalled.future(never(), timeout=30))
+    time.sleep(0.5)  # let the server take them up before the export that must still pass
+    assert grpc_export(svc, requests()[0]) == grpc.StatusCode.OK

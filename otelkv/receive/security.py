@@ -161,21 +161,22 @@ class BearerAuth:
         return REFUSED
 
 
-class GrpcAuthInterceptor(grpc.ServerInterceptor):
+class GrpcAuthInterceptor(grpc.aio.ServerInterceptor):
     """UNAUTHENTICATED for calls without the token, except the health service (always open)."""
 
     def __init__(self, auth: BearerAuth) -> None:
         self._auth = auth
 
-        def deny(_: Any, context: grpc.ServicerContext) -> None:
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, REFUSED)
+        async def deny(_: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, REFUSED)
 
         self._deny: grpc.RpcMethodHandler[Any, Any] = grpc.unary_unary_rpc_method_handler(deny)
 
-    def intercept_service(self, continuation: Any, details: Any) -> Any:
+    async def intercept_service(self, continuation: Any, details: Any) -> Any:
+        """Pass the call on when it carries the token (or is a health check), else refuse it."""
         if details.method.startswith("/grpc.health.v1.Health/"):
-            return continuation(details)
+            return await continuation(details)
         header = next((v for k, v in details.invocation_metadata or () if k == "authorization"), None)
         if self._auth.check(header if isinstance(header, str) else None) is None:
-            return continuation(details)
+            return await continuation(details)
         return self._deny
