@@ -9,7 +9,10 @@ VMs), it prints:
    to end (OTLP/gRPC into ``otelkv serve`` in its own process → OTLP/HTTP out to a local sink);
 2. the enrichment/floor ratio (target: at most 3x);
 3. at a steady ``--rate`` records/s for ``--seconds``: otelkv's CPU (% of one core, from
-   /proc), CPU seconds per 10,000 records and peak RSS (VmHWM) — targets 30% and 120 MiB.
+   /proc), CPU seconds per 10,000 records and peak RSS (VmHWM) — targets 30% and 120 MiB;
+4. the hostile mix of issue 8 item 4 against the default limits (``--memory-only`` runs it alone;
+   ``BENCH_MIX=grpc,http,idle,drip`` picks parts of it): peak RSS under the 192 Mi limit
+   (docs/reliability.md#memory).
 
 Figures are only comparable within one run: the machine is shared and noisy.
 """
