@@ -7,6 +7,7 @@ extensions), on loopback only.
 from __future__ import annotations
 
 import http.client
+import logging
 import os
 import re
 import socket
@@ -200,6 +201,7 @@ def test_renewed_certificates_are_served_without_a_restart(sink: LokiSink, pki: 
 
 def test_bearer_token_on_both_listeners(sink: LokiSink, stopping: list[Service], monkeypatch: pytest.MonkeyPatch,
                                         caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    caplog.set_level(logging.DEBUG)  # the token must not appear at any level
     monkeypatch.setenv("OTELKV_TEST_TOKEN", TOKEN)
     svc = Service(make_config(sink.url, **{"receive.auth.bearer_token_env": "OTELKV_TEST_TOKEN"}))
     svc.start()

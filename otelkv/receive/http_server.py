@@ -81,6 +81,7 @@ class HttpReceiver:
         self.options = options
         limits = options.limits
         self._body_limit = limits.max_request_body_size or options.max_message_bytes
+        self._body_key = "receive.http.max_request_body_size" if limits.max_request_body_size else "max_message_bytes"
         host, port = split_host_port(address)
         # Bound here, so that a taken port fails start-up (fail fast) and the port is known.
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -206,7 +207,7 @@ class HttpReceiver:
                 raise Unsupported(f"Content-Encoding must be gzip or identity, got {coding!r}")
             length = request.content_length
             if length is not None and length > self._body_limit:
-                raise BadRequest(f"request of {length} bytes exceeds max_message_bytes {self._body_limit}",
+                raise BadRequest(f"request of {length} bytes exceeds {self._body_key} {self._body_limit}",
                                  too_large=True)  # fmt: skip
             with self.pipeline.inflight.reserve() as held:
                 remaining = self.options.limits.read_timeout - (time.monotonic() - started)
@@ -230,7 +231,7 @@ class HttpReceiver:
         async for chunk in request.content.iter_any():
             size += len(chunk)
             if size > self._body_limit:
-                raise BadRequest(f"request body exceeds max_message_bytes {self._body_limit}", too_large=True)
+                raise BadRequest(f"request body exceeds {self._body_key} {self._body_limit}", too_large=True)
             held.add(len(chunk))
             chunks.append(chunk)
         if len(chunks) == 1:
