@@ -11,7 +11,10 @@ VMs), it prints:
 3. the duplicate window with its 50,000 keys full: µs a key for the old plain-dict eviction
    and for :class:`otelkv.pipeline.DeliveredKeys`, side by side (``--dedup-only``: just this);
 4. at a steady ``--rate`` records/s for ``--seconds``: otelkv's CPU (% of one core, from
-   /proc), CPU seconds per 10,000 records and peak RSS (VmHWM) — targets 30% and 120 MiB.
+   /proc), CPU seconds per 10,000 records and peak RSS (VmHWM) — targets 30% and 120 MiB;
+5. the hostile mix of issue 8 item 4 against the default limits (``--memory-only`` runs it alone;
+   ``BENCH_MIX=grpc,http,idle,drip`` picks parts of it): peak RSS under the 192 Mi limit
+   (docs/reliability.md#memory).
 
 Figures are only comparable within one run: the machine is shared and noisy.
 """
@@ -19,10 +22,14 @@ Figures are only comparable within one run: the machine is shared and noisy.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import gzip
+import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -108,7 +115,10 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=10_000, help="records/s for the steady-load part")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--dedup-only", action="store_true", help="only the duplicate-window phase")
+    parser.add_argument("--memory-only", action="store_true", help="only the hostile-load memory phase")
     args = parser.parse_args()
+    if args.memory_only:
+        return memory(args.seconds)
     dedup_window()
     if args.dedup_only:
         return 0
@@ -169,7 +179,7 @@ def main() -> int:
         serve.wait(30)
         sink.shutdown()
     overload(env, payloads, args.seconds)
-    return 0
+    return memory(args.seconds)
 
 
 class _PlainDictKeys:
@@ -211,8 +221,8 @@ def _rss(pid: int) -> int:
 
 
 def overload(env: dict[str, str], payloads: list[bytes], seconds: float) -> None:
-    """16 clients send without pause to otelkv in front of a slow target (0.5 s a request), with an
-    4 MiB in-flight cap: RSS, sampled every 0.25 s, should stay flat while requests are refused."""
+    """16 clients send without pause to otelkv in front of a slow target (0.5 s a request), with a
+    20 MiB in-flight cap: RSS, sampled every 0.25 s, should stay flat while requests are refused."""
 
     class Slow(_Sink):
         def do_POST(self) -> None:
@@ -222,7 +232,7 @@ def overload(env: dict[str, str], payloads: list[bytes], seconds: float) -> None
     sink = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
     threading.Thread(target=sink.serve_forever, daemon=True).start()
     config = Path(tempfile.mkdtemp()) / "otelkv.yaml"
-    config.write_text(f"max_message_bytes: {2**21}\ndelivery: {{max_inflight_bytes: {4 * 2**20}}}\n")
+    config.write_text(f"max_message_bytes: {2**21}\ndelivery: {{max_inflight_bytes: {20 * 2**20}}}\n")
     serve = subprocess.Popen(
         [sys.executable, "-m", "otelkv", "serve", "--config", str(config), "--grpc-listen", "127.0.0.1:0",
          "--http-listen", "127.0.0.1:0", "--forward", f"http://127.0.0.1:{sink.server_address[1]}/otlp"],
@@ -260,7 +270,7 @@ def overload(env: dict[str, str], payloads: list[bytes], seconds: float) -> None
         for t in threads:
             t.join(15)
         settled = samples[len(samples) // 4 :]  # after the first quarter (start-up, imports)
-        print(f"overload: 16 clients for {seconds:.0f}s against a 0.5 s target, in-flight cap 4 MiB: {outcomes}; "
+        print(f"overload: 16 clients for {seconds:.0f}s against a 0.5 s target, in-flight cap 20 MiB: {outcomes}; "
               f"RSS {min(settled) / 2**20:.0f}-{max(settled) / 2**20:.0f} MiB after warm-up, "
               f"peak {proc(serve.pid)[1] / 2**20:.0f} MiB")  # fmt: skip
     finally:
@@ -269,11 +279,114 @@ def overload(env: dict[str, str], payloads: list[bytes], seconds: float) -> None
         sink.shutdown()
 
 
+def memory(seconds: float) -> int:  # noqa: PLR0915 - one scenario, read top to bottom
+    """Issue 8 item 4's load mix against otelkv with its default limits, in front of a slow target:
+    16 HTTP clients sending gzip'ed requests that inflate to ~4 MiB, 4 gRPC clients sending ~4 MiB
+    requests, 3,000 idle gRPC connections, 2,000 HTTP connections dripping a body. Peak RSS
+    (VmHWM) must stay under the Deployment's 192 Mi limit."""
+    from tests.test_serve_limits import PREFACE, large_request  # noqa: PLC0415
+
+    class Slow(_Sink):
+        def do_POST(self) -> None:
+            time.sleep(0.5)
+            super().do_POST()
+
+    sink = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "otelkv", "serve", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+         "--forward", f"http://127.0.0.1:{sink.server_address[1]}/otlp"],
+        stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    stop = threading.Event()
+    outcomes: dict[str, int] = {}
+    lock = threading.Lock()
+    sockets: list[socket.socket] = []
+    request = large_request(4 * 2**20 - 1024)
+    body = gzip.compress(request.SerializeToString())
+    try:
+        ports = _wait_for_ports(serve)
+        grpc_port, http_port = ports["grpc_port"], ports["http_port"]
+        baseline = _rss(serve.pid)
+
+        def count(name: str) -> None:
+            with lock:
+                outcomes[name] = outcomes.get(name, 0) + 1
+
+        def grpc_client() -> None:
+            with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+                stub = LogsServiceStub(channel)
+                while not stop.is_set():
+                    try:
+                        stub.Export(request, timeout=10)
+                        count("grpc OK")
+                    except grpc.RpcError as error:
+                        count(f"grpc {error.code().name}" if isinstance(error, grpc.Call) else "grpc error")
+
+        def http_client() -> None:
+            while not stop.is_set():
+                try:
+                    connection = http.client.HTTPConnection("127.0.0.1", http_port, timeout=10)
+                    connection.request("POST", "/v1/logs", body=body, headers={
+                        "Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"})  # fmt: skip
+                    count(f"http {connection.getresponse().status}")
+                    connection.close()
+                except OSError:
+                    count("http connection error")
+
+        mix = os.environ.get("BENCH_MIX", "grpc,http,idle,drip").split(",")
+        threads = [threading.Thread(target=grpc_client, daemon=True) for _ in range(4 * ("grpc" in mix))]
+        threads += [threading.Thread(target=http_client, daemon=True) for _ in range(16 * ("http" in mix))]
+        for t in threads:
+            t.start()
+        for _ in range(3000 * ("idle" in mix)):  # idle gRPC connections
+            with contextlib.suppress(OSError):
+                raw = socket.create_connection(("127.0.0.1", grpc_port), timeout=1)
+                raw.sendall(PREFACE)
+                sockets.append(raw)
+        drips = []
+        for _ in range(2000 * ("drip" in mix)):  # slow HTTP uploads
+            with contextlib.suppress(OSError):
+                raw = socket.create_connection(("127.0.0.1", http_port), timeout=1)
+                raw.sendall(b"POST /v1/logs HTTP/1.1\r\nContent-Type: application/x-protobuf\r\n"
+                            b"Content-Length: 4000000\r\n\r\nx")  # fmt: skip
+                drips.append(raw)
+        sockets += drips
+        end = time.monotonic() + seconds
+        samples = []
+        while time.monotonic() < end:
+            time.sleep(0.25)
+            samples.append(_rss(serve.pid))
+            for raw in drips[:: max(1, len(drips) // 50)]:
+                with contextlib.suppress(OSError):
+                    raw.send(b"x")
+        stop.set()
+        for t in threads:
+            t.join(15)
+        print(f"memory: hostile mix for {seconds:.0f}s with the default limits: {dict(sorted(outcomes.items()))}; "
+              f"RSS at start {baseline / 2**20:.0f} MiB, {min(samples) / 2**20:.0f}-{max(samples) / 2**20:.0f} MiB "
+              f"under load, peak (VmHWM) {proc(serve.pid)[1] / 2**20:.0f} MiB")  # fmt: skip
+    finally:
+        for raw in sockets:
+            raw.close()
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(30)
+        sink.shutdown()
+    return 0
+
+
 def _wait_for_port(serve: subprocess.Popen[str], env: dict[str, str]) -> int:
+    return _wait_for_ports(serve)["grpc_port"]
+
+
+def _wait_for_ports(serve: subprocess.Popen[str]) -> dict[str, int]:
     assert serve.stderr is not None
     for line in serve.stderr:
         if '"otelkv serving"' in line:
-            return int(json.loads(line)["grpc_port"])
+            logged = json.loads(line)
+            threading.Thread(target=serve.stderr.read, daemon=True).start()  # never block its writes
+            return {"grpc_port": int(logged["grpc_port"]), "http_port": int(logged["http_port"])}
     raise SystemExit("otelkv serve did not start")
 
 

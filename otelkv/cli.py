@@ -71,7 +71,7 @@ def _grpc_address(text: str) -> str:
 
 #: ``serve`` flags and the configuration keys they set (errors name the flag).
 SERVE_FLAGS = {"--grpc-listen": "grpc_listen", "--http-listen": "http_listen", "--forward": "forward.endpoint",
-               "--tenant": "forward.tenant", "--log-level": "log_level"}  # fmt: skip
+               "--tenant": "forward.tenant", "--log-level": "log_level", "--admin-listen": "admin_listen"}  # fmt: skip
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -96,6 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--tenant", help="X-Scope-OrgID sent to the target (default: forward.tenant, none)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
                        help="log level of the JSON logs on stderr (default: log_level, info)")  # fmt: skip
+    serve.add_argument("--admin-listen", metavar="HOST:PORT", help="/healthz, /readyz and /metrics on a listener "
+                       "of their own, plain HTTP (default: admin_listen, none: on --http-listen)")  # fmt: skip
 
     check = command("check-config", "validate a configuration file and print the effective one",
                     "Load a configuration as serve would (file, OTELKV_* variables, ${env:NAME}), check it,\n"

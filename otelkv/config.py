@@ -28,6 +28,9 @@ Duration = Annotated[float, "duration"]
 Size = Annotated[int, "size"]
 #: The collector's otlp/otlphttp exporters give each attempt this long (``timeout: 5s``).
 COLLECTOR_ATTEMPT_SECONDS: Final = 5.0
+#: The memory one request takes, in multiples of its size: gzip'ed body, inflated body and its
+#: decoded form (otelkv.receive.DECODE_COST); see docs/reliability.md.
+REQUEST_COST: Final = 10
 
 
 class ConfigError(ValueError):
@@ -111,9 +114,115 @@ class DeliveryConfig:
     queue_max_bytes: Size = 256 * MiB
     queue_max_records: int = 1_000_000
     dead_letter_max_entries: int = 10_000
-    #: Request bytes being received and processed at once; beyond it, UNAVAILABLE / 503.
+    #: Memory that requests being received and processed may take at once (wire, inflated and
+    #: decoded bytes, docs/reliability.md); beyond it, UNAVAILABLE / 503.
     max_inflight_bytes: Size = 64 * MiB
     retry: RetryConfig = field(default_factory=RetryConfig)
+
+
+# -- receive: the listeners' limits, TLS and authentication (docs/configuration.md#receive) --------
+
+
+@dataclass
+class ReceiveHTTPConfig:
+    """The OTLP/HTTP listener's limits, named after the Collector's confighttp."""
+
+    #: Seconds to receive a request's headers, from its first byte.
+    read_header_timeout: Duration = 10.0
+    #: Seconds to receive a whole request, headers and body (a slow upload ends here: 408).
+    read_timeout: Duration = 30.0
+    #: Seconds a keep-alive connection may wait for its next request.
+    idle_timeout: Duration = 60.0
+    #: Largest body on the wire; empty: ``max_message_bytes``.
+    max_request_body_size: Size | None = None
+    #: Open connections; beyond it a new one is answered 503 and closed.
+    max_connections: int = 256
+    #: The listen socket's backlog of connections not yet accepted.
+    backlog: int = 128
+
+
+@dataclass
+class ReceiveGRPCConfig:
+    """The OTLP/gRPC listener's limits, named after the Collector's configgrpc keepalive."""
+
+    max_concurrent_streams: int = 16
+    #: Open connections; beyond it a new one is closed at once.
+    max_connections: int = 256
+    #: Seconds without a call before a connection is closed (GOAWAY); 0: never.
+    max_connection_idle: Duration = 300.0
+    #: Seconds before a connection is asked to reconnect (spreads clients over replicas); 0: never.
+    max_connection_age: Duration = 0.0
+    #: Seconds a connection past its age may finish its calls.
+    max_connection_age_grace: Duration = 30.0
+    #: Keepalive enforcement: clients pinging more often than this are disconnected.
+    keepalive_min_time: Duration = 10.0
+    #: Keepalive enforcement: whether clients may ping while no call is open.
+    keepalive_permit_without_stream: bool = False
+    #: Threads handling calls at once.
+    workers: int = 8
+
+
+@dataclass
+class ReceiveTLSConfig:
+    """TLS on both OTLP listeners (and the admin one); files re-read when they change."""
+
+    cert_file: str | None = None
+    key_file: str | None = None
+    #: mTLS: clients must present a certificate signed by one of these CAs.
+    client_ca_file: str | None = None
+    min_version: str = "1.2"
+
+
+@dataclass
+class ReceiveAuthConfig:
+    """A bearer token every OTLP request must carry (never in the YAML itself)."""
+
+    bearer_token_file: str | None = None
+    bearer_token_env: str | None = None
+    #: /metrics asks for the token too when one is set.
+    protect_metrics: bool = True
+
+
+@dataclass
+class ReceiveConfig:
+    """How otelkv takes requests: limits, TLS, authentication."""
+
+    http: ReceiveHTTPConfig = field(default_factory=ReceiveHTTPConfig)
+    grpc: ReceiveGRPCConfig = field(default_factory=ReceiveGRPCConfig)
+    tls: ReceiveTLSConfig = field(default_factory=ReceiveTLSConfig)
+    auth: ReceiveAuthConfig = field(default_factory=ReceiveAuthConfig)
+
+    def validate(self, max_message_bytes: int, *, offline: bool = False) -> None:
+        """Raise :class:`ConfigError` naming the first wrong ``receive.`` key (``offline``: files
+        and environment variables are another machine's, not checked)."""
+        h, g, t, a = self.http, self.grpc, self.tls, self.auth
+        for key in ("read_header_timeout", "read_timeout", "idle_timeout", "max_connections", "backlog"):
+            _positive(f"receive.http.{key}", getattr(h, key))
+        if h.max_request_body_size is not None:
+            _positive("receive.http.max_request_body_size", h.max_request_body_size)
+        for key in ("max_concurrent_streams", "max_connections", "keepalive_min_time", "workers"):
+            _positive(f"receive.grpc.{key}", getattr(g, key))
+        for key in ("max_connection_idle", "max_connection_age", "max_connection_age_grace"):
+            if getattr(g, key) < 0:
+                raise ConfigError(f"receive.grpc.{key}: must be 0 (never) or more, got {getattr(g, key)!r}")
+        if t.min_version not in ("1.2", "1.3"):
+            raise ConfigError(f"receive.tls.min_version: must be 1.2 or 1.3, got {t.min_version!r}")
+        if bool(t.cert_file) != bool(t.key_file):
+            raise ConfigError("receive.tls.cert_file: needs key_file, and the other way round")
+        if t.client_ca_file and not t.cert_file:
+            raise ConfigError("receive.tls.client_ca_file: needs cert_file and key_file (mTLS is TLS first)")
+        if a.bearer_token_file and a.bearer_token_env:
+            raise ConfigError("receive.auth: choose bearer_token_file or bearer_token_env, not both")
+        if offline:
+            return
+        for key in ("cert_file", "key_file", "client_ca_file"):
+            path = getattr(t, key)
+            if path and not Path(path).is_file():
+                raise ConfigError(f"receive.tls.{key}: no such file {path!r}")
+        if a.bearer_token_file and not Path(a.bearer_token_file).is_file():
+            raise ConfigError(f"receive.auth.bearer_token_file: no such file {a.bearer_token_file!r}")
+        if a.bearer_token_env and not os.environ.get(a.bearer_token_env):
+            raise ConfigError(f"receive.auth.bearer_token_env: environment variable {a.bearer_token_env!r} is not set")
 
 
 @dataclass
@@ -124,7 +233,7 @@ class Config:
     grpc_listen: str = "0.0.0.0:4319"
     http_listen: str = "0.0.0.0:4320"
     #: Largest request accepted; the collector's ``send_batch_max_size`` keeps batches below it.
-    max_message_bytes: Size = 16 * MiB
+    max_message_bytes: Size = 4 * MiB
     #: Seconds to finish in-flight requests after SIGTERM.
     shutdown_grace_seconds: Duration = 20.0
     #: ``/readyz`` is false while the target has failed for this long without a success since.
@@ -135,6 +244,9 @@ class Config:
     forward: ForwardConfig = field(default_factory=ForwardConfig)
     enrich: EnrichConfig = field(default_factory=EnrichConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    #: Health, readiness and metrics on a listener of their own (``HOST:PORT``); empty: on http_listen.
+    admin_listen: str | None = None
+    receive: ReceiveConfig = field(default_factory=ReceiveConfig)
 
     def validate(self, *, offline: bool = False) -> None:
         """Raise :class:`ConfigError` naming the first wrong key.
@@ -159,6 +271,9 @@ class Config:
         for key in ("max_migrations", "migration_ttl_seconds", "dedup_window"):
             _positive(f"enrich.{key}", getattr(enrich, key))
         self._validate_delivery(offline=offline)
+        if self.admin_listen:
+            _host_port("admin_listen", self.admin_listen)
+        self.receive.validate(self.max_message_bytes, offline=offline)
 
     def _validate_delivery(self, *, offline: bool) -> None:
         d = self.delivery
@@ -170,10 +285,12 @@ class Config:
             raise ConfigError("delivery.store_path: queue mode needs a file for its queue (on a volume)")
         for key in ("queue_max_bytes", "queue_max_records", "dead_letter_max_entries", "max_inflight_bytes"):
             _positive(f"delivery.{key}", getattr(d, key))
-        if d.max_inflight_bytes < self.max_message_bytes:
+        # One request of max_message_bytes must fit: its wire bytes, inflated bytes and decoded form.
+        needed = self.max_message_bytes * REQUEST_COST
+        if d.max_inflight_bytes < needed:
             raise ConfigError(
-                f"delivery.max_inflight_bytes: must be at least max_message_bytes ({self.max_message_bytes}), "
-                f"got {d.max_inflight_bytes}"
+                f"delivery.max_inflight_bytes: must be at least {REQUEST_COST} x max_message_bytes ({needed}): "
+                f"the memory one request of that size takes, got {d.max_inflight_bytes}"
             )
         r = d.retry
         for key in ("initial_interval", "max_interval", "max_elapsed"):
@@ -319,6 +436,7 @@ ENVIRONMENT: Final[Mapping[str, str]] = {
     "OTELKV_MAX_MESSAGE_BYTES": "max_message_bytes",
     "OTELKV_LOG_LEVEL": "log_level",
     "OTELKV_METRICS_OTLP_ENDPOINT": "metrics_otlp_endpoint",
+    "OTELKV_ADMIN_LISTEN": "admin_listen",
 }
 #: Also read: ``OTELKV_CONFIG`` (the YAML file when ``--config`` is not given), and the variables
 #: named by ``forward.auth.bearer_token_env`` / ``password_env``.

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from tabulate import tabulate
 
 from otelkv.config import Config, ConfigError
 from otelkv.forward.targets import make_forwarder
+from otelkv.receive.body import decode_protobuf  # deep records, as they were received
 from otelkv.store import Store
 
 
@@ -57,7 +57,7 @@ def replay_dead_letters(config: Config, ids: list[int] | None) -> tuple[int, int
                 continue
             payload = store.dead_letter_payload(letter.id)
             try:
-                request = ExportLogsServiceRequest.FromString(payload or b"")
+                request = decode_protobuf(payload or b"")
                 delivery = forwarder.send(request, timeout=config.forward.timeout)
             except Exception:  # Retryable, or a batch that no longer decodes: it stays a dead letter
                 failed += 1

@@ -27,6 +27,7 @@ from otelkv.errors import Retryable
 from otelkv.forward import Forwarder
 from otelkv.forward.retry import Backoff
 from otelkv.pipeline import Health
+from otelkv.receive.body import decode_protobuf  # deep records, as they were received
 from otelkv.store import Entry, Store, StoreUnavailable
 from otelkv.streak import FailureStreak
 from otelkv.telemetry import Telemetry
@@ -175,6 +176,6 @@ def _decode(entry: Entry) -> ExportLogsServiceRequest | None:
     if not entry.intact:
         return None
     try:
-        return ExportLogsServiceRequest.FromString(entry.payload)
+        return decode_protobuf(entry.payload)
     except Exception:
         return None

@@ -54,7 +54,8 @@ class DeliveredKeys:
 
 
 class InflightBytes:
-    """A cap on request bytes held at once: beyond it, requests are refused, never queued in memory."""
+    """A cap on the memory requests hold at once (wire bytes, inflated bytes, decoded messages):
+    beyond it, requests are refused, never queued in memory."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -63,18 +64,48 @@ class InflightBytes:
         self._lock = threading.Lock()
 
     @contextmanager
+    def reserve(self) -> Iterator[Reservation]:
+        """A reservation that grows as the request is read and decoded; all of it released after."""
+        reservation = Reservation(self)
+        try:
+            yield reservation
+        finally:
+            with self._lock:
+                self.held -= reservation.held
+
+    @contextmanager
     def admit(self, size: int) -> Iterator[None]:
         """Hold ``size`` bytes for the block; :class:`Retryable` when that would pass the cap."""
+        with self.reserve() as reservation:
+            reservation.add(size)
+            yield
+
+    def _take(self, reservation: Reservation, size: int) -> None:
         with self._lock:
+            if reservation.held + size > self.limit:  # would not fit even alone: never will
+                raise BadRequest(
+                    f"request needs about {reservation.held + size} bytes of memory, more than "
+                    f"delivery.max_inflight_bytes {self.limit}",
+                    too_large=True,
+                )
             if self.held + size > self.limit:
                 raise Retryable(f"otelkv is busy: {self.held} request bytes in flight, limit {self.limit}")
             self.held += size
+            reservation.held += size
             self.peak = max(self.peak, self.held)
-        try:
-            yield
-        finally:
-            with self._lock:
-                self.held -= size
+
+
+class Reservation:
+    """The memory one request holds, grown step by step (:meth:`InflightBytes.reserve`)."""
+
+    def __init__(self, owner: InflightBytes) -> None:
+        self._owner = owner
+        self.held = 0
+
+    def add(self, size: int) -> None:
+        """Hold ``size`` more bytes; :class:`Retryable` when the cap is reached, :class:`BadRequest`
+        (too large) when this request alone would pass it."""
+        self._owner._take(self, size)
 
 
 class Health:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import sqlite3
 import threading
 import time
 from datetime import timedelta
 
-from otelkv.config import Config, ConfigError
+from otelkv.config import Config, ConfigError, split_host_port
 from otelkv.delivery import QueueSender
 from otelkv.forward import Forwarder
 from otelkv.forward.targets import make_forwarder
@@ -16,11 +17,24 @@ from otelkv.kubevirt import MigrationTracker
 from otelkv.otlp.enrich import EnrichOptions
 from otelkv.pipeline import DeliveredKeys, Health, InflightBytes, Pipeline, Settings
 from otelkv.receive.grpc_server import GrpcReceiver
-from otelkv.receive.http_server import HttpReceiver
+from otelkv.receive.http_server import HttpOptions, HttpReceiver
+from otelkv.receive.memory import tune_malloc
+from otelkv.receive.security import BearerAuth, GrpcAuthInterceptor, ServerTLS, read_token
 from otelkv.store import Store
 from otelkv.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
+
+
+def is_loopback(address: str) -> bool:
+    """Whether ``HOST:PORT`` listens on this host only (127.0.0.0/8, ::1, localhost)."""
+    host = split_host_port(address)[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Service:
@@ -28,6 +42,7 @@ class Service:
 
     def __init__(self, config: Config, *, forwarder: Forwarder | None = None) -> None:
         self.config = config
+        tune_malloc()  # freed request memory goes back to the system (docs/reliability.md#memory)
         enrich, delivery = config.enrich, config.delivery
         self.telemetry = Telemetry(otlp_endpoint=config.metrics_otlp_endpoint)
         self.store = None
@@ -64,8 +79,25 @@ class Service:
         if queue and self.store is not None:
             self.sender = QueueSender(self.store, forward, retry=delivery.retry, timeout=config.forward.timeout,
                                       telemetry=self.telemetry, health=health)  # fmt: skip
-        self._grpc = GrpcReceiver(self.pipeline, config.grpc_listen, max_message_bytes=config.max_message_bytes)
-        self._http = HttpReceiver(self.pipeline, self.telemetry, config.http_listen)
+        receive = config.receive
+        tls = ServerTLS(receive.tls) if receive.tls.cert_file else None
+        token = read_token(receive.auth)
+        auth = BearerAuth(token, refused=lambda: self.telemetry.unauthenticated.add(1)) if token else None
+        self._grpc = GrpcReceiver(self.pipeline, config.grpc_listen, max_message_bytes=config.max_message_bytes,
+                                  limits=receive.grpc, credentials=tls.grpc_credentials() if tls else None,
+                                  interceptors=[GrpcAuthInterceptor(auth)] if auth else [])  # fmt: skip
+        http = HttpOptions(receive.http, config.max_message_bytes, tls=tls, authorize=auth.check if auth else None,
+                           protect_metrics=receive.auth.protect_metrics, admin=not config.admin_listen)  # fmt: skip
+        self._http = HttpReceiver(self.pipeline, self.telemetry, config.http_listen, http)
+        # the admin listener: plain HTTP for the kubelet's probes and Prometheus (docs/security.md)
+        self._admin = None
+        if config.admin_listen:
+            admin = HttpOptions(receive.http, config.max_message_bytes, otlp=False,
+                                protect_metrics=http.protect_metrics, authorize=http.authorize)  # fmt: skip
+            self._admin = HttpReceiver(self.pipeline, self.telemetry, config.admin_listen, admin)
+        self.admin_port = self._admin.port if self._admin else None
+        self._open = [key for key in ("grpc_listen", "http_listen")
+                      if not tls and not auth and not is_loopback(getattr(config, key))]  # fmt: skip
         self.grpc_port = self._grpc.port
         self.http_port = self._http.port
         self._stopped = threading.Event()
@@ -77,7 +109,13 @@ class Service:
             self.sender.start()
         self._grpc.start()
         self._http.start()
+        if self._admin is not None:
+            self._admin.start()
+        for key in self._open:
+            log.warning("%s %s is reachable beyond this host without TLS or a bearer token: anyone who reaches "
+                        "it writes into the target (docs/security.md)", key, getattr(self.config, key))  # fmt: skip
         log.info("otelkv serving", extra={"grpc_port": self.grpc_port, "http_port": self.http_port,
+                                          "admin_port": self.admin_port,
                                           "forward": self.pipeline.forwarder.target})  # fmt: skip
 
     def stop(self, grace: float | None = None) -> None:
@@ -95,6 +133,8 @@ class Service:
             deadline = time.monotonic() + grace
             self._grpc.stop(grace)
             self._http.stop(max(0.0, deadline - time.monotonic()))
+            if self._admin is not None:
+                self._admin.stop(0.5)
             if self.sender is not None:  # queue mode: send what is queued, within what is left
                 self.sender.stop(max(0.0, deadline - time.monotonic()))
             if self.store is not None:

@@ -85,9 +85,13 @@ class Telemetry:
         self.dead_letters = meter.create_counter(
             "otelkv.records.dead_lettered", records, "Records kept as dead letters (given up on or refused)"
         )
+        # receive side (issue 9): refusals for a missing or wrong bearer token
+        self.unauthenticated = meter.create_counter(
+            "otelkv.requests.unauthenticated", "{request}", "Requests refused for a missing or wrong bearer token"
+        )
         self._meter = meter
         for counter in (self.received, self.enriched, self.forwarded, self.rejected, self.failed, self.duplicates,
-                        self.dropped, self.bad_requests, self.dead_letters):  # fmt: skip
+                        self.dropped, self.bad_requests, self.dead_letters, self.unauthenticated):  # fmt: skip
             counter.add(0)  # a series from the start
 
     def failed_records(self, count: int, error: BaseException) -> None:

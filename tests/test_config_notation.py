@@ -41,13 +41,13 @@ def test_sizes(text: str, size: int) -> None:
 def test_a_config_in_the_collectors_notation(tmp_path: Path) -> None:
     path = tmp_path / "otelkv.yaml"
     path.write_text(
-        "max_message_bytes: 16MiB\nshutdown_grace_seconds: 20s\n"
+        "max_message_bytes: 4MiB\nshutdown_grace_seconds: 20s\n"
         "forward: {timeout: 3500ms, endpoint: 'http://${env:LOKI_HOST}/otlp', tenant: '${TENANT}'}\n"
         "delivery: {max_inflight_bytes: 64MiB, retry: {initial_interval: 500ms, max_elapsed: 1h}}\n"
         "enrich: {service_name: '${env:SERVICE:-kubevirt-events}', migration_ttl_seconds: 6h}\n"
     )
     cfg = config.load(path, environ={"LOKI_HOST": "loki-gateway.loki.svc", "TENANT": "kubevirt"})
-    assert cfg.max_message_bytes == 16 * 1024**2 and cfg.delivery.max_inflight_bytes == 64 * 1024**2
+    assert cfg.max_message_bytes == 4 * 1024**2 and cfg.delivery.max_inflight_bytes == 64 * 1024**2
     assert cfg.shutdown_grace_seconds == 20.0 and cfg.forward.timeout == 3.5
     assert cfg.delivery.retry.initial_interval == 0.5 and cfg.delivery.retry.max_elapsed == 3600.0
     assert cfg.forward.endpoint == "http://loki-gateway.loki.svc/otlp" and cfg.forward.tenant == "kubevirt"

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 import yaml
 
 from otelkv import config
@@ -65,6 +66,18 @@ def test_configuration_examples_load(index: int, tmp_path: Path, monkeypatch: py
                 stand_in = tmp_path / key
                 stand_in.write_text("x")
                 data["forward"][section][key] = str(stand_in)
+    receive = data.get("receive", {})  # the receive side's certificates and token, real ones
+    if "tls" in receive:
+        pki = trustme.CA()
+        leaf = pki.issue_cert("otelkv.test")
+        for key, blob in (("cert_file", leaf.cert_chain_pems[0]), ("key_file", leaf.private_key_pem),
+                          ("client_ca_file", pki.cert_pem)):  # fmt: skip
+            if key in receive["tls"]:
+                blob.write_to_path(str(tmp_path / key))
+                receive["tls"][key] = str(tmp_path / key)
+    if "bearer_token_file" in receive.get("auth", {}):
+        (tmp_path / "token").write_text("a-token\n")
+        receive["auth"]["bearer_token_file"] = str(tmp_path / "token")
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(data))
     assert config.load(path, environ={}).forward.endpoint != "stdout"

@@ -243,3 +243,12 @@ def test_regression_a_cut_message_gets_no_constant_failure_reason() -> None:
     # Cut inside the reason, the text reads as the v1.3-v1.8 "reason: %s" row: a prefix, as allowed.
     assert parse(r, full[:-5]).failure_reason == "Target pod is"
     assert parse(r).failure_reason == "Target pod is down"
+
+
+@pytest.mark.parametrize("cut", ["", "Created ", "Created PodDisruptionBudget "])
+def test_a_cut_before_the_budget_name_keeps_the_migration_budget_row_a_candidate(cut: str) -> None:
+    # Found by the cut-message property: a row whose name_prefix cannot be checked yet (the name
+    # is not read) must still count, or the other SuccessfulCreate rows (Pending) win alone.
+    event = parse_event(reason="SuccessfulCreate", message=cut, event_type="Normal", object_kind=VMI,
+                        object_name="vm", namespace="ns")  # fmt: skip
+    assert event.phase is None

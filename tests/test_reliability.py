@@ -178,10 +178,10 @@ def test_queue_full_is_backpressure_the_collector_retries(sink: LokiSink, tmp_pa
 
 def test_inflight_cap_refuses_with_retry_info_under_concurrent_load(sink: LokiSink) -> None:
     sink.delay = 0.2
-    svc = Service(make_config(sink.url, max_message_bytes=65536, **{"delivery.max_inflight_bytes": 65536}))
+    svc = Service(make_config(sink.url, max_message_bytes=65536, **{"delivery.max_inflight_bytes": 655360}))
     svc.start()
     try:
-        requests = requests_of(numbered_events(8 * 40 * SCALE), 40)  # ~30 kB each: two fit at once
+        requests = requests_of(numbered_events(8 * 40 * SCALE), 40)  # ~30 kB, ~270 kB decoded: two fit at once
         clients = [Collector(f"127.0.0.1:{svc.grpc_port}") for _ in range(8)]
         threads = [threading.Thread(target=c.send_all, args=(requests[i::8],)) for i, c in enumerate(clients)]
         for t in threads:
@@ -191,7 +191,7 @@ def test_inflight_cap_refuses_with_retry_info_under_concurrent_load(sink: LokiSi
         acknowledged = [uid for c in clients for uid in c.acknowledged]
         assert len(acknowledged) == 8 * 40 * SCALE
         assert sum(c.refusals["UNAVAILABLE"] for c in clients) > 0  # refused, not queued in memory
-        assert svc.pipeline.inflight.peak <= 65536
+        assert svc.pipeline.inflight.peak <= 655360
         exactly_once(sink, acknowledged)
     finally:
         svc.stop(5)

@@ -67,7 +67,7 @@ def test_wrong_content_type_is_415(sink: LokiSink, service: Service) -> None:
 def test_a_bad_content_length_is_400(service: Service) -> None:
     with socket.create_connection(("127.0.0.1", service.http_port), timeout=5) as raw:
         raw.sendall(b"POST /v1/logs HTTP/1.1\r\nContent-Type: application/x-protobuf\r\nContent-Length: abc\r\n\r\n")
-        assert raw.recv(100).startswith(b"HTTP/1.1 400")
+        assert raw.recv(100).split(b" ")[1] == b"400"
 
 
 def test_unknown_encoding_is_415(service: Service) -> None:

@@ -131,6 +131,11 @@ def test_queue_mode_counts_failed_records_once_not_per_attempt(sink: LokiSink, t
         with grpc.insecure_channel(f"127.0.0.1:{svc.grpc_port}") as channel:
             LogsServiceStub(channel).Export(requests_of(numbered_events(40, "once"), 40)[0], timeout=5)
         assert wait_until(lambda: len(stored(sink)) == 40)
+
+        def forwarded() -> float:  # counted once the answer is back, a moment after the sink stored
+            return sum(samples(svc.telemetry.prometheus_text().decode(), "otelkv_records_forwarded_total").values())
+
+        assert wait_until(lambda: forwarded() == 40)
         text = svc.telemetry.prometheus_text().decode()
     finally:
         svc.stop(5)

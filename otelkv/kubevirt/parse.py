@@ -188,7 +188,8 @@ def _first(
         got = match(rule.tokens, text)
         if got is None:
             continue
-        if rule.name_prefix is not None and not got.values.get("name", "").startswith(rule.name_prefix):
+        name = got.values.get("name")
+        if rule.name_prefix is not None and name is not None and not name.startswith(rule.name_prefix):
             continue  # the same text about something else (see the table's name_prefix column)
         if got.complete:
             return _Found(rule, got.values, True)

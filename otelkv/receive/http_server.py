@@ -1,256 +1,289 @@
 """OTLP/HTTP ``POST /v1/logs`` (protobuf and JSON, gzip), ``/healthz``, ``/readyz``, ``/metrics``.
 
-The standard library's threading HTTP/1.1 server: one thread a connection, keep-alive, idle
-connections closed after :data:`IDLE_SECONDS` so that a drain ends. Answers follow the OTLP/HTTP
-specification: 200 with an ``ExportLogsServiceResponse`` in the request's encoding; failures
-carry a ``google.rpc.Status`` body; 503 with ``Retry-After`` for what the collector retries.
+aiohttp's server (llhttp parser, asyncio) in a thread of its own: a connection costs a socket
+and a small buffer, not a thread, so slow clients hold no worker; bodies are read as they come,
+each chunk charged to the in-flight memory cap (:class:`otelkv.pipeline.InflightBytes`), within
+``read_timeout`` for the whole request; decoding, enrichment and forwarding run in a small thread
+pool. Answers follow the OTLP/HTTP specification: 200 with an ``ExportLogsServiceResponse`` in
+the request's encoding; failures carry a ``google.rpc.Status`` body; 503 with ``Retry-After`` for
+what the collector retries. Why aiohttp: docs/architecture.md.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import contextlib
-import json
+import asyncio
 import logging
 import socket
 import threading
-import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Final
 
+from aiohttp import web
 from google.protobuf import json_format
 from google.rpc import status_pb2
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
-    ExportLogsServiceRequest,
-)
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from otelkv.config import split_host_port
+from otelkv.config import ReceiveHTTPConfig, split_host_port
 from otelkv.errors import BadRequest, http_answer
-from otelkv.pipeline import Pipeline
-from otelkv.receive import response_for
+from otelkv.forward import Delivery
+from otelkv.pipeline import Pipeline, Reservation
+from otelkv.receive import DECODE_COST, response_for
+from otelkv.receive.body import JSON, PROTOBUF, Unsupported, decode_json, decode_protobuf, gunzip
+from otelkv.receive.connections import ConnectionGuard, Connections
+from otelkv.receive.security import ServerTLS
 from otelkv.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
-PROTOBUF: Final = "application/x-protobuf"
-JSON: Final = "application/json"
-IDLE_SECONDS: Final = 10.0
+# google.rpc.Code for the Status body: INVALID_ARGUMENT, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED,
+# UNAUTHENTICATED, UNAVAILABLE.
+_RPC_CODES: Final = {400: 3, 401: 16, 408: 4, 413: 8, 415: 3, 503: 14}
 
 
-def _gunzip(body: bytes, limit: int) -> bytes:
-    """Decompress at most ``limit`` bytes: a gzip bomb stops at the limit, not at the memory."""
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        out = inflater.decompress(body, limit + 1)
-    except zlib.error as error:
-        raise BadRequest(f"body is not valid gzip: {error}") from error
-    if len(out) > limit or inflater.unconsumed_tail:
-        raise BadRequest(f"decompressed body exceeds max_message_bytes {limit}", too_large=True)
-    return out
+class _Debug(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp logs a malformed request at error level: a client's fault, so debug here."""
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        super().log(logging.DEBUG, msg, *args, **kwargs)
 
 
-def _hex_ids_to_base64(node: Any) -> None:
-    """OTLP/JSON writes traceId/spanId in hex; protobuf's JSON mapping wants base64."""
-    for resource in node.get("resourceLogs", []) if isinstance(node, dict) else []:
-        for scope in resource.get("scopeLogs", []) if isinstance(resource, dict) else []:
-            for record in scope.get("logRecords", []) if isinstance(scope, dict) else []:
-                for key in ("traceId", "spanId"):
-                    value = record.get(key) if isinstance(record, dict) else None
-                    if isinstance(value, str) and value:
-                        try:
-                            record[key] = base64.b64encode(bytes.fromhex(value)).decode()
-                        except ValueError as error:
-                            raise BadRequest(f"logRecords.{key}: not hex: {value[:40]!r}") from error
+class _Timeout(BadRequest):
+    """The request did not arrive within ``read_timeout`` (408, connection closed)."""
 
 
-def decode_json(body: bytes) -> ExportLogsServiceRequest:
-    """An OTLP/JSON logs request; :class:`BadRequest` naming the problem otherwise."""
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as error:
-        raise BadRequest(f"body is not JSON: {error}") from error
-    _hex_ids_to_base64(data)
-    try:
-        return json_format.ParseDict(data, ExportLogsServiceRequest(), ignore_unknown_fields=True)
-    except (json_format.ParseError, TypeError, ValueError, binascii.Error) as error:
-        raise BadRequest(f"not an OTLP/JSON ExportLogsServiceRequest: {error}") from error
+@dataclass(frozen=True, slots=True)
+class HttpOptions:
+    """What the HTTP listener serves and how: limits, TLS, which endpoints, authentication."""
 
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = IDLE_SECONDS
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("http %s", format % args)
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.track(self.connection, busy=False)
-
-    def parse_request(self) -> bool:
-        self.server.track(self.connection, busy=True)  # a request line arrived: not idle any more
-        return super().parse_request()
-
-    def handle_one_request(self) -> None:
-        super().handle_one_request()
-        self.server.track(self.connection, busy=False)
-
-    def finish(self) -> None:
-        super().finish()
-        self.server.forget(self.connection)
-
-    def do_GET(self) -> None:
-        receiver = self.server.receiver
-        if self.path == "/healthz":
-            self._reply(200, b"ok\n", "text/plain")
-        elif self.path == "/readyz":
-            ready, why = receiver.pipeline.health.ready()
-            self._reply(200 if ready else 503, f"{why}\n".encode(), "text/plain")
-        elif self.path == "/metrics":
-            self._reply(200, receiver.telemetry.prometheus_text(), "text/plain; version=0.0.4")
-        else:
-            self._reply(404, b"not found\n", "text/plain")
-
-    def do_POST(self) -> None:
-        if self.path != "/v1/logs":
-            self._reply(404, b"not found: OTLP logs go to /v1/logs\n", "text/plain")
-            return
-        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        encoding = PROTOBUF if content_type != JSON else JSON
-        pipeline = self.server.receiver.pipeline
-        try:
-            length = self.headers.get("Content-Length") or ""
-            with pipeline.inflight.admit(int(length) if length.isdigit() else 0):  # a bad one: 400 below
-                request = self._read_request(content_type)
-                delivery = pipeline.export(request)
-        except Exception as error:
-            self._fail(error, encoding)
-            return
-        answer = response_for(delivery)
-        self._reply(200, *self._encode(answer, encoding))
-
-    def _read_request(self, content_type: str) -> ExportLogsServiceRequest:
-        limit = self.server.receiver.pipeline.settings.max_message_bytes
-        length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
-            self.close_connection = True
-            raise BadRequest("Content-Length is required")
-        if int(length) > limit:
-            self.close_connection = True  # the body is left unread
-            raise BadRequest(f"request of {length} bytes exceeds max_message_bytes {limit}", too_large=True)
-        body = self.rfile.read(int(length))
-        if content_type not in (PROTOBUF, JSON):
-            raise _Unsupported(f"Content-Type must be {PROTOBUF} or {JSON}, got {content_type or 'none'!r}")
-        coding = (self.headers.get("Content-Encoding") or "identity").strip().lower()
-        if coding == "gzip":
-            body = _gunzip(body, limit)
-        elif coding != "identity":
-            raise _Unsupported(f"Content-Encoding must be gzip or identity, got {coding!r}")
-        if content_type == JSON:
-            return decode_json(body)
-        return self.server.receiver.pipeline.decode(body)
-
-    def _fail(self, error: BaseException, encoding: str) -> None:
-        if isinstance(error, BadRequest):
-            self.server.receiver.pipeline.invalid()
-        if isinstance(error, _Unsupported):
-            status, message, retry = 415, str(error), None
-        else:
-            answer = http_answer(error)
-            status, message, retry = answer.status, answer.message, answer.retry_after
-            if not isinstance(error, BadRequest):
-                log.debug("export failed: %s", error)
-        body = status_pb2.Status(code=_RPC_CODES.get(status, 14), message=message)
-        headers = {"Retry-After": str(retry)} if retry is not None else {}
-        self._reply(status, *self._encode(body, encoding), headers)
-
-    @staticmethod
-    def _encode(message: Any, encoding: str) -> tuple[bytes, str]:
-        if encoding == JSON:
-            return json_format.MessageToJson(message, indent=None).encode(), JSON
-        return message.SerializeToString(), PROTOBUF
-
-    def _reply(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
-        if self.server.receiver.pipeline.health.draining:
-            self.close_connection = True
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
-
-
-# google.rpc.Code for the Status body: INVALID_ARGUMENT, RESOURCE_EXHAUSTED, UNAVAILABLE.
-_RPC_CODES: Final = {400: 3, 413: 8, 415: 3, 503: 14}
-
-
-class _Unsupported(BadRequest):
-    """An unsupported Content-Type or Content-Encoding (415)."""
-
-
-class _Server(ThreadingHTTPServer):
-    """Knows its connections, so that a drain closes the idle keep-alive ones at once."""
-
-    daemon_threads = False
-    block_on_close = True
-    receiver: HttpReceiver
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
-        super().__init__(address, handler)
-        self._connections: dict[socket.socket, bool] = {}
-        self._connections_lock = threading.Lock()
-
-    def track(self, connection: socket.socket, *, busy: bool) -> None:
-        with self._connections_lock:
-            self._connections[connection] = busy
-
-    def forget(self, connection: socket.socket) -> None:
-        with self._connections_lock:
-            self._connections.pop(connection, None)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A connection that failed (e.g. the client went away): logged, never fatal."""
-        log.debug("http connection from %s failed", client_address, exc_info=True)
-
-    def close_idle(self) -> None:
-        """End connections waiting for a next request; busy ones close after their answer."""
-        with self._connections_lock:
-            idle = [c for c, busy in self._connections.items() if not busy]
-        for connection in idle:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RD)
+    limits: ReceiveHTTPConfig
+    max_message_bytes: int
+    #: POST /v1/logs here (False on the admin listener).
+    otlp: bool = True
+    #: /healthz, /readyz and /metrics here.
+    admin: bool = True
+    #: TLS (and mTLS) with certificates re-read when their files change; None: plain HTTP.
+    tls: ServerTLS | None = None
+    #: Answers None when a request may pass, else why not (401); None: no authentication.
+    authorize: Callable[[str | None], str | None] | None = None
+    #: /metrics asks for the token too.
+    protect_metrics: bool = True
 
 
 class HttpReceiver:
-    """The HTTP server: OTLP/HTTP logs, health, readiness and metrics."""
+    """The HTTP server: OTLP/HTTP logs and/or health, readiness and metrics."""
 
-    def __init__(self, pipeline: Pipeline, telemetry: Telemetry, address: str) -> None:
+    def __init__(self, pipeline: Pipeline, telemetry: Telemetry, address: str, options: HttpOptions) -> None:
         self.pipeline = pipeline
         self.telemetry = telemetry
+        self.options = options
+        limits = options.limits
+        self._body_limit = limits.max_request_body_size or options.max_message_bytes
+        self._body_key = "receive.http.max_request_body_size" if limits.max_request_body_size else "max_message_bytes"
         host, port = split_host_port(address)
-        self._server = _Server((host, port), _Handler)
-        self._server.receiver = self
-        self.port: int = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="otelkv-http", daemon=True
+        # Bound here, so that a taken port fails start-up (fail fast) and the port is known.
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.create_server((host, port), family=family, backlog=limits.backlog)
+        self.port: int = self._socket.getsockname()[1]
+        self._loop = asyncio.new_event_loop()
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="otelkv-http")
+        self.connections = Connections(limits.max_connections, limits.read_header_timeout)
+        self._web = web.Server(
+            self._handle,
+            loop=self._loop,
+            keepalive_timeout=limits.idle_timeout,
+            auto_decompress=False,  # gzip is inflated here, within the limits and the in-flight cap
+            access_log=None,
+            logger=_Debug(log, {}),
+            lingering_time=min(5.0, limits.read_timeout),  # an unread body is drained this long, then closed
         )
+        self._server: asyncio.AbstractServer | None = None
+        self._thread = threading.Thread(target=self._loop.run_forever, name="otelkv-http", daemon=True)
 
     def start(self) -> None:
-        """Serve in a background thread."""
+        """Serve from a background thread."""
         self._thread.start()
+        self._server = self._call(self._serve(), 10)
+
+    async def _serve(self) -> asyncio.AbstractServer:
+        def protocol() -> ConnectionGuard:
+            return ConnectionGuard(self.connections, self._web())
+
+        tls = self.options.tls
+        if tls is not None:
+            self._loop.call_later(1.0, self._refresh_tls, tls)
+        return await self._loop.create_server(
+            protocol,
+            sock=self._socket,
+            ssl=tls.context if tls else None,
+            ssl_handshake_timeout=self.options.limits.read_header_timeout if tls else None,
+        )
+
+    def _refresh_tls(self, tls: ServerTLS) -> None:
+        """Every second: load changed certificate files (security.py says how)."""
+        tls.refresh()
+        self._loop.call_later(1.0, self._refresh_tls, tls)
+
+    def _call(self, coroutine: Awaitable[Any], timeout: float) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)  # type: ignore[arg-type]
 
     def stop(self, grace: float) -> None:
-        """Stop accepting; wait up to ``grace`` seconds for open connections to finish."""
+        """Stop accepting; let requests in progress finish within ``grace`` seconds; close the rest.
+
+        Returns within about ``grace`` seconds whatever the clients do. Safe twice.
+        """
         self.pipeline.health.draining = True
         if self._thread.is_alive():
-            self._server.shutdown()
-        self._server.close_idle()
-        closer = threading.Thread(target=self._server.server_close, name="otelkv-http-close", daemon=True)
-        closer.start()
-        closer.join(grace)
+            try:
+                self._call(self._shutdown(grace), grace + 2)
+            except (TimeoutError, RuntimeError):
+                log.warning("http: connections still open after %.1fs, closed", grace)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(2)
+        else:
+            self._socket.close()
+        if not self._thread.is_alive() and not self._loop.is_closed():
+            self._loop.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _shutdown(self, grace: float) -> None:
+        if self._server is not None:
+            self._server.close()
+        self._web.pre_shutdown()  # idle keep-alive connections end now, busy ones after their answer
+        await self._web.shutdown(grace)
+        self.connections.close_all()
+
+    # -- requests ---------------------------------------------------------------------------
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        guard = self.connections.busy(request.transport)
+        try:
+            response = await self._route(request)
+        finally:
+            if guard is not None:
+                guard.idle()
+        if self.pipeline.health.draining:
+            response.force_close()
+        return response
+
+    async def _route(self, request: web.BaseRequest) -> web.StreamResponse:
+        path, method = request.path, request.method
+        opts = self.options
+        if opts.admin and method in ("GET", "HEAD") and path in ("/healthz", "/readyz", "/metrics"):
+            if path == "/healthz":
+                return _text(200, b"ok\n")
+            if path == "/readyz":
+                ready, why = self.pipeline.health.ready()
+                return _text(200 if ready else 503, f"{why}\n".encode())
+            refused = self._refused(request) if opts.protect_metrics else None
+            if refused is not None:
+                return _text(401, f"{refused}\n".encode(), {"WWW-Authenticate": "Bearer"})
+            body = await asyncio.get_running_loop().run_in_executor(self._pool, self.telemetry.prometheus_text)
+            return _text(200, body, content_type="text/plain; version=0.0.4")
+        if opts.otlp and path == "/v1/logs" and method == "POST":
+            return await self._export(request)
+        if opts.otlp and method == "POST":
+            return _text(404, b"not found: OTLP logs go to /v1/logs\n")
+        return _text(404, b"not found\n")
+
+    def _refused(self, request: web.BaseRequest) -> str | None:
+        authorize = self.options.authorize
+        return authorize(request.headers.get("Authorization")) if authorize is not None else None
+
+    async def _export(self, request: web.BaseRequest) -> web.StreamResponse:
+        content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        encoding = JSON if content_type == JSON else PROTOBUF
+        started = time.monotonic()
+        try:
+            refused = self._refused(request)
+            if refused is not None:
+                return self._fail(_Unauthenticated(refused), encoding)
+            if content_type not in (PROTOBUF, JSON):
+                raise Unsupported(f"Content-Type must be {PROTOBUF} or {JSON}, got {content_type or 'none'!r}")
+            coding = (request.headers.get("Content-Encoding") or "identity").strip().lower()
+            if coding not in ("gzip", "identity"):
+                raise Unsupported(f"Content-Encoding must be gzip or identity, got {coding!r}")
+            length = request.content_length
+            if length is not None and length > self._body_limit:
+                raise BadRequest(f"request of {length} bytes exceeds {self._body_key} {self._body_limit}",
+                                 too_large=True)  # fmt: skip
+            with self.pipeline.inflight.reserve() as held:
+                remaining = self.options.limits.read_timeout - (time.monotonic() - started)
+                try:
+                    async with asyncio.timeout(remaining):
+                        body = await self._read(request, held)
+                except TimeoutError as error:
+                    raise _Timeout(
+                        f"request not received within read_timeout {self.options.limits.read_timeout}s"
+                    ) from error
+                loop = asyncio.get_running_loop()
+                delivery = await loop.run_in_executor(self._pool, self._process, body, content_type, coding, held)
+        except Exception as error:
+            return self._fail(error, encoding)
+        return _message(200, response_for(delivery), encoding)
+
+    async def _read(self, request: web.BaseRequest, held: Reservation) -> bytes:
+        """The body as it arrives, each chunk charged to the in-flight cap before the next."""
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.content.iter_any():
+            size += len(chunk)
+            if size > self._body_limit:
+                raise BadRequest(f"request body exceeds {self._body_key} {self._body_limit}", too_large=True)
+            held.add(len(chunk))
+            chunks.append(chunk)
+        if len(chunks) == 1:
+            return chunks[0]
+        held.add(size)  # the joined copy
+        return b"".join(chunks)
+
+    def _process(self, body: bytes, content_type: str, coding: str, held: Reservation) -> Delivery:
+        """Inflate, decode, enrich and forward (in the thread pool): the part that blocks."""
+        limit = self.options.max_message_bytes
+        if coding == "gzip":
+            body = gunzip(body, limit, held)
+        if len(body) > limit:
+            raise BadRequest(f"request of {len(body)} bytes exceeds max_message_bytes {limit}", too_large=True)
+        held.add(DECODE_COST * len(body))
+        request: ExportLogsServiceRequest = decode_json(body) if content_type == JSON else decode_protobuf(body)
+        return self.pipeline.export(request)
+
+    def _fail(self, error: BaseException, encoding: str) -> web.StreamResponse:
+        if isinstance(error, BadRequest) and not isinstance(error, _Unauthenticated):
+            self.pipeline.invalid()
+        headers: dict[str, str] = {}
+        if isinstance(error, Unsupported):
+            status, message = 415, str(error)
+        elif isinstance(error, _Timeout):
+            status, message = 408, str(error)
+        elif isinstance(error, _Unauthenticated):
+            status, message = 401, str(error)
+            headers["WWW-Authenticate"] = "Bearer"
+        else:
+            answer = http_answer(error)
+            status, message = answer.status, answer.message
+            if answer.retry_after is not None:
+                headers["Retry-After"] = str(answer.retry_after)
+            if not isinstance(error, BadRequest):
+                log.debug("export failed: %s", error)
+        response = _message(status, status_pb2.Status(code=_RPC_CODES.get(status, 14), message=message), encoding,
+                            headers)  # fmt: skip
+        if status in (408, 413):  # the body is not all read: end the connection after the answer
+            response.force_close()
+        return response
+
+
+class _Unauthenticated(BadRequest):
+    """No or a wrong bearer token (401)."""
+
+
+def _text(status: int, body: bytes, headers: dict[str, str] | None = None, *,
+          content_type: str = "text/plain") -> web.Response:  # fmt: skip
+    return web.Response(status=status, body=body, headers={"Content-Type": content_type, **(headers or {})})
+
+
+def _message(status: int, message: Any, encoding: str, headers: dict[str, str] | None = None) -> web.Response:
+    body = json_format.MessageToJson(message, indent=None).encode() if encoding == JSON else message.SerializeToString()
+    return web.Response(status=status, body=body, headers={"Content-Type": encoding, **(headers or {})})

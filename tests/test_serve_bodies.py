@@ -1,0 +1,192 @@
+"""Request bodies that are odd or hostile: every gzip member, trailing bytes, deep JSON and deep
+protobuf (issue 8 items 6 and 8, receive side)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+import urllib3
+from google.protobuf.message import DecodeError
+from google.rpc import status_pb2
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
+
+from otelkv.forward import Delivery
+from otelkv.receive.body import message_depth
+from otelkv.replay import batches
+from otelkv.server import Service
+from tests.conftest import make_config
+from tests.loki_sink import LokiSink
+from tests.test_serve_grpc import events
+
+HTTP = urllib3.PoolManager(retries=False)
+
+
+def post(service: Service, body: bytes, content_type: str = "application/x-protobuf",
+         **headers: str) -> urllib3.BaseHTTPResponse:  # fmt: skip
+    return HTTP.request("POST", f"http://127.0.0.1:{service.http_port}/v1/logs", body=body,
+                        headers={"Content-Type": content_type, **headers}, timeout=10)  # fmt: skip
+
+
+def message(answer: urllib3.BaseHTTPResponse) -> str:
+    if answer.headers["Content-Type"] == "application/json":
+        return str(json.loads(answer.data)["message"])
+    return str(status_pb2.Status.FromString(answer.data).message)
+
+
+def test_every_gzip_member_is_read(sink: LokiSink, service: Service) -> None:
+    first, second = list(batches(events(), 4))[:2]
+    body = gzip.compress(first.SerializeToString()) + gzip.compress(second.SerializeToString())
+    # protobuf concatenation is a merge: both members' resource_logs make one request
+    answer = post(service, body, **{"Content-Encoding": "gzip"})
+    assert answer.status == 200
+    assert len(sink.entries) == 8
+
+
+@pytest.mark.parametrize(("tail", "named"), [
+    (b"garbage", "bytes after the gzip stream"),
+    (b"\x1f\x8b\x08\x00garbage", "not valid gzip"),
+])  # fmt: skip
+def test_bytes_after_the_gzip_stream_are_400(sink: LokiSink, service: Service, tail: bytes, named: str) -> None:
+    body = gzip.compress(next(batches(events(), 4)).SerializeToString()) + tail
+    answer = post(service, body, **{"Content-Encoding": "gzip"})
+    assert answer.status == 400 and named in message(answer)
+    assert sink.requests == []
+
+
+def test_a_cut_gzip_stream_is_400(service: Service) -> None:
+    body = gzip.compress(next(batches(events(), 4)).SerializeToString())[:-10]
+    answer = post(service, body, **{"Content-Encoding": "gzip"})
+    assert answer.status == 400 and "not valid gzip" in message(answer)
+
+
+def nested_kvlist(levels: int) -> bytes:
+    """An OTLP/JSON request whose one record's body is a kvlist ``levels`` deep (written as text:
+    json.dumps itself ends in RecursionError this deep)."""
+    value = '{"stringValue": "x"}'
+    for i in range(levels):
+        value = f'{{"kvlistValue": {{"values": [{{"key": "k{i}", "value": {value}}}]}}}}'
+    record = f'{{"timeUnixNano": "1", "body": {value}}}'
+    return f'{{"resourceLogs": [{{"scopeLogs": [{{"logRecords": [{record}]}}]}}]}}'.encode()
+
+
+@pytest.mark.parametrize("body", [
+    nested_kvlist(300),
+    b'{"resourceLogs": ' + b"[" * 1000 + b"]" * 1000 + b"}",
+    b"[" * 100_000,
+])  # fmt: skip
+def test_deep_json_is_400_not_retryable(sink: LokiSink, service: Service, body: bytes) -> None:
+    answer = post(service, body, "application/json")
+    assert answer.status == 400 and "nested" in message(answer)
+    assert sink.requests == []
+
+
+def test_json_with_30_kvlist_levels_is_taken(sink: LokiSink, service: Service) -> None:
+    answer = post(service, nested_kvlist(30), "application/json")
+    assert answer.status == 200, message(answer)
+    assert len(sink.entries) == 1
+
+
+class Capture:
+    """A forwarder that keeps what it is given (the target is not what is tested here)."""
+
+    target = "capture"
+
+    def __init__(self) -> None:
+        self.sent: list[ExportLogsServiceRequest] = []
+
+    def send(self, request: ExportLogsServiceRequest, *, timeout: float) -> Delivery:
+        self.sent.append(request)
+        return Delivery()
+
+    def close(self) -> None:
+        pass
+
+
+def deep_request(levels: int) -> ExportLogsServiceRequest:
+    """A valid request whose one record's body is a kvlist ``levels`` deep."""
+    request = ExportLogsServiceRequest()
+    record = request.resource_logs.add().scope_logs.add().log_records.add()
+    value = record.body
+    for i in range(levels):
+        entry = value.kvlist_value.values.add()
+        entry.key = f"k{i}"
+        value = entry.value
+    value.string_value = "bottom"
+    return request
+
+
+@pytest.fixture
+def capturing() -> Iterator[tuple[Service, Capture]]:
+    capture = Capture()
+    svc = Service(make_config("http://127.0.0.1:9/otlp"), forwarder=capture)
+    svc.start()
+    yield svc, capture
+    svc.stop(1)
+
+
+def test_a_record_deeper_than_upb_allows_is_forwarded_as_it_came(capturing: tuple[Service, Capture]) -> None:
+    svc, capture = capturing
+    request = deep_request(40)  # 120 message levels: upb's own limit is 100
+    with pytest.raises(DecodeError):
+        ExportLogsServiceRequest.FromString(request.SerializeToString())
+    with grpc.insecure_channel(f"127.0.0.1:{svc.grpc_port}") as channel:
+        LogsServiceStub(channel).Export(request, timeout=10)
+    assert post(svc, request.SerializeToString()).status == 200
+    assert len(capture.sent) == 2
+    for sent in capture.sent:
+        assert sent.resource_logs[0].scope_logs[0].log_records[0].body == request.resource_logs[0].scope_logs[
+            0].log_records[0].body  # fmt: skip
+
+
+def test_a_record_deeper_than_otelkv_allows_is_400(capturing: tuple[Service, Capture]) -> None:
+    svc, capture = capturing
+    body = deep_request(200).SerializeToString()  # 600 message levels
+    answer = post(svc, body)
+    assert answer.status == 400 and "malformed" in message(answer)
+    with grpc.insecure_channel(f"127.0.0.1:{svc.grpc_port}") as channel, pytest.raises(grpc.RpcError) as caught:
+        LogsServiceStub(channel).Export(deep_request(200), timeout=10)
+    assert isinstance(caught.value, grpc.Call) and caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert capture.sent == []
+    assert ExportLogsServiceRequest.FromString(next(batches(events(), 4)).SerializeToString())  # upb's limit is back
+
+
+@pytest.mark.parametrize(("payload", "depth"), [
+    (b"", 1),
+    # request, resource logs, scope logs, log record, attribute (KeyValue), its AnyValue
+    (next(batches(events(), 4)).SerializeToString(), 6),
+    # request, resource logs, scope logs, log record, body (AnyValue), then 3 a kvlist level
+    (deep_request(40).SerializeToString(), 5 + 3 * 40),
+    (deep_request(40).SerializeToString()[:-3], None),  # cut short
+    (b"\x0a\xff\xff\xff\xff\x0f", None),  # a length past the end
+])  # fmt: skip
+def test_message_depth(payload: bytes, depth: int | None) -> None:
+    assert message_depth(payload, ExportLogsServiceRequest.DESCRIPTOR, 400) == depth
+
+
+def test_a_record_deeper_than_upb_allows_goes_through_the_queue_too(tmp_path: Path) -> None:
+    # Queue mode stores the request's bytes and decodes them again before sending: that decode
+    # must lift upb's limit as the receivers do, or the batch is refused as corrupt.
+    capture = Capture()
+    config = make_config("http://127.0.0.1:9/otlp", **{"delivery.mode": "queue",
+                                                       "delivery.store_path": str(tmp_path / "q.db")})  # fmt: skip
+    svc = Service(config, forwarder=capture)
+    svc.start()
+    try:
+        request = deep_request(40)
+        with grpc.insecure_channel(f"127.0.0.1:{svc.grpc_port}") as channel:
+            LogsServiceStub(channel).Export(request, timeout=10)
+        deadline = time.monotonic() + 20
+        while not capture.sent and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        svc.stop(5)
+    assert [s.resource_logs[0].scope_logs[0].log_records[0].body for s in capture.sent] == [
+        request.resource_logs[0].scope_logs[0].log_records[0].body
+    ]
