@@ -19,6 +19,8 @@ from .timestamps import parse_time
 
 # client-go's EventCorrelator prefix for >10 similar events within 10 minutes.
 _COMBINED: Final = "(combined from similar events): "
+# The collector's k8s_events receiver lower-cases the event type (FACTS §1): read it in any case.
+_TYPES: Final = {t.lower(): t for t in ("Normal", "Warning", "Error", "Critical")}
 # Go prints surplus Sprintf arguments as "%!(EXTRA type=value, …)".
 _EXTRA: Final = re.compile(r"%!\(EXTRA [^)]*\)")
 
@@ -98,6 +100,8 @@ def parse_event(
         raise TypeError(f"count must be an int or None, got {type(count).__name__}")
     kind, name, host = object_kind or None, object_name or None, host or None
     uid = object_uid or None
+    if event_type:
+        event_type = _TYPES.get(event_type.strip().lower(), event_type)
 
     text = message[len(_COMBINED) :] if message.startswith(_COMBINED) else message
     found = _find_any(reason, event_type or None, kind, component or None, text)

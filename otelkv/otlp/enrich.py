@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs, SeverityNumber
 
 from otelkv.kubevirt import MigrationEvent, MigrationTracker, parse_k8s_event
 
@@ -34,6 +35,11 @@ NAMESPACE: Final = "k8s.namespace.name"
 OBJECT_KIND: Final = "k8s.object.kind"
 EVENT_UID: Final = "k8s.event.uid"
 EVENT_COUNT: Final = "k8s.event.count"
+#: The event type when only the severity number came (the receiver sets the text for known types).
+_TYPE_OF_SEVERITY: Final = {
+    SeverityNumber.SEVERITY_NUMBER_INFO: "Normal",
+    SeverityNumber.SEVERITY_NUMBER_WARN: "Warning",
+}
 
 #: Record attributes otelkv sets, and the MigrationEvent field each comes from.
 ATTRIBUTES: Final[Mapping[str, str]] = {
@@ -82,8 +88,13 @@ def enrich(
     tracker: MigrationTracker,
     options: EnrichOptions,
     delivered: Callable[[Hashable], bool],
+    *,
+    now: datetime | None = None,
 ) -> EnrichResult:
-    """Enrich ``request``; ``delivered(key)`` tells whether a record key was delivered before."""
+    """Enrich ``request``; ``delivered(key)`` tells whether a record key was delivered before.
+
+    ``now`` is when the request arrived: the tracker reads an event stamped far after it as undated.
+    """
     result = EnrichResult(ExportLogsServiceRequest())
     seen: set[Hashable] = set()
     for resource_logs in request.resource_logs:
@@ -101,7 +112,7 @@ def enrich(
                         continue
                     seen.add(key)
                     result.keys.append(key)
-                kubevirt, event = _read(resource, attributes, record, options, tracker)
+                kubevirt, event = _read(resource, attributes, record, options, tracker, now=now)
                 if kubevirt and event is None:
                     result.unreadable += 1  # a field of a wrong type: forwarded as it came, unenriched
                 if not kubevirt and options.drop_others:
@@ -136,6 +147,8 @@ def _read(
     record: LogRecord,
     options: EnrichOptions,
     tracker: MigrationTracker,
+    *,
+    now: datetime | None,
 ) -> tuple[bool, MigrationEvent | None]:
     """Whether ``record`` is a KubeVirt event, and its facts once the tracker saw it."""
     view = _event_view(resource, attributes, record, options.kinds)
@@ -145,7 +158,7 @@ def _read(
         event = parse_k8s_event(view)
     except TypeError:
         return True, None
-    return True, tracker.observe(event)
+    return True, tracker.observe(event, now=now)
 
 
 def _event_view(
@@ -153,10 +166,12 @@ def _event_view(
 ) -> Mapping[str, Any] | None:
     """The record as a mapping :func:`parse_k8s_event` reads, if it is a KubeVirt event."""
     if resource.get(OBJECT_KIND) in kinds:  # the k8s_events receiver's shape (FACTS §1)
-        view = {**resource, **attributes}
+        # Namespace (and anything else) from the record, else from the resource: a newer receiver
+        # moves k8s.namespace.name to the resource, and empty fields arrive as "".
+        view = {**resource, **{k: v for k, v in attributes.items() if v != ""}}
         body = record.body
         view["body"] = body.string_value if body.WhichOneof("value") == "string_value" else ""
-        view["severity_text"] = record.severity_text
+        view["severity_text"] = record.severity_text or _TYPE_OF_SEVERITY.get(record.severity_number, "")
         view["timestamp"] = record.time_unix_nano or record.observed_time_unix_nano
         return view
     if record.body.WhichOneof("value") != "kvlist_value":
