@@ -50,7 +50,13 @@ class Service:
             telemetry=self.telemetry,
             health=health,
             settings=Settings(
-                EnrichOptions(frozenset(enrich.kinds), enrich.service_name, enrich.drop_others),
+                EnrichOptions(
+                    frozenset(enrich.kinds),
+                    enrich.service_name,
+                    enrich.drop_others,
+                    forward_objects=enrich.forward_objects,
+                    summaries=enrich.summaries,
+                ),
                 config.forward.timeout,
                 config.max_message_bytes,
                 queue=queue,

@@ -29,7 +29,9 @@ def request_of(events: list[dict[str, Any]]) -> ExportLogsServiceRequest:
 
 def run(request: ExportLogsServiceRequest, options: EnrichOptions | None = None,
         delivered: set[Hashable] | None = None) -> Any:  # fmt: skip
-    return enrich(request, MigrationTracker(), options or EnrichOptions(), (delivered or set()).__contains__)
+    return enrich(
+        request, MigrationTracker(), options or EnrichOptions(summaries=False), (delivered or set()).__contains__
+    )
 
 
 def records(request: ExportLogsServiceRequest) -> list[tuple[dict[str, Any], LogRecord]]:

@@ -468,11 +468,9 @@ def _fill(event: MigrationEvent, record: _Record, stamp: datetime | None) -> Mig
             target = event.target_node
     failure = pick("failure", event.failure_reason) if event.phase == "Failed" else event.failure_reason
     duration = None
-    if event.phase in TERMINAL_PHASES:
-        if record.obj_start is not None and record.obj_end is not None:
-            duration = max(0.0, (record.obj_end - record.obj_start).total_seconds())
-        elif stamp is not None and record.started is not None:
-            duration = max(0.0, (stamp - record.started).total_seconds())
+    start, end = record.start, record.obj_end or stamp  # KubeVirt's own times first
+    if event.phase in TERMINAL_PHASES and start is not None and end is not None:
+        duration = max(0.0, (end - start).total_seconds())
     return replace(
         event,
         vm_name=pick("vm", event.vm_name),

@@ -18,6 +18,7 @@ target accepted them (FACTS §2: otherwise a retry after an outage would be drop
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,8 +28,12 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs, SeverityNumber
 
 from otelkv.kubevirt import MigrationEvent, MigrationTracker, parse_k8s_event
+from otelkv.kubevirt.objects import read_migration_object
+from otelkv.kubevirt.tracker import Tracked
 
 from .attributes import new_values, set_value, to_dict, value_of
+from .k8s_objects import ObjectRecord, migration_object_of
+from .summary import summary_key, summary_record
 
 SERVICE_NAME: Final = "service.name"
 NAMESPACE: Final = "k8s.namespace.name"
@@ -62,6 +67,10 @@ class EnrichOptions:
     kinds: frozenset[str] = frozenset({"VirtualMachineInstance", "VirtualMachineInstanceMigration"})
     service_name: str = "kubevirt-events"
     drop_others: bool = False
+    #: Forward the ``k8sobjects`` records of migration objects (after reading them) or consume them.
+    forward_objects: bool = False
+    #: Add one ``kubevirt.migration.summary`` record per migration that ends.
+    summaries: bool = True
 
 
 @dataclass(slots=True)
@@ -75,12 +84,41 @@ class EnrichResult:
     dropped_others: int = 0
     duplicates: int = 0
     unreadable: int = 0
+    #: Migration object records read and not forwarded (``forward_objects: false``).
+    objects: int = 0
+    summaries: int = 0
     keys: list[Hashable] = field(default_factory=list)
 
     @property
     def forwarded(self) -> int:
         """Records in the enriched request."""
-        return self.enriched + self.passed
+        return self.enriched + self.passed + self.summaries
+
+
+class _Out:
+    """Where the records of one received ResourceLogs go: a ResourceLogs per (namespace, KubeVirt
+    or not), made when its first record arrives (never empty), and a scope like each received one."""
+
+    def __init__(self, result: EnrichResult, source: ResourceLogs, options: EnrichOptions) -> None:
+        self._result, self._source, self._options = result, source, options
+        self._groups: dict[tuple[str | None, bool], ResourceLogs] = {}
+        self._scopes: dict[tuple[str | None, bool], ScopeLogs] = {}
+        self._scope = ScopeLogs()
+
+    def enter(self, scope_logs: ScopeLogs) -> None:
+        self._scope, self._scopes = scope_logs, {}
+
+    def add(self, record: LogRecord, namespace: str | None, kubevirt: bool) -> LogRecord:
+        group = (namespace, kubevirt)
+        scope = self._scopes.get(group)
+        if scope is None:
+            out = self._groups.get(group)
+            if out is None:
+                out = self._groups[group] = _resource_for(self._result.request, self._source, group, self._options)
+            scope = self._scopes[group] = _scope_like(out, self._scope)
+        copy = scope.log_records.add()
+        copy.CopyFrom(record)
+        return copy
 
 
 def enrich(
@@ -96,12 +134,13 @@ def enrich(
     ``now`` is when the request arrived: the tracker reads an event stamped far after it as undated.
     """
     result = EnrichResult(ExportLogsServiceRequest())
+    run = _Run(result, tracker, options, delivered, now)
     seen: set[Hashable] = set()
     for resource_logs in request.resource_logs:
         resource = to_dict(resource_logs.resource.attributes)
-        groups: dict[tuple[str | None, bool], ResourceLogs] = {}
+        out = _Out(result, resource_logs, options)
         for scope_logs in resource_logs.scope_logs:
-            scopes: dict[tuple[str | None, bool], ScopeLogs] = {}
+            out.enter(scope_logs)
             for record in scope_logs.log_records:
                 result.received += 1
                 attributes = to_dict(record.attributes)  # read once: key, view and annotation use it
@@ -112,26 +151,76 @@ def enrich(
                         continue
                     seen.add(key)
                     result.keys.append(key)
-                kubevirt, event = _read(resource, attributes, record, options, tracker, now=now)
-                if kubevirt and event is None:
+                found = migration_object_of(record)
+                if found is not None:
+                    run.take_object(found, record, resource, out)
+                    continue
+                kubevirt, tracked = _read(resource, attributes, record, options, tracker, now=now, key=key)
+                if kubevirt and tracked is None:
                     result.unreadable += 1  # a field of a wrong type: forwarded as it came, unenriched
                 if not kubevirt and options.drop_others:
                     result.dropped_others += 1
                     continue
-                group = (event.namespace if event else None, event is not None)
-                if group not in scopes:
-                    out = groups.get(group)
-                    if out is None:
-                        out = groups[group] = _resource_for(result.request, resource_logs, event, options)
-                    scopes[group] = _scope_like(out, scope_logs)
-                copy = scopes[group].log_records.add()
-                copy.CopyFrom(record)
-                if event is None:
+                if tracked is None:
+                    out.add(record, None, False)
                     result.passed += 1
-                else:
-                    _annotate(copy, event, enriched_before=not attributes.keys().isdisjoint(ATTRIBUTES))
-                    result.enriched += 1
+                    continue
+                event = tracked.event
+                copy = out.add(record, event.namespace, True)
+                _annotate(copy, event, enriched_before=not attributes.keys().isdisjoint(ATTRIBUTES))
+                result.enriched += 1
+                run.summarize(tracked, key or _content_key(record), record, event.namespace, out)
     return result
+
+
+@dataclass(slots=True)
+class _Run:
+    """What one call of :func:`enrich` shares between its steps."""
+
+    result: EnrichResult
+    tracker: MigrationTracker
+    options: EnrichOptions
+    delivered: Callable[[Hashable], bool]
+    now: datetime | None
+
+    def take_object(self, found: ObjectRecord, record: LogRecord, resource: Mapping[str, Any], out: _Out) -> None:
+        """Feed a migration object to the tracker; forward it only when so configured."""
+        obj = read_migration_object(found.object)
+        key = ("object", obj.uid or obj.name, obj.resource_version, found.watch_type)
+        tracked = self.tracker.track_object(obj, now=self.now, key=key, listing=found.listing,
+                                            deleted=found.deleted)  # fmt: skip
+        namespace = obj.namespace or _text(resource.get(NAMESPACE))
+        if self.options.forward_objects:
+            copy = out.add(record, namespace, True)
+            if tracked is not None:
+                _annotate(copy, tracked.event, enriched_before=False)
+            self.result.enriched += 1
+        else:
+            self.result.objects += 1
+        if tracked is not None:
+            self.summarize(tracked, key, record, namespace, out)
+
+    def summarize(self, tracked: Tracked, owner: Hashable, beside: LogRecord, namespace: str | None,
+                  out: _Out) -> None:  # fmt: skip
+        """Add the migration's summary when this record is the one that ended it (again on a retry
+        of that record, unless the summary was delivered)."""
+        if not (self.options.summaries and tracked.concluded and tracked.migration is not None):
+            return
+        key = summary_key(owner)
+        if self.delivered(key):
+            return
+        out.add(summary_record(tracked.migration, beside), namespace, True)
+        self.result.summaries += 1
+        self.result.keys.append(key)
+
+
+def _content_key(record: LogRecord) -> Hashable:
+    """What identifies a record without an event uid: its bytes (a retry sends the same ones)."""
+    return ("record", hashlib.sha256(record.SerializeToString(deterministic=True)).hexdigest())
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _key(attributes: Mapping[str, Any]) -> Hashable | None:
@@ -149,7 +238,8 @@ def _read(
     tracker: MigrationTracker,
     *,
     now: datetime | None,
-) -> tuple[bool, MigrationEvent | None]:
+    key: Hashable | None,
+) -> tuple[bool, Tracked | None]:
     """Whether ``record`` is a KubeVirt event, and its facts once the tracker saw it."""
     view = _event_view(resource, attributes, record, options.kinds)
     if view is None:
@@ -158,7 +248,7 @@ def _read(
         event = parse_k8s_event(view)
     except TypeError:
         return True, None
-    return True, tracker.observe(event, now=now)
+    return True, tracker.track(event, now=now, key=key if key is not None else _content_key(record))
 
 
 def _event_view(
@@ -187,16 +277,18 @@ def _event_view(
 
 
 def _resource_for(
-    request: ExportLogsServiceRequest, source: ResourceLogs, event: MigrationEvent | None, options: EnrichOptions
+    request: ExportLogsServiceRequest, source: ResourceLogs, group: tuple[str | None, bool], options: EnrichOptions
 ) -> ResourceLogs:
-    """A new ResourceLogs in ``request``, made when its first record arrives (never empty)."""
+    """A new ResourceLogs in ``request`` like ``source``; for KubeVirt records, with the service
+    name and the records' namespace."""
+    namespace, kubevirt = group
     out = request.resource_logs.add()
     out.schema_url = source.schema_url
     out.resource.CopyFrom(source.resource)
-    if event is not None:
+    if kubevirt:
         set_value(out.resource.attributes, SERVICE_NAME, options.service_name)
-        if event.namespace is not None:
-            set_value(out.resource.attributes, NAMESPACE, event.namespace)
+        if namespace is not None:
+            set_value(out.resource.attributes, NAMESPACE, namespace)
     return out
 
 
