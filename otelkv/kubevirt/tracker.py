@@ -33,10 +33,10 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 from .model import TERMINAL_PHASES, VMIM, MigrationEvent
 from .objects import MigrationObject
@@ -233,6 +233,35 @@ class MigrationTracker:
         records = sorted(self._records.values(), key=lambda r: (r.start or r.first_seen or _NEVER, r.key))
         return tuple(_snapshot(r) for r in records)
 
+    # -- saving and restoring ---------------------------------------------------------------
+
+    def export_state(self) -> dict[str, Any]:
+        """What the tracker knows, as JSON-ready data (least recently seen first)."""
+        return {"version": _STATE_VERSION, "now": _iso(self._now),
+                "migrations": [_to_data(r) for r in self._records.values()]}  # fmt: skip
+
+    def restore_state(self, state: Mapping[str, Any]) -> int:
+        """Take back what :meth:`export_state` gave (into an empty tracker); how many migrations.
+
+        ValueError naming the problem when ``state`` is not such data; the tracker is then unchanged.
+        """
+        if not isinstance(state, Mapping) or state.get("version") != _STATE_VERSION:
+            raise ValueError("not a tracker state of version 1")
+        items = state.get("migrations")
+        if not isinstance(items, list):
+            raise ValueError("migrations: must be a list")
+        records = [_from_data(item, next(self._ids), f"migrations[{i}]") for i, item in enumerate(items)]
+        now = _time(state.get("now"), "now")
+        for record in records[-self._max :]:
+            self._records[record.key] = record
+            ns = record.namespace
+            for index, value in ((self._by_uid, record.uid), (self._by_name, record.name), (self._by_vm, record.vm)):
+                if value is not None:
+                    index[(ns, value)] = record
+        if now is not None and (self._now is None or now > self._now):
+            self._now = now
+        return len(self._records)
+
     # -- time ------------------------------------------------------------------------------
 
     def _plausible(self, stamp: datetime | None, now: datetime | None) -> datetime | None:
@@ -406,6 +435,69 @@ class MigrationTracker:
         ):
             if value is not None and index.get((ns, value)) is record:
                 del index[(ns, value)]
+
+
+_STATE_VERSION: Final = 1
+_TIMES: Final = ("first_seen", "started", "terminal_at", "obj_start", "obj_end", "touched")
+_TEXTS: Final = ("namespace", "vm", "name", "uid", "phase", "source", "target", "pod", "failure", "mode", "abort")
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat() if when is not None else None
+
+
+def _time(value: Any, where: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise ValueError(f"{where}: not an ISO time with zone: {value!r}")
+    return parsed
+
+
+def _to_key(value: Any) -> Any:
+    """A duplicate-filter key as JSON (tuples as lists); an owner that has no key cannot be saved."""
+    if isinstance(value, tuple):
+        return [_to_key(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return "silent"  # SILENT, or a record without a key: after a restart it is owed no summary again
+
+
+def _from_key(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_from_key(v) for v in value)
+    return SILENT if value == "silent" else value
+
+
+def _to_data(record: _Record) -> dict[str, Any]:
+    data: dict[str, Any] = {name: getattr(record, name) for name in _TEXTS}
+    data.update({name: _iso(getattr(record, name)) for name in _TIMES})
+    data.update(events=record.events, fixed=sorted(record.fixed), concluded_by=_to_key(record.concluded_by))
+    return data
+
+
+def _from_data(data: Any, key: int, where: str) -> _Record:
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{where}: must be a mapping")
+    record = _Record(key, None)
+    for name in _TEXTS:
+        value = data.get(name)
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{where}.{name}: must be a string")
+        setattr(record, name, value)
+    for name in _TIMES:
+        setattr(record, name, _time(data.get(name), f"{where}.{name}"))
+    events, fixed = data.get("events", 0), data.get("fixed", [])
+    if isinstance(events, bool) or not isinstance(events, int) or not isinstance(fixed, list):
+        raise ValueError(f"{where}: events must be an int and fixed a list")
+    record.events, record.fixed = events, {f for f in fixed if f in _OBJECT_FACTS}
+    concluded = data.get("concluded_by")
+    record.concluded_by = None if concluded is None else _from_key(concluded)
+    return record
 
 
 def _plus(when: datetime, delta: timedelta) -> datetime:
