@@ -182,6 +182,7 @@ class _Run:
     options: EnrichOptions
     delivered: Callable[[Hashable], bool]
     now: datetime | None
+    summarized: set[Hashable] = field(default_factory=set)
 
     def take_object(self, found: ObjectRecord, record: LogRecord, resource: Mapping[str, Any], out: _Out) -> None:
         """Feed a migration object to the tracker; forward it only when so configured."""
@@ -207,8 +208,9 @@ class _Run:
         if not (self.options.summaries and tracked.concluded and tracked.migration is not None):
             return
         key = summary_key(owner)
-        if self.delivered(key):
-            return
+        if key in self.summarized or self.delivered(key):
+            return  # the same record twice in one request, or its summary was delivered already
+        self.summarized.add(key)
         out.add(summary_record(tracked.migration, beside), namespace, True)
         self.result.summaries += 1
         self.result.keys.append(key)
