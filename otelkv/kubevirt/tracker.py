@@ -34,109 +34,18 @@ from __future__ import annotations
 import itertools
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final
 
+from . import state
 from .model import TERMINAL_PHASES, VMIM, MigrationEvent
 from .objects import MigrationObject
+from .record import EPOCH, NEVER, SILENT, Migration, Record, Tracked, absorb, compatible, fill, merge, plus, snapshot
 
-_NEVER: Final = datetime.max.replace(tzinfo=UTC)
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _START_PHASES: Final = frozenset({"Pending", "Scheduling", "Scheduled"})
-#: Facts an object states; once set from one, event text no longer changes them.
-_OBJECT_FACTS: Final = ("vm", "source", "target", "pod", "failure")
-
-
-class _Silent:
-    """``concluded_by`` of a migration first seen already over: no summary is owed for it."""
-
-    def __repr__(self) -> str:
-        return "SILENT"
-
-
-SILENT: Final = _Silent()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Migration:
-    """A snapshot of what the tracker knows about one migration."""
-
-    namespace: str | None
-    vm_name: str | None
-    migration_name: str | None
-    migration_uid: str | None
-    phase: str | None
-    source_node: str | None
-    target_node: str | None
-    target_pod: str | None
-    failure_reason: str | None
-    #: When it started: its first Pending/Scheduling/Scheduled event, or KubeVirt's own time.
-    started: datetime | None
-    #: When it ended: KubeVirt's own time, else its first terminal event.
-    ended: datetime | None
-    events: int
-    mode: str | None = None
-    abort_status: str | None = None
-
-    @property
-    def duration_seconds(self) -> float | None:
-        """Seconds from its start to its end, when both were seen or stated by KubeVirt."""
-        if self.started is None or self.ended is None:
-            return None
-        return max(0.0, (self.ended - self.started).total_seconds())
-
-
-@dataclass(frozen=True, slots=True)
-class Tracked:
-    """What one observation gave: the event with its migration's facts, the migration after it,
-    and whether this observation (by its key) is the one that made the migration terminal."""
-
-    event: MigrationEvent
-    migration: Migration | None = None
-    concluded: bool = False
-
-
-class _Record:
-    __slots__ = (
-        "abort", "concluded_by", "events", "failure", "first_seen", "fixed", "key", "mode", "name",
-        "namespace", "obj_end", "obj_start", "phase", "pod", "source", "started", "target",
-        "terminal_at", "touched", "uid", "vm",
-    )  # fmt: skip
-
-    def __init__(self, key: int, namespace: str | None) -> None:
-        self.key = key
-        self.namespace = namespace
-        self.vm: str | None = None
-        self.name: str | None = None
-        self.uid: str | None = None
-        self.phase: str | None = None
-        self.source: str | None = None
-        self.target: str | None = None
-        self.pod: str | None = None
-        self.failure: str | None = None
-        self.mode: str | None = None
-        self.abort: str | None = None
-        self.first_seen: datetime | None = None
-        self.started: datetime | None = None
-        self.terminal_at: datetime | None = None
-        self.obj_start: datetime | None = None
-        self.obj_end: datetime | None = None
-        self.touched: datetime | None = None
-        self.events = 0
-        self.fixed: set[str] = set()
-        self.concluded_by: Hashable | None = None
-
-    @property
-    def start(self) -> datetime | None:
-        return self.obj_start or self.started
-
-    @property
-    def end(self) -> datetime | None:
-        return self.obj_end or self.terminal_at
-
-
 _Key = tuple[str | None, str]
+
+__all__ = ["SILENT", "Migration", "MigrationTracker", "Tracked"]
 
 
 class MigrationTracker:
@@ -172,10 +81,10 @@ class MigrationTracker:
         self._skew = clock_skew
         self._now: datetime | None = None
         self._ids = itertools.count()
-        self._records: OrderedDict[int, _Record] = OrderedDict()
-        self._by_vm: dict[_Key, _Record] = {}
-        self._by_name: dict[_Key, _Record] = {}
-        self._by_uid: dict[_Key, _Record] = {}
+        self._records: OrderedDict[int, Record] = OrderedDict()
+        self._by_vm: dict[_Key, Record] = {}
+        self._by_name: dict[_Key, Record] = {}
+        self._by_uid: dict[_Key, Record] = {}
 
     def __len__(self) -> int:
         """How many migrations are remembered."""
@@ -196,7 +105,7 @@ class MigrationTracker:
         self._learn(record, event, stamp)
         concluded = self._conclude(record, key, silent=False)
         self._evict()
-        return Tracked(_fill(event, record, stamp), _snapshot(record), concluded)
+        return Tracked(fill(event, record, stamp), snapshot(record), concluded)
 
     def track_object(self, obj: MigrationObject, *, now: datetime | None = None, key: Hashable | None = None,
                      listing: bool = False, deleted: bool = False) -> Tracked | None:  # fmt: skip
@@ -226,32 +135,25 @@ class MigrationTracker:
         self._fix(record, obj, now)
         concluded = self._conclude(record, key, silent=known is None and (listing or deleted))
         self._evict()
-        return Tracked(_fill(event, record, stamp), _snapshot(record), concluded)
+        return Tracked(fill(event, record, stamp), snapshot(record), concluded)
 
     def migrations(self) -> tuple[Migration, ...]:
         """Snapshots of the migrations remembered, oldest first."""
-        records = sorted(self._records.values(), key=lambda r: (r.start or r.first_seen or _NEVER, r.key))
-        return tuple(_snapshot(r) for r in records)
+        records = sorted(self._records.values(), key=lambda r: (r.start or r.first_seen or NEVER, r.key))
+        return tuple(snapshot(r) for r in records)
 
     # -- saving and restoring ---------------------------------------------------------------
 
     def export_state(self) -> dict[str, Any]:
         """What the tracker knows, as JSON-ready data (least recently seen first)."""
-        return {"version": _STATE_VERSION, "now": _iso(self._now),
-                "migrations": [_to_data(r) for r in self._records.values()]}  # fmt: skip
+        return state.dump(self._records.values(), self._now)
 
-    def restore_state(self, state: Mapping[str, Any]) -> int:
+    def restore_state(self, saved: Mapping[str, Any]) -> int:
         """Take back what :meth:`export_state` gave (into an empty tracker); how many migrations.
 
-        ValueError naming the problem when ``state`` is not such data; the tracker is then unchanged.
+        ValueError naming the problem when ``saved`` is not such data; the tracker is then unchanged.
         """
-        if not isinstance(state, Mapping) or state.get("version") != _STATE_VERSION:
-            raise ValueError("not a tracker state of version 1")
-        items = state.get("migrations")
-        if not isinstance(items, list):
-            raise ValueError("migrations: must be a list")
-        records = [_from_data(item, next(self._ids), f"migrations[{i}]") for i, item in enumerate(items)]
-        now = _time(state.get("now"), "now")
+        records, now = state.load(saved, self._ids)
         for record in records[-self._max :]:
             self._records[record.key] = record
             ns = record.namespace
@@ -266,7 +168,7 @@ class MigrationTracker:
 
     def _plausible(self, stamp: datetime | None, now: datetime | None) -> datetime | None:
         """``stamp`` if it can be a real event time (else None); advances the tracker's clock."""
-        if stamp is None or stamp < _EPOCH or stamp.year >= 9999:
+        if stamp is None or stamp < EPOCH or stamp.year >= 9999:
             return None  # Go's zero time, a broken clock: unknown rather than an overflow later
         if now is not None and stamp > now + self._skew:
             return None
@@ -276,15 +178,15 @@ class MigrationTracker:
 
     # -- joining ---------------------------------------------------------------------------
 
-    def _named(self, ns: str | None, uid: str | None, name: str | None) -> _Record | None:
+    def _named(self, ns: str | None, uid: str | None, name: str | None) -> Record | None:
         return (self._by_uid.get((ns, uid)) if uid else None) or (self._by_name.get((ns, name)) if name else None)
 
-    def _new(self, namespace: str | None) -> _Record:
-        record = _Record(next(self._ids), namespace)
+    def _new(self, namespace: str | None) -> Record:
+        record = Record(next(self._ids), namespace)
         self._records[record.key] = record
         return record
 
-    def _record_for(self, event: MigrationEvent, stamp: datetime | None) -> _Record | None:
+    def _record_for(self, event: MigrationEvent, stamp: datetime | None) -> Record | None:
         ns, vm = event.namespace, event.vm_name
         found = self._named(ns, event.migration_uid, event.migration_name)
         if found is not None:
@@ -300,7 +202,7 @@ class MigrationTracker:
             return None
         return self._new(ns)
 
-    def _contradicts(self, record: _Record, event: MigrationEvent) -> bool:
+    def _contradicts(self, record: Record, event: MigrationEvent) -> bool:
         return bool(
             (event.migration_uid and record.uid not in (None, event.migration_uid))
             or (event.migration_name and record.name not in (None, event.migration_name))
@@ -308,15 +210,15 @@ class MigrationTracker:
             or (event.target_node and record.target not in (None, event.target_node))
         )
 
-    def _trails(self, record: _Record, event: MigrationEvent, stamp: datetime | None) -> bool:
+    def _trails(self, record: Record, event: MigrationEvent, stamp: datetime | None) -> bool:
         """Whether a phase-less event belongs to ``record``: while it runs, or just after its end."""
         if self._contradicts(record, event):
             return False
         if record.terminal_at is None:
             return True
-        return stamp is not None and stamp <= _plus(record.terminal_at, self._trailing)
+        return stamp is not None and stamp <= plus(record.terminal_at, self._trailing)
 
-    def _joins(self, record: _Record, event: MigrationEvent, stamp: datetime | None) -> bool:
+    def _joins(self, record: Record, event: MigrationEvent, stamp: datetime | None) -> bool:
         """Whether an event that does not name its migration belongs to ``record``."""
         if self._contradicts(record, event):
             return False
@@ -327,11 +229,11 @@ class MigrationTracker:
         if stamp <= record.terminal_at:
             return event.phase not in _START_PHASES  # happened before the end, arrived after it
         # After the end, only the other side's word on the outcome still belongs to it.
-        return event.phase in TERMINAL_PHASES and stamp <= _plus(record.terminal_at, self._window)
+        return event.phase in TERMINAL_PHASES and stamp <= plus(record.terminal_at, self._window)
 
     # -- learning --------------------------------------------------------------------------
 
-    def _learn(self, record: _Record, event: MigrationEvent, stamp: datetime | None) -> None:
+    def _learn(self, record: Record, event: MigrationEvent, stamp: datetime | None) -> None:
         ns = record.namespace
         if event.migration_uid and record.uid is None:
             record.uid = event.migration_uid
@@ -350,13 +252,13 @@ class MigrationTracker:
             self._adopt_vm(record)
         elif record.vm and (ns, record.vm) not in self._by_vm:
             self._by_vm[(ns, record.vm)] = record
-        _absorb(record, source=event.source_node, target=event.target_node, pod=event.target_pod,
+        absorb(record, source=event.source_node, target=event.target_node, pod=event.target_pod,
                 failure=event.failure_reason, phase=event.phase)  # fmt: skip
         record.touched = max(filter(None, (record.touched, stamp, self._now)), default=None)
         record.events += 1
         self._records.move_to_end(record.key)
 
-    def _fix(self, record: _Record, obj: MigrationObject, now: datetime | None) -> None:
+    def _fix(self, record: Record, obj: MigrationObject, now: datetime | None) -> None:
         """Make the object's facts the record's: KubeVirt's word beats what text suggested."""
         for fact, value in (("vm", obj.vm_name), ("source", obj.source_node), ("target", obj.target_node),
                             ("pod", obj.target_pod), ("failure", obj.failure_reason)):  # fmt: skip
@@ -377,14 +279,14 @@ class MigrationTracker:
             record.obj_end = self._plausible(obj.ended, now) or record.obj_end
             record.terminal_at = record.terminal_at or record.obj_end
 
-    def _conclude(self, record: _Record, key: Hashable | None, *, silent: bool) -> bool:
+    def _conclude(self, record: Record, key: Hashable | None, *, silent: bool) -> bool:
         """Whether the observation keyed ``key`` made ``record`` terminal (with its VM known)."""
         if record.concluded_by is None and record.phase in TERMINAL_PHASES and record.vm:
             record.concluded_by = SILENT if silent else (key if key is not None else object())
             return not silent
         return key is not None and record.concluded_by == key
 
-    def _adopt_vm(self, record: _Record) -> None:
+    def _adopt_vm(self, record: Record) -> None:
         """Make ``record`` the VM's current migration, merging a VM-only record of the same one."""
         assert record.vm is not None
         key = (record.namespace, record.vm)
@@ -392,24 +294,24 @@ class MigrationTracker:
         if current is not None and current is not record:
             named = record.name is not None or record.uid is not None
             if named and current.name is None and current.uid is None and self._same(record, current):
-                _merge(into=record, other=current)
+                merge(into=record, other=current)
                 self._drop(current)
             elif current.terminal_at is None and current.name is not None:
                 return  # another migration of this VM still runs; it stays the current one
             elif record.terminal_at is not None and (
-                current.terminal_at is None or (current.first_seen or _EPOCH) > record.terminal_at
+                current.terminal_at is None or (current.first_seen or EPOCH) > record.terminal_at
             ):
                 return  # an old migration (a listed object) does not displace a newer one
         self._by_vm[key] = record
 
-    def _same(self, named: _Record, vm_only: _Record) -> bool:
+    def _same(self, named: Record, vm_only: Record) -> bool:
         """Whether a VM-only record is the named migration seen from the VMI's side."""
-        if not _compatible(named, vm_only):
+        if not compatible(named, vm_only):
             return False
         if vm_only.terminal_at is None:
-            return named.terminal_at is None or (vm_only.first_seen or _EPOCH) <= named.terminal_at
+            return named.terminal_at is None or (vm_only.first_seen or EPOCH) <= named.terminal_at
         begun = named.first_seen or named.terminal_at
-        return begun is not None and begun <= _plus(vm_only.terminal_at, self._window)
+        return begun is not None and begun <= plus(vm_only.terminal_at, self._window)
 
     # -- bounding --------------------------------------------------------------------------
 
@@ -418,14 +320,14 @@ class MigrationTracker:
             self._drop(next(iter(self._records.values())))
         if self._now is None:
             return
-        horizon = self._now - min(self._ttl, self._now - _EPOCH)
+        horizon = self._now - min(self._ttl, self._now - EPOCH)
         while self._records:
             oldest = next(iter(self._records.values()))
             if oldest.touched is None or oldest.touched >= horizon:
                 break
             self._drop(oldest)
 
-    def _drop(self, record: _Record) -> None:
+    def _drop(self, record: Record) -> None:
         self._records.pop(record.key, None)
         ns = record.namespace
         for index, value in (
@@ -435,161 +337,3 @@ class MigrationTracker:
         ):
             if value is not None and index.get((ns, value)) is record:
                 del index[(ns, value)]
-
-
-_STATE_VERSION: Final = 1
-_TIMES: Final = ("first_seen", "started", "terminal_at", "obj_start", "obj_end", "touched")
-_TEXTS: Final = ("namespace", "vm", "name", "uid", "phase", "source", "target", "pod", "failure", "mode", "abort")
-
-
-def _iso(when: datetime | None) -> str | None:
-    return when.isoformat() if when is not None else None
-
-
-def _time(value: Any, where: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
-        raise ValueError(f"{where}: not an ISO time with zone: {value!r}")
-    return parsed
-
-
-def _to_key(value: Any) -> Any:
-    """A duplicate-filter key as JSON (tuples as lists); an owner that has no key cannot be saved."""
-    if isinstance(value, tuple):
-        return [_to_key(v) for v in value]
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return "silent"  # SILENT, or a record without a key: after a restart it is owed no summary again
-
-
-def _from_key(value: Any) -> Any:
-    if isinstance(value, list):
-        return tuple(_from_key(v) for v in value)
-    return SILENT if value == "silent" else value
-
-
-def _to_data(record: _Record) -> dict[str, Any]:
-    data: dict[str, Any] = {name: getattr(record, name) for name in _TEXTS}
-    data.update({name: _iso(getattr(record, name)) for name in _TIMES})
-    data.update(events=record.events, fixed=sorted(record.fixed), concluded_by=_to_key(record.concluded_by))
-    return data
-
-
-def _from_data(data: Any, key: int, where: str) -> _Record:
-    if not isinstance(data, Mapping):
-        raise ValueError(f"{where}: must be a mapping")
-    record = _Record(key, None)
-    for name in _TEXTS:
-        value = data.get(name)
-        if value is not None and not isinstance(value, str):
-            raise ValueError(f"{where}.{name}: must be a string")
-        setattr(record, name, value)
-    for name in _TIMES:
-        setattr(record, name, _time(data.get(name), f"{where}.{name}"))
-    events, fixed = data.get("events", 0), data.get("fixed", [])
-    if isinstance(events, bool) or not isinstance(events, int) or not isinstance(fixed, list):
-        raise ValueError(f"{where}: events must be an int and fixed a list")
-    record.events, record.fixed = events, {f for f in fixed if f in _OBJECT_FACTS}
-    concluded = data.get("concluded_by")
-    record.concluded_by = None if concluded is None else _from_key(concluded)
-    return record
-
-
-def _plus(when: datetime, delta: timedelta) -> datetime:
-    """``when + delta``, saturating instead of overflowing near the end of the calendar."""
-    return when + delta if _NEVER - when > delta else _NEVER
-
-
-def _compatible(a: _Record, b: _Record) -> bool:
-    """No fact of one contradicts a fact of the other."""
-    pairs = ((a.uid, b.uid), (a.name, b.name), (a.source, b.source), (a.target, b.target))
-    source, target = a.source or b.source, a.target or b.target
-    return all(x is None or y is None or x == y for x, y in pairs) and (source is None or source != target)
-
-
-def _absorb(
-    into: _Record, *, source: str | None, target: str | None, pod: str | None, failure: str | None, phase: str | None
-) -> None:
-    """Take facts ``into`` doesn't have yet; never the same node twice; a terminal phase stays."""
-    if source and into.source is None and source != into.target:
-        into.source = source
-    if target and into.target is None and target != into.source:
-        into.target = target
-    into.pod = into.pod or pod
-    into.failure = into.failure or failure
-    if phase is not None and (into.phase not in TERMINAL_PHASES or phase in TERMINAL_PHASES):
-        into.phase = phase
-
-
-def _earliest(*times: datetime | None) -> datetime | None:
-    return min((t for t in times if t is not None), default=None)
-
-
-def _merge(*, into: _Record, other: _Record) -> None:
-    into.uid = into.uid or other.uid
-    _absorb(into, source=other.source, target=other.target, pod=other.pod, failure=other.failure, phase=other.phase)
-    into.first_seen = _earliest(into.first_seen, other.first_seen)
-    into.started = _earliest(into.started, other.started)
-    into.obj_start = into.obj_start or other.obj_start
-    into.obj_end = into.obj_end or other.obj_end
-    into.terminal_at = max((t for t in (into.terminal_at, other.terminal_at) if t is not None), default=None)
-    into.concluded_by = into.concluded_by if into.concluded_by is not None else other.concluded_by
-    into.mode, into.abort = into.mode or other.mode, into.abort or other.abort
-    into.fixed |= other.fixed
-    into.events += other.events
-
-
-def _fill(event: MigrationEvent, record: _Record, stamp: datetime | None) -> MigrationEvent:
-    fixed = record.fixed
-
-    def pick(fact: str, own: str | None) -> str | None:
-        value: str | None = getattr(record, fact)
-        return value if fact in fixed or own is None else own
-
-    target = pick("target", event.target_node)
-    source = pick("source", event.source_node)
-    if source is not None and source == target:  # one side came from the record: the event's own wins
-        if event.source_node is None or "target" in fixed:
-            source = None
-        else:
-            target = event.target_node
-    failure = pick("failure", event.failure_reason) if event.phase == "Failed" else event.failure_reason
-    duration = None
-    start, end = record.start, record.obj_end or stamp  # KubeVirt's own times first
-    if event.phase in TERMINAL_PHASES and start is not None and end is not None:
-        duration = max(0.0, (end - start).total_seconds())
-    return replace(
-        event,
-        vm_name=pick("vm", event.vm_name),
-        migration_name=event.migration_name or record.name,
-        migration_uid=event.migration_uid or record.uid,
-        target_pod=pick("pod", event.target_pod),
-        source_node=source,
-        target_node=target,
-        failure_reason=failure,
-        duration_seconds=duration,
-    )
-
-
-def _snapshot(record: _Record) -> Migration:
-    return Migration(
-        namespace=record.namespace,
-        vm_name=record.vm,
-        migration_name=record.name,
-        migration_uid=record.uid,
-        phase=record.phase,
-        source_node=record.source,
-        target_node=record.target,
-        target_pod=record.pod,
-        failure_reason=record.failure,
-        started=record.start,
-        ended=record.end,
-        events=record.events,
-        mode=record.mode,
-        abort_status=record.abort,
-    )
