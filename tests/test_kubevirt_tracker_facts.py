@@ -123,3 +123,16 @@ def test_go_zero_and_calendar_end_times_are_undated_not_an_overflow() -> None:
 def test_object_kind_constants_match() -> None:
     assert (VMI, VMIM) == ("VirtualMachineInstance", "VirtualMachineInstanceMigration")
     assert BASE.tzinfo is not None
+
+
+def test_a_new_migration_just_after_a_forgotten_one_inherits_nothing() -> None:
+    # Found by the long profile (max_entries 2): the old migration's named record was forgotten,
+    # its VMI "Migrated" left a VM-only record; the VM's next migration, a second later, merged
+    # with it and inherited its source node.
+    tracker = MigrationTracker(max_entries=2)
+    tracker.observe(migrated("node01", "node02", 10))  # VM-only: the named record is gone
+    tracker.observe(succeeded(11, "mig-1"))
+    new = tracker.observe(created(12, "mig-2"))
+    assert (new.migration_name, new.source_node, new.target_node) == ("mig-2", None, None)
+    back = tracker.observe(migrating("node02", 15))
+    assert (back.migration_name, back.source_node) == ("mig-2", "node02")

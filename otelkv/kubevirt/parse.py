@@ -192,7 +192,7 @@ def _first(
         got = match(rule.tokens, text)
         if got is None:
             continue
-        if rule.name_prefix is not None and not got.values.get("name", "").startswith(rule.name_prefix):
+        if rule.name_prefix is not None and not _may_be(got.values.get("name", ""), rule.name_prefix, got.complete):
             continue  # the same text about something else (see the table's name_prefix column)
         if got.complete:
             return _Found(rule, got.values, True)
@@ -205,6 +205,11 @@ def _first(
         return None  # too little text left to tell which event it was
     values = first.values if all(f.values == first.values for f in cut[1:]) else {}
     return _Found(first.rule, values, False)
+
+
+def _may_be(name: str, prefix: str, complete: bool) -> bool:
+    """Whether ``name`` is one with ``prefix``; a cut name only has to not contradict it."""
+    return name.startswith(prefix) or (not complete and prefix.startswith(name))
 
 
 def _read(found: _Found, kind: str | None, host: str | None, text: str, facts: _Facts) -> None:

@@ -310,8 +310,13 @@ class MigrationTracker:
             return False
         if vm_only.terminal_at is None:
             return named.terminal_at is None or (vm_only.first_seen or EPOCH) <= named.terminal_at
-        begun = named.first_seen or named.terminal_at
-        return begun is not None and begun <= plus(vm_only.terminal_at, self._window)
+        if named.first_seen is None:
+            return False
+        if named.first_seen <= vm_only.terminal_at:
+            return True  # the named one was under way before the VMI's side saw the end
+        # Seen only at its end: the other side's word on the same outcome, within the window.
+        only_end = named.started is None and named.first_seen == named.terminal_at
+        return only_end and named.first_seen <= plus(vm_only.terminal_at, self._window)
 
     # -- bounding --------------------------------------------------------------------------
 
