@@ -19,6 +19,7 @@ from otelkv.otlp.k8s_events import to_resource_logs
 from otelkv.server import Service
 from tests.conftest import make_config
 from tests.loki_sink import LokiSink
+from tests.migration_objects import object_record, vmim
 from tests.scenarios import BASE, VMI, VMIM, event
 from tests.test_kubevirt_tracker import created, migrated, migrating, succeeded
 
@@ -125,3 +126,13 @@ def test_state_round_trip_keeps_every_fact() -> None:
     assert copy.migrations() == tracker.migrations()
     with pytest.raises(ValueError, match="version"):
         copy.restore_state({"version": 2})
+
+
+def test_a_restart_keeps_what_the_migration_object_stated(sink: LokiSink, tmp_path: Path) -> None:
+    store = tmp_path / "store.db"
+    serve_once(sink, store, object_record(vmim("Running", t=5)))  # read, not forwarded
+    assert sink.entries == []
+    serve_once(sink, store, vmi("Migrated", "The VirtualMachineInstance migrated to node node02.", "node02", 30))
+    done = next(e for e in sink.entries if e.line.startswith("The VirtualMachineInstance migrated"))
+    assert done.metadata["kubevirt_migration_source_node"] == "node01"  # only the object said so
+    assert done.metadata["kubevirt_migration_duration_seconds"] == "30"  # from KubeVirt's Pending time
