@@ -60,8 +60,9 @@ class Migration:
 
 @dataclass(frozen=True, slots=True)
 class Tracked:
-    """What one observation gave: the event with its migration's facts, the migration after it,
-    and whether this observation (by its key) is the one that made the migration terminal."""
+    """What one observation gave: the event with its migration's facts, whether this observation
+    (by its key) is the one that made the migration terminal, and then the migration as it ended
+    (``migration`` is None otherwise: a snapshot per event would cost for nothing)."""
 
     event: MigrationEvent
     migration: Migration | None = None

@@ -105,7 +105,7 @@ class MigrationTracker:
         self._learn(record, event, stamp)
         concluded = self._conclude(record, key, silent=False)
         self._evict()
-        return Tracked(fill(event, record, stamp), snapshot(record), concluded)
+        return Tracked(fill(event, record, stamp), snapshot(record) if concluded else None, concluded)
 
     def track_object(self, obj: MigrationObject, *, now: datetime | None = None, key: Hashable | None = None,
                      listing: bool = False, deleted: bool = False) -> Tracked | None:  # fmt: skip
@@ -135,7 +135,7 @@ class MigrationTracker:
         self._fix(record, obj, now)
         concluded = self._conclude(record, key, silent=known is None and (listing or deleted))
         self._evict()
-        return Tracked(fill(event, record, stamp), snapshot(record), concluded)
+        return Tracked(fill(event, record, stamp), snapshot(record) if concluded else None, concluded)
 
     def migrations(self) -> tuple[Migration, ...]:
         """Snapshots of the migrations remembered, oldest first."""

@@ -31,8 +31,8 @@ from otelkv.kubevirt import MigrationEvent, MigrationTracker, parse_k8s_event
 from otelkv.kubevirt.objects import read_migration_object
 from otelkv.kubevirt.tracker import Tracked
 
-from .attributes import new_values, set_value, to_dict, value_of
-from .k8s_objects import ObjectRecord, migration_object_of
+from .attributes import new_values, set_value, to_dict
+from .k8s_objects import ObjectRecord, map_body, migration_object_of
 from .summary import summary_key, summary_record
 
 SERVICE_NAME: Final = "service.name"
@@ -151,11 +151,12 @@ def enrich(
                         continue
                     seen.add(key)
                     result.keys.append(key)
-                found = migration_object_of(record)
+                body = map_body(record)  # read once: the object and the Event reader both use it
+                found = migration_object_of(body)
                 if found is not None:
                     run.take_object(found, record, resource, out)
                     continue
-                kubevirt, tracked = _read(resource, attributes, record, options, tracker, now=now, key=key)
+                kubevirt, tracked = run.read(resource, attributes, record, body, key)
                 if kubevirt and tracked is None:
                     result.unreadable += 1  # a field of a wrong type: forwarded as it came, unenriched
                 if not kubevirt and options.drop_others:
@@ -183,6 +184,19 @@ class _Run:
     delivered: Callable[[Hashable], bool]
     now: datetime | None
     summarized: set[Hashable] = field(default_factory=set)
+
+    def read(self, resource: dict[str, Any], attributes: dict[str, Any], record: LogRecord,
+             body: Mapping[str, Any] | None, key: Hashable | None) -> tuple[bool, Tracked | None]:  # fmt: skip
+        """Whether ``record`` is a KubeVirt event, and its facts once the tracker saw it."""
+        view = _event_view(resource, attributes, record, body, self.options.kinds)
+        if view is None:
+            return False, None
+        try:
+            event = parse_k8s_event(view)
+        except TypeError:
+            return True, None
+        owner = key if key is not None else _content_key(record)
+        return True, self.tracker.track(event, now=self.now, key=owner)
 
     def take_object(self, found: ObjectRecord, record: LogRecord, resource: Mapping[str, Any], out: _Out) -> None:
         """Feed a migration object to the tracker; forward it only when so configured."""
@@ -232,43 +246,25 @@ def _key(attributes: Mapping[str, Any]) -> Hashable | None:
     return (uid, attributes.get(EVENT_COUNT))
 
 
-def _read(
+def _event_view(
     resource: dict[str, Any],
     attributes: dict[str, Any],
     record: LogRecord,
-    options: EnrichOptions,
-    tracker: MigrationTracker,
-    *,
-    now: datetime | None,
-    key: Hashable | None,
-) -> tuple[bool, Tracked | None]:
-    """Whether ``record`` is a KubeVirt event, and its facts once the tracker saw it."""
-    view = _event_view(resource, attributes, record, options.kinds)
-    if view is None:
-        return False, None
-    try:
-        event = parse_k8s_event(view)
-    except TypeError:
-        return True, None
-    return True, tracker.track(event, now=now, key=key if key is not None else _content_key(record))
-
-
-def _event_view(
-    resource: dict[str, Any], attributes: dict[str, Any], record: LogRecord, kinds: frozenset[str]
+    body: Mapping[str, Any] | None,
+    kinds: frozenset[str],
 ) -> Mapping[str, Any] | None:
     """The record as a mapping :func:`parse_k8s_event` reads, if it is a KubeVirt event."""
     if resource.get(OBJECT_KIND) in kinds:  # the k8s_events receiver's shape (FACTS §1)
         # Namespace (and anything else) from the record, else from the resource: a newer receiver
         # moves k8s.namespace.name to the resource, and empty fields arrive as "".
         view = {**resource, **{k: v for k, v in attributes.items() if v != ""}}
-        body = record.body
-        view["body"] = body.string_value if body.WhichOneof("value") == "string_value" else ""
+        text = record.body
+        view["body"] = text.string_value if text.WhichOneof("value") == "string_value" else ""
         view["severity_text"] = record.severity_text or _TYPE_OF_SEVERITY.get(record.severity_number, "")
         view["timestamp"] = record.time_unix_nano or record.observed_time_unix_nano
         return view
-    if record.body.WhichOneof("value") != "kvlist_value":
+    if body is None:  # the k8sobjects receiver's shape: {"type": …, "object": Event}
         return None
-    body = value_of(record.body)  # the k8sobjects receiver's shape: {"type": …, "object": Event}
     event = body.get("object") if isinstance(body.get("object"), dict) else body
     if not isinstance(event, dict) or event.get("kind") != "Event":
         return None

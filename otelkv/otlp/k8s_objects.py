@@ -40,11 +40,18 @@ class ObjectRecord:
         return self.watch_type == "DELETED"
 
 
-def migration_object_of(record: LogRecord) -> ObjectRecord | None:
-    """The VirtualMachineInstanceMigration ``record`` carries, in watch or pull shape, if any."""
+def map_body(record: LogRecord) -> dict[str, Any] | None:
+    """The record's body as plain data when it is a map (the ``k8sobjects`` receiver's bodies)."""
     if record.body.WhichOneof("value") != "kvlist_value":
         return None
-    body = value_of(record.body)
+    body: dict[str, Any] = value_of(record.body)
+    return body
+
+
+def migration_object_of(body: Mapping[str, Any] | None) -> ObjectRecord | None:
+    """The VirtualMachineInstanceMigration a map body (:func:`map_body`) carries, watch or pull shape."""
+    if body is None:
+        return None
     inner, watch_type = body.get("object"), body.get("type")
     if isinstance(inner, dict) and isinstance(watch_type, str):
         return ObjectRecord(watch_type, inner) if is_migration_object(inner) else None
