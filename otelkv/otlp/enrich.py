@@ -170,7 +170,9 @@ def enrich(
                 copy = out.add(record, event.namespace, True)
                 _annotate(copy, event, enriched_before=not attributes.keys().isdisjoint(ATTRIBUTES))
                 result.enriched += 1
-                run.summarize(tracked, key or _content_key(record), record, event.namespace, out)
+                if tracked.concluded:
+                    owner = key if key is not None else _content_key(record)
+                    run.summarize(tracked, owner, record, event.namespace, out)
     return result
 
 
