@@ -73,7 +73,7 @@ class Record:
     """The mutable facts of one migration (slotted: thousands are kept)."""
 
     __slots__ = (
-        "abort", "concluded_by", "events", "failure", "first_seen", "fixed", "key", "mode", "name",
+        "abort", "concluded_as", "concluded_by", "events", "failure", "first_seen", "fixed", "key", "mode", "name",
         "namespace", "obj_end", "obj_start", "phase", "pod", "source", "started", "target",
         "terminal_at", "touched", "uid", "vm",
     )  # fmt: skip
@@ -100,6 +100,8 @@ class Record:
         self.events = 0
         self.fixed: set[str] = set()
         self.concluded_by: Hashable | None = None
+        #: The migration as it was when it concluded: a retry's summary says the very same.
+        self.concluded_as: Migration | None = None
 
     @property
     def start(self) -> datetime | None:
@@ -148,7 +150,8 @@ def merge(*, into: Record, other: Record) -> None:
     into.obj_start = into.obj_start or other.obj_start
     into.obj_end = into.obj_end or other.obj_end
     into.terminal_at = max((t for t in (into.terminal_at, other.terminal_at) if t is not None), default=None)
-    into.concluded_by = into.concluded_by if into.concluded_by is not None else other.concluded_by
+    if into.concluded_by is None:
+        into.concluded_by, into.concluded_as = other.concluded_by, other.concluded_as
     into.mode, into.abort = into.mode or other.mode, into.abort or other.abort
     into.fixed |= other.fixed
     into.events += other.events

@@ -105,7 +105,7 @@ class MigrationTracker:
         self._learn(record, event, stamp)
         concluded = self._conclude(record, key, silent=False)
         self._evict()
-        return Tracked(fill(event, record, stamp), snapshot(record) if concluded else None, concluded)
+        return _tracked(event, record, stamp, concluded)
 
     def track_object(self, obj: MigrationObject, *, now: datetime | None = None, key: Hashable | None = None,
                      listing: bool = False, deleted: bool = False) -> Tracked | None:  # fmt: skip
@@ -135,7 +135,7 @@ class MigrationTracker:
         self._fix(record, obj, now)
         concluded = self._conclude(record, key, silent=known is None and (listing or deleted))
         self._evict()
-        return Tracked(fill(event, record, stamp), snapshot(record) if concluded else None, concluded)
+        return _tracked(event, record, stamp, concluded)
 
     def migrations(self) -> tuple[Migration, ...]:
         """Snapshots of the migrations remembered, oldest first."""
@@ -283,6 +283,7 @@ class MigrationTracker:
         """Whether the observation keyed ``key`` made ``record`` terminal (with its VM known)."""
         if record.concluded_by is None and record.phase in TERMINAL_PHASES and record.vm:
             record.concluded_by = SILENT if silent else (key if key is not None else object())
+            record.concluded_as = None if silent else snapshot(record)
             return not silent
         return key is not None and record.concluded_by == key
 
@@ -342,3 +343,9 @@ class MigrationTracker:
         ):
             if value is not None and index.get((ns, value)) is record:
                 del index[(ns, value)]
+
+
+def _tracked(event: MigrationEvent, record: Record, stamp: datetime | None, concluded: bool) -> Tracked:
+    # The migration as it concluded (after a restart, as it is now): a retry's summary is the same.
+    ended = (record.concluded_as or snapshot(record)) if concluded else None
+    return Tracked(fill(event, record, stamp), ended, concluded)
