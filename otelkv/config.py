@@ -85,6 +85,11 @@ class EnrichConfig:
     migration_ttl_seconds: Duration = 6 * 3600.0
     #: Delivered (uid, count) keys remembered to drop exact duplicates.
     dedup_window: int = 50_000
+    # -- migration objects and summaries (issue 10) --
+    #: Forward the k8sobjects records of VirtualMachineInstanceMigration objects, or only read them.
+    forward_objects: bool = False
+    #: One kubevirt.migration.summary record per migration that ends.
+    summaries: bool = True
 
 
 @dataclass

@@ -9,6 +9,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
@@ -207,7 +208,8 @@ class Pipeline:
     def export(self, request: ExportLogsServiceRequest) -> Delivery:
         """Enrich and forward ``request``; raises :class:`Retryable` when the target cannot take it."""
         with self._lock:
-            result = enrich(request, self._tracker, self.settings.options, self._delivered.__contains__)
+            result = enrich(request, self._tracker, self.settings.options, self._delivered.__contains__,
+                            now=datetime.now(UTC))  # fmt: skip
         t = self._telemetry
         t.received.add(result.received)
         t.enriched.add(result.enriched)

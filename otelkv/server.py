@@ -14,6 +14,7 @@ from otelkv.delivery import QueueSender
 from otelkv.forward import Forwarder
 from otelkv.forward.targets import make_forwarder
 from otelkv.kubevirt import MigrationTracker
+from otelkv.migration_state import PersistentTracker, state_path
 from otelkv.otlp.enrich import EnrichOptions
 from otelkv.pipeline import DeliveredKeys, Health, InflightBytes, Pipeline, Settings
 from otelkv.receive.grpc_server import GrpcReceiver
@@ -59,14 +60,25 @@ class Service:
         refusing = self.store.refusing if queue and self.store else None
         health = Health(config.unready_after_failing_seconds, refusing=refusing)
         forward = forwarder or make_forwarder(config.forward, max_message_bytes=config.max_message_bytes)
+        # -- issue 10: with a store, the tracker's migrations survive a restart (migration_state.py)
+        entries, ttl = enrich.max_migrations, timedelta(seconds=enrich.migration_ttl_seconds)
+        self.tracker = (PersistentTracker(state_path(delivery.store_path), max_entries=entries, ttl=ttl)
+                        if delivery.store_path else MigrationTracker(max_entries=entries, ttl=ttl))  # fmt: skip
+        # -- end issue 10
         self.pipeline = Pipeline(
             forward,
-            MigrationTracker(max_entries=enrich.max_migrations, ttl=timedelta(seconds=enrich.migration_ttl_seconds)),
+            self.tracker,
             DeliveredKeys(enrich.dedup_window),
             telemetry=self.telemetry,
             health=health,
             settings=Settings(
-                EnrichOptions(frozenset(enrich.kinds), enrich.service_name, enrich.drop_others),
+                EnrichOptions(
+                    frozenset(enrich.kinds),
+                    enrich.service_name,
+                    enrich.drop_others,
+                    forward_objects=enrich.forward_objects,
+                    summaries=enrich.summaries,
+                ),
                 config.forward.timeout,
                 config.max_message_bytes,
                 queue=queue,
@@ -137,6 +149,8 @@ class Service:
                 self._admin.stop(0.5)
             if self.sender is not None:  # queue mode: send what is queued, within what is left
                 self.sender.stop(max(0.0, deadline - time.monotonic()))
+            if isinstance(self.tracker, PersistentTracker):  # issue 10: keep the migrations
+                self.tracker.save()
             if self.store is not None:
                 self.store.close()
             self.pipeline.forwarder.close()

@@ -47,11 +47,13 @@ def catalogue() -> dict[str, Any]:
 def make_config(endpoint: str, **overrides: Any) -> config.Config:
     """A configuration on loopback port 0 forwarding to ``endpoint`` with a 1 s timeout."""
     # initial_interval 30 s: no retry fits the 1 s budget, so sync mode answers after one attempt
-    # and the tests see each fault; tests of the retry itself set it lower.
+    # and the tests see each fault; tests of the retry itself set it lower. Summary records are
+    # off so that delivery tests count the records they sent; tests of summaries turn them on.
     values: dict[str, Any] = {"grpc_listen": "127.0.0.1:0", "http_listen": "127.0.0.1:0",
                               "forward.endpoint": endpoint, "forward.tenant": TENANT, "forward.timeout": 1.0,
                               "shutdown_grace_seconds": 5.0, "delivery.retry.initial_interval": 30.0,
-                              "delivery.retry.max_interval": 30.0}  # fmt: skip
+                              "delivery.retry.max_interval": 30.0,
+                              "enrich.summaries": False}  # fmt: skip
     values.update(overrides)
     return config.load(environ={}, overrides=values)
 

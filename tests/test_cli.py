@@ -70,7 +70,10 @@ def test_serve_replay_sigterm_on_the_embedded_default(serving_stdout: Serving) -
     code, stdout, logs = serving_stdout.terminate()
     assert code == 0
     lines = [json.loads(line) for line in stdout.splitlines()]
+    summaries = [ln for ln in lines if ln["attributes"].get("event.name") == "kubevirt.migration.summary"]
+    lines = [ln for ln in lines if ln not in summaries]
     assert len(lines) == total
+    assert sorted(ln["body"] for ln in summaries)[:1] == ["fedora-vm migrated node01 → node02 in 31 s"]
     migrated = [ln for ln in lines if ln["attributes"].get("kubevirt.migration.phase") == "Succeeded"]
     assert {ln["attributes"]["kubevirt.vm.name"] for ln in migrated} == {"fedora-vm", "web-01"}
     assert all(ln["resource"]["service.name"] == "kubevirt-events" for ln in migrated)

@@ -29,7 +29,9 @@ def request_of(events: list[dict[str, Any]]) -> ExportLogsServiceRequest:
 
 def run(request: ExportLogsServiceRequest, options: EnrichOptions | None = None,
         delivered: set[Hashable] | None = None) -> Any:  # fmt: skip
-    return enrich(request, MigrationTracker(), options or EnrichOptions(), (delivered or set()).__contains__)
+    return enrich(
+        request, MigrationTracker(), options or EnrichOptions(summaries=False), (delivered or set()).__contains__
+    )
 
 
 def records(request: ExportLogsServiceRequest) -> list[tuple[dict[str, Any], LogRecord]]:
@@ -189,3 +191,28 @@ def _any(value: Any) -> AnyValue:
     if value is None:
         return AnyValue()
     return AnyValue(string_value=str(value))
+
+
+def test_a_summary_comes_again_on_a_retry_until_delivered_even_without_an_event_uid() -> None:
+    events = [e for e in example_events() if e["metadata"]["namespace"] == "virtualmachines"
+              and e["involvedObject"]["name"] in ("fedora-vm", "kubevirt-migrate-vm-x7k2p")]  # fmt: skip
+    request = request_of(events)
+    for resource_logs in request.resource_logs:  # a receiver that sends no k8s.event.uid
+        record = resource_logs.scope_logs[0].log_records[0]
+        kept = [kv for kv in record.attributes if kv.key != "k8s.event.uid"]
+        del record.attributes[:]
+        record.attributes.extend(kept)
+    tracker, delivered = MigrationTracker(), set[Hashable]()
+
+    def summaries() -> tuple[list[str], list[Hashable]]:
+        result = enrich(request, tracker, EnrichOptions(), delivered.__contains__)
+        found = [rec.body.string_value for _, rec in records(result.request)
+                 if to_dict(rec.attributes).get("event.name") == "kubevirt.migration.summary"]  # fmt: skip
+        return found, result.keys
+
+    first, _ = summaries()
+    again, keys = summaries()  # the target refused the first: the collector sends it again
+    assert len(first) == 1 and again == first
+    delivered.update(keys)
+    last, _ = summaries()  # delivered, then sent once more (at-least-once): no second summary
+    assert last == []

@@ -50,7 +50,7 @@ def write_config(tmp_path: Path, sink_url: str, **delivery: Any) -> Path:
     path = tmp_path / "otelkv.yaml"
     path.write_text(yaml.safe_dump({
         "grpc_listen": "127.0.0.1:0", "http_listen": "127.0.0.1:0", "shutdown_grace_seconds": 10,
-        "forward": {"endpoint": sink_url, "tenant": "kubevirt", "timeout": 1},
+        "forward": {"endpoint": sink_url, "tenant": "kubevirt", "timeout": 1}, "enrich": {"summaries": False},
         "delivery": {"mode": "queue", "store_path": str(tmp_path / "store.db"),
                      "retry": {"initial_interval": 0.02, "max_interval": 0.2, "max_elapsed": 60}, **delivery},
     }))  # fmt: skip

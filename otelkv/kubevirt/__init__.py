@@ -9,9 +9,10 @@ See ``docs/parsing.md`` for the attributes, the phase table and the KubeVirt ver
 
 from .k8s import parse_k8s_event
 from .model import PHASES, TERMINAL_PHASES, MigrationEvent
+from .objects import MigrationObject, read_migration_object
 from .parse import parse_event
 from .rules import RULES, Rule
-from .tracker import Migration, MigrationTracker
+from .tracker import Migration, MigrationTracker, Tracked
 
 __all__ = [
     "PHASES",
@@ -19,8 +20,11 @@ __all__ = [
     "TERMINAL_PHASES",
     "Migration",
     "MigrationEvent",
+    "MigrationObject",
     "MigrationTracker",
     "Rule",
+    "Tracked",
     "parse_event",
     "parse_k8s_event",
+    "read_migration_object",
 ]

@@ -19,6 +19,8 @@ from .timestamps import parse_time
 
 # client-go's EventCorrelator prefix for >10 similar events within 10 minutes.
 _COMBINED: Final = "(combined from similar events): "
+# The collector's k8s_events receiver lower-cases the event type (FACTS §1): read it in any case.
+_TYPES: Final = {t.lower(): t for t in ("Normal", "Warning", "Error", "Critical")}
 # Go prints surplus Sprintf arguments as "%!(EXTRA type=value, …)".
 _EXTRA: Final = re.compile(r"%!\(EXTRA [^)]*\)")
 
@@ -98,6 +100,8 @@ def parse_event(
         raise TypeError(f"count must be an int or None, got {type(count).__name__}")
     kind, name, host = object_kind or None, object_name or None, host or None
     uid = object_uid or None
+    if event_type:
+        event_type = _TYPES.get(event_type.strip().lower(), event_type)
 
     text = message[len(_COMBINED) :] if message.startswith(_COMBINED) else message
     found = _find_any(reason, event_type or None, kind, component or None, text)
@@ -188,8 +192,7 @@ def _first(
         got = match(rule.tokens, text)
         if got is None:
             continue
-        name = got.values.get("name")
-        if rule.name_prefix is not None and name is not None and not name.startswith(rule.name_prefix):
+        if rule.name_prefix is not None and not _may_be(got.values.get("name", ""), rule.name_prefix, got.complete):
             continue  # the same text about something else (see the table's name_prefix column)
         if got.complete:
             return _Found(rule, got.values, True)
@@ -202,6 +205,11 @@ def _first(
         return None  # too little text left to tell which event it was
     values = first.values if all(f.values == first.values for f in cut[1:]) else {}
     return _Found(first.rule, values, False)
+
+
+def _may_be(name: str, prefix: str, complete: bool) -> bool:
+    """Whether ``name`` is one with ``prefix``; a cut name only has to not contradict it."""
+    return name.startswith(prefix) or (not complete and prefix.startswith(name))
 
 
 def _read(found: _Found, kind: str | None, host: str | None, text: str, facts: _Facts) -> None:

@@ -162,8 +162,8 @@ RULES: Final[tuple[Rule, ...]] = (
     _vmim("BackupAbortedForMigration", N, "Aborting backup %s for system-critical migration", "name",
           phase=NO_PHASE, since="v1.8.0"),
     _vmim("NoSuitableNodesForHostModelMigration", W, "Migration cannot proceed since no node is suitable to "
-          "run the required CPU model / required features.", phase="Pending", since="v0.48.0",
-          until="v0.48.x"),
+          "run the required CPU model / required features.", phase="Scheduling", since="v0.48.0",
+          until="v0.48.x", note="sent in phase Scheduling while the target pod is pending"),
     # --- virt-controller, on the VirtualMachineInstance ----------------------------------------
     _vmi(_FAILED, W, "VirtualMachineInstance migration uid %s failed. reason: Target pod is down",
          "migration_uid", phase="Failed", failure="Target pod is down", since="v1.3.0"),
@@ -183,7 +183,8 @@ RULES: Final[tuple[Rule, ...]] = (
     _vmi("MigrationBackoff", W, "backoff migrating vmi %s/%s", "vm_namespace", "vm_name", phase="Pending",
          since="v0.59.0"),
     _vmi("NoSuitableNodesForHostModelMigration", W, "Migration cannot proceed since no node is suitable to "
-         "run the required CPU model / required features: %v", "error", phase="Pending", since="v0.49.0"),
+         "run the required CPU model / required features: %v", "error", phase="Scheduling", since="v0.49.0",
+         note="handlePendingPodTimeout: the target pod exists, so the migration is (or turns) Scheduling"),
     _vmi("SuccessfulUpdate", N, "Expanded PodDisruptionBudget %s", "name", phase=NO_PHASE, since="v0.46.0",
          until="v1.5.x"),
     _vmi("FailedUpdate", W, "Error expanding the PodDisruptionBudget %s: %v", "name", "error", phase=NO_PHASE,

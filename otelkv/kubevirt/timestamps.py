@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 # Go's time.Time.String(): "2026-01-02 15:04:05.123456789 +0000 UTC" (the collector's
-# k8s.event.start_time). Fractions beyond microseconds are dropped.
+# k8s.event.start_time), in the collector's local zone ("+0100 CET", "+0530 IST", "-0330 -0330")
+# and, for a time read from the monotonic clock, with " m=+0.0123" after it. Fractions beyond
+# microseconds are dropped.
 _GO_TIME: Final = re.compile(
     r"(?P<date>\d{4}-\d{2}-\d{2}) (?P<time>\d{2}:\d{2}:\d{2})(?:\.(?P<frac>\d+))? "
-    r"(?P<offset>[+-]\d{4})(?: \S+)?"
+    r"(?P<offset>[+-]\d{4})(?: [^\s=]+)?(?: m=[+-]\d+(?:\.\d+)?)?"
 )
 
 
@@ -27,7 +29,9 @@ def parse_time(value: str) -> datetime | None:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo is not None else None
+    if parsed.tzinfo is None or parsed.year <= 1:
+        return None  # naive, or Go's zero time "0001-01-01 00:00:00 +0000 UTC": unset
+    return parsed
 
 
 def from_unix_nanos(nanos: int) -> datetime | None:

@@ -1,99 +1,51 @@
-"""Follow one live migration across its events, in bounded memory.
+"""Follow one live migration across its events and objects, in bounded memory.
 
 KubeVirt tells one migration's story on two objects: the VirtualMachineInstanceMigration
 (controller events, named after the migration) and the VirtualMachineInstance (virt-handler
 events, named after the VM). No single event holds all the facts: the source node is only the
 host of ``Migrating``, the target only in ``PreparingTarget`` or ``Migrated``, the VM name of a
-migration object only in its target pod's name. The tracker joins them.
+migration object only in its target pod's name. The tracker joins them; the migration object
+itself (:meth:`MigrationTracker.track_object`), when the collector sends it, states the facts
+outright and they win over anything read from event text.
 
-Rules that keep facts from leaking between migrations:
+Rules that keep facts from leaking between migrations, and from being invented:
 
 - An event naming a migration (its object, ``Created Migration …``, a failure's ``uid``) joins
   that migration and no other.
+- A migration starts at its first event that names a phase. An event without a phase never opens
+  one: it joins its VM's current migration while that runs, or the latest one within
+  ``trailing_window`` after its end (``shrank PodDisruptionBudget`` ~4 s after); otherwise it is
+  left with the VM name it carries.
 - An event naming only the VM joins the VM's current migration while it runs. After the
   migration ended, only events that happened before its end (late, out-of-order arrivals) and
   a second word on its outcome within ``reorder_window`` still join it. Otherwise, or when its
   nodes contradict the current migration's, it starts a new one.
+- A duration is written only when the start was seen (a ``Pending``/``Scheduling``/``Scheduled``
+  event) or KubeVirt's object states it; a migration first seen half-way has none.
 - A record never holds the same node as source and target.
 
-Time is event time (the latest timestamp seen), never a clock: the tracker stays sans-I/O.
+Time is event time (the latest plausible timestamp seen), never a clock: the tracker stays
+sans-I/O. A caller that knows the arrival time passes it as ``now``: an event stamped more than
+``clock_skew`` after it is treated as undated, so one far-future stamp cannot age out the rest.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
-from typing import Final
+from collections.abc import Hashable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Final
 
-from .model import TERMINAL_PHASES, MigrationEvent
+from . import state
+from .model import TERMINAL_PHASES, VMIM, MigrationEvent
+from .objects import MigrationObject
+from .record import EPOCH, NEVER, SILENT, Migration, Record, Tracked, absorb, compatible, fill, merge, plus, snapshot
 
-_NEVER: Final = datetime.max.replace(tzinfo=UTC)
 _START_PHASES: Final = frozenset({"Pending", "Scheduling", "Scheduled"})
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Migration:
-    """A snapshot of what the tracker knows about one migration."""
-
-    namespace: str | None
-    vm_name: str | None
-    migration_name: str | None
-    migration_uid: str | None
-    phase: str | None
-    source_node: str | None
-    target_node: str | None
-    target_pod: str | None
-    failure_reason: str | None
-    started: datetime | None
-    ended: datetime | None
-    events: int
-
-    @property
-    def duration_seconds(self) -> float | None:
-        """Seconds from the first event to the terminal one, when both times are known."""
-        if self.started is None or self.ended is None:
-            return None
-        return max(0.0, (self.ended - self.started).total_seconds())
-
-
-class _Record:
-    __slots__ = (
-        "events",
-        "failure",
-        "first_seen",
-        "key",
-        "name",
-        "namespace",
-        "phase",
-        "pod",
-        "source",
-        "target",
-        "terminal_at",
-        "touched",
-        "uid",
-        "vm",
-    )  # fmt: skip
-
-    def __init__(self, key: int, namespace: str | None) -> None:
-        self.key = key
-        self.namespace = namespace
-        self.vm: str | None = None
-        self.name: str | None = None
-        self.uid: str | None = None
-        self.phase: str | None = None
-        self.source: str | None = None
-        self.target: str | None = None
-        self.pod: str | None = None
-        self.failure: str | None = None
-        self.first_seen: datetime | None = None
-        self.terminal_at: datetime | None = None
-        self.touched: datetime | None = None
-        self.events = 0
-
-
 _Key = tuple[str | None, str]
+
+__all__ = ["SILENT", "Migration", "MigrationTracker", "Tracked"]
 
 
 class MigrationTracker:
@@ -102,7 +54,9 @@ class MigrationTracker:
     ``max_entries`` bounds the migrations remembered (the least recently seen go first);
     ``ttl`` forgets a migration no event has touched for that long, in event time;
     ``reorder_window`` is how long after a migration's end another terminal event (the
-    controller's after the handler's, or the other way round) still joins it.
+    controller's after the handler's, or the other way round) still joins it;
+    ``trailing_window`` is how long after its end an event without a phase still joins it;
+    ``clock_skew`` is how far past the ``now`` a caller passes an event time may lie.
     """
 
     def __init__(
@@ -111,83 +65,175 @@ class MigrationTracker:
         max_entries: int = 10_000,
         ttl: timedelta = timedelta(hours=6),
         reorder_window: timedelta = timedelta(seconds=10),
+        trailing_window: timedelta = timedelta(seconds=60),
+        clock_skew: timedelta = timedelta(minutes=10),
     ) -> None:
         if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
             raise ValueError(f"max_entries must be a positive int, got {max_entries!r}")
-        for name, value in (("ttl", ttl), ("reorder_window", reorder_window)):
+        for name, value in (("ttl", ttl), ("reorder_window", reorder_window), ("trailing_window", trailing_window),
+                            ("clock_skew", clock_skew)):  # fmt: skip
             if not isinstance(value, timedelta) or value < timedelta(0):
                 raise ValueError(f"{name} must be a non-negative timedelta, got {value!r}")
         self._max = max_entries
         self._ttl = ttl
         self._window = reorder_window
+        self._trailing = trailing_window
+        self._skew = clock_skew
         self._now: datetime | None = None
         self._ids = itertools.count()
-        self._records: OrderedDict[int, _Record] = OrderedDict()
-        self._by_vm: dict[_Key, _Record] = {}
-        self._by_name: dict[_Key, _Record] = {}
-        self._by_uid: dict[_Key, _Record] = {}
+        self._records: OrderedDict[int, Record] = OrderedDict()
+        self._by_vm: dict[_Key, Record] = {}
+        self._by_name: dict[_Key, Record] = {}
+        self._by_uid: dict[_Key, Record] = {}
 
     def __len__(self) -> int:
         """How many migrations are remembered."""
         return len(self._records)
 
-    def observe(self, event: MigrationEvent) -> MigrationEvent:
+    def observe(self, event: MigrationEvent, *, now: datetime | None = None) -> MigrationEvent:
         """Record ``event`` and return it with what earlier events of its migration revealed."""
+        return self.track(event, now=now).event
+
+    def track(self, event: MigrationEvent, *, now: datetime | None = None, key: Hashable | None = None) -> Tracked:
+        """Record ``event`` (``key``: what identifies the record that carried it, for summaries)."""
         if not isinstance(event, MigrationEvent):
             raise TypeError(f"event must be a MigrationEvent, got {type(event).__name__}")
-        if event.timestamp is not None and (self._now is None or event.timestamp > self._now):
-            self._now = event.timestamp
-        record = self._record_for(event) if event.is_migration else None
+        stamp = self._plausible(event.timestamp, now)
+        record = self._record_for(event, stamp) if event.is_migration else None
         if record is None:
-            return event
-        self._learn(record, event)
+            return Tracked(event)
+        self._learn(record, event, stamp)
+        concluded = self._conclude(record, key, silent=False)
         self._evict()
-        return _fill(event, record)
+        return _tracked(event, record, stamp, concluded)
+
+    def track_object(self, obj: MigrationObject, *, now: datetime | None = None, key: Hashable | None = None,
+                     listing: bool = False, deleted: bool = False) -> Tracked | None:  # fmt: skip
+        """Take the facts of a migration object; they win over facts read from events.
+
+        ``listing``: the object comes from a list (pull mode, a watch's initial state), not from a
+        change — a migration first seen that way already over owes no summary. ``deleted``: a
+        deletion; it adds facts to a known migration and opens none. None when the object names no
+        migration (or a deletion names an unknown one).
+        """
+        if not isinstance(obj, MigrationObject):
+            raise TypeError(f"obj must be a MigrationObject, got {type(obj).__name__}")
+        if not (obj.uid or obj.name):
+            return None
+        event = MigrationEvent(
+            reason="", message="", object_kind=VMIM, object_name=obj.name, object_uid=obj.uid,
+            namespace=obj.namespace, timestamp=obj.latest, vm_name=obj.vm_name, migration_name=obj.name,
+            migration_uid=obj.uid, phase=obj.phase, source_node=obj.source_node, target_node=obj.target_node,
+            target_pod=obj.target_pod, failure_reason=obj.failure_reason, is_migration=True,
+        )  # fmt: skip
+        stamp = self._plausible(obj.latest, now)
+        known = self._named(obj.namespace, obj.uid, obj.name)
+        if known is None and deleted:
+            return None
+        record = known or self._new(obj.namespace)
+        self._learn(record, event, stamp)
+        self._fix(record, obj, now)
+        concluded = self._conclude(record, key, silent=known is None and (listing or deleted))
+        self._evict()
+        return _tracked(event, record, stamp, concluded)
 
     def migrations(self) -> tuple[Migration, ...]:
         """Snapshots of the migrations remembered, oldest first."""
-        records = sorted(self._records.values(), key=lambda r: (r.first_seen or _NEVER, r.key))
-        return tuple(_snapshot(r) for r in records)
+        records = sorted(self._records.values(), key=lambda r: (r.start or r.first_seen or NEVER, r.key))
+        return tuple(snapshot(r) for r in records)
+
+    # -- saving and restoring ---------------------------------------------------------------
+
+    def export_state(self) -> dict[str, Any]:
+        """What the tracker knows, as JSON-ready data (least recently seen first)."""
+        return state.dump(self._records.values(), self._now)
+
+    def restore_state(self, saved: Mapping[str, Any]) -> int:
+        """Take back what :meth:`export_state` gave (into an empty tracker); how many migrations.
+
+        ValueError naming the problem when ``saved`` is not such data; the tracker is then unchanged.
+        """
+        records, now = state.load(saved, self._ids)
+        for record in records[-self._max :]:
+            self._records[record.key] = record
+            ns = record.namespace
+            for index, value in ((self._by_uid, record.uid), (self._by_name, record.name), (self._by_vm, record.vm)):
+                if value is not None:
+                    index[(ns, value)] = record
+        if now is not None and (self._now is None or now > self._now):
+            self._now = now
+        return len(self._records)
+
+    # -- time ------------------------------------------------------------------------------
+
+    def _plausible(self, stamp: datetime | None, now: datetime | None) -> datetime | None:
+        """``stamp`` if it can be a real event time (else None); advances the tracker's clock."""
+        if stamp is None or stamp < EPOCH or stamp.year >= 9999:
+            return None  # Go's zero time, a broken clock: unknown rather than an overflow later
+        if now is not None and stamp > now + self._skew:
+            return None
+        if self._now is None or stamp > self._now:
+            self._now = stamp
+        return stamp
 
     # -- joining ---------------------------------------------------------------------------
 
-    def _record_for(self, event: MigrationEvent) -> _Record | None:
-        ns, vm = event.namespace, event.vm_name
-        uid, name = event.migration_uid, event.migration_name
-        found = (self._by_uid.get((ns, uid)) if uid else None) or (self._by_name.get((ns, name)) if name else None)
-        if found is not None:
-            return found
-        current = self._by_vm.get((ns, vm)) if vm else None
-        if current is not None and self._joins(current, event):
-            return current
-        if not (uid or name or vm):
-            return None
-        record = _Record(next(self._ids), ns)
+    def _named(self, ns: str | None, uid: str | None, name: str | None) -> Record | None:
+        return (self._by_uid.get((ns, uid)) if uid else None) or (self._by_name.get((ns, name)) if name else None)
+
+    def _new(self, namespace: str | None) -> Record:
+        record = Record(next(self._ids), namespace)
         self._records[record.key] = record
         return record
 
-    def _joins(self, record: _Record, event: MigrationEvent) -> bool:
-        """Whether an event that does not name its migration belongs to ``record``."""
-        if (event.migration_uid and record.uid not in (None, event.migration_uid)) or (
-            event.migration_name and record.name not in (None, event.migration_name)
-        ):
-            return False
-        if (event.source_node and record.source not in (None, event.source_node)) or (
-            event.target_node and record.target not in (None, event.target_node)
-        ):
+    def _record_for(self, event: MigrationEvent, stamp: datetime | None) -> Record | None:
+        ns, vm = event.namespace, event.vm_name
+        found = self._named(ns, event.migration_uid, event.migration_name)
+        if found is not None:
+            return found
+        current = self._by_vm.get((ns, vm)) if vm else None
+        if event.phase is None:  # never opens a migration; joins the current or just-ended one
+            if current is not None and self._trails(current, event, stamp):
+                return current
+            return None
+        if current is not None and self._joins(current, event, stamp):
+            return current
+        if not (event.migration_uid or event.migration_name or vm):
+            return None
+        return self._new(ns)
+
+    def _contradicts(self, record: Record, event: MigrationEvent) -> bool:
+        return bool(
+            (event.migration_uid and record.uid not in (None, event.migration_uid))
+            or (event.migration_name and record.name not in (None, event.migration_name))
+            or (event.source_node and record.source not in (None, event.source_node))
+            or (event.target_node and record.target not in (None, event.target_node))
+        )
+
+    def _trails(self, record: Record, event: MigrationEvent, stamp: datetime | None) -> bool:
+        """Whether a phase-less event belongs to ``record``: while it runs, or just after its end."""
+        if self._contradicts(record, event):
             return False
         if record.terminal_at is None:
             return True
-        if event.timestamp is None:
+        return stamp is not None and stamp <= plus(record.terminal_at, self._trailing)
+
+    def _joins(self, record: Record, event: MigrationEvent, stamp: datetime | None) -> bool:
+        """Whether an event that does not name its migration belongs to ``record``."""
+        if self._contradicts(record, event):
             return False
-        if event.timestamp <= record.terminal_at:
+        if record.terminal_at is None:
+            return True
+        if stamp is None:
+            return False
+        if stamp <= record.terminal_at:
             return event.phase not in _START_PHASES  # happened before the end, arrived after it
         # After the end, only the other side's word on the outcome still belongs to it.
-        return event.phase in TERMINAL_PHASES and event.timestamp <= record.terminal_at + self._window
+        return event.phase in TERMINAL_PHASES and stamp <= plus(record.terminal_at, self._window)
 
     # -- learning --------------------------------------------------------------------------
 
-    def _learn(self, record: _Record, event: MigrationEvent) -> None:
+    def _learn(self, record: Record, event: MigrationEvent, stamp: datetime | None) -> None:
         ns = record.namespace
         if event.migration_uid and record.uid is None:
             record.uid = event.migration_uid
@@ -195,35 +241,83 @@ class MigrationTracker:
         if event.migration_name and record.name is None:
             record.name = event.migration_name
             self._by_name[(ns, record.name)] = record
+        if stamp is not None and event.phase is not None:
+            record.first_seen = min(record.first_seen or stamp, stamp)
+            if event.phase in _START_PHASES:
+                record.started = min(record.started or stamp, stamp)
+            if event.phase in TERMINAL_PHASES:
+                record.terminal_at = max(record.terminal_at or stamp, stamp)
         if event.vm_name and record.vm is None:
             record.vm = event.vm_name
             self._adopt_vm(record)
         elif record.vm and (ns, record.vm) not in self._by_vm:
             self._by_vm[(ns, record.vm)] = record
-        _absorb(record, source=event.source_node, target=event.target_node, pod=event.target_pod,
+        absorb(record, source=event.source_node, target=event.target_node, pod=event.target_pod,
                 failure=event.failure_reason, phase=event.phase)  # fmt: skip
-        stamp = event.timestamp
-        if stamp is not None:
-            record.first_seen = min(record.first_seen or stamp, stamp)
-            if event.phase in TERMINAL_PHASES:
-                record.terminal_at = max(record.terminal_at or stamp, stamp)
         record.touched = max(filter(None, (record.touched, stamp, self._now)), default=None)
         record.events += 1
         self._records.move_to_end(record.key)
 
-    def _adopt_vm(self, record: _Record) -> None:
+    def _fix(self, record: Record, obj: MigrationObject, now: datetime | None) -> None:
+        """Make the object's facts the record's: KubeVirt's word beats what text suggested."""
+        for fact, value in (("vm", obj.vm_name), ("source", obj.source_node), ("target", obj.target_node),
+                            ("pod", obj.target_pod), ("failure", obj.failure_reason)):  # fmt: skip
+            if value is not None:
+                setattr(record, fact, value)
+                record.fixed.add(fact)
+        if record.source is not None and record.source == record.target:  # text said otherwise: drop it
+            if obj.source_node is None:
+                record.source = None
+            else:
+                record.target = None
+        record.mode = obj.mode or record.mode
+        record.abort = obj.abort_status or record.abort
+        if obj.phase is not None and (record.phase not in TERMINAL_PHASES or obj.terminal):
+            record.phase = obj.phase
+        record.obj_start = self._plausible(obj.started, now) or record.obj_start
+        if obj.terminal:
+            record.obj_end = self._plausible(obj.ended, now) or record.obj_end
+            record.terminal_at = record.terminal_at or record.obj_end
+
+    def _conclude(self, record: Record, key: Hashable | None, *, silent: bool) -> bool:
+        """Whether the observation keyed ``key`` made ``record`` terminal (with its VM known)."""
+        if record.concluded_by is None and record.phase in TERMINAL_PHASES and record.vm:
+            record.concluded_by = SILENT if silent else (key if key is not None else object())
+            record.concluded_as = None if silent else snapshot(record)
+            return not silent
+        return key is not None and record.concluded_by == key
+
+    def _adopt_vm(self, record: Record) -> None:
         """Make ``record`` the VM's current migration, merging a VM-only record of the same one."""
         assert record.vm is not None
         key = (record.namespace, record.vm)
         current = self._by_vm.get(key)
         if current is not None and current is not record:
             named = record.name is not None or record.uid is not None
-            if named and current.name is None and current.terminal_at is None and _compatible(record, current):
-                _merge(into=record, other=current)
+            if named and current.name is None and current.uid is None and self._same(record, current):
+                merge(into=record, other=current)
                 self._drop(current)
             elif current.terminal_at is None and current.name is not None:
                 return  # another migration of this VM still runs; it stays the current one
+            elif record.terminal_at is not None and (
+                current.terminal_at is None or (current.first_seen or EPOCH) > record.terminal_at
+            ):
+                return  # an old migration (a listed object) does not displace a newer one
         self._by_vm[key] = record
+
+    def _same(self, named: Record, vm_only: Record) -> bool:
+        """Whether a VM-only record is the named migration seen from the VMI's side."""
+        if not compatible(named, vm_only):
+            return False
+        if vm_only.terminal_at is None:
+            return named.terminal_at is None or (vm_only.first_seen or EPOCH) <= named.terminal_at
+        if named.first_seen is None:
+            return False
+        if named.first_seen <= vm_only.terminal_at:
+            return True  # the named one was under way before the VMI's side saw the end
+        # Seen only at its end: the other side's word on the same outcome, within the window.
+        only_end = named.started is None and named.first_seen == named.terminal_at
+        return only_end and named.first_seen <= plus(vm_only.terminal_at, self._window)
 
     # -- bounding --------------------------------------------------------------------------
 
@@ -232,14 +326,14 @@ class MigrationTracker:
             self._drop(next(iter(self._records.values())))
         if self._now is None:
             return
-        horizon = self._now - self._ttl
+        horizon = self._now - min(self._ttl, self._now - EPOCH)
         while self._records:
             oldest = next(iter(self._records.values()))
             if oldest.touched is None or oldest.touched >= horizon:
                 break
             self._drop(oldest)
 
-    def _drop(self, record: _Record) -> None:
+    def _drop(self, record: Record) -> None:
         self._records.pop(record.key, None)
         ns = record.namespace
         for index, value in (
@@ -251,76 +345,7 @@ class MigrationTracker:
                 del index[(ns, value)]
 
 
-def _compatible(a: _Record, b: _Record) -> bool:
-    """No fact of one contradicts a fact of the other."""
-    pairs = ((a.uid, b.uid), (a.name, b.name), (a.source, b.source), (a.target, b.target))
-    source, target = a.source or b.source, a.target or b.target
-    return all(x is None or y is None or x == y for x, y in pairs) and (source is None or source != target)
-
-
-def _absorb(
-    into: _Record, *, source: str | None, target: str | None, pod: str | None, failure: str | None, phase: str | None
-) -> None:
-    """Take facts ``into`` doesn't have yet; never the same node twice; a terminal phase stays."""
-    if source and into.source is None and source != into.target:
-        into.source = source
-    if target and into.target is None and target != into.source:
-        into.target = target
-    into.pod = into.pod or pod
-    into.failure = into.failure or failure
-    if phase is not None and (into.phase not in TERMINAL_PHASES or phase in TERMINAL_PHASES):
-        into.phase = phase
-
-
-def _merge(*, into: _Record, other: _Record) -> None:
-    into.uid = into.uid or other.uid
-    _absorb(into, source=other.source, target=other.target, pod=other.pod, failure=other.failure, phase=other.phase)
-    firsts = [t for t in (into.first_seen, other.first_seen) if t is not None]
-    into.first_seen = min(firsts, default=None)
-    ends = [t for t in (into.terminal_at, other.terminal_at) if t is not None]
-    into.terminal_at = max(ends, default=None)
-    into.events += other.events
-
-
-def _fill(event: MigrationEvent, record: _Record) -> MigrationEvent:
-    target = event.target_node or record.target
-    source = event.source_node or record.source
-    if source is not None and source == target:  # one side came from the record: the event's own wins
-        if event.source_node is None:
-            source = None
-        else:
-            target = event.target_node
-    failure = event.failure_reason
-    if event.phase == "Failed":
-        failure = failure or record.failure
-    duration = None
-    if event.phase in TERMINAL_PHASES and event.timestamp is not None and record.first_seen is not None:
-        duration = max(0.0, (event.timestamp - record.first_seen).total_seconds())
-    return replace(
-        event,
-        vm_name=event.vm_name or record.vm,
-        migration_name=event.migration_name or record.name,
-        migration_uid=event.migration_uid or record.uid,
-        target_pod=event.target_pod or record.pod,
-        source_node=source,
-        target_node=target,
-        failure_reason=failure,
-        duration_seconds=duration,
-    )
-
-
-def _snapshot(record: _Record) -> Migration:
-    return Migration(
-        namespace=record.namespace,
-        vm_name=record.vm,
-        migration_name=record.name,
-        migration_uid=record.uid,
-        phase=record.phase,
-        source_node=record.source,
-        target_node=record.target,
-        target_pod=record.pod,
-        failure_reason=record.failure,
-        started=record.first_seen,
-        ended=record.terminal_at,
-        events=record.events,
-    )
+def _tracked(event: MigrationEvent, record: Record, stamp: datetime | None, concluded: bool) -> Tracked:
+    # The migration as it concluded (after a restart, as it is now): a retry's summary is the same.
+    ended = (record.concluded_as or snapshot(record)) if concluded else None
+    return Tracked(fill(event, record, stamp), ended, concluded)

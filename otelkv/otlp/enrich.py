@@ -18,22 +18,33 @@ target accepted them (FACTS §2: otherwise a retry after an outage would be drop
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs, SeverityNumber
 
 from otelkv.kubevirt import MigrationEvent, MigrationTracker, parse_k8s_event
+from otelkv.kubevirt.objects import read_migration_object
+from otelkv.kubevirt.tracker import Tracked
 
-from .attributes import new_values, set_value, to_dict, value_of
+from .attributes import new_values, set_value, to_dict
+from .k8s_objects import ObjectRecord, map_body, migration_object_of
+from .summary import summary_key, summary_record
 
 SERVICE_NAME: Final = "service.name"
 NAMESPACE: Final = "k8s.namespace.name"
 OBJECT_KIND: Final = "k8s.object.kind"
 EVENT_UID: Final = "k8s.event.uid"
 EVENT_COUNT: Final = "k8s.event.count"
+#: The event type when only the severity number came (the receiver sets the text for known types).
+_TYPE_OF_SEVERITY: Final = {
+    SeverityNumber.SEVERITY_NUMBER_INFO: "Normal",
+    SeverityNumber.SEVERITY_NUMBER_WARN: "Warning",
+}
 
 #: Record attributes otelkv sets, and the MigrationEvent field each comes from.
 ATTRIBUTES: Final[Mapping[str, str]] = {
@@ -56,6 +67,10 @@ class EnrichOptions:
     kinds: frozenset[str] = frozenset({"VirtualMachineInstance", "VirtualMachineInstanceMigration"})
     service_name: str = "kubevirt-events"
     drop_others: bool = False
+    #: Forward the ``k8sobjects`` records of migration objects (after reading them) or consume them.
+    forward_objects: bool = False
+    #: Add one ``kubevirt.migration.summary`` record per migration that ends.
+    summaries: bool = True
 
 
 @dataclass(slots=True)
@@ -69,12 +84,41 @@ class EnrichResult:
     dropped_others: int = 0
     duplicates: int = 0
     unreadable: int = 0
+    #: Migration object records read and not forwarded (``forward_objects: false``).
+    objects: int = 0
+    summaries: int = 0
     keys: list[Hashable] = field(default_factory=list)
 
     @property
     def forwarded(self) -> int:
         """Records in the enriched request."""
-        return self.enriched + self.passed
+        return self.enriched + self.passed + self.summaries
+
+
+class _Out:
+    """Where the records of one received ResourceLogs go: a ResourceLogs per (namespace, KubeVirt
+    or not), made when its first record arrives (never empty), and a scope like each received one."""
+
+    def __init__(self, result: EnrichResult, source: ResourceLogs, options: EnrichOptions) -> None:
+        self._result, self._source, self._options = result, source, options
+        self._groups: dict[tuple[str | None, bool], ResourceLogs] = {}
+        self._scopes: dict[tuple[str | None, bool], ScopeLogs] = {}
+        self._scope = ScopeLogs()
+
+    def enter(self, scope_logs: ScopeLogs) -> None:
+        self._scope, self._scopes = scope_logs, {}
+
+    def add(self, record: LogRecord, namespace: str | None, kubevirt: bool) -> LogRecord:
+        group = (namespace, kubevirt)
+        scope = self._scopes.get(group)
+        if scope is None:
+            out = self._groups.get(group)
+            if out is None:
+                out = self._groups[group] = _resource_for(self._result.request, self._source, group, self._options)
+            scope = self._scopes[group] = _scope_like(out, self._scope)
+        copy = scope.log_records.add()
+        copy.CopyFrom(record)
+        return copy
 
 
 def enrich(
@@ -82,15 +126,21 @@ def enrich(
     tracker: MigrationTracker,
     options: EnrichOptions,
     delivered: Callable[[Hashable], bool],
+    *,
+    now: datetime | None = None,
 ) -> EnrichResult:
-    """Enrich ``request``; ``delivered(key)`` tells whether a record key was delivered before."""
+    """Enrich ``request``; ``delivered(key)`` tells whether a record key was delivered before.
+
+    ``now`` is when the request arrived: the tracker reads an event stamped far after it as undated.
+    """
     result = EnrichResult(ExportLogsServiceRequest())
+    run = _Run(result, tracker, options, delivered, now)
     seen: set[Hashable] = set()
     for resource_logs in request.resource_logs:
         resource = to_dict(resource_logs.resource.attributes)
-        groups: dict[tuple[str | None, bool], ResourceLogs] = {}
+        out = _Out(result, resource_logs, options)
         for scope_logs in resource_logs.scope_logs:
-            scopes: dict[tuple[str | None, bool], ScopeLogs] = {}
+            out.enter(scope_logs)
             for record in scope_logs.log_records:
                 result.received += 1
                 attributes = to_dict(record.attributes)  # read once: key, view and annotation use it
@@ -101,26 +151,94 @@ def enrich(
                         continue
                     seen.add(key)
                     result.keys.append(key)
-                kubevirt, event = _read(resource, attributes, record, options, tracker)
-                if kubevirt and event is None:
+                body = map_body(record)  # read once: the object and the Event reader both use it
+                found = migration_object_of(body)
+                if found is not None:
+                    run.take_object(found, record, resource, out)
+                    continue
+                kubevirt, tracked = run.read(resource, attributes, record, body, key)
+                if kubevirt and tracked is None:
                     result.unreadable += 1  # a field of a wrong type: forwarded as it came, unenriched
                 if not kubevirt and options.drop_others:
                     result.dropped_others += 1
                     continue
-                group = (event.namespace if event else None, event is not None)
-                if group not in scopes:
-                    out = groups.get(group)
-                    if out is None:
-                        out = groups[group] = _resource_for(result.request, resource_logs, event, options)
-                    scopes[group] = _scope_like(out, scope_logs)
-                copy = scopes[group].log_records.add()
-                copy.CopyFrom(record)
-                if event is None:
+                if tracked is None:
+                    out.add(record, None, False)
                     result.passed += 1
-                else:
-                    _annotate(copy, event, enriched_before=not attributes.keys().isdisjoint(ATTRIBUTES))
-                    result.enriched += 1
+                    continue
+                event = tracked.event
+                copy = out.add(record, event.namespace, True)
+                _annotate(copy, event, enriched_before=not attributes.keys().isdisjoint(ATTRIBUTES))
+                result.enriched += 1
+                if tracked.concluded:
+                    owner = key if key is not None else _content_key(record)
+                    run.summarize(tracked, owner, record, event.namespace, out)
     return result
+
+
+@dataclass(slots=True)
+class _Run:
+    """What one call of :func:`enrich` shares between its steps."""
+
+    result: EnrichResult
+    tracker: MigrationTracker
+    options: EnrichOptions
+    delivered: Callable[[Hashable], bool]
+    now: datetime | None
+    summarized: set[Hashable] = field(default_factory=set)
+
+    def read(self, resource: dict[str, Any], attributes: dict[str, Any], record: LogRecord,
+             body: Mapping[str, Any] | None, key: Hashable | None) -> tuple[bool, Tracked | None]:  # fmt: skip
+        """Whether ``record`` is a KubeVirt event, and its facts once the tracker saw it."""
+        view = _event_view(resource, attributes, record, body, self.options.kinds)
+        if view is None:
+            return False, None
+        try:
+            event = parse_k8s_event(view)
+        except TypeError:
+            return True, None
+        owner = key if key is not None else _content_key(record)
+        return True, self.tracker.track(event, now=self.now, key=owner)
+
+    def take_object(self, found: ObjectRecord, record: LogRecord, resource: Mapping[str, Any], out: _Out) -> None:
+        """Feed a migration object to the tracker; forward it only when so configured."""
+        obj = read_migration_object(found.object)
+        key = ("object", obj.uid or obj.name, obj.resource_version, found.watch_type)
+        tracked = self.tracker.track_object(obj, now=self.now, key=key, listing=found.listing,
+                                            deleted=found.deleted)  # fmt: skip
+        namespace = obj.namespace or _text(resource.get(NAMESPACE))
+        if self.options.forward_objects:
+            copy = out.add(record, namespace, True)
+            if tracked is not None:
+                _annotate(copy, tracked.event, enriched_before=False)
+            self.result.enriched += 1
+        else:
+            self.result.objects += 1
+        if tracked is not None:
+            self.summarize(tracked, key, record, namespace, out)
+
+    def summarize(self, tracked: Tracked, owner: Hashable, beside: LogRecord, namespace: str | None,
+                  out: _Out) -> None:  # fmt: skip
+        """Add the migration's summary when this record is the one that ended it (again on a retry
+        of that record, unless the summary was delivered)."""
+        if not (self.options.summaries and tracked.concluded and tracked.migration is not None):
+            return
+        key = summary_key(owner)
+        if key in self.summarized or self.delivered(key):
+            return  # the same record twice in one request, or its summary was delivered already
+        self.summarized.add(key)
+        out.add(summary_record(tracked.migration, beside), namespace, True)
+        self.result.summaries += 1
+        self.result.keys.append(key)
+
+
+def _content_key(record: LogRecord) -> Hashable:
+    """What identifies a record without an event uid: its bytes (a retry sends the same ones)."""
+    return ("record", hashlib.sha256(record.SerializeToString(deterministic=True)).hexdigest())
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _key(attributes: Mapping[str, Any]) -> Hashable | None:
@@ -130,38 +248,25 @@ def _key(attributes: Mapping[str, Any]) -> Hashable | None:
     return (uid, attributes.get(EVENT_COUNT))
 
 
-def _read(
+def _event_view(
     resource: dict[str, Any],
     attributes: dict[str, Any],
     record: LogRecord,
-    options: EnrichOptions,
-    tracker: MigrationTracker,
-) -> tuple[bool, MigrationEvent | None]:
-    """Whether ``record`` is a KubeVirt event, and its facts once the tracker saw it."""
-    view = _event_view(resource, attributes, record, options.kinds)
-    if view is None:
-        return False, None
-    try:
-        event = parse_k8s_event(view)
-    except TypeError:
-        return True, None
-    return True, tracker.observe(event)
-
-
-def _event_view(
-    resource: dict[str, Any], attributes: dict[str, Any], record: LogRecord, kinds: frozenset[str]
+    body: Mapping[str, Any] | None,
+    kinds: frozenset[str],
 ) -> Mapping[str, Any] | None:
     """The record as a mapping :func:`parse_k8s_event` reads, if it is a KubeVirt event."""
     if resource.get(OBJECT_KIND) in kinds:  # the k8s_events receiver's shape (FACTS §1)
-        view = {**resource, **attributes}
-        body = record.body
-        view["body"] = body.string_value if body.WhichOneof("value") == "string_value" else ""
-        view["severity_text"] = record.severity_text
+        # Namespace (and anything else) from the record, else from the resource: a newer receiver
+        # moves k8s.namespace.name to the resource, and empty fields arrive as "".
+        view = {**resource, **{k: v for k, v in attributes.items() if v != ""}}
+        text = record.body
+        view["body"] = text.string_value if text.WhichOneof("value") == "string_value" else ""
+        view["severity_text"] = record.severity_text or _TYPE_OF_SEVERITY.get(record.severity_number, "")
         view["timestamp"] = record.time_unix_nano or record.observed_time_unix_nano
         return view
-    if record.body.WhichOneof("value") != "kvlist_value":
+    if body is None:  # the k8sobjects receiver's shape: {"type": …, "object": Event}
         return None
-    body = value_of(record.body)  # the k8sobjects receiver's shape: {"type": …, "object": Event}
     event = body.get("object") if isinstance(body.get("object"), dict) else body
     if not isinstance(event, dict) or event.get("kind") != "Event":
         return None
@@ -172,16 +277,18 @@ def _event_view(
 
 
 def _resource_for(
-    request: ExportLogsServiceRequest, source: ResourceLogs, event: MigrationEvent | None, options: EnrichOptions
+    request: ExportLogsServiceRequest, source: ResourceLogs, group: tuple[str | None, bool], options: EnrichOptions
 ) -> ResourceLogs:
-    """A new ResourceLogs in ``request``, made when its first record arrives (never empty)."""
+    """A new ResourceLogs in ``request`` like ``source``; for KubeVirt records, with the service
+    name and the records' namespace."""
+    namespace, kubevirt = group
     out = request.resource_logs.add()
     out.schema_url = source.schema_url
     out.resource.CopyFrom(source.resource)
-    if event is not None:
+    if kubevirt:
         set_value(out.resource.attributes, SERVICE_NAME, options.service_name)
-        if event.namespace is not None:
-            set_value(out.resource.attributes, NAMESPACE, event.namespace)
+        if namespace is not None:
+            set_value(out.resource.attributes, NAMESPACE, namespace)
     return out
 
 

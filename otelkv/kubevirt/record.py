@@ -1,0 +1,208 @@
+"""What the tracker remembers of one migration, and the pure steps that combine such records.
+
+Internal to :mod:`otelkv.kubevirt` (the tracker and its saved state use it); the public names are
+:class:`Migration` (a snapshot) and :class:`Tracked` (what one observation gave).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from .model import TERMINAL_PHASES, MigrationEvent
+
+NEVER: Final = datetime.max.replace(tzinfo=UTC)
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+#: Facts an object states; once set from one, event text no longer changes them.
+OBJECT_FACTS: Final = ("vm", "source", "target", "pod", "failure")
+
+
+class _Silent:
+    """``concluded_by`` of a migration first seen already over: no summary is owed for it."""
+
+    def __repr__(self) -> str:
+        return "SILENT"
+
+
+SILENT: Final = _Silent()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Migration:
+    """A snapshot of what the tracker knows about one migration."""
+
+    namespace: str | None
+    vm_name: str | None
+    migration_name: str | None
+    migration_uid: str | None
+    phase: str | None
+    source_node: str | None
+    target_node: str | None
+    target_pod: str | None
+    failure_reason: str | None
+    #: When it started: its first Pending/Scheduling/Scheduled event, or KubeVirt's own time.
+    started: datetime | None
+    #: When it ended: KubeVirt's own time, else its first terminal event.
+    ended: datetime | None
+    events: int
+    mode: str | None = None
+    abort_status: str | None = None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        """Seconds from its start to its end, when both were seen or stated by KubeVirt."""
+        if self.started is None or self.ended is None:
+            return None
+        return max(0.0, (self.ended - self.started).total_seconds())
+
+
+@dataclass(frozen=True, slots=True)
+class Tracked:
+    """What one observation gave: the event with its migration's facts, whether this observation
+    (by its key) is the one that made the migration terminal, and then the migration as it ended
+    (``migration`` is None otherwise: a snapshot per event would cost for nothing)."""
+
+    event: MigrationEvent
+    migration: Migration | None = None
+    concluded: bool = False
+
+
+class Record:
+    """The mutable facts of one migration (slotted: thousands are kept)."""
+
+    __slots__ = (
+        "abort", "concluded_as", "concluded_by", "events", "failure", "first_seen", "fixed", "key", "mode", "name",
+        "namespace", "obj_end", "obj_start", "phase", "pod", "source", "started", "target",
+        "terminal_at", "touched", "uid", "vm",
+    )  # fmt: skip
+
+    def __init__(self, key: int, namespace: str | None) -> None:
+        self.key = key
+        self.namespace = namespace
+        self.vm: str | None = None
+        self.name: str | None = None
+        self.uid: str | None = None
+        self.phase: str | None = None
+        self.source: str | None = None
+        self.target: str | None = None
+        self.pod: str | None = None
+        self.failure: str | None = None
+        self.mode: str | None = None
+        self.abort: str | None = None
+        self.first_seen: datetime | None = None
+        self.started: datetime | None = None
+        self.terminal_at: datetime | None = None
+        self.obj_start: datetime | None = None
+        self.obj_end: datetime | None = None
+        self.touched: datetime | None = None
+        self.events = 0
+        self.fixed: set[str] = set()
+        self.concluded_by: Hashable | None = None
+        #: The migration as it was when it concluded: a retry's summary says the very same.
+        self.concluded_as: Migration | None = None
+
+    @property
+    def start(self) -> datetime | None:
+        return self.obj_start or self.started
+
+    @property
+    def end(self) -> datetime | None:
+        return self.obj_end or self.terminal_at
+
+
+def plus(when: datetime, delta: timedelta) -> datetime:
+    """``when + delta``, saturating instead of overflowing near the end of the calendar."""
+    return when + delta if NEVER - when > delta else NEVER
+
+
+def compatible(a: Record, b: Record) -> bool:
+    """No fact of one contradicts a fact of the other."""
+    pairs = ((a.uid, b.uid), (a.name, b.name), (a.source, b.source), (a.target, b.target))
+    source, target = a.source or b.source, a.target or b.target
+    return all(x is None or y is None or x == y for x, y in pairs) and (source is None or source != target)
+
+
+def absorb(
+    into: Record, *, source: str | None, target: str | None, pod: str | None, failure: str | None, phase: str | None
+) -> None:
+    """Take facts ``into`` doesn't have yet; never the same node twice; a terminal phase stays."""
+    if source and into.source is None and source != into.target:
+        into.source = source
+    if target and into.target is None and target != into.source:
+        into.target = target
+    into.pod = into.pod or pod
+    into.failure = into.failure or failure
+    if phase is not None and (into.phase not in TERMINAL_PHASES or phase in TERMINAL_PHASES):
+        into.phase = phase
+
+
+def _earliest(*times: datetime | None) -> datetime | None:
+    return min((t for t in times if t is not None), default=None)
+
+
+def merge(*, into: Record, other: Record) -> None:
+    into.uid = into.uid or other.uid
+    absorb(into, source=other.source, target=other.target, pod=other.pod, failure=other.failure, phase=other.phase)
+    into.first_seen = _earliest(into.first_seen, other.first_seen)
+    into.started = _earliest(into.started, other.started)
+    into.obj_start = into.obj_start or other.obj_start
+    into.obj_end = into.obj_end or other.obj_end
+    into.terminal_at = max((t for t in (into.terminal_at, other.terminal_at) if t is not None), default=None)
+    if into.concluded_by is None:
+        into.concluded_by, into.concluded_as = other.concluded_by, other.concluded_as
+    into.mode, into.abort = into.mode or other.mode, into.abort or other.abort
+    into.fixed |= other.fixed
+    into.events += other.events
+
+
+def fill(event: MigrationEvent, record: Record, stamp: datetime | None) -> MigrationEvent:
+    fixed = record.fixed
+
+    def pick(fact: str, own: str | None) -> str | None:
+        value: str | None = getattr(record, fact)
+        return value if fact in fixed or own is None else own
+
+    target = pick("target", event.target_node)
+    source = pick("source", event.source_node)
+    if source is not None and source == target:  # one side came from the record: the event's own wins
+        if event.source_node is None or "target" in fixed:
+            source = None
+        else:
+            target = event.target_node
+    failure = pick("failure", event.failure_reason) if event.phase == "Failed" else event.failure_reason
+    duration = None
+    start, end = record.start, record.obj_end or stamp  # KubeVirt's own times first
+    if event.phase in TERMINAL_PHASES and start is not None and end is not None:
+        duration = max(0.0, (end - start).total_seconds())
+    return replace(
+        event,
+        vm_name=pick("vm", event.vm_name),
+        migration_name=event.migration_name or record.name,
+        migration_uid=event.migration_uid or record.uid,
+        target_pod=pick("pod", event.target_pod),
+        source_node=source,
+        target_node=target,
+        failure_reason=failure,
+        duration_seconds=duration,
+    )
+
+
+def snapshot(record: Record) -> Migration:
+    return Migration(
+        namespace=record.namespace,
+        vm_name=record.vm,
+        migration_name=record.name,
+        migration_uid=record.uid,
+        phase=record.phase,
+        source_node=record.source,
+        target_node=record.target,
+        target_pod=record.pod,
+        failure_reason=record.failure,
+        started=record.start,
+        ended=record.end,
+        events=record.events,
+        mode=record.mode,
+        abort_status=record.abort,
+    )

@@ -1,0 +1,93 @@
+"""The tracker's migrations kept on disk beside the store, so a restart mid-migration keeps
+what earlier events revealed (the source node, the start time, a summary already made).
+
+A JSON file next to ``delivery.store_path`` (``<store_path>.migrations.json``), written whole to a
+temporary file, fsynced and renamed over the old one (``os.replace``): a crash leaves the old or
+the new file, never half of one. Written at most once per ``interval`` seconds while records come
+in, and at shutdown; its size is bounded by the tracker's ``max_entries``. An unreadable, damaged
+or oversized file is logged and ignored: otelkv starts with an empty tracker rather than not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Hashable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+from otelkv.kubevirt import MigrationEvent, MigrationObject, MigrationTracker, Tracked
+
+log = logging.getLogger(__name__)
+
+SUFFIX: Final = ".migrations.json"
+#: A file larger than this is not read (10,000 migrations take about 5 MiB).
+MAX_BYTES: Final = 64 * 1024 * 1024
+
+
+def state_path(store_path: str) -> Path:
+    """Where the tracker's state of the store at ``store_path`` lives."""
+    return Path(store_path + SUFFIX)
+
+
+class PersistentTracker(MigrationTracker):
+    """A :class:`MigrationTracker` that restores its state from ``path`` and saves it there."""
+
+    def __init__(self, path: Path, *, interval: float = 1.0, **bounds: Any) -> None:
+        super().__init__(**bounds)
+        self.path = path
+        self._interval = interval
+        self._saved_at = time.monotonic()
+        self._dirty = False
+        self.restored = self._load()
+
+    def track(self, event: MigrationEvent, *, now: datetime | None = None, key: Hashable | None = None) -> Tracked:
+        """As :meth:`MigrationTracker.track`, then save if it is time to."""
+        tracked = super().track(event, now=now, key=key)
+        self._changed()
+        return tracked
+
+    def track_object(self, obj: MigrationObject, *, now: datetime | None = None, key: Hashable | None = None,
+                     listing: bool = False, deleted: bool = False) -> Tracked | None:  # fmt: skip
+        """As :meth:`MigrationTracker.track_object`, then save if it is time to."""
+        tracked = super().track_object(obj, now=now, key=key, listing=listing, deleted=deleted)
+        self._changed()
+        return tracked
+
+    def save(self) -> bool:
+        """Write the state now (atomically); False, logged, when the disk refused it."""
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        try:
+            data = json.dumps(self.export_state(), separators=(",", ":")).encode()
+            with open(temporary, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temporary, self.path)
+        except OSError as error:
+            log.warning("saving the migrations to %s failed: %s", self.path, error)
+            return False
+        self._saved_at, self._dirty = time.monotonic(), False
+        return True
+
+    def _changed(self) -> None:
+        self._dirty = True
+        if time.monotonic() - self._saved_at >= self._interval:
+            self.save()
+
+    def _load(self) -> int:
+        try:
+            size = self.path.stat().st_size
+            if size > MAX_BYTES:
+                raise ValueError(f"{size} bytes, more than {MAX_BYTES}")
+            restored = self.restore_state(json.loads(self.path.read_bytes()))
+        except FileNotFoundError:
+            return 0
+        except (OSError, ValueError, RecursionError) as error:  # json.JSONDecodeError is a ValueError
+            log.warning("ignoring the saved migrations in %s: %s", self.path, error)
+            return 0
+        log.info("restored %d migrations from %s", restored, self.path)
+        return restored
