@@ -4,22 +4,22 @@ permanent rejection of the client's data."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from concurrent import futures
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 import yaml
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import add_LogsServiceServicer_to_server
 
 from otelkv import config
 from otelkv.cli import main
 from otelkv.errors import Retryable
 from otelkv.forward.grpc import GrpcForwarder
 from otelkv.forward.targets import make_forwarder
+from tests import test_forward_targets
 from tests.test_forward_targets import Recorder, forward_config, request
+
+recorder = test_forward_targets.recorder  # the same fixture: a gRPC target recording what it gets
 
 BAD: list[tuple[str, dict[str, Any], str]] = [
     ("tab in tenant", {"tenant": "a\tb"}, "forward.tenant"),
@@ -60,17 +60,6 @@ def test_refused_tenant_and_header_values_exit_2_naming_the_key(
 def test_valid_tenants_pass(tenant: str) -> None:
     config.load(environ={}, overrides={"forward.endpoint": "grpc://gw:4317", "forward.tenant": tenant,
                                        "forward.headers": {"X-Team": "vm ops (1)"}})  # fmt: skip
-
-
-@pytest.fixture
-def recorder() -> Iterator[tuple[Recorder, int]]:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    servicer = Recorder()
-    add_LogsServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield servicer, port
-    server.stop(0)
 
 
 @pytest.mark.parametrize("tenant", ["a\tb", "tenant-ü", "a\r\nb"])

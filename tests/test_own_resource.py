@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-from concurrent import futures
-
-import grpc
 import pytest
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2_grpc import add_MetricsServiceServicer_to_server
 
 from otelkv import __version__
-from otelkv.telemetry import Telemetry
-from tests.test_telemetry import Recorder
+from tests.test_telemetry import export_over_otlp
 
 
 def _exported_resource() -> dict[str, str]:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    recorder = Recorder()
-    add_MetricsServiceServicer_to_server(recorder, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        telemetry = Telemetry(otlp_endpoint=f"127.0.0.1:{port}")
-        telemetry.received.add(1)
-        telemetry.shutdown()
-    finally:
-        server.stop(0)
-    attributes = recorder.received[0].resource_metrics[0].resource.attributes
+    received = export_over_otlp(lambda telemetry: telemetry.received.add(1))
+    attributes = received[0].resource_metrics[0].resource.attributes
     return {kv.key: kv.value.string_value for kv in attributes}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from concurrent import futures
 from pathlib import Path
 
@@ -36,7 +37,8 @@ class Recorder(MetricsServiceServicer):
         return ExportMetricsServiceResponse()
 
 
-def test_metrics_are_exported_over_otlp_when_configured() -> None:
+def export_over_otlp(record: Callable[[Telemetry], None]) -> list[ExportMetricsServiceRequest]:
+    """What a real gRPC metrics receiver gets from a Telemetry that ``record`` used, then shut down."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     recorder = Recorder()
     add_MetricsServiceServicer_to_server(recorder, server)
@@ -44,16 +46,24 @@ def test_metrics_are_exported_over_otlp_when_configured() -> None:
     server.start()
     try:
         telemetry = Telemetry(otlp_endpoint=f"127.0.0.1:{port}")
-        telemetry.received.add(7)
-        telemetry.enriched.add(5)
+        record(telemetry)
         telemetry.shutdown()  # flushes the periodic reader
         telemetry.shutdown()  # safe twice
     finally:
         server.stop(0)
-    points = {m.name: sum(p.as_int for p in m.sum.data_points) for r in recorder.received for rm in r.resource_metrics
+    return recorder.received
+
+
+def test_metrics_are_exported_over_otlp_when_configured() -> None:
+    def record(telemetry: Telemetry) -> None:
+        telemetry.received.add(7)
+        telemetry.enriched.add(5)
+
+    received = export_over_otlp(record)
+    points = {m.name: sum(p.as_int for p in m.sum.data_points) for r in received for rm in r.resource_metrics
               for sm in rm.scope_metrics for m in sm.metrics if m.HasField("sum")}  # fmt: skip
     assert points["otelkv.records.received"] == 7 and points["otelkv.records.enriched"] == 5
-    resource = {kv.key: kv.value.string_value for kv in recorder.received[0].resource_metrics[0].resource.attributes}
+    resource = {kv.key: kv.value.string_value for kv in received[0].resource_metrics[0].resource.attributes}
     assert resource["service.name"] == "otelkv"
 
 
