@@ -347,6 +347,15 @@ class Config:
         if f.tls.ca_file and not offline and not Path(f.tls.ca_file).is_file():
             raise ConfigError(f"forward.tls.ca_file: no such file {f.tls.ca_file!r}")
         a = f.auth
+        for name in f.headers:
+            if name.lower() in ("content-type", "content-encoding", "content-length"):
+                raise ConfigError(f"forward.headers.{name}: set by otelkv, cannot be overridden")
+            # Header names are case-insensitive: a second spelling would go out beside (or instead
+            # of) the configured tenant or credentials, and the target would take either.
+            if name.lower() == "x-scope-orgid" and f.tenant:
+                raise ConfigError(f"forward.headers.{name}: the tenant is forward.tenant; set one of them, not both")
+            if name.lower() == "authorization" and (a.bearer_token_env or a.bearer_token_file or a.username):
+                raise ConfigError(f"forward.headers.{name}: forward.auth sets Authorization; set one of them, not both")
         if (a.bearer_token_env or a.bearer_token_file) and (a.username or a.password_env or a.password_file):
             raise ConfigError("forward.auth: choose a bearer token or a username and password, not both")
         if bool(a.username) != bool(a.password_env or a.password_file):
@@ -366,9 +375,6 @@ class Config:
 
             read_secret("forward.auth.bearer_token", env=a.bearer_token_env, file=a.bearer_token_file)
             read_secret("forward.auth.password", env=a.password_env, file=a.password_file)
-        for name in f.headers:
-            if name.lower() in ("content-type", "content-encoding", "content-length"):
-                raise ConfigError(f"forward.headers.{name}: set by otelkv, cannot be overridden")
         _validate_metadata(f, grpc=parts.scheme.startswith("grpc"), offline=offline)
 
 

@@ -199,6 +199,32 @@ def test_renewed_certificates_are_served_without_a_restart(sink: LokiSink, pki: 
     assert served.strip() == renewed.cert_chain_pems[0].bytes().decode().strip()
 
 
+def test_a_half_rotated_pair_keeps_the_previous_certificate_serving(
+    sink: LokiSink, pki: Pki, stopping: list[Service], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Found by probing: a new certificate whose key has not arrived yet (or a cut key file) was
+    # half-loaded into the live HTTP context, and every new handshake failed until the next change.
+    svc = tls_service(sink, pki)
+    stopping.append(svc)
+    assert https(svc, pki)[2] == "first"
+    other = pki.ca.issue_cert("127.0.0.1", common_name="other")
+    other.cert_chain_pems[0].write_to_path(str(pki.cert_file))  # the certificate only: key mismatch
+    for _ in range(50):  # the HTTP listener looks every second; bounded
+        if "keeping the previous TLS certificate" in caplog.text:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the mismatched pair was not noticed")
+    assert https(svc, pki)[2] == "first"  # still served, handshakes work
+    pki.issue_server("second")  # the rotation completes
+    for _ in range(50):
+        if https(svc, pki)[2] == "second":
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the completed rotation was not picked up")
+
+
 def test_bearer_token_on_both_listeners(sink: LokiSink, stopping: list[Service], monkeypatch: pytest.MonkeyPatch,
                                         caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
     caplog.set_level(logging.DEBUG)  # the token must not appear at any level

@@ -15,7 +15,7 @@ import gzip
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -126,7 +126,8 @@ class HttpForwarder:
             kind = "timeout" if isinstance(error, urllib3.exceptions.TimeoutError) else "connection"
             raise Retryable(f"{self._shown}: {_reason(error)}", error_type=kind) from error
         try:
-            delivery = classify(response.status, response.headers, response.data, count_records(request), self._shown)
+            delivery = classify(response.status, response.headers, response.data, count_records(request), self._shown,
+                                redact=self._redact)  # fmt: skip
         except Retryable as error:  # the target's words go to logs and to otelkv's client: no secrets
             raise Retryable(self._redact(str(error)), retry_after=error.retry_after,
                             error_type=error.error_type) from error  # fmt: skip
@@ -137,9 +138,21 @@ class HttpForwarder:
         self._pool.clear()
 
 
-def classify(status: int, headers: Mapping[str, str], body: bytes, records: int, url: str) -> Delivery:
-    """What an HTTP answer means for the request (one table, see the module docstring)."""
-    text = body[:65536].decode("utf-8", "replace").strip()
+def classify(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    records: int,
+    url: str,
+    *,
+    redact: Callable[[str], str] = str,
+) -> Delivery:
+    """What an HTTP answer means for the request (one table, see the module docstring).
+
+    ``redact`` takes secrets out of the target's words before they are cut short: a cut first
+    would leave a secret's head, which no longer matches it, in the message.
+    """
+    text = redact(body[:65536].decode("utf-8", "replace")).strip()
     if 200 <= status < 300:
         if status == 200 and body and headers.get("Content-Type", "").startswith(CONTENT_TYPE):
             try:

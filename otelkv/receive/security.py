@@ -89,6 +89,10 @@ class ServerTLS:
             return False
         self._stamps = stamps
         try:
+            # A pair that does not load (a half-rotated certificate and key, a cut file) must
+            # never reach the live context: load_cert_chain would replace its certificate and
+            # then fail on the key, leaving every new handshake to fail. Try a scratch one first.
+            self._load(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
             self._load(self.context)
         except ConfigError as error:
             log.error("keeping the previous TLS certificate: %s", error)
