@@ -15,7 +15,7 @@ import yaml
 
 from otelkv import notation
 from otelkv.config import ConfigError
-from otelkv.salvage import is_damage
+from otelkv.salvage import is_damage, was_a_store
 from otelkv.textfile import TextError, decode
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def check_store_path(store_path: str) -> None:
             finally:
                 db.close()
         except sqlite3.Error as error:
-            if is_damage(error):  # serve sets it aside and starts a fresh store (otelkv.salvage): say so
+            if is_damage(error) and was_a_store(store_path):  # serve sets it aside (otelkv.salvage): say so
                 log.warning(
                     "delivery.store_path: %r is damaged or not an SQLite file (%s); serve will move it aside as "
                     "%s.damaged-<time> and start a fresh store", store_path, error, store_path,

@@ -44,6 +44,22 @@ def is_damage(error: BaseException) -> bool:
     return isinstance(error, sqlite3.DatabaseError) and code is not None and code & 0xFF in _DAMAGE_CODES
 
 
+_SQLITE_MAGIC: Final = b"SQLite format 3\x00"
+
+
+def was_a_store(path: str) -> bool:
+    """Whether a damaged ``path`` is one otelkv may set aside: it has otelkv's marker beside it,
+    or still starts as an SQLite database does. Anything else (a mistyped ``store_path`` naming
+    the config file, a log) is not otelkv's to move."""
+    if Marker.path_for(path).exists():
+        return True
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC
+    except OSError:
+        return False
+
+
 def check(db: sqlite3.Connection) -> None:
     """Raise :class:`Damaged` unless SQLite's quick check of every page passes (O(size), at start)."""
     problems = [row[0] for row in db.execute("PRAGMA quick_check(5)").fetchall()]

@@ -129,6 +129,9 @@ class Store:
         except sqlite3.DatabaseError as error:
             if not is_damage(error):
                 raise
+            if not salvage.was_a_store(self.path):
+                raise sqlite3.DatabaseError(f"{error}: not an otelkv store (no {self.path}.state beside it, no "
+                                            "SQLite header); left untouched") from error  # fmt: skip
             try:
                 self._db = self._replace(error)
             except OSError as failed:  # a read-only volume: nothing could work

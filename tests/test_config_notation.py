@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from otelkv import config, notation
 from otelkv.cli import main
+from otelkv.store import Store
 from tests.conftest import ROOT
 
 
@@ -101,15 +103,34 @@ def test_check_config_checks_the_store_as_serve_would(tmp_path: Path, capsys: py
 def test_check_config_says_serve_will_set_a_damaged_store_aside(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    # serve moves a damaged (or non-SQLite) store aside and starts afresh (no crash loop), so
-    # check-config passes it, with a warning naming what serve will do.
-    store = tmp_path / "not-a-db"
-    store.write_text("hello, I am a text file, not SQLite" * 10)
+    # serve moves a damaged store aside and starts afresh (no crash loop), so check-config passes
+    # it, with a warning naming what serve will do. A store is otelkv's by its marker beside it.
+    store = tmp_path / "q.db"
+    store.write_text("hello, I was a store once, now I am damaged" * 10)
+    (tmp_path / "q.db.state").write_text('{"generation": "g", "records": 3, "batches": 1, "dead_letters": 0}')
     path = tmp_path / "otelkv.yaml"
     path.write_text(f"delivery: {{mode: queue, store_path: '{store}'}}\n")
     assert main(["check-config", str(path)]) == 0
     assert "is damaged or not an SQLite file (file is not a database); serve will move it aside" in caplog.text
     assert store.read_text().startswith("hello")  # check-config itself changes nothing
+
+
+def test_a_store_path_naming_a_file_that_never_was_a_store_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Found by probing: a mistyped store_path naming a text file (the config itself, a log) had
+    # it renamed to <file>.damaged-<time> by serve and by dead-letter list. Now: exit 2, untouched.
+    victim = tmp_path / "notes.txt"
+    victim.write_text("my notes, not a database\n" * 20)
+    path = tmp_path / "otelkv.yaml"
+    path.write_text(f"delivery: {{mode: queue, store_path: '{victim}'}}\n")
+    for command in (["check-config", str(path)], ["dead-letter", "list", "--config", str(path)]):
+        assert main(command) == 2
+        assert f"delivery.store_path: cannot open {str(victim)!r}: file is not a database" in capsys.readouterr().err
+    with pytest.raises(sqlite3.DatabaseError, match="not an otelkv store"):
+        Store(str(victim), max_bytes=1 << 20, max_records=100, max_dead_letters=10)
+    assert victim.read_text().startswith("my notes") and sorted(p.name for p in tmp_path.iterdir()) == [
+        "notes.txt", "otelkv.yaml"]  # fmt: skip
 
 
 def test_check_config_offline_passes_the_shipped_basic_auth_example(
