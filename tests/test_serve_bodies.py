@@ -87,6 +87,22 @@ def test_deep_json_is_400_not_retryable(sink: LokiSink, service: Service, body: 
     assert sink.requests == []
 
 
+@pytest.mark.parametrize("body", [
+    b'{"resourceLogs": 5}',
+    b'{"resourceLogs": [{"scopeLogs": 5}]}',
+    b'{"resourceLogs": [{"scopeLogs": [{"logRecords": 7}]}]}',
+    b"[]",
+    b'"x"',
+])  # fmt: skip
+def test_json_of_the_wrong_shape_is_400_and_counted(sink: LokiSink, service: Service, body: bytes) -> None:
+    # Found by probing: lists where objects belong raised TypeError before protobuf's parser saw
+    # them (503 "internal error", retried by the collector, never counted); [] and "x" were 200.
+    answer = post(service, body, "application/json")
+    assert answer.status == 400, message(answer)
+    assert sink.requests == []
+    assert 'otelkv_requests_invalid_total{error_type="malformed"} 1.0' in service.telemetry.prometheus_text().decode()
+
+
 def test_json_with_30_kvlist_levels_is_taken(sink: LokiSink, service: Service) -> None:
     answer = post(service, nested_kvlist(30), "application/json")
     assert answer.status == 200, message(answer)

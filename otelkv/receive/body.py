@@ -92,11 +92,18 @@ def _depth(text: str) -> int:
     return deepest
 
 
+def _list(node: Any, key: str) -> list[Any]:
+    """``node[key]`` when ``node`` is an object and that is a list; else nothing (ParseDict then
+    names what is wrong with it)."""
+    value = node.get(key) if isinstance(node, dict) else None
+    return value if isinstance(value, list) else []
+
+
 def _hex_ids_to_base64(node: Any) -> None:
     """OTLP/JSON writes traceId/spanId in hex; protobuf's JSON mapping wants base64."""
-    for resource in node.get("resourceLogs", []) if isinstance(node, dict) else []:
-        for scope in resource.get("scopeLogs", []) if isinstance(resource, dict) else []:
-            for record in scope.get("logRecords", []) if isinstance(scope, dict) else []:
+    for resource in _list(node, "resourceLogs"):
+        for scope in _list(resource, "scopeLogs"):
+            for record in _list(scope, "logRecords"):
                 for key in ("traceId", "spanId"):
                     value = record.get(key) if isinstance(record, dict) else None
                     if isinstance(value, str) and value:
@@ -119,6 +126,8 @@ def decode_json(body: bytes) -> ExportLogsServiceRequest:
         data = json.loads(text)
     except ValueError as error:
         raise BadRequest(f"body is not JSON: {error}") from error
+    if not isinstance(data, dict):
+        raise BadRequest(f"body is not OTLP/JSON: a JSON {type(data).__name__}, not an object")
     _hex_ids_to_base64(data)
     try:
         return json_format.ParseDict(data, ExportLogsServiceRequest(), ignore_unknown_fields=True,

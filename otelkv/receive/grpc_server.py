@@ -23,7 +23,7 @@ from grpc_status import rpc_status
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
 from otelkv.config import ReceiveGRPCConfig
-from otelkv.errors import BadRequest, grpc_answer
+from otelkv.errors import BadRequest, Retryable, grpc_answer
 from otelkv.forward import Delivery
 from otelkv.pipeline import Pipeline
 from otelkv.receive import DECODE_COST, response_for
@@ -76,7 +76,7 @@ class LogsHandler:
         if isinstance(failure, BadRequest):
             self._pipeline.invalid()
         else:
-            log.debug("export failed: %s", failure)
+            log.log(logging.DEBUG if isinstance(failure, Retryable) else logging.ERROR, "export failed: %r", failure)
         await _abort(context, failure)
         raise AssertionError("unreachable: abort raises")
 

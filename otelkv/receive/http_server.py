@@ -27,7 +27,7 @@ from google.rpc import status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from otelkv.config import ReceiveHTTPConfig, split_host_port
-from otelkv.errors import BadRequest, http_answer
+from otelkv.errors import BadRequest, Retryable, http_answer
 from otelkv.forward import Delivery
 from otelkv.pipeline import Pipeline, Reservation
 from otelkv.receive import DECODE_COST, response_for
@@ -267,7 +267,7 @@ class HttpReceiver:
             if answer.retry_after is not None:
                 headers["Retry-After"] = str(answer.retry_after)
             if not isinstance(error, BadRequest):
-                log.debug("export failed: %s", error)
+                log.log(logging.DEBUG if isinstance(error, Retryable) else logging.ERROR, "export failed: %r", error)
         response = _message(status, status_pb2.Status(code=_RPC_CODES.get(status, 14), message=message), encoding,
                             headers)  # fmt: skip
         if status in (408, 413):  # the body is not all read: end the connection after the answer
