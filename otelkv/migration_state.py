@@ -4,8 +4,10 @@ what earlier events revealed (the source node, the start time, a summary already
 A JSON file next to ``delivery.store_path`` (``<store_path>.migrations.json``), written whole to a
 temporary file, fsynced and renamed over the old one (``os.replace``): a crash leaves the old or
 the new file, never half of one. Written at most once per ``interval`` seconds while records come
-in, and at shutdown; its size is bounded by the tracker's ``max_entries``. An unreadable, damaged
-or oversized file is logged and ignored: otelkv starts with an empty tracker rather than not at all.
+in, by a saver thread within ``interval`` of the last change (the end of a burst is saved without
+waiting for the next record: a SIGKILL loses at most ``interval`` of changes), and at shutdown.
+Its size is bounded by the tracker's ``max_entries``. An unreadable, damaged or oversized file is
+logged and ignored: otelkv starts with an empty tracker rather than not at all.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Hashable
 from datetime import datetime
@@ -42,26 +45,53 @@ class PersistentTracker(MigrationTracker):
         self._interval = interval
         self._saved_at = time.monotonic()
         self._dirty = False
+        self._lock = threading.RLock()  # the saver thread reads what the pipeline's threads change
+        self._done = threading.Event()
+        self._saver: threading.Thread | None = None
         self.restored = self._load()
+
+    def start_saver(self) -> None:
+        """Save within ``interval`` of any change, from a thread of its own (until :meth:`stop_saver`)."""
+        if self._saver is None:
+            self._saver = threading.Thread(target=self._save_when_dirty, name="otelkv-migrations", daemon=True)
+            self._saver.start()
+
+    def stop_saver(self) -> None:
+        """Stop the saver thread and save what changed since; safe twice."""
+        self._done.set()
+        if self._saver is not None:
+            self._saver.join(timeout=5)
+        with self._lock:
+            if self._dirty:
+                self.save()
+
+    def _save_when_dirty(self) -> None:
+        while not self._done.wait(self._interval):
+            with self._lock:
+                if self._dirty:
+                    self.save()
 
     def track(self, event: MigrationEvent, *, now: datetime | None = None, key: Hashable | None = None) -> Tracked:
         """As :meth:`MigrationTracker.track`, then save if it is time to."""
-        tracked = super().track(event, now=now, key=key)
-        self._changed()
+        with self._lock:
+            tracked = super().track(event, now=now, key=key)
+            self._changed()
         return tracked
 
     def track_object(self, obj: MigrationObject, *, now: datetime | None = None, key: Hashable | None = None,
                      listing: bool = False, deleted: bool = False) -> Tracked | None:  # fmt: skip
         """As :meth:`MigrationTracker.track_object`, then save if it is time to."""
-        tracked = super().track_object(obj, now=now, key=key, listing=listing, deleted=deleted)
-        self._changed()
+        with self._lock:
+            tracked = super().track_object(obj, now=now, key=key, listing=listing, deleted=deleted)
+            self._changed()
         return tracked
 
     def save(self) -> bool:
         """Write the state now (atomically); False, logged, when the disk refused it."""
         temporary = self.path.with_name(self.path.name + ".tmp")
         try:
-            data = json.dumps(self.export_state(), separators=(",", ":")).encode()
+            with self._lock:
+                data = json.dumps(self.export_state(), separators=(",", ":")).encode()
             with open(temporary, "wb") as f:
                 f.write(data)
                 f.flush()

@@ -123,6 +123,8 @@ class Service:
         self._http.start()
         if self._admin is not None:
             self._admin.start()
+        if isinstance(self.tracker, PersistentTracker):  # issue 10: the end of a burst is saved too
+            self.tracker.start_saver()
         for key in self._open:
             log.warning("%s %s is reachable beyond this host without TLS or a bearer token: anyone who reaches "
                         "it writes into the target (docs/security.md)", key, getattr(self.config, key))  # fmt: skip
@@ -150,6 +152,7 @@ class Service:
             if self.sender is not None:  # queue mode: send what is queued, within what is left
                 self.sender.stop(max(0.0, deadline - time.monotonic()))
             if isinstance(self.tracker, PersistentTracker):  # issue 10: keep the migrations
+                self.tracker.stop_saver()
                 self.tracker.save()
             if self.store is not None:
                 self.store.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -136,3 +137,21 @@ def test_a_restart_keeps_what_the_migration_object_stated(sink: LokiSink, tmp_pa
     done = next(e for e in sink.entries if e.line.startswith("The VirtualMachineInstance migrated"))
     assert done.metadata["kubevirt_migration_source_node"] == "node01"  # only the object said so
     assert done.metadata["kubevirt_migration_duration_seconds"] == "30"  # from KubeVirt's Pending time
+
+
+def test_the_end_of_a_burst_is_saved_without_waiting_for_the_next_record(tmp_path: Path) -> None:
+    # Found by probing: the last changes of a burst were written only when the next KubeVirt
+    # record came, so a SIGKILL after a quiet spell lost them. The saver thread writes them.
+    path = tmp_path / "m.json"
+    tracker = PersistentTracker(path, interval=0.2)
+    tracker.start_saver()
+    try:
+        tracker.observe(created(0, "mig-1"))
+        tracker.observe(migrating("node01", 3))  # within the interval, and no record follows it
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not (path.exists() and "node01" in path.read_text()):
+            time.sleep(0.05)
+        assert "node01" in path.read_text()  # as a SIGKILL now would find it
+    finally:
+        tracker.stop_saver()
+        tracker.stop_saver()  # safe twice
