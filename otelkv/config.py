@@ -228,6 +228,10 @@ class ReceiveConfig:
             raise ConfigError(f"receive.auth.bearer_token_file: no such file {a.bearer_token_file!r}")
         if a.bearer_token_env and not os.environ.get(a.bearer_token_env):
             raise ConfigError(f"receive.auth.bearer_token_env: environment variable {a.bearer_token_env!r} is not set")
+        # read it as serve will (check-config checks what serve checks)
+        from otelkv.receive.security import read_token  # noqa: PLC0415 - it builds on this module
+
+        read_token(a)
 
 
 @dataclass

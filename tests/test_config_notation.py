@@ -165,3 +165,17 @@ def test_check_config_checks_the_listen_addresses_unless_offline(
         running.listen()
         path.write_text(f"http_listen: 127.0.0.1:{running.getsockname()[1]}\n")
         assert main(["check-config", str(path)]) == 0
+
+
+@pytest.mark.parametrize("content", [" s3cr3tv\n", "  \n", "s3cr\n3tv\n"])
+def test_check_config_reads_the_receive_token_as_serve_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str
+) -> None:
+    # Found by probing: check-config passed token files that serve then refused at start.
+    token = tmp_path / "token"
+    token.write_text(content)
+    path = tmp_path / "otelkv.yaml"
+    path.write_text(f"receive: {{auth: {{bearer_token_file: '{token}'}}}}\n")
+    assert main(["check-config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "receive.auth.bearer_token_file" in err and str(token) in err and "s3cr" not in err

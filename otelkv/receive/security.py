@@ -134,7 +134,8 @@ def read_token(config: ReceiveAuthConfig) -> str | None:
     token = read_secret("receive.auth.bearer_token", env=config.bearer_token_env, file=config.bearer_token_file)
     if token is not None and token != token.strip():
         where = config.bearer_token_file or config.bearer_token_env
-        raise ConfigError(f"receive.auth.bearer_token: the token in {where!r} starts or ends with spaces")
+        key = "receive.auth.bearer_token_file" if config.bearer_token_file else "receive.auth.bearer_token_env"
+        raise ConfigError(f"{key}: the token in {where!r} starts or ends with spaces")
     return token
 
 
