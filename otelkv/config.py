@@ -282,7 +282,25 @@ class Config:
         self._validate_delivery(offline=offline)
         if self.admin_listen:
             _host_port("admin_listen", self.admin_listen)
+        self._validate_distinct_listeners()
         self.receive.validate(self.max_message_bytes, offline=offline)
+
+    def _validate_distinct_listeners(self) -> None:
+        """Two listeners on one address: the second bind would fail with a message naming no key."""
+        seen: dict[tuple[str, int], str] = {}
+        for key in ("grpc_listen", "http_listen", "admin_listen"):
+            value = getattr(self, key)
+            if not value:
+                continue
+            host, port = _host_port(key, value)
+            if port == 0:  # the system picks a free port for each
+                continue
+            for (other_host, other_port), other in seen.items():
+                wildcard = {host, other_host} & {"0.0.0.0", "::", ""}
+                if port == other_port and (host == other_host or wildcard):
+                    raise ConfigError(f"{key}: {value} overlaps {other} ({getattr(self, other)}); give each listener a "
+                                      "port of its own")  # fmt: skip
+            seen[(host, port)] = key
 
     def _validate_delivery(self, *, offline: bool) -> None:
         d = self.delivery
