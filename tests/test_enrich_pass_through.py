@@ -65,7 +65,8 @@ def resource_logs(draw: st.DrawFn) -> ResourceLogs:
         draw(st.sampled_from(records)).body.CopyFrom(any_value({"type": "ADDED", "object": {"kind": "Pod"}}))
     for _ in range(draw(st.integers(0, 2))):  # odd or repeated attributes, on the resource or a record
         key, value = _attribute(draw)
-        where: Resource | LogRecord = draw(st.sampled_from([out.resource, *records]))
+        targets: list[Resource | LogRecord] = [out.resource, *records]
+        where = draw(st.sampled_from(targets))
         where.attributes.add(key=key).value.CopyFrom(value)
     if draw(st.booleans()):
         out.scope_logs.add().scope.name = "empty"
