@@ -204,21 +204,32 @@ def main() -> int:
 
 
 def passthrough(count: int) -> int:
-    """Records that are not KubeVirt events (the same events, made Pod events): enrich vs the floor."""
+    """Records that are not KubeVirt events (the same events, made Pod events): the short path and
+    the reference path (``pass_through=False``) against the floor, interleaved, best of 3 each."""
     events = make_events(count)
     for e in events:
         e["involvedObject"]["kind"] = "Pod"
     payloads = [r.SerializeToString() for r in batches(events, BATCH)]
-    floor = rate(lambda p: ExportLogsServiceRequest.FromString(p).SerializeToString(), payloads, len(events))
 
-    def enriched(payload: bytes) -> bytes:
-        request = ExportLogsServiceRequest.FromString(payload)
-        return enrich(request, tracker, EnrichOptions(), delivered.__contains__).request.SerializeToString()
+    def enriched(short: bool) -> Any:
+        def run(payload: bytes) -> bytes:
+            request = ExportLogsServiceRequest.FromString(payload)
+            result = enrich(request, tracker, EnrichOptions(), set[Any]().__contains__, pass_through=short)
+            return result.request.SerializeToString()
 
-    tracker, delivered = MigrationTracker(), set[Any]()
-    passed = rate(enriched, payloads, len(events))
-    print(f"pass-through (Pod events) {passed:>8,.0f} records/s   {floor / passed:.2f}x the floor "
-          f"({floor:,.0f} records/s)")  # fmt: skip
+        return run
+
+    tracker = MigrationTracker()
+    best = {"floor": 0.0, "short": 0.0, "reference": 0.0}
+    for _ in range(3):
+        best["floor"] = max(best["floor"], rate(lambda p: ExportLogsServiceRequest.FromString(p).SerializeToString(),
+                                                payloads, len(events), repeat=1))  # fmt: skip
+        best["short"] = max(best["short"], rate(enriched(True), payloads, len(events), repeat=1))
+        best["reference"] = max(best["reference"], rate(enriched(False), payloads, len(events), repeat=1))
+    floor = best["floor"]
+    print(f"pass-through (Pod events): floor {floor:,.0f} records/s; short path {best['short']:,.0f} records/s, "
+          f"{floor / best['short']:.2f}x the floor; reference path {best['reference']:,.0f} records/s, "
+          f"{floor / best['reference']:.2f}x the floor")  # fmt: skip
     return 0
 
 
