@@ -2,7 +2,8 @@
 
 A differential test: on generated requests — KubeVirt and other events, migration objects, map
 bodies under other kinds, duplicates, empty scopes, several scopes and records a resource, odd
-attribute types, repeated keys, schema URLs, records delivered before — the short path and the
+attribute types, repeated keys, schema URLs, unset scopes and resources, unknown fields, records
+delivered before — the short path and the
 reference path (``pass_through=False``) give the same request, byte for byte, and the same counts
 and keys.
 """
@@ -47,6 +48,10 @@ def _attribute(draw: st.DrawFn) -> tuple[str, AnyValue]:
     return key, any_value(value)
 
 
+#: True one time in four: for the changes that take a ResourceLogs off the short path.
+_seldom = st.integers(0, 3).map(lambda n: n == 3)
+
+
 @st.composite
 def resource_logs(draw: st.DrawFn) -> ResourceLogs:
     """One received ResourceLogs: a pooled one, often changed."""
@@ -56,23 +61,28 @@ def resource_logs(draw: st.DrawFn) -> ResourceLogs:
         extra = draw(st.sampled_from(_POOL)).scope_logs[0]
         target = out.scope_logs.add() if draw(st.booleans()) else out.scope_logs[0]
         target.log_records.extend(extra.log_records)
-    if draw(st.booleans()):  # made another kind's event: the short path's own ground
+    if not draw(_seldom):  # made another kind's event: the short path's own ground
         out.resource.attributes.add(key="k8s.object.kind").value.string_value = draw(st.sampled_from(["Pod", "Node"]))
     records = [r for s in out.scope_logs for r in s.log_records]
-    if draw(st.booleans()):  # an exact duplicate
+    if draw(_seldom):  # an exact duplicate
         out.scope_logs[0].log_records.add().CopyFrom(draw(st.sampled_from(records)))
-    if draw(st.booleans()):  # a map body that is no object, under any kind
+    if draw(_seldom):  # a map body that is no object, under any kind
         draw(st.sampled_from(records)).body.CopyFrom(any_value({"type": "ADDED", "object": {"kind": "Pod"}}))
-    for _ in range(draw(st.integers(0, 2))):  # odd or repeated attributes, on the resource or a record
+    for _ in range(draw(_seldom) + draw(_seldom)):  # odd or repeated attributes, on the resource or a record
         key, value = _attribute(draw)
         targets: list[Resource | LogRecord] = [out.resource, *records]
         where = draw(st.sampled_from(targets))
         where.attributes.add(key=key).value.CopyFrom(value)
-    if draw(st.booleans()):
+    if draw(_seldom):
         out.scope_logs.add().scope.name = "empty"
     if draw(st.booleans()):
         out.schema_url = "https://opentelemetry.io/schemas/1.26.0"
         out.scope_logs[0].schema_url = "https://opentelemetry.io/schemas/1.25.0"
+    if draw(_seldom):  # a scope or resource not set at all (the reference sets it, empty)
+        out.scope_logs[0].ClearField("scope") if draw(st.booleans()) else out.ClearField("resource")
+    if draw(st.booleans()):  # a field of a newer schema, on the ResourceLogs or on a scope (field 99, varint 5)
+        newer: ResourceLogs | ScopeLogs = out if draw(st.booleans()) else out.scope_logs[0]
+        newer.MergeFromString(b"\x98\x06\x05")
     return out
 
 
@@ -129,3 +139,20 @@ def test_a_list_count_fails_on_both_paths_alike() -> None:
     for pass_through in (False, True):
         with pytest.raises(TypeError, match="unhashable"):
             _run(request, EnrichOptions(), set(), pass_through=pass_through)
+
+
+@pytest.mark.parametrize("change", ["unknown field on the ResourceLogs", "unknown field on the scope",
+                                    "no resource", "no scope"])  # fmt: skip
+def test_what_the_reference_would_not_copy_as_is(change: str) -> None:
+    """The reference builds each ResourceLogs anew from its known fields: the short path copies a
+    whole one only when that gives the same bytes."""
+    source = ResourceLogs()
+    source.CopyFrom(next(r for r, e in zip(_POOL, _EVENTS, strict=False) if e["involvedObject"]["kind"] == "Pod"))
+    if change.startswith("unknown"):
+        (source if change.endswith("ResourceLogs") else source.scope_logs[0]).MergeFromString(b"\x98\x06\x05")
+    else:
+        source.ClearField("resource") if change == "no resource" else source.scope_logs[0].ClearField("scope")
+    request = ExportLogsServiceRequest(resource_logs=[source])
+    short, reference = (_run(request, EnrichOptions(), set(), pass_through=p) for p in (True, False))
+    assert short.request.SerializeToString() == reference.request.SerializeToString()
+    assert short.passed == reference.passed == 1

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
+from google.protobuf.unknown_fields import UnknownFieldSet
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs, SeverityNumber
@@ -190,7 +191,7 @@ def _pass_through(resource_logs: ResourceLogs, result: EnrichResult, options: En
     Its resource's kind is not one of ``options.kinds`` and no record has a map body (the
     ``k8sobjects`` shapes): then every record passes as it came, only deduplicated, in one
     ResourceLogs like the received one (empty scopes left out). Only each record's uid and
-    count are read, and the records are copied in C (``extend``), not one by one.
+    count are read, and the records are copied in C, not one by one.
     """
     kind = _last(resource_logs.resource.attributes, OBJECT_KIND)
     if not (kind is None or isinstance(kind, str)) or kind in options.kinds:
@@ -198,11 +199,13 @@ def _pass_through(resource_logs: ResourceLogs, result: EnrichResult, options: En
     scopes = []
     for scope_logs in resource_logs.scope_logs:
         records = scope_logs.log_records
+        keys = []
         for record in records:
             if record.body.WhichOneof("value") == "kvlist_value":
                 return False
-        scopes.append((scope_logs, records, [_record_key(record) for record in records]))
-    out = None
+            keys.append(_record_key(record))
+        scopes.append((scope_logs, records, keys))
+    parts: list[tuple[ScopeLogs, list[LogRecord] | None]] = []  # None: all its records
     for scope_logs, records, keys in scopes:
         kept = []
         for record, key in zip(records, keys, strict=True):
@@ -216,17 +219,32 @@ def _pass_through(resource_logs: ResourceLogs, result: EnrichResult, options: En
             kept.append(record)
         if options.drop_others:
             result.dropped_others += len(kept)
-            continue
-        if not kept:
-            continue
-        result.passed += len(kept)
-        if out is None:
-            out = result.request.resource_logs.add()
-            out.schema_url = resource_logs.schema_url
-            out.resource.CopyFrom(resource_logs.resource)
-        scope = _scope_like(out, scope_logs)
-        scope.log_records.extend(records if len(kept) == len(records) else kept)
+        elif kept:
+            result.passed += len(kept)
+            parts.append((scope_logs, None if len(kept) == len(records) else kept))
+    if not parts:
+        return True
+    if _as_built(resource_logs, parts):  # what the reference builds is a copy: one C call
+        result.request.resource_logs.add().CopyFrom(resource_logs)
+        return True
+    out = result.request.resource_logs.add()
+    out.schema_url = resource_logs.schema_url
+    out.resource.CopyFrom(resource_logs.resource)
+    for scope_logs, some in parts:
+        _scope_like(out, scope_logs).log_records.extend(scope_logs.log_records if some is None else some)
     return True
+
+
+def _as_built(resource_logs: ResourceLogs, parts: list[tuple[ScopeLogs, list[LogRecord] | None]]) -> bool:
+    """Whether the reference path would build ``resource_logs`` again as it is: every scope keeps all
+    its records, the resource and scopes are set (the reference sets them), and no field of this
+    version's schema is unknown at these two levels (the reference copies known fields only)."""
+    if len(parts) != len(resource_logs.scope_logs) or not resource_logs.HasField("resource"):
+        return False
+    if len(UnknownFieldSet(resource_logs)):
+        return False
+    return all(kept is None and scope_logs.HasField("scope") and not len(UnknownFieldSet(scope_logs))
+               for scope_logs, kept in parts)  # fmt: skip
 
 
 def _last(attributes: Iterable[KeyValue], key: str) -> Any:
