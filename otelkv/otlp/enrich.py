@@ -19,14 +19,13 @@ target accepted them (FACTS §2: otherwise a retry after an outage would be drop
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
 from google.protobuf.unknown_fields import UnknownFieldSet
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs, SeverityNumber
 
 from otelkv.kubevirt import MigrationEvent, MigrationTracker, parse_k8s_event
@@ -142,9 +141,9 @@ def enrich(
     run = _Run(result, tracker, options, delivered, now)
     seen: set[Hashable] = set()
     for resource_logs in request.resource_logs:
-        if pass_through and _pass_through(resource_logs, result, options, seen, delivered):
+        resource = to_dict(resource_logs.resource.attributes)  # read once, for both paths
+        if pass_through and _pass_through(run, seen, resource_logs, resource):
             continue
-        resource = to_dict(resource_logs.resource.attributes)
         out = _Out(result, resource_logs, options)
         for scope_logs in resource_logs.scope_logs:
             out.enter(scope_logs)
@@ -183,8 +182,7 @@ def enrich(
     return result
 
 
-def _pass_through(resource_logs: ResourceLogs, result: EnrichResult, options: EnrichOptions,
-                  seen: set[Hashable], delivered: Callable[[Hashable], bool]) -> bool:  # fmt: skip
+def _pass_through(run: _Run, seen: set[Hashable], resource_logs: ResourceLogs, resource: Mapping[str, Any]) -> bool:
     """Take a ResourceLogs none of whose records can be a KubeVirt event or object, as the reference
     path would, at a fraction of its cost; False (nothing done) when it may hold one.
 
@@ -193,7 +191,8 @@ def _pass_through(resource_logs: ResourceLogs, result: EnrichResult, options: En
     ResourceLogs like the received one (empty scopes left out). Only each record's uid and
     count are read, and the records are copied in C, not one by one.
     """
-    kind = _last(resource_logs.resource.attributes, OBJECT_KIND)
+    result, options, delivered = run.result, run.options, run.delivered
+    kind = resource.get(OBJECT_KIND)
     if not (kind is None or isinstance(kind, str)) or kind in options.kinds:
         return False
     scopes = []
@@ -245,15 +244,6 @@ def _as_built(resource_logs: ResourceLogs, parts: list[tuple[ScopeLogs, list[Log
         return False
     return all(kept is None and scope_logs.HasField("scope") and not len(UnknownFieldSet(scope_logs))
                for scope_logs, kept in parts)  # fmt: skip
-
-
-def _last(attributes: Iterable[KeyValue], key: str) -> Any:
-    """The value of the last attribute named ``key`` (as :func:`to_dict` reads it), None if none."""
-    found = None
-    for kv in attributes:
-        if kv.key == key:
-            found = kv.value
-    return None if found is None else value_of(found)
 
 
 def _record_key(record: LogRecord) -> Hashable | None:
