@@ -44,7 +44,7 @@ _UIDS = sorted({e["metadata"]["uid"] for e in _EVENTS})[:3]
 def _attribute(draw: st.DrawFn) -> tuple[str, AnyValue]:
     key = draw(st.sampled_from(["k8s.event.uid", "k8s.event.count", "k8s.object.kind", "service.name", "x"]))
     value = draw(st.one_of(st.sampled_from(["", "Pod", "VirtualMachineInstance", *_UIDS]),
-                           st.integers(-2, 3), st.booleans()))  # fmt: skip
+                           st.integers(-2, 3), st.booleans(), st.just([1]), st.just({"a": "b"})))  # fmt: skip
     return key, any_value(value)
 
 
@@ -129,16 +129,26 @@ def test_records_of_other_kinds_pass_as_they_came() -> None:
     assert (result.received, result.passed, result.enriched) == (2, 2, 0)
 
 
-def test_a_list_count_fails_on_both_paths_alike() -> None:
-    """A ``k8s.event.count`` that is a list makes an unhashable key: the reference path raises
-    TypeError (the servicer answers it as an internal error), and the short path does not hide it."""
-    source = ResourceLogs()
-    source.CopyFrom(next(r for r, e in zip(_POOL, _EVENTS, strict=False) if e["involvedObject"]["kind"] == "Pod"))
-    source.scope_logs[0].log_records[0].attributes.add(key="k8s.event.count").value.CopyFrom(any_value([1]))
-    request = ExportLogsServiceRequest(resource_logs=[source])
-    for pass_through in (False, True):
-        with pytest.raises(TypeError, match="unhashable"):
-            _run(request, EnrichOptions(), set(), pass_through=pass_through)
+@pytest.mark.parametrize("where", ["k8s.event.count", "k8s.object.kind"])
+def test_a_list_or_map_where_a_scalar_belongs_costs_nothing_else(where: str) -> None:
+    """A ``k8s.event.count`` or resource ``k8s.object.kind`` that is a list or a map (valid OTLP, never
+    sent by the receiver) used to make enrich raise TypeError (an unhashable key), failing the whole
+    request; now the record passes as it came, on both paths alike, and the others with it."""
+    pods = [r for r, e in zip(_POOL, _EVENTS, strict=False) if e["involvedObject"]["kind"] == "Pod"]
+    vmi = next(
+        r for r, e in zip(_POOL, _EVENTS, strict=False) if e["involvedObject"]["kind"] == "VirtualMachineInstance"
+    )
+    odd = ResourceLogs()
+    odd.CopyFrom(pods[0])
+    target = odd.scope_logs[0].log_records[0] if where == "k8s.event.count" else odd.resource
+    target.attributes.add(key=where).value.CopyFrom(any_value([1]))
+    twin = ResourceLogs()
+    twin.CopyFrom(odd)
+    twin.scope_logs[0].log_records[0].attributes.add(key="x").value.CopyFrom(any_value({"a": "b"}))
+    request = ExportLogsServiceRequest(resource_logs=[odd, vmi, twin])
+    short, reference = (_run(request, EnrichOptions(), set(), pass_through=p) for p in (True, False))
+    assert short.request.SerializeToString() == reference.request.SerializeToString()
+    assert (short.passed, short.enriched, short.duplicates) == (1, 1, 1)  # the twin: same uid and count
 
 
 @pytest.mark.parametrize("change", ["unknown field on the ResourceLogs", "unknown field on the scope",

@@ -257,7 +257,7 @@ def _record_key(record: LogRecord) -> Hashable | None:
             count = kv.value
     if uid is None or uid.WhichOneof("value") != "string_value" or not uid.string_value:
         return None
-    return (uid.string_value, None if count is None else value_of(count))
+    return (uid.string_value, None if count is None else _hashable(value_of(count)))
 
 
 @dataclass(slots=True)
@@ -329,7 +329,13 @@ def _key(attributes: Mapping[str, Any]) -> Hashable | None:
     uid = attributes.get(EVENT_UID)
     if not isinstance(uid, str) or not uid:
         return None
-    return (uid, attributes.get(EVENT_COUNT))
+    return (uid, _hashable(attributes.get(EVENT_COUNT)))
+
+
+def _hashable(count: Any) -> Hashable:
+    """A count as part of a key: a list or map value (never sent by the receiver, but valid OTLP)
+    as its text, so that a set can hold it instead of the whole request failing."""
+    return repr(count) if isinstance(count, list | dict) else count
 
 
 def _event_view(
@@ -340,7 +346,8 @@ def _event_view(
     kinds: frozenset[str],
 ) -> Mapping[str, Any] | None:
     """The record as a mapping :func:`parse_k8s_event` reads, if it is a KubeVirt event."""
-    if resource.get(OBJECT_KIND) in kinds:  # the k8s_events receiver's shape (FACTS §1)
+    kind = resource.get(OBJECT_KIND)
+    if isinstance(kind, str) and kind in kinds:  # the k8s_events receiver's shape (FACTS §1)
         # Namespace (and anything else) from the record, else from the resource: a newer receiver
         # moves k8s.namespace.name to the resource, and empty fields arrive as "".
         view = {**resource, **{k: v for k, v in attributes.items() if v != ""}}
@@ -355,7 +362,7 @@ def _event_view(
     if not isinstance(event, dict) or event.get("kind") != "Event":
         return None
     involved = event.get("involvedObject") or event.get("regarding")
-    if not isinstance(involved, dict) or involved.get("kind") not in kinds:
+    if not isinstance(involved, dict) or not isinstance(involved.get("kind"), str) or involved["kind"] not in kinds:
         return None
     return event
 
