@@ -24,7 +24,7 @@ def make_forwarder(config: ForwardConfig, *, max_message_bytes: int) -> Forwarde
         headers["Authorization"] = authorization
     parts = urlsplit(config.endpoint)
     forwarder: Forwarder
-    # each target's client is imported only when configured: urllib3 alone is ~10 MiB of RSS
+    # each target's client is imported only when configured (urllib3: only for an http(s) target)
     if parts.scheme in ("grpc", "grpcs"):
         from .grpc import GrpcForwarder  # noqa: PLC0415
 

@@ -193,7 +193,7 @@ def _pass_through(run: _Run, seen: set[Hashable], resource_logs: ResourceLogs, r
     """
     result, options, delivered = run.result, run.options, run.delivered
     kind = resource.get(OBJECT_KIND)
-    if not (kind is None or isinstance(kind, str)) or kind in options.kinds:
+    if isinstance(kind, str) and kind in options.kinds:
         return False
     scopes = []
     for scope_logs in resource_logs.scope_logs:
