@@ -12,7 +12,14 @@ VMs), it prints:
    and for :class:`otelkv.pipeline.DeliveredKeys`, side by side (``--dedup-only``: just this);
 4. at a steady ``--rate`` records/s for ``--seconds``: otelkv's CPU (% of one core, from
    /proc), CPU seconds per 10,000 records and peak RSS (VmHWM) — targets 30% and 120 MiB;
-5. the hostile mix of issue 8 item 4 against the default limits (``--memory-only`` runs it alone;
+5. a light sidecar (``--startup-only`` runs it alone): start-up time (process start to the
+   first /healthz 200) and idle RSS of ``otelkv serve`` with the default stdout target and an
+   http:// target, median of ``--starts`` starts; ``--compare DIR`` measures another checkout
+   (``git archive main | tar -x -C DIR``) in the same run, interleaved, for before/after ratios;
+6. pass-through (``--passthrough-only`` runs it alone): records of other kinds (Pod events, as
+   the k8s_events receiver sends them), decode + enrich + encode against the floor (target:
+   at most 1.5x);
+7. the hostile mix of issue 8 item 4 against the default limits (``--memory-only`` runs it alone;
    ``BENCH_MIX=grpc,http,idle,drip`` picks parts of it): peak RSS under the 192 Mi limit
    (docs/reliability.md#memory).
 
@@ -109,16 +116,28 @@ def proc(pid: int) -> tuple[float, int]:
     return cpu, int(hwm.split()[1]) * 1024
 
 
-def main() -> int:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--rate", type=int, default=10_000, help="records/s for the steady-load part")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--dedup-only", action="store_true", help="only the duplicate-window phase")
     parser.add_argument("--memory-only", action="store_true", help="only the hostile-load memory phase")
-    args = parser.parse_args()
+    parser.add_argument("--startup-only", action="store_true", help="only the start-up time and idle RSS phase")
+    parser.add_argument("--starts", type=int, default=5, help="starts of each kind in the start-up phase")
+    parser.add_argument("--passthrough-only", action="store_true", help="only the pass-through phase")
+    parser.add_argument("--compare", type=Path, metavar="DIR", help="another otelkv checkout for the start-up phase")
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = _arguments()
     if args.memory_only:
         return memory(args.seconds)
+    if args.startup_only:
+        return startup(args.starts, args.compare)
+    if args.passthrough_only:
+        return passthrough(args.records)
     dedup_window()
     if args.dedup_only:
         return 0
@@ -140,6 +159,7 @@ def main() -> int:
     enrich_rate = rate(enriched, payloads, n, repeat=1)  # once: the tracker must see each event once
     print(f"decode+encode (floor)   {floor:>10,.0f} records/s")
     print(f"decode+enrich+encode    {enrich_rate:>10,.0f} records/s   {floor / enrich_rate:.2f}x the floor")
+    passthrough(n)
 
     sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
     threading.Thread(target=sink.serve_forever, daemon=True).start()
@@ -179,7 +199,38 @@ def main() -> int:
         serve.wait(30)
         sink.shutdown()
     overload(env, payloads, args.seconds)
+    startup(args.starts, args.compare)
     return memory(args.seconds)
+
+
+def passthrough(count: int) -> int:
+    """Records that are not KubeVirt events (the same events, made Pod events): the short path and
+    the reference path (``pass_through=False``) against the floor, interleaved, best of 3 each."""
+    events = make_events(count)
+    for e in events:
+        e["involvedObject"]["kind"] = "Pod"
+    payloads = [r.SerializeToString() for r in batches(events, BATCH)]
+
+    def enriched(short: bool) -> Any:
+        def run(payload: bytes) -> bytes:
+            request = ExportLogsServiceRequest.FromString(payload)
+            result = enrich(request, tracker, EnrichOptions(), set[Any]().__contains__, pass_through=short)
+            return result.request.SerializeToString()
+
+        return run
+
+    tracker = MigrationTracker()
+    best = {"floor": 0.0, "short": 0.0, "reference": 0.0}
+    for _ in range(3):
+        best["floor"] = max(best["floor"], rate(lambda p: ExportLogsServiceRequest.FromString(p).SerializeToString(),
+                                                payloads, len(events), repeat=1))  # fmt: skip
+        best["short"] = max(best["short"], rate(enriched(True), payloads, len(events), repeat=1))
+        best["reference"] = max(best["reference"], rate(enriched(False), payloads, len(events), repeat=1))
+    floor = best["floor"]
+    print(f"pass-through (Pod events): floor {floor:,.0f} records/s; short path {best['short']:,.0f} records/s, "
+          f"{floor / best['short']:.2f}x the floor; reference path {best['reference']:,.0f} records/s, "
+          f"{floor / best['reference']:.2f}x the floor")  # fmt: skip
+    return 0
 
 
 class _PlainDictKeys:
@@ -373,6 +424,59 @@ def memory(seconds: float) -> int:  # noqa: PLR0915 - one scenario, read top to 
         serve.send_signal(signal.SIGTERM)
         serve.wait(30)
         sink.shutdown()
+    return 0
+
+
+def _start_once(root: Path, forward: list[str]) -> tuple[float, int]:
+    """Seconds from process start to the first /healthz 200, and VmRSS one second later."""
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    start = time.perf_counter()
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "otelkv", "serve", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+         *forward], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=root,
+    )  # fmt: skip
+    try:
+        port = _wait_for_ports(serve)["http_port"]
+        for _ in range(1000):  # bounded: 10 s
+            with contextlib.suppress(OSError):
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+                connection.request("GET", "/healthz")
+                if connection.getresponse().status == 200:
+                    break
+            time.sleep(0.01)
+        ready = time.perf_counter() - start
+        time.sleep(1.0)  # idle: what the pod holds between bursts
+        return ready, _rss(serve.pid)
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(30)
+
+
+def startup(starts: int, compare: Path | None) -> int:
+    """Start-up time and idle RSS, median of ``starts``, stdout and http:// targets; the checkouts
+    interleaved, so that both see the same machine."""
+    sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    targets = {"stdout": [], "http": ["--forward", f"http://127.0.0.1:{sink.server_address[1]}/otlp"]}
+    roots = {"this": ROOT, **({"compare": compare.resolve()} if compare else {})}
+    figures: dict[tuple[str, str], list[tuple[float, int]]] = {}
+    try:
+        for _ in range(starts):
+            for target, forward in targets.items():
+                for name, root in roots.items():
+                    figures.setdefault((name, target), []).append(_start_once(root, forward))
+    finally:
+        sink.shutdown()
+    median: dict[tuple[str, str], tuple[float, float]] = {}
+    for key, runs in figures.items():
+        times, rss = sorted(r[0] for r in runs), sorted(r[1] for r in runs)
+        median[key] = (times[len(runs) // 2], rss[len(runs) // 2] / 2**20)
+        print(f"start-up {key[0]:>7} {key[1]:>6}: ready in {median[key][0]:.3f} s, idle RSS {median[key][1]:.1f} MiB "
+              f"(median of {len(runs)})")  # fmt: skip
+    if compare:
+        for target in targets:
+            (t_new, r_new), (t_old, r_old) = median["this", target], median["compare", target]
+            print(f"start-up {target}: this/compare time {t_new / t_old:.2f}, idle RSS {r_new / r_old:.2f}")
     return 0
 
 

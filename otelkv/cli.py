@@ -16,10 +16,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from types import FrameType
 from typing import Any, NoReturn
 
-import yaml
-
 from otelkv import __version__, config, logs
-from otelkv.eventfile import EventFileError, in_time_order, parse_events
 from otelkv.textfile import TextError, read_text
 
 
@@ -179,6 +176,8 @@ def _check_config(args: argparse.Namespace) -> int:
 
         for key in listen_keys(cfg):
             check_listen(key, getattr(cfg, key), in_use_ok=True)
+    import yaml  # noqa: PLC0415 - serve imports yaml only to read a file
+
     from otelkv.secrets import redacted  # noqa: PLC0415
 
     print(yaml.safe_dump(redacted(config.to_dict(cfg)), sort_keys=False), end="")
@@ -251,6 +250,8 @@ def _source(path: str) -> str:
 
 def _events(path: str) -> list[dict[str, Any]]:
     """The Events in a file (or stdin), in time order; EventFileError/TextError/OSError naming it."""
+    from otelkv.eventfile import in_time_order, parse_events  # noqa: PLC0415 - with yaml: not for serve
+
     return in_time_order(parse_events(read_text(path), _source(path)))
 
 
@@ -269,6 +270,7 @@ def _dead_letter(args: argparse.Namespace) -> int:
 def _user_errors() -> tuple[type[BaseException], ...]:
     """The exceptions that mean "the user gave something wrong": one line, exit 2."""
     from otelkv.deadletters import DeadLetterError  # noqa: PLC0415
+    from otelkv.eventfile import EventFileError  # noqa: PLC0415
     from otelkv.listen import ListenError  # noqa: PLC0415
     from otelkv.replay import ReplayError  # noqa: PLC0415
 

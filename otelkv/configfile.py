@@ -6,16 +6,12 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from otelkv import notation
 from otelkv.config import ConfigError
-from otelkv.salvage import is_damage, was_a_store
 from otelkv.textfile import TextError, decode
 
 log = logging.getLogger(__name__)
@@ -23,6 +19,8 @@ log = logging.getLogger(__name__)
 
 def read_file(path: Path, environ: Mapping[str, str], *, offline: bool) -> dict[str, Any]:
     """The mapping in ``path``, expanded; ConfigError naming the file (and line) when it is not one."""
+    import yaml  # noqa: PLC0415 - only a configuration with a file needs it (check_store_path lives here too)
+
     try:
         loaded = yaml.safe_load(decode(path.read_bytes(), str(path)))
     except OSError as error:
@@ -79,6 +77,10 @@ def check_store_path(store_path: str) -> None:
     if path.exists():
         if not path.is_file() or not os.access(path, os.R_OK | os.W_OK):
             raise ConfigError(f"delivery.store_path: cannot open {store_path!r}: not a file otelkv can write")
+        import sqlite3  # noqa: PLC0415 - only a configuration with a store needs it
+
+        from otelkv.salvage import is_damage, was_a_store  # noqa: PLC0415
+
         try:
             db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
             try:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
@@ -19,9 +20,11 @@ from otelkv.forward import Delivery, Forwarder
 from otelkv.forward.retry import Backoff
 from otelkv.kubevirt import MigrationTracker
 from otelkv.otlp.enrich import EnrichOptions, EnrichResult, enrich
-from otelkv.store import Store, StoreUnavailable
 from otelkv.streak import FailureStreak
 from otelkv.telemetry import Telemetry
+
+if TYPE_CHECKING:  # the store (sqlite3) is imported only by a configuration that has one
+    from otelkv.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -240,6 +243,8 @@ class Pipeline:
             log.warning("target %s refused %d records: %s", self.forwarder.target, delivery.rejected,
                         delivery.message)  # fmt: skip
         if self.store is not None and delivery.rejected >= result.forwarded:  # refused whole: keep it
+            from otelkv.store import StoreUnavailable  # noqa: PLC0415 - loaded with the store
+
             try:
                 self.store.dead_letter(result.request.SerializeToString(), result.forwarded, delivery.message)
             except StoreUnavailable:  # counted and logged by the store; the client's answer stands

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import sqlite3
 import threading
 import time
 from datetime import timedelta
 
 from otelkv.config import Config, ConfigError, split_host_port
-from otelkv.delivery import QueueSender
 from otelkv.forward import Forwarder
 from otelkv.forward.targets import make_forwarder
 from otelkv.kubevirt import MigrationTracker
@@ -21,7 +19,6 @@ from otelkv.receive.grpc_server import GrpcReceiver
 from otelkv.receive.http_server import HttpOptions, HttpReceiver
 from otelkv.receive.memory import tune_malloc
 from otelkv.receive.security import BearerAuth, GrpcAuthInterceptor, ServerTLS, read_token
-from otelkv.store import Store
 from otelkv.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -47,7 +44,11 @@ class Service:
         enrich, delivery = config.enrich, config.delivery
         self.telemetry = Telemetry(otlp_endpoint=config.metrics_otlp_endpoint)
         self.store = None
-        if delivery.store_path:
+        if delivery.store_path:  # sqlite3, the store and its sender only for a configuration with a store
+            import sqlite3  # noqa: PLC0415
+
+            from otelkv.store import Store  # noqa: PLC0415
+
             try:
                 self.store = Store(delivery.store_path, max_bytes=delivery.queue_max_bytes,
                                    max_records=delivery.queue_max_records,
@@ -89,6 +90,8 @@ class Service:
         )
         self.sender = None
         if queue and self.store is not None:
+            from otelkv.delivery import QueueSender  # noqa: PLC0415
+
             self.sender = QueueSender(self.store, forward, retry=delivery.retry, timeout=config.forward.timeout,
                                       telemetry=self.telemetry, health=health)  # fmt: skip
         receive = config.receive

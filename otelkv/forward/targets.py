@@ -9,8 +9,6 @@ from otelkv.config import AuthConfig, ForwardConfig
 from otelkv.secrets import read_secret
 
 from . import Forwarder
-from .grpc import GrpcForwarder
-from .http import HttpForwarder
 from .stdout import StdoutForwarder
 
 
@@ -26,10 +24,15 @@ def make_forwarder(config: ForwardConfig, *, max_message_bytes: int) -> Forwarde
         headers["Authorization"] = authorization
     parts = urlsplit(config.endpoint)
     forwarder: Forwarder
+    # each target's client is imported only when configured (urllib3: only for an http(s) target)
     if parts.scheme in ("grpc", "grpcs"):
+        from .grpc import GrpcForwarder  # noqa: PLC0415
+
         forwarder = GrpcForwarder(parts.netloc, secure=parts.scheme == "grpcs", headers=headers,
                              ca_file=config.tls.ca_file, max_message_bytes=max_message_bytes)  # fmt: skip
     else:
+        from .http import HttpForwarder  # noqa: PLC0415
+
         forwarder = HttpForwarder(config.endpoint, headers=headers, ca_file=config.tls.ca_file,
                                   insecure_skip_verify=config.tls.insecure_skip_verify,
                                   compression=config.compression == "gzip")  # fmt: skip

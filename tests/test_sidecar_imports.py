@@ -1,0 +1,67 @@
+"""A light sidecar (issue 13 item 4): ``otelkv serve`` imports what its configuration uses, no more.
+
+Each case builds the service as ``otelkv serve`` does, in a fresh interpreter, and lists the
+modules it holds: idle RSS and start-up time follow from those (bench/bench.py measures them;
+no timing or RSS is asserted here).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+#: The modules a configuration may or may not need.
+OPTIONAL = ("yaml", "urllib3", "sqlite3", "otelkv.store", "otelkv.salvage", "otelkv.delivery", "otelkv.eventfile",
+            "opentelemetry.exporter.otlp.proto.grpc.metric_exporter")  # fmt: skip
+
+_PROGRAM = """
+import json, sys
+from otelkv import cli, config
+from otelkv.server import Service
+cfg = config.load(sys.argv[1] or None, overrides=json.loads(sys.argv[2]))
+service = Service(cfg)
+service.stop(0)
+print(json.dumps(sorted(m for m in {optional} if m in sys.modules)))
+"""
+
+
+def _imported(tmp_path: Path, overrides: dict[str, str], file: str = "") -> set[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTELKV_")}
+    overrides = {"grpc_listen": "127.0.0.1:0", "http_listen": "127.0.0.1:0", **overrides}
+    program = _PROGRAM.format(optional=repr(OPTIONAL))
+    done = subprocess.run([sys.executable, "-c", program, file, json.dumps(overrides)], capture_output=True,
+                          text=True, timeout=60, env=env, cwd=tmp_path, check=True)  # fmt: skip
+    return set(json.loads(done.stdout.splitlines()[-1]))
+
+
+def test_stdout_target_without_a_file_imports_none_of_them(tmp_path: Path) -> None:
+    assert _imported(tmp_path, {}) == set()
+
+
+def test_http_target_imports_urllib3_only(tmp_path: Path) -> None:
+    assert _imported(tmp_path, {"forward.endpoint": "http://127.0.0.1:9/otlp"}) == {"urllib3"}
+
+
+def test_grpc_target_imports_none_of_them(tmp_path: Path) -> None:
+    assert _imported(tmp_path, {"forward.endpoint": "grpc://127.0.0.1:9"}) == set()
+
+
+def test_a_file_brings_yaml(tmp_path: Path) -> None:
+    (tmp_path / "otelkv.yaml").write_text("log_level: info\n")
+    assert _imported(tmp_path, {}, file=str(tmp_path / "otelkv.yaml")) == {"yaml"}
+
+
+@pytest.mark.parametrize("mode", ["sync", "queue"])
+def test_a_store_brings_sqlite3_and_the_store(tmp_path: Path, mode: str) -> None:
+    found = _imported(tmp_path, {"delivery.store_path": str(tmp_path / "store"), "delivery.mode": mode})
+    assert found == {"sqlite3", "otelkv.store", "otelkv.salvage"} | ({"otelkv.delivery"} if mode == "queue" else set())
+
+
+def test_metrics_otlp_endpoint_brings_the_otlp_exporter(tmp_path: Path) -> None:
+    found = _imported(tmp_path, {"metrics_otlp_endpoint": "127.0.0.1:9"})
+    assert found == {"opentelemetry.exporter.otlp.proto.grpc.metric_exporter"}
