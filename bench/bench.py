@@ -161,14 +161,8 @@ def main() -> int:
     print(f"decode+enrich+encode    {enrich_rate:>10,.0f} records/s   {floor / enrich_rate:.2f}x the floor")
     passthrough(n)
 
-    sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
-    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    sink, serve = _serve_against(_Sink)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "otelkv", "serve", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
-         "--forward", f"http://127.0.0.1:{sink.server_address[1]}/otlp"],
-        stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
     try:
         port = _wait_for_port(serve, env)
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -266,6 +260,21 @@ def dedup_window(size: int = 50_000, adds: int = 200_000) -> None:
           f"DeliveredKeys {new:.2f} µs/key, {old / new:.0f}x")  # fmt: skip
 
 
+def _serve_against(handler: type[BaseHTTPRequestHandler], *args: str) -> tuple[ThreadingHTTPServer,
+                                                                                  subprocess.Popen[str]]:  # fmt: skip
+    """A local sink with ``handler`` and ``otelkv serve`` (its own process, ports of the system's
+    choosing, ``args`` added) forwarding to it."""
+    sink = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "otelkv", "serve", *args, "--grpc-listen", "127.0.0.1:0", "--http-listen",
+         "127.0.0.1:0", "--forward", f"http://127.0.0.1:{sink.server_address[1]}/otlp"],
+        stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    return sink, serve
+
+
 def _rss(pid: int) -> int:
     line = next(ln for ln in Path(f"/proc/{pid}/status").read_text().splitlines() if ln.startswith("VmRSS"))
     return int(line.split()[1]) * 1024
@@ -342,14 +351,7 @@ def memory(seconds: float) -> int:  # noqa: PLR0915 - one scenario, read top to 
             time.sleep(0.5)
             super().do_POST()
 
-    sink = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
-    threading.Thread(target=sink.serve_forever, daemon=True).start()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "otelkv", "serve", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
-         "--forward", f"http://127.0.0.1:{sink.server_address[1]}/otlp"],
-        stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
+    sink, serve = _serve_against(Slow)
     stop = threading.Event()
     outcomes: dict[str, int] = {}
     lock = threading.Lock()

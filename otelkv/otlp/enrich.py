@@ -122,6 +122,20 @@ class _Out:
         return copy
 
 
+def _first_time(key: Hashable | None, seen: set[Hashable], delivered: Callable[[Hashable], bool],
+                result: EnrichResult) -> bool:  # fmt: skip
+    """False for a record already in this request or delivered before (counted a duplicate);
+    else its key (if it has one) is remembered, to be marked delivered with the request."""
+    if key is None:
+        return True
+    if key in seen or delivered(key):
+        result.duplicates += 1
+        return False
+    seen.add(key)
+    result.keys.append(key)
+    return True
+
+
 def enrich(
     request: ExportLogsServiceRequest,
     tracker: MigrationTracker,
@@ -151,12 +165,8 @@ def enrich(
                 result.received += 1
                 attributes = to_dict(record.attributes)  # read once: key, view and annotation use it
                 key = _key(attributes)
-                if key is not None:
-                    if key in seen or delivered(key):
-                        result.duplicates += 1
-                        continue
-                    seen.add(key)
-                    result.keys.append(key)
+                if not _first_time(key, seen, delivered, result):
+                    continue
                 body = map_body(record)  # read once: the object and the Event reader both use it
                 found = migration_object_of(body)
                 if found is not None:
@@ -209,12 +219,8 @@ def _pass_through(run: _Run, seen: set[Hashable], resource_logs: ResourceLogs, r
         kept = []
         for record, key in zip(records, keys, strict=True):
             result.received += 1
-            if key is not None:
-                if key in seen or delivered(key):
-                    result.duplicates += 1
-                    continue
-                seen.add(key)
-                result.keys.append(key)
+            if not _first_time(key, seen, delivered, result):
+                continue
             kept.append(record)
         if options.drop_others:
             result.dropped_others += len(kept)
