@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from otelkv import notation
 
 MiB: Final = 1024 * 1024
+_TEN_YEARS: Final = 10 * 365 * 86400.0
 #: A number of seconds, or a duration in the Collector's notation (``5s``, ``500ms``).
 Duration = Annotated[float, "duration"]
 #: A number of bytes, or a size with a unit (``16MiB``).
@@ -279,6 +280,9 @@ class Config:
             raise ConfigError("enrich.service_name: must not be empty")
         for key in ("max_migrations", "migration_ttl_seconds", "dedup_window"):
             _positive(f"enrich.{key}", getattr(enrich, key))
+        if enrich.migration_ttl_seconds > _TEN_YEARS:  # timedelta would overflow far beyond it
+            raise ConfigError(f"enrich.migration_ttl_seconds: at most {_TEN_YEARS:.0f} (ten years), "
+                              f"got {enrich.migration_ttl_seconds!r}")  # fmt: skip
         self._validate_delivery(offline=offline)
         if self.admin_listen:
             _host_port("admin_listen", self.admin_listen)

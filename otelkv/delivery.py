@@ -113,6 +113,15 @@ class QueueSender:
                 self._stop.wait(pause.next())
         return None
 
+    def _settled(self, operation: Callable[[], object]) -> bool:
+        """:meth:`_settle` for an operation with no result: True once it ran, False if stopped first."""
+
+        def done() -> bool:
+            operation()
+            return True
+
+        return self._settle(done) is True
+
     def _deliver(self, entry: Entry, request: ExportLogsServiceRequest) -> None:
         backoff = Backoff(self._retry, clock=time.monotonic)
         t = self._telemetry
@@ -132,9 +141,9 @@ class QueueSender:
                 if wait is None:
                     reason = f"gave up after {backoff.attempts} attempts: {error}"
                     log.error("queue entry %d: %s", entry.id, reason)
-                    self._settle(partial(self._store.dead_letter, entry.payload, entry.records, reason,
-                                         entry_id=entry.id))  # fmt: skip
-                    t.dead_letters.add(entry.records)
+                    if self._settled(partial(self._store.dead_letter, entry.payload, entry.records, reason,
+                                            entry_id=entry.id)):  # fmt: skip
+                        t.dead_letters.add(entry.records)
                     return
                 self._stop.wait(wait)
                 continue
@@ -143,10 +152,10 @@ class QueueSender:
             self._failures.recovered()
             self._health.succeeded()
             if delivery.rejected >= entry.records:
-                self._settle(partial(self._store.dead_letter, entry.payload, entry.records, delivery.message,
-                                     entry_id=entry.id))  # fmt: skip
+                if self._settled(partial(self._store.dead_letter, entry.payload, entry.records, delivery.message,
+                                        entry_id=entry.id)):  # fmt: skip
+                    t.dead_letters.add(entry.records)
                 t.rejected_records(entry.records, delivery.error_type)
-                t.dead_letters.add(entry.records)
                 log.warning("target refused queue entry %d: %s", entry.id, delivery.message)
             else:  # delivered: only its removal is retried from here on, never the sending
                 self._settle(partial(self._store.remove, entry.id))

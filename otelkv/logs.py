@@ -13,6 +13,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
@@ -21,12 +22,16 @@ _PACKAGE = Path(__file__).resolve().parent.parent
 
 def _caller(record: logging.LogRecord) -> str:
     """``otelkv/forward/http.py:50`` inside otelkv, else ``dir/file.py:line`` (as zap trims it)."""
-    path = Path(record.pathname)
+    return f"{_shown(record.pathname)}:{record.lineno}"
+
+
+@lru_cache(maxsize=512)  # one entry a source file: no filesystem call per log line
+def _shown(pathname: str) -> str:
+    path = Path(pathname)
     try:
-        shown = path.resolve().relative_to(_PACKAGE).as_posix()
+        return path.resolve().relative_to(_PACKAGE).as_posix()
     except ValueError:
-        shown = f"{path.parent.name}/{path.name}"
-    return f"{shown}:{record.lineno}"
+        return f"{path.parent.name}/{path.name}"
 
 
 class JsonFormatter(logging.Formatter):

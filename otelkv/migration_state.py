@@ -3,9 +3,10 @@ what earlier events revealed (the source node, the start time, a summary already
 
 A JSON file next to ``delivery.store_path`` (``<store_path>.migrations.json``), written whole to a
 temporary file, fsynced and renamed over the old one (``os.replace``): a crash leaves the old or
-the new file, never half of one. Written at most once per ``interval`` seconds while records come
-in, by a saver thread within ``interval`` of the last change (the end of a burst is saved without
-waiting for the next record: a SIGKILL loses at most ``interval`` of changes), and at shutdown.
+the new file, never half of one. In ``otelkv serve`` a saver thread writes it within ``interval``
+seconds of a change (the end of a burst is saved without waiting for the next record: a SIGKILL
+loses at most ``interval`` of changes), and at shutdown; used without it, at most once per
+``interval`` as records come in.
 Its size is bounded by the tracker's ``max_entries``. An unreadable, damaged or oversized file is
 logged and ignored: otelkv starts with an empty tracker rather than not at all.
 """
@@ -61,15 +62,13 @@ class PersistentTracker(MigrationTracker):
         self._done.set()
         if self._saver is not None:
             self._saver.join(timeout=5)
-        with self._lock:
-            if self._dirty:
-                self.save()
+        if self._dirty:
+            self.save()
 
     def _save_when_dirty(self) -> None:
         while not self._done.wait(self._interval):
-            with self._lock:
-                if self._dirty:
-                    self.save()
+            if self._dirty:
+                self.save()
 
     def track(self, event: MigrationEvent, *, now: datetime | None = None, key: Hashable | None = None) -> Tracked:
         """As :meth:`MigrationTracker.track`, then save if it is time to."""
@@ -87,11 +86,15 @@ class PersistentTracker(MigrationTracker):
         return tracked
 
     def save(self) -> bool:
-        """Write the state now (atomically); False, logged, when the disk refused it."""
+        """Write the state now (atomically); False, logged, when the disk refused it.
+
+        Only the snapshot is taken under the lock: the write and its fsync never hold up the
+        requests that track events meanwhile (they mark the state dirty again)."""
         temporary = self.path.with_name(self.path.name + ".tmp")
+        with self._lock:
+            data = json.dumps(self.export_state(), separators=(",", ":")).encode()
+            self._dirty = False
         try:
-            with self._lock:
-                data = json.dumps(self.export_state(), separators=(",", ":")).encode()
             with open(temporary, "wb") as f:
                 f.write(data)
                 f.flush()
@@ -99,13 +102,16 @@ class PersistentTracker(MigrationTracker):
             os.replace(temporary, self.path)
         except OSError as error:
             log.warning("saving the migrations to %s failed: %s", self.path, error)
+            self._dirty = True
             return False
-        self._saved_at, self._dirty = time.monotonic(), False
+        self._saved_at = time.monotonic()
         return True
 
     def _changed(self) -> None:
         self._dirty = True
-        if time.monotonic() - self._saved_at >= self._interval:
+        # With the saver thread (otelkv serve) requests never write; without it (the library on
+        # its own) the write happens here, at most once per interval.
+        if self._saver is None and time.monotonic() - self._saved_at >= self._interval:
             self.save()
 
     def _load(self) -> int:

@@ -191,18 +191,6 @@ class Pipeline:
         self._lock = threading.Lock()
         self._failures = FailureStreak(log, f"forwarding to {forwarder.target}")
 
-    def decode(self, payload: bytes) -> ExportLogsServiceRequest:
-        """Parse an OTLP protobuf payload; :class:`BadRequest` naming the problem otherwise."""
-        if len(payload) > self.settings.max_message_bytes:
-            raise BadRequest(
-                f"request of {len(payload)} bytes exceeds max_message_bytes {self.settings.max_message_bytes}",
-                too_large=True,
-            )
-        try:
-            return ExportLogsServiceRequest.FromString(payload)
-        except Exception as error:  # protobuf raises DecodeError and, for deep nesting, others
-            raise BadRequest(f"malformed ExportLogsServiceRequest: {error}") from error
-
     def invalid(self, error: BaseException | None = None) -> None:
         """Count a request refused as bad: ``too_large`` for a :class:`BadRequest` over a size limit,
         else ``malformed`` (malformed, wrong type)."""

@@ -18,9 +18,8 @@ from typing import Any, Final
 
 from tabulate import tabulate
 
-from otelkv.kubevirt import Migration, MigrationTracker, parse_k8s_event
+from otelkv.kubevirt import TERMINAL_PHASES, Migration, MigrationTracker, parse_k8s_event
 
-TERMINAL: Final = frozenset({"Succeeded", "Failed"})
 _COLOURS: Final = {"Succeeded": "\x1b[32m", "Failed": "\x1b[31m", "running": "\x1b[33m"}
 _RESET: Final = "\x1b[0m"
 
@@ -59,7 +58,7 @@ class Filters:
 
 
 def _outcome(m: Migration) -> str:
-    return m.phase if m.phase in TERMINAL else "running"
+    return m.phase if m.phase in TERMINAL_PHASES else "running"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

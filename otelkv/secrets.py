@@ -21,8 +21,9 @@ from otelkv.config import ConfigError
 
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 
-#: Header values ``check-config`` prints as they are: known not to be secrets.
-HARMLESS_HEADERS: Final = frozenset({"x-scope-orgid"})
+#: Headers whose values are not secrets: the tenant (Loki's org id, not a credential) and those
+#: otelkv sets itself, whose values appear in targets' errors. ``check-config`` prints these as they are.
+HARMLESS_HEADERS: Final = frozenset({"x-scope-orgid", "user-agent", "content-type", "content-encoding"})
 
 
 def redacted(effective: dict[str, Any]) -> dict[str, Any]:

@@ -155,8 +155,7 @@ class Service:
             if self.sender is not None:  # queue mode: send what is queued, within what is left
                 self.sender.stop(max(0.0, deadline - time.monotonic()))
             if isinstance(self.tracker, PersistentTracker):  # issue 10: keep the migrations
-                self.tracker.stop_saver()
-                self.tracker.save()
+                self.tracker.stop_saver()  # saves what changed since the last write
             if self.store is not None:
                 self.store.close()
             self.pipeline.forwarder.close()

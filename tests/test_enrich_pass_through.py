@@ -151,6 +151,26 @@ def test_a_list_or_map_where_a_scalar_belongs_costs_nothing_else(where: str) -> 
     assert (short.passed, short.enriched, short.duplicates) == (1, 1, 1)  # the twin: same uid and count
 
 
+@pytest.mark.parametrize("count", [float("nan"), 2.0])
+def test_a_float_count_still_finds_its_duplicate(count: float) -> None:
+    """Found in review: a NaN ``k8s.event.count`` (valid OTLP) made a key never equal to itself, so
+    a retried record was never a duplicate; floats are keyed by their text, on both paths."""
+    pods = [r for r, e in zip(_POOL, _EVENTS, strict=False) if e["involvedObject"]["kind"] == "Pod"]
+    odd = ResourceLogs()
+    odd.CopyFrom(pods[0])
+    record = odd.scope_logs[0].log_records[0]
+    for kv in record.attributes:
+        if kv.key == "k8s.event.count":
+            kv.value.double_value = count
+            break
+    else:
+        record.attributes.add(key="k8s.event.count").value.double_value = count
+    request = ExportLogsServiceRequest(resource_logs=[odd, odd])
+    for pass_through in (True, False):
+        result = _run(request, EnrichOptions(), set(), pass_through=pass_through)
+        assert (result.passed, result.duplicates) == (1, 1)
+
+
 @pytest.mark.parametrize("change", ["unknown field on the ResourceLogs", "unknown field on the scope",
                                     "no resource", "no scope"])  # fmt: skip
 def test_what_the_reference_would_not_copy_as_is(change: str) -> None:

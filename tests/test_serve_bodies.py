@@ -206,3 +206,11 @@ def test_a_record_deeper_than_upb_allows_goes_through_the_queue_too(tmp_path: Pa
     assert [s.resource_logs[0].scope_logs[0].log_records[0].body for s in capture.sent] == [
         request.resource_logs[0].scope_logs[0].log_records[0].body
     ]
+
+
+def test_a_body_over_the_size_limit_is_counted_too_large(service: Service) -> None:
+    # Found in review: the receivers counted every refused request as malformed.
+    answer = post(service, b"\0" * (service.config.max_message_bytes + 1))
+    assert answer.status == 413
+    text = service.telemetry.prometheus_text().decode()
+    assert 'otelkv_requests_invalid_total{error_type="too_large"} 1.0' in text

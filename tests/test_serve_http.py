@@ -185,3 +185,17 @@ def test_garbage_and_cut_connections_do_not_stop_the_server(service: Service) ->
             raw.sendall(payload)  # and hang up before the body is complete
     assert HTTP.request("GET", url(service, "/healthz")).status == 200
     assert post(service, first_request()).status == 200
+
+
+def test_a_handler_that_fails_answers_503_and_logs_at_error(
+    service: Service, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Found in review: an exception in a handler (here /readyz) became aiohttp's 500, logged at
+    # debug only. Now a retryable 503, and an error line naming the path.
+    def broken() -> tuple[bool, str]:
+        raise RuntimeError("health is broken")
+
+    monkeypatch.setattr(service.pipeline.health, "ready", broken)
+    answer = urllib3.request("GET", url(service, "/readyz"), retries=False, timeout=10)
+    assert answer.status == 503 and answer.headers["Retry-After"] == "1"
+    assert "GET /readyz failed: RuntimeError('health is broken')" in caplog.text

@@ -54,10 +54,6 @@ def count_records(request: ExportLogsServiceRequest) -> int:
     return sum(len(s.log_records) for r in request.resource_logs for s in r.scope_logs)
 
 
-#: Headers otelkv sets itself: their values say nothing secret and appear in targets' errors.
-_OWN_HEADERS = frozenset({"user-agent", "content-type", "content-encoding"})
-
-
 class Redactor:
     """Takes the values of secret-bearing headers out of text a target sent back.
 
@@ -69,9 +65,8 @@ class Redactor:
     """
 
     def __init__(self, headers: Mapping[str, str], *, also: Iterable[str | None] = ()) -> None:
-        configured = {k: v for k, v in headers.items() if k.lower() not in _OWN_HEADERS}
         extra = {secret for secret in also if secret and len(secret) >= 3}
-        self._secrets = tuple(sorted({*secret_values(configured), *extra}, key=len, reverse=True))
+        self._secrets = tuple(sorted({*secret_values(headers), *extra}, key=len, reverse=True))
 
     def __call__(self, text: str) -> str:
         """``text`` without any secret header value in it."""

@@ -44,7 +44,7 @@ class Migration:
     failure_reason: str | None
     #: When it started: its first Pending/Scheduling/Scheduled event, or KubeVirt's own time.
     started: datetime | None
-    #: When it ended: KubeVirt's own time, else its first terminal event.
+    #: When it ended: KubeVirt's own time, else its latest terminal event.
     ended: datetime | None
     events: int
     mode: str | None = None

@@ -8,7 +8,11 @@ duplicate window); it walks resource → scope → record and leaves the reading
 - the resource of such records: ``service.name`` and ``k8s.namespace.name`` (the record's
   namespace, so that Loki indexes it as a label). Records of one ResourceLogs that differ in
   namespace or kind are split into ResourceLogs of their own; a record never moves to a
-  resource that does not describe it.
+  resource that does not describe it;
+- beside the record that ends a migration: one ``kubevirt.migration.summary`` record
+  (``summaries``);
+- a ``k8sobjects`` record of a VirtualMachineInstanceMigration: read into the tracker, and
+  consumed unless ``forward_objects``.
 
 Records that are not KubeVirt events keep their resource and bytes (or are dropped when so
 configured). Exact duplicates — same ``k8s.event.uid`` and count as a record already delivered
@@ -339,9 +343,10 @@ def _key(attributes: Mapping[str, Any]) -> Hashable | None:
 
 
 def _hashable(count: Any) -> Hashable:
-    """A count as part of a key: a list or map value (never sent by the receiver, but valid OTLP)
-    as its text, so that a set can hold it instead of the whole request failing."""
-    return repr(count) if isinstance(count, list | dict) else count
+    """A count as part of a key: a list, map or float value (never sent by the receiver, but valid
+    OTLP) as its text, so that a set can hold it instead of the whole request failing, and a NaN
+    (never equal to itself) still matches its retry."""
+    return repr(count) if isinstance(count, list | dict | float) else count
 
 
 def _event_view(

@@ -74,7 +74,7 @@ class LogsHandler:
             return response_for(delivery)
         del payload  # this frame may live on in the abort's traceback: not with the request in it
         if isinstance(failure, BadRequest):
-            self._pipeline.invalid()
+            self._pipeline.invalid(failure)
         else:
             log.log(logging.DEBUG if isinstance(failure, Retryable) else logging.ERROR, "export failed: %r", failure)
         await _abort(context, failure)

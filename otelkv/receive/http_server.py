@@ -161,6 +161,9 @@ class HttpReceiver:
         guard = self.connections.busy(request.transport)
         try:
             response = await self._route(request)
+        except Exception as error:  # a bug: aiohttp would answer 500 and log it at debug only
+            log.error("%s %s failed: %r", request.method, request.path, error)
+            response = _text(503, b"internal error\n", {"Retry-After": "1"})
         finally:
             if guard is not None:
                 guard.idle()
@@ -252,7 +255,7 @@ class HttpReceiver:
 
     def _fail(self, error: BaseException, encoding: str) -> web.StreamResponse:
         if isinstance(error, BadRequest) and not isinstance(error, _Unauthenticated):
-            self.pipeline.invalid()
+            self.pipeline.invalid(error)
         headers: dict[str, str] = {}
         if isinstance(error, Unsupported):
             status, message = 415, str(error)

@@ -114,12 +114,12 @@ class ServerTLS:
             stamps = self._current_stamps()
             if stamps == seen[0]:
                 return None
+            seen[0] = stamps  # a bad file is logged once, not at every handshake until it is fixed
             try:
                 fresh = self._grpc_config()
             except (OSError, ValueError) as error:
                 log.error("keeping the previous gRPC TLS certificate: %s", error)
                 return None
-            seen[0] = stamps
             log.info("gRPC TLS certificate files changed: reloaded")
             return fresh
 
