@@ -10,7 +10,6 @@ and keys.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Hashable
 from typing import Any
 
@@ -18,72 +17,15 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
-from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
-from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs
 
-from otelkv.eventfile import in_time_order
 from otelkv.kubevirt import MigrationTracker
 from otelkv.otlp.attributes import to_dict
 from otelkv.otlp.enrich import EnrichOptions, EnrichResult, _key, enrich
-from otelkv.otlp.k8s_events import to_resource_logs
-from tests.conftest import EXAMPLE
-from tests.migration_objects import any_value, object_record, vmim
-
-_EVENTS = in_time_order(json.loads(EXAMPLE.read_text())["items"])
-#: Resources as they come: every example event (VMI, VMIM, Pod, Node), two migration objects, an
-#: application log without any kind.
-_POOL = [to_resource_logs(e) for e in _EVENTS] + [
-    object_record(vmim("Running", t=5)),
-    object_record(vmim("Succeeded", t=9), watch_type=None),
-    ResourceLogs(scope_logs=[ScopeLogs(log_records=[LogRecord(body=AnyValue(string_value="GET /healthz 200"))])]),
-]
-_UIDS = sorted({e["metadata"]["uid"] for e in _EVENTS})[:3]
-
-
-def _attribute(draw: st.DrawFn) -> tuple[str, AnyValue]:
-    key = draw(st.sampled_from(["k8s.event.uid", "k8s.event.count", "k8s.object.kind", "service.name", "x"]))
-    value = draw(st.one_of(st.sampled_from(["", "Pod", "VirtualMachineInstance", *_UIDS]),
-                           st.integers(-2, 3), st.booleans(), st.just([1]), st.just({"a": "b"})))  # fmt: skip
-    return key, any_value(value)
-
-
-#: True one time in four: for the changes that take a ResourceLogs off the short path.
-_seldom = st.integers(0, 3).map(lambda n: n == 3)
-
-
-@st.composite
-def resource_logs(draw: st.DrawFn) -> ResourceLogs:
-    """One received ResourceLogs: a pooled one, often changed."""
-    out = ResourceLogs()
-    out.CopyFrom(draw(st.sampled_from(_POOL)))
-    for _ in range(draw(st.integers(0, 2))):  # more records of the same resource (another pooled one's)
-        extra = draw(st.sampled_from(_POOL)).scope_logs[0]
-        target = out.scope_logs.add() if draw(st.booleans()) else out.scope_logs[0]
-        target.log_records.extend(extra.log_records)
-    if not draw(_seldom):  # made another kind's event: the short path's own ground
-        out.resource.attributes.add(key="k8s.object.kind").value.string_value = draw(st.sampled_from(["Pod", "Node"]))
-    records = [r for s in out.scope_logs for r in s.log_records]
-    if draw(_seldom):  # an exact duplicate
-        out.scope_logs[0].log_records.add().CopyFrom(draw(st.sampled_from(records)))
-    if draw(_seldom):  # a map body that is no object, under any kind
-        draw(st.sampled_from(records)).body.CopyFrom(any_value({"type": "ADDED", "object": {"kind": "Pod"}}))
-    for _ in range(draw(_seldom) + draw(_seldom)):  # odd or repeated attributes, on the resource or a record
-        key, value = _attribute(draw)
-        targets: list[Resource | LogRecord] = [out.resource, *records]
-        where = draw(st.sampled_from(targets))
-        where.attributes.add(key=key).value.CopyFrom(value)
-    if draw(_seldom):
-        out.scope_logs.add().scope.name = "empty"
-    if draw(st.booleans()):
-        out.schema_url = "https://opentelemetry.io/schemas/1.26.0"
-        out.scope_logs[0].schema_url = "https://opentelemetry.io/schemas/1.25.0"
-    if draw(_seldom):  # a scope or resource not set at all (the reference sets it, empty)
-        out.scope_logs[0].ClearField("scope") if draw(st.booleans()) else out.ClearField("resource")
-    if draw(st.booleans()):  # a field of a newer schema, on the ResourceLogs or on a scope (field 99, varint 5)
-        newer: ResourceLogs | ScopeLogs = out if draw(st.booleans()) else out.scope_logs[0]
-        newer.MergeFromString(b"\x98\x06\x05")
-    return out
+from tests.migration_objects import any_value
+from tests.otlp_requests import EVENTS as _EVENTS
+from tests.otlp_requests import POOL as _POOL
+from tests.otlp_requests import resource_logs, seldom
 
 
 def _run(request: ExportLogsServiceRequest, options: EnrichOptions, delivered: set[Hashable],
@@ -99,7 +41,7 @@ def _counts(result: EnrichResult) -> dict[str, Any]:
 
 
 @given(
-    st.lists(resource_logs(), max_size=6),
+    st.lists(resource_logs(other_kind=seldom.map(lambda s: not s)), max_size=6),
     st.builds(EnrichOptions, drop_others=st.booleans(), forward_objects=st.booleans(), summaries=st.booleans()),
     st.data(),
 )

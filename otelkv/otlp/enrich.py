@@ -80,9 +80,14 @@ class EnrichOptions:
 
 @dataclass(slots=True)
 class EnrichResult:
-    """The enriched request, what happened to its records, and the keys to mark delivered."""
+    """The enriched request, what happened to its records, and the keys to mark delivered.
 
-    request: ExportLogsServiceRequest
+    The request is held as a message (the reference path builds one) or as its wire bytes (the
+    native core writes those); :attr:`request` and :attr:`payload` give either, converting once.
+    """
+
+    message: ExportLogsServiceRequest | None = None
+    wire: bytes | None = None
     received: int = 0
     enriched: int = 0
     passed: int = 0
@@ -93,6 +98,20 @@ class EnrichResult:
     objects: int = 0
     summaries: int = 0
     keys: list[Hashable] = field(default_factory=list)
+
+    @property
+    def request(self) -> ExportLogsServiceRequest:
+        """The enriched request as a message."""
+        if self.message is None:
+            self.message = ExportLogsServiceRequest.FromString(self.wire or b"")
+        return self.message
+
+    @property
+    def payload(self) -> bytes:
+        """The enriched request on the wire."""
+        if self.wire is None:
+            self.wire = self.request.SerializeToString()
+        return self.wire
 
     @property
     def forwarded(self) -> int:
@@ -155,7 +174,7 @@ def enrich(
     ``pass_through=False`` takes every ResourceLogs through the reference path (for differential
     tests): the output is the same.
     """
-    result = EnrichResult(ExportLogsServiceRequest())
+    result = EnrichResult(message=ExportLogsServiceRequest())
     run = _Run(result, tracker, options, delivered, now)
     seen: set[Hashable] = set()
     for resource_logs in request.resource_logs:
@@ -313,17 +332,23 @@ class _Run:
 
     def summarize(self, tracked: Tracked, owner: Hashable, beside: LogRecord, namespace: str | None,
                   out: _Out) -> None:  # fmt: skip
-        """Add the migration's summary when this record is the one that ended it (again on a retry
-        of that record, unless the summary was delivered)."""
+        """Add the migration's summary beside the record that ended it (:meth:`summary`)."""
+        record = self.summary(tracked, owner, lambda: beside)
+        if record is not None:
+            out.add(record, namespace, True)
+
+    def summary(self, tracked: Tracked, owner: Hashable, beside: Callable[[], LogRecord]) -> LogRecord | None:
+        """The migration's summary when this record is the one that ended it (again on a retry of
+        that record, unless the summary was delivered), counted and its key kept; else None."""
         if not (self.options.summaries and tracked.concluded and tracked.migration is not None):
-            return
+            return None
         key = summary_key(owner)
         if key in self.summarized or self.delivered(key):
-            return  # the same record twice in one request, or its summary was delivered already
+            return None  # the same record twice in one request, or its summary was delivered already
         self.summarized.add(key)
-        out.add(summary_record(tracked.migration, beside), namespace, True)
         self.result.summaries += 1
         self.result.keys.append(key)
+        return summary_record(tracked.migration, beside())
 
 
 def _content_key(record: LogRecord) -> Hashable:
@@ -401,9 +426,14 @@ def _scope_like(out: ResourceLogs, source: ScopeLogs) -> ScopeLogs:
     return scope
 
 
+def _facts(event: MigrationEvent) -> list[tuple[str, Any]]:
+    """The record attributes ``event`` gives: those of :data:`ATTRIBUTES` whose value is known."""
+    return [(attribute, value) for attribute, name in ATTRIBUTES.items() if (value := getattr(event, name)) not in
+            (None, "")]  # fmt: skip
+
+
 def _annotate(record: LogRecord, event: MigrationEvent, *, enriched_before: bool) -> None:
-    facts = [(attribute, value) for attribute, name in ATTRIBUTES.items() if (value := getattr(event, name)) not in
-             (None, "")]  # fmt: skip
+    facts = _facts(event)
     if enriched_before:  # passed through otelkv already: replace in place
         for attribute, value in facts:
             set_value(record.attributes, attribute, value)

@@ -1,0 +1,1140 @@
+/* otelkv.otlp._wire: the native core of otelkv.otlp.enrich, on the wire format.
+ *
+ * The pure-Python path (otelkv.otlp.enrich.enrich) is the reference; this module does the same
+ * work on the bytes of an ExportLogsServiceRequest, in two calls around the Python steps that
+ * stay in Python (parse_k8s_event and the migration tracker):
+ *
+ *   scan(payload, kinds, drop_others, delivered, attributes)
+ *       walks request -> ResourceLogs -> ScopeLogs -> LogRecord, reads each record's key
+ *       (k8s.event.uid, k8s.event.count), deduplicates (within the request, then delivered(key)),
+ *       and for each record under a resource whose k8s.object.kind is in `kinds` builds the
+ *       mapping parse_k8s_event reads. Returns None for any shape it does not handle exactly as
+ *       the reference does (a map body, a repeated singular field, a value of a type it does not
+ *       read, a record enriched before, ...): the caller then takes the reference path. It has
+ *       no side effects besides calling delivered(key).
+ *   build(payload, plan, decisions, service_name)
+ *       writes the enriched request: records regrouped by (namespace, KubeVirt or not) as the
+ *       reference groups them, resources and scopes copied as bytes, the kubevirt.* KeyValues
+ *       spliced in after a record's own attributes, service.name and k8s.namespace.name set on
+ *       the resource of KubeVirt records, summary records (serialized by Python) beside the
+ *       record that ended a migration. Never fails on a plan that scan made.
+ *
+ * On input written by a canonical encoder (fields in number order, as upb and the collector's Go
+ * encoder write them) the output is byte for byte what the reference serializes; on other input it
+ * is the same message. The payload must have been parsed by upb before (the receivers do, to
+ * validate it): this module reads only what it needs and trusts the rest of the bytes.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define ABI_VERSION 1
+
+/* Statuses: 0 handled, 1 a shape this module leaves to the reference path, -1 a Python error. */
+#define OK 0
+#define UNSUPPORTED 1
+#define ERROR (-1)
+
+enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
+
+typedef struct {
+    Py_ssize_t start, end; /* a span of the payload; start < 0: absent */
+} Span;
+
+typedef struct {
+    uint32_t number;
+    int wire;
+    Py_ssize_t start;      /* the tag's first byte */
+    Py_ssize_t vstart, vend; /* the value (for WT_LEN its content) */
+    uint64_t value;        /* WT_VARINT, WT_I64, WT_I32 */
+} Field;
+
+/* One field at *pos (before end); advances *pos. UNSUPPORTED for malformed bytes or groups. */
+static int next_field(const uint8_t *b, Py_ssize_t end, Py_ssize_t *pos, Field *f) {
+    Py_ssize_t p = *pos;
+    uint64_t v = 0;
+    int shift = 0;
+    f->start = p;
+    for (;;) {
+        if (p >= end || shift > 63) return UNSUPPORTED;
+        uint8_t c = b[p++];
+        v |= (uint64_t)(c & 0x7F) << shift;
+        if (!(c & 0x80)) break;
+        shift += 7;
+    }
+    f->number = (uint32_t)(v >> 3);
+    f->wire = (int)(v & 7);
+    if (f->number == 0 || (v >> 3) > 0x1FFFFFFF) return UNSUPPORTED;
+    switch (f->wire) {
+    case WT_VARINT:
+        v = 0;
+        shift = 0;
+        for (;;) {
+            if (p >= end || shift > 63) return UNSUPPORTED;
+            uint8_t c = b[p++];
+            v |= (uint64_t)(c & 0x7F) << shift;
+            if (!(c & 0x80)) break;
+            shift += 7;
+        }
+        f->value = v;
+        f->vstart = f->vend = p;
+        break;
+    case WT_I64:
+        if (end - p < 8) return UNSUPPORTED;
+        memcpy(&f->value, b + p, 8); /* little-endian hosts only: checked at import */
+        f->vstart = p;
+        p += 8;
+        f->vend = p;
+        break;
+    case WT_I32: {
+        uint32_t u;
+        if (end - p < 4) return UNSUPPORTED;
+        memcpy(&u, b + p, 4);
+        f->value = u;
+        f->vstart = p;
+        p += 4;
+        f->vend = p;
+        break;
+    }
+    case WT_LEN: {
+        uint64_t n = 0;
+        shift = 0;
+        for (;;) {
+            if (p >= end || shift > 63) return UNSUPPORTED;
+            uint8_t c = b[p++];
+            n |= (uint64_t)(c & 0x7F) << shift;
+            if (!(c & 0x80)) break;
+            shift += 7;
+        }
+        if (n > (uint64_t)(end - p)) return UNSUPPORTED;
+        f->vstart = p;
+        p += (Py_ssize_t)n;
+        f->vend = p;
+        break;
+    }
+    default:
+        return UNSUPPORTED; /* groups are not OTLP */
+    }
+    *pos = p;
+    return OK;
+}
+
+static int span_is(const uint8_t *b, Span s, const char *text, Py_ssize_t n) {
+    return s.start >= 0 && s.end - s.start == n && memcmp(b + s.start, text, (size_t)n) == 0;
+}
+#define SPAN_IS(b, s, lit) span_is((b), (s), (lit), (Py_ssize_t)(sizeof(lit) - 1))
+
+/* ---- AnyValue and KeyValue ---------------------------------------------------------------- */
+
+enum { AV_NONE = 0, AV_STRING = 1, AV_BOOL = 2, AV_INT = 3, AV_DOUBLE = 4, AV_ARRAY = 5, AV_KVLIST = 6,
+       AV_BYTES = 7 };
+/* The wire type of each AnyValue field (1..7). */
+static const int AV_WIRE[8] = {-1, WT_LEN, WT_VARINT, WT_VARINT, WT_I64, WT_LEN, WT_LEN, WT_LEN};
+
+typedef struct {
+    int kind;   /* AV_* */
+    Field field;
+    int fields; /* how many fields the AnyValue has (plain: at most one, numbered 1..7) */
+} Any;
+
+/* Read the AnyValue in [s, e): which value it holds. More than one field is left to the reference
+ * (a merge of oneof members), as is a known field of the wrong wire type. */
+static int read_any(const uint8_t *b, Py_ssize_t s, Py_ssize_t e, Any *a) {
+    Py_ssize_t p = s;
+    a->kind = AV_NONE;
+    a->fields = 0;
+    while (p < e) {
+        Field f;
+        if (next_field(b, e, &p, &f)) return UNSUPPORTED;
+        if (++a->fields > 1) return UNSUPPORTED;
+        if (f.number <= 7) {
+            if (f.wire != AV_WIRE[f.number]) return UNSUPPORTED;
+            a->kind = (int)f.number;
+            a->field = f;
+        }
+    }
+    return OK;
+}
+
+/* The value as Python (what otelkv.otlp.attributes.value_of gives), or UNSUPPORTED for arrays
+ * and maps (never in the attributes of an event; the reference path reads them). */
+static int any_object(const uint8_t *b, const Any *a, PyObject **out) {
+    const Field *f = &a->field;
+    switch (a->kind) {
+    case AV_NONE:
+        Py_INCREF(Py_None);
+        *out = Py_None;
+        return OK;
+    case AV_STRING:
+        *out = PyUnicode_DecodeUTF8((const char *)b + f->vstart, f->vend - f->vstart, "strict");
+        if (*out == NULL) {
+            PyErr_Clear(); /* upb checked UTF-8 already; leave anything odd to the reference */
+            return UNSUPPORTED;
+        }
+        return OK;
+    case AV_BOOL:
+        *out = PyBool_FromLong(f->value != 0);
+        return OK;
+    case AV_INT:
+        *out = PyLong_FromLongLong((long long)f->value);
+        return *out ? OK : ERROR;
+    case AV_DOUBLE: {
+        double d;
+        memcpy(&d, &f->value, 8);
+        *out = PyFloat_FromDouble(d);
+        return *out ? OK : ERROR;
+    }
+    case AV_BYTES:
+        *out = PyBytes_FromStringAndSize((const char *)b + f->vstart, f->vend - f->vstart);
+        return *out ? OK : ERROR;
+    default:
+        return UNSUPPORTED;
+    }
+}
+
+typedef struct {
+    Span key;    /* content of field 1 (absent: start < 0) */
+    Span value;  /* content of field 2 (absent: start < 0) */
+    int plain;   /* exactly [key][value] with a plain AnyValue: rewritable as the reference sets it */
+} KV;
+
+static int read_kv(const uint8_t *b, Py_ssize_t s, Py_ssize_t e, KV *kv) {
+    Py_ssize_t p = s;
+    int index = 0;
+    kv->key.start = kv->value.start = -1;
+    kv->key.end = kv->value.end = -1;
+    kv->plain = 1;
+    while (p < e) {
+        Field f;
+        if (next_field(b, e, &p, &f)) return UNSUPPORTED;
+        index++;
+        if (f.number == 1 || f.number == 2) {
+            if (f.wire != WT_LEN) return UNSUPPORTED;
+            Span *target = f.number == 1 ? &kv->key : &kv->value;
+            if (target->start >= 0) return UNSUPPORTED; /* repeated: a merge, left to the reference */
+            target->start = f.vstart;
+            target->end = f.vend;
+            if ((int)f.number != index) kv->plain = 0;
+        } else {
+            kv->plain = 0;
+        }
+    }
+    if (kv->key.start < 0) kv->key.start = kv->key.end = s; /* an empty key */
+    if (kv->plain && kv->value.start >= 0) {
+        Any a;
+        if (read_any(b, kv->value.start, kv->value.end, &a)) kv->plain = 0;
+        else if (a.fields && a.kind == AV_NONE) kv->plain = 0; /* an unknown field in the value */
+    }
+    return OK;
+}
+
+/* The value of a KeyValue as Python. */
+static int kv_object(const uint8_t *b, const KV *kv, PyObject **out) {
+    Any a;
+    if (kv->value.start < 0) {
+        Py_INCREF(Py_None);
+        *out = Py_None;
+        return OK;
+    }
+    if (read_any(b, kv->value.start, kv->value.end, &a)) return UNSUPPORTED;
+    return any_object(b, &a, out);
+}
+
+static PyObject *span_text(const uint8_t *b, Span s) {
+    PyObject *text = PyUnicode_DecodeUTF8((const char *)b + s.start, s.end - s.start, "strict");
+    if (text == NULL) PyErr_Clear();
+    return text;
+}
+
+/* ---- the plan --------------------------------------------------------------------------- */
+
+enum { REC_DUPLICATE = 0, REC_DROPPED = 1, REC_PASSED = 2, REC_VIEW = 3 };
+
+typedef struct {
+    Span content;          /* the LogRecord's bytes */
+    Py_ssize_t insert;     /* where new attributes go */
+    int status;            /* REC_* */
+    Py_ssize_t view;       /* REC_VIEW: index into the views and decisions */
+    Py_ssize_t group;      /* build: the output group in its ResourceLogs */
+} Rec;
+
+typedef struct {
+    Span scope, schema_url;
+    Py_ssize_t first, count; /* records */
+} Scope;
+
+typedef struct {
+    Span resource, schema_url;
+    Py_ssize_t insert;        /* where new resource attributes go */
+    Span service, namespace;  /* the whole first service.name / k8s.namespace.name entries */
+    Py_ssize_t first, count;  /* scopes */
+} Res;
+
+typedef struct {
+    Res *res;
+    Scope *scopes;
+    Rec *recs;
+    Py_ssize_t nres, nscopes, nrecs, capres, capscopes, caprecs;
+} Plan;
+
+static void plan_free(Plan *plan) {
+    if (plan == NULL) return;
+    PyMem_Free(plan->res);
+    PyMem_Free(plan->scopes);
+    PyMem_Free(plan->recs);
+    PyMem_Free(plan);
+}
+
+static void plan_capsule_free(PyObject *capsule) {
+    plan_free((Plan *)PyCapsule_GetPointer(capsule, "otelkv.otlp._wire.plan"));
+}
+
+#define GROW(arr, n, cap)                                                         \
+    do {                                                                          \
+        if ((n) == (cap)) {                                                       \
+            Py_ssize_t c2 = (cap) ? (cap)*2 : 16;                                 \
+            void *p2 = PyMem_Realloc((arr), (size_t)c2 * sizeof(*(arr)));         \
+            if (p2 == NULL) { PyErr_NoMemory(); goto error; }                     \
+            (arr) = p2;                                                           \
+            (cap) = c2;                                                           \
+        }                                                                         \
+    } while (0)
+
+/* ---- scan ------------------------------------------------------------------------------- */
+
+typedef struct {
+    const uint8_t *b;
+    PyObject *kinds, *delivered, *attributes; /* borrowed */
+    int drop_others;
+    PyObject *seen, *views, *keys;            /* owned */
+    Py_ssize_t received, duplicates, dropped, passed;
+    PyObject *normal, *warning, *empty;       /* owned constants */
+} Scan;
+
+/* A record's key (uid, count) as the reference makes it (enrich._key), or None. */
+static int record_key(Scan *sc, Span uid, Span count, PyObject **key) {
+    const uint8_t *b = sc->b;
+    *key = NULL;
+    if (uid.start < 0) goto none;
+    Any a;
+    if (read_any(b, uid.start, uid.end, &a)) return UNSUPPORTED;
+    if (a.kind != AV_STRING || a.field.vend == a.field.vstart) goto none;
+    PyObject *text = span_text(b, (Span){a.field.vstart, a.field.vend});
+    if (text == NULL) return UNSUPPORTED;
+    PyObject *n;
+    if (count.start < 0) {
+        Py_INCREF(Py_None);
+        n = Py_None;
+    } else {
+        Any c;
+        int st = read_any(b, count.start, count.end, &c);
+        if (st == OK) st = any_object(b, &c, &n);
+        if (st != OK) {
+            Py_DECREF(text);
+            return st;
+        }
+        if (c.kind == AV_DOUBLE) { /* enrich._hashable: a float as its text (a NaN matches its retry) */
+            PyObject *r = PyObject_Repr(n);
+            Py_DECREF(n);
+            if (r == NULL) {
+                Py_DECREF(text);
+                return ERROR;
+            }
+            n = r;
+        }
+    }
+    *key = PyTuple_Pack(2, text, n);
+    Py_DECREF(text);
+    Py_DECREF(n);
+    return *key ? OK : ERROR;
+none:
+    Py_INCREF(Py_None);
+    *key = Py_None;
+    return OK;
+}
+
+/* enrich._first_time: 1 first time (key remembered), 0 duplicate, -1 error. */
+static int first_time(Scan *sc, PyObject *key) {
+    if (key == Py_None) return 1;
+    int in = PySet_Contains(sc->seen, key);
+    if (in < 0) return -1;
+    if (!in) {
+        PyObject *answer = PyObject_CallOneArg(sc->delivered, key);
+        if (answer == NULL) return -1;
+        in = PyObject_IsTrue(answer);
+        Py_DECREF(answer);
+        if (in < 0) return -1;
+    }
+    if (in) {
+        sc->duplicates++;
+        return 0;
+    }
+    if (PySet_Add(sc->seen, key) < 0 || PyList_Append(sc->keys, key) < 0) return -1;
+    return 1;
+}
+
+/* Attributes (KeyValue entries in [s, e) with field number `number`) into `into`, the last of a
+ * key winning (to_dict); `skip_empty`: leave out values that are "" (the record's, in a view). */
+static int attributes_into(Scan *sc, PyObject *into, Span *entries, Py_ssize_t n, int check_enriched) {
+    const uint8_t *b = sc->b;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        KV kv;
+        if (read_kv(b, entries[i].start, entries[i].end, &kv)) return UNSUPPORTED;
+        PyObject *key = span_text(b, kv.key);
+        if (key == NULL) return UNSUPPORTED;
+        if (check_enriched) { /* kubevirt.* set before: the reference replaces in place */
+            int in = PySet_Contains(sc->attributes, key);
+            if (in != 0) {
+                Py_DECREF(key);
+                return in < 0 ? ERROR : UNSUPPORTED;
+            }
+        }
+        PyObject *value;
+        int st = kv_object(b, &kv, &value);
+        if (st != OK) {
+            Py_DECREF(key);
+            return st;
+        }
+        st = PyDict_SetItem(into, key, value) < 0 ? ERROR : OK;
+        Py_DECREF(key);
+        Py_DECREF(value);
+        if (st) return st;
+    }
+    return OK;
+}
+
+/* A small growable array of spans (a resource's or record's attribute entries). */
+typedef struct {
+    Span *items;
+    Py_ssize_t n, cap;
+} Spans;
+
+static int spans_add(Spans *s, Py_ssize_t start, Py_ssize_t end) {
+    if (s->n == s->cap) {
+        Py_ssize_t c2 = s->cap ? s->cap * 2 : 32;
+        Span *p2 = PyMem_Realloc(s->items, (size_t)c2 * sizeof(Span));
+        if (p2 == NULL) {
+            PyErr_NoMemory();
+            return ERROR;
+        }
+        s->items = p2;
+        s->cap = c2;
+    }
+    s->items[s->n].start = start;
+    s->items[s->n].end = end;
+    s->n++;
+    return OK;
+}
+
+/* The view of a KubeVirt event record (enrich._event_view): the resource's attributes, the
+ * record's non-empty ones over them, body, severity_text, timestamp. */
+static int make_view(Scan *sc, PyObject *resource, Spans *attrs, Span body, Span sevtext, uint64_t sevnum,
+                     uint64_t time, uint64_t observed, PyObject **view) {
+    const uint8_t *b = sc->b;
+    PyObject *own = PyDict_New(), *v = NULL, *tmp = NULL;
+    int st = ERROR;
+    if (own == NULL) return ERROR;
+    st = attributes_into(sc, own, attrs->items, attrs->n, 1);
+    if (st != OK) goto done;
+    st = ERROR;
+    v = PyDict_Copy(resource);
+    if (v == NULL) goto done;
+    PyObject *k, *val;
+    Py_ssize_t i = 0;
+    while (PyDict_Next(own, &i, &k, &val)) {
+        if (PyUnicode_Check(val) && PyUnicode_GET_LENGTH(val) == 0) continue;
+        if (PyDict_SetItem(v, k, val) < 0) goto done;
+    }
+    /* body: the string body, else "" */
+    if (body.start >= 0) {
+        Any a;
+        if (read_any(b, body.start, body.end, &a)) {
+            st = UNSUPPORTED;
+            goto done;
+        }
+        if (a.kind == AV_KVLIST) {
+            st = UNSUPPORTED; /* a map body: k8sobjects shapes are the reference's */
+            goto done;
+        }
+        if (a.kind == AV_STRING) {
+            tmp = span_text(b, (Span){a.field.vstart, a.field.vend});
+            if (tmp == NULL) {
+                st = UNSUPPORTED;
+                goto done;
+            }
+        }
+    }
+    if (PyDict_SetItemString(v, "body", tmp ? tmp : sc->empty) < 0) goto done;
+    Py_CLEAR(tmp);
+    if (sevtext.start >= 0 && sevtext.end > sevtext.start) {
+        tmp = span_text(b, sevtext);
+        if (tmp == NULL) {
+            st = UNSUPPORTED;
+            goto done;
+        }
+    } else {
+        int32_t number = (int32_t)(uint32_t)sevnum;
+        tmp = number == 9 ? sc->normal : number == 13 ? sc->warning : sc->empty;
+        Py_INCREF(tmp);
+    }
+    if (PyDict_SetItemString(v, "severity_text", tmp) < 0) goto done;
+    Py_CLEAR(tmp);
+    tmp = PyLong_FromUnsignedLongLong(time ? time : observed);
+    if (tmp == NULL || PyDict_SetItemString(v, "timestamp", tmp) < 0) goto done;
+    st = OK;
+done:
+    Py_XDECREF(tmp);
+    Py_DECREF(own);
+    if (st == OK) *view = v;
+    else Py_XDECREF(v);
+    return st;
+}
+
+/* Read one LogRecord in [s, e) into rec; views and keys as the reference makes them. */
+static int scan_record(Scan *sc, Rec *rec, PyObject *resource, Spans *attrs) {
+    const uint8_t *b = sc->b;
+    Py_ssize_t s = rec->content.start, e = rec->content.end, p = s;
+    Span body = {-1, -1}, sevtext = {-1, -1}, uid = {-1, -1}, count = {-1, -1};
+    uint64_t time = 0, observed = 0, sevnum = 0;
+    Py_ssize_t last_attr = -1, after = -1;
+    static const int wire[13] = {-1, WT_I64, WT_VARINT, WT_LEN, -1, WT_LEN, WT_LEN, WT_VARINT, WT_I32, WT_LEN,
+                                 WT_LEN, WT_I64, WT_LEN};
+    attrs->n = 0;
+    while (p < e) {
+        Field f;
+        if (next_field(b, e, &p, &f)) return UNSUPPORTED;
+        int known = f.number <= 12 && f.number != 4;
+        if (known && f.wire != wire[f.number]) return UNSUPPORTED;
+        if (after < 0 && (!known || f.number > 6)) after = f.start;
+        switch (f.number) {
+        case 1:
+            time = f.value;
+            break;
+        case 2:
+            sevnum = f.value;
+            break;
+        case 3:
+            sevtext.start = f.vstart;
+            sevtext.end = f.vend;
+            break;
+        case 5:
+            if (body.start >= 0) return UNSUPPORTED; /* merged by upb */
+            body.start = f.vstart;
+            body.end = f.vend;
+            break;
+        case 6: {
+            KV kv;
+            last_attr = f.vend;
+            if (resource != NULL && spans_add(attrs, f.vstart, f.vend)) return ERROR;
+            if (read_kv(b, f.vstart, f.vend, &kv)) return UNSUPPORTED;
+            if (kv.value.start >= 0) {
+                if (SPAN_IS(b, kv.key, "k8s.event.uid")) uid = kv.value;
+                else if (SPAN_IS(b, kv.key, "k8s.event.count")) count = kv.value;
+            } else if (SPAN_IS(b, kv.key, "k8s.event.uid")) {
+                uid.start = -1;
+            } else if (SPAN_IS(b, kv.key, "k8s.event.count")) {
+                count.start = count.end = -1;
+            }
+            break;
+        }
+        case 11:
+            observed = f.value;
+            break;
+        default:
+            break;
+        }
+    }
+    rec->insert = last_attr >= 0 ? last_attr : after >= 0 ? after : e;
+    if (body.start >= 0 && resource == NULL) { /* the short path's test: any map body goes long */
+        Any a;
+        if (read_any(b, body.start, body.end, &a) || a.kind == AV_KVLIST) return UNSUPPORTED;
+    }
+    PyObject *key;
+    int st = record_key(sc, uid, count, &key);
+    if (st != OK) return st;
+    sc->received++;
+    int first = first_time(sc, key);
+    if (first < 0) {
+        Py_DECREF(key);
+        return ERROR;
+    }
+    if (!first) {
+        rec->status = REC_DUPLICATE;
+        Py_DECREF(key);
+        return OK;
+    }
+    if (resource == NULL) {
+        Py_DECREF(key);
+        if (sc->drop_others) {
+            rec->status = REC_DROPPED;
+            sc->dropped++;
+        } else {
+            rec->status = REC_PASSED;
+            sc->passed++;
+        }
+        return OK;
+    }
+    PyObject *view;
+    st = make_view(sc, resource, attrs, body, sevtext, sevnum, time, observed, &view);
+    if (st != OK) {
+        Py_DECREF(key);
+        return st;
+    }
+    PyObject *item = Py_BuildValue("(NNnnn)", view, key, s, e, PyList_GET_SIZE(sc->keys));
+    if (item == NULL) return ERROR;
+    rec->status = REC_VIEW;
+    rec->view = PyList_GET_SIZE(sc->views);
+    st = PyList_Append(sc->views, item) < 0 ? ERROR : OK;
+    Py_DECREF(item);
+    return st;
+}
+
+/* Read a Resource: where new attributes go, the entries set_value would rewrite, its kind, and
+ * (when the kind is one of `kinds`) its attributes as a dict into *dict. */
+static int scan_resource(Scan *sc, Res *res, Spans *attrs, PyObject **dict) {
+    const uint8_t *b = sc->b;
+    Py_ssize_t s = res->resource.start, e = res->resource.end, p = s;
+    Py_ssize_t last_attr = -1, first = -1;
+    Span kind = {-1, -1};
+    int kind_set = 0, service_plain = 1, namespace_plain = 1;
+    *dict = NULL;
+    res->service.start = res->namespace.start = -1;
+    res->service.end = res->namespace.end = -1;
+    attrs->n = 0;
+    if (s < 0) { /* no resource: the reference writes an empty one */
+        res->insert = 0;
+        return OK;
+    }
+    while (p < e) {
+        Field f;
+        if (next_field(b, e, &p, &f)) return UNSUPPORTED;
+        if (first < 0) first = f.start;
+        if (f.number == 1) {
+            KV kv;
+            if (f.wire != WT_LEN) return UNSUPPORTED;
+            if (read_kv(b, f.vstart, f.vend, &kv)) return UNSUPPORTED;
+            if (spans_add(attrs, f.vstart, f.vend)) return ERROR;
+            last_attr = f.vend;
+            if (res->service.start < 0 && SPAN_IS(b, kv.key, "service.name")) {
+                res->service = (Span){f.start, f.vend};
+                service_plain = kv.plain;
+            } else if (res->namespace.start < 0 && SPAN_IS(b, kv.key, "k8s.namespace.name")) {
+                res->namespace = (Span){f.start, f.vend};
+                namespace_plain = kv.plain;
+            }
+            if (SPAN_IS(b, kv.key, "k8s.object.kind")) {
+                kind = kv.value;
+                kind_set = 1;
+            }
+        } else if ((f.number == 2 && f.wire != WT_VARINT) || (f.number == 3 && f.wire != WT_LEN)) {
+            return UNSUPPORTED;
+        }
+    }
+    res->insert = last_attr >= 0 ? last_attr : first >= 0 ? first : s;
+    if (!kind_set || kind.start < 0) return OK;
+    Any a;
+    if (read_any(b, kind.start, kind.end, &a)) return UNSUPPORTED;
+    if (a.kind != AV_STRING) return OK;
+    PyObject *text = span_text(b, (Span){a.field.vstart, a.field.vend});
+    if (text == NULL) return UNSUPPORTED;
+    int in = PySet_Contains(sc->kinds, text);
+    Py_DECREF(text);
+    if (in <= 0) return in < 0 ? ERROR : OK;
+    if (!service_plain || !namespace_plain) return UNSUPPORTED;
+    PyObject *d = PyDict_New();
+    if (d == NULL) return ERROR;
+    int st = attributes_into(sc, d, attrs->items, attrs->n, 0);
+    if (st != OK) {
+        Py_DECREF(d);
+        return st;
+    }
+    *dict = d;
+    return OK;
+}
+
+/* Fields of a ResourceLogs or ScopeLogs: 1 (message, once), 2 (repeated), 3 (string, once). */
+static int scan_level(const uint8_t *b, Span within, Span *one, Span *three) {
+    Py_ssize_t p = within.start;
+    one->start = three->start = -1;
+    one->end = three->end = -1;
+    while (p < within.end) {
+        Field f;
+        if (next_field(b, within.end, &p, &f)) return UNSUPPORTED;
+        if (f.number >= 1 && f.number <= 3 && f.wire != WT_LEN) return UNSUPPORTED;
+        if (f.number == 1 || f.number == 3) {
+            Span *target = f.number == 1 ? one : three;
+            if (target->start >= 0) return UNSUPPORTED; /* merged or replaced by upb */
+            target->start = f.vstart;
+            target->end = f.vend;
+        }
+    }
+    return OK;
+}
+
+static PyObject *scan(PyObject *module, PyObject *args) {
+    Py_buffer buf;
+    PyObject *kinds, *delivered, *attributes, *result = NULL, *capsule = NULL;
+    int drop_others;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "y*O!pOO!:scan", &buf, &PyFrozenSet_Type, &kinds, &drop_others, &delivered,
+                          &PyFrozenSet_Type, &attributes))
+        return NULL;
+    Scan sc = {.b = buf.buf, .kinds = kinds, .delivered = delivered, .attributes = attributes,
+               .drop_others = drop_others};
+    Plan *plan = PyMem_Calloc(1, sizeof(Plan));
+    Spans attrs = {0}, own = {0}; /* a resource's attribute entries, a record's */
+    int st = ERROR;
+    const uint8_t *b = buf.buf;
+    Py_ssize_t end = buf.len, p = 0;
+    sc.seen = PySet_New(NULL);
+    sc.views = PyList_New(0);
+    sc.keys = PyList_New(0);
+    sc.normal = PyUnicode_FromString("Normal");
+    sc.warning = PyUnicode_FromString("Warning");
+    sc.empty = PyUnicode_FromString("");
+    if (!plan || !sc.seen || !sc.views || !sc.keys || !sc.normal || !sc.warning || !sc.empty) {
+        if (!PyErr_Occurred()) PyErr_NoMemory();
+        goto error;
+    }
+    while (p < end) {
+        Field f;
+        if (next_field(b, end, &p, &f)) goto unsupported;
+        if (f.number != 1) continue; /* unknown at the request: the reference's new request drops it */
+        if (f.wire != WT_LEN) goto unsupported;
+        GROW(plan->res, plan->nres, plan->capres);
+        Res *res = &plan->res[plan->nres];
+        Span rl = {f.vstart, f.vend};
+        if (scan_level(b, rl, &res->resource, &res->schema_url)) goto unsupported;
+        PyObject *dict;
+        st = scan_resource(&sc, res, &attrs, &dict);
+        if (st != OK) goto status;
+        res->first = plan->nscopes;
+        res->count = 0;
+        plan->nres++;
+        /* the ScopeLogs, in order */
+        Py_ssize_t q = rl.start;
+        while (q < rl.end) {
+            Field g;
+            next_field(b, rl.end, &q, &g); /* read once already */
+            if (g.number != 2) continue;
+            GROW(plan->scopes, plan->nscopes, plan->capscopes);
+            Scope *scope = &plan->scopes[plan->nscopes];
+            Span sl = {g.vstart, g.vend};
+            if (scan_level(b, sl, &scope->scope, &scope->schema_url)) {
+                Py_XDECREF(dict);
+                goto unsupported;
+            }
+            scope->first = plan->nrecs;
+            scope->count = 0;
+            plan->nscopes++;
+            res->count++;
+            Py_ssize_t r = sl.start;
+            while (r < sl.end) {
+                Field h;
+                next_field(b, sl.end, &r, &h);
+                if (h.number != 2) continue;
+                GROW(plan->recs, plan->nrecs, plan->caprecs);
+                Rec *rec = &plan->recs[plan->nrecs];
+                rec->content = (Span){h.vstart, h.vend};
+                rec->view = -1;
+                rec->group = -1;
+                st = scan_record(&sc, rec, dict, &own);
+                if (st != OK) {
+                    Py_XDECREF(dict);
+                    goto status;
+                }
+                plan->nrecs++;
+                scope->count++;
+            }
+        }
+        Py_XDECREF(dict);
+    }
+    capsule = PyCapsule_New(plan, "otelkv.otlp._wire.plan", plan_capsule_free);
+    if (capsule == NULL) goto error;
+    plan = NULL;
+    result = Py_BuildValue("(NOO(nnnn))", capsule, sc.views, sc.keys, sc.received, sc.duplicates, sc.dropped,
+                           sc.passed);
+    goto done;
+status:
+    if (st == ERROR) goto error;
+unsupported:
+    Py_INCREF(Py_None);
+    result = Py_None;
+    goto done;
+error:
+    result = NULL;
+done:
+    PyMem_Free(attrs.items);
+    PyMem_Free(own.items);
+    plan_free(plan);
+    Py_XDECREF(sc.seen);
+    Py_XDECREF(sc.views);
+    Py_XDECREF(sc.keys);
+    Py_XDECREF(sc.normal);
+    Py_XDECREF(sc.warning);
+    Py_XDECREF(sc.empty);
+    PyBuffer_Release(&buf);
+    return result;
+}
+
+/* ---- build ------------------------------------------------------------------------------ */
+
+/* A writer that only counts when buf is NULL. */
+typedef struct {
+    char *buf;
+    Py_ssize_t len;
+} Out;
+
+static Py_ssize_t varint_size(uint64_t v) {
+    Py_ssize_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static void put_varint(Out *o, uint64_t v) {
+    if (o->buf == NULL) {
+        o->len += varint_size(v);
+        return;
+    }
+    while (v >= 0x80) {
+        o->buf[o->len++] = (char)((v & 0x7F) | 0x80);
+        v >>= 7;
+    }
+    o->buf[o->len++] = (char)v;
+}
+
+static void put(Out *o, const void *data, Py_ssize_t n) {
+    if (o->buf != NULL && n > 0) memcpy(o->buf + o->len, data, (size_t)n);
+    o->len += n;
+}
+
+/* A length-delimited field: tag, length, content. */
+static void put_len(Out *o, int number, Py_ssize_t n) {
+    put_varint(o, ((uint64_t)number << 3) | WT_LEN);
+    put_varint(o, (uint64_t)n);
+}
+
+static Py_ssize_t len_field_size(Py_ssize_t n) { return 1 + varint_size((uint64_t)n) + n; }
+
+/* A KeyValue entry (field `number`) with a string or double value, as new_values makes it. */
+typedef struct {
+    const char *key, *text;
+    Py_ssize_t keylen, textlen;
+    int is_text;
+    double number;
+} Fact;
+
+static int fact_of(PyObject *key, PyObject *value, Fact *fact) {
+    fact->key = PyUnicode_AsUTF8AndSize(key, &fact->keylen);
+    if (fact->key == NULL) return ERROR;
+    if (PyUnicode_Check(value)) {
+        fact->is_text = 1;
+        fact->text = PyUnicode_AsUTF8AndSize(value, &fact->textlen);
+        return fact->text ? OK : ERROR;
+    }
+    fact->is_text = 0;
+    fact->number = PyFloat_AsDouble(value);
+    return fact->number == -1.0 && PyErr_Occurred() ? ERROR : OK;
+}
+
+static Py_ssize_t fact_content_size(const Fact *fact) {
+    Py_ssize_t any = fact->is_text ? len_field_size(fact->textlen) : 9;
+    return (fact->keylen ? len_field_size(fact->keylen) : 0) + len_field_size(any);
+}
+
+static void put_fact(Out *o, int number, const Fact *fact) {
+    Py_ssize_t any = fact->is_text ? len_field_size(fact->textlen) : 9;
+    put_len(o, number, fact_content_size(fact));
+    if (fact->keylen) {
+        put_len(o, 1, fact->keylen);
+        put(o, fact->key, fact->keylen);
+    }
+    put_len(o, 2, any);
+    if (fact->is_text) {
+        put_len(o, 1, fact->textlen);
+        put(o, fact->text, fact->textlen);
+    } else {
+        char tag = (char)((4 << 3) | WT_I64);
+        put(o, &tag, 1);
+        put(o, &fact->number, 8);
+    }
+}
+
+typedef struct {
+    PyObject *namespace; /* borrowed; NULL: none */
+    int kubevirt;
+} Group;
+
+typedef struct {
+    const uint8_t *b;
+    Plan *plan;
+    PyObject *decisions;
+    Fact service;
+} Build;
+
+/* A change to a resource's bytes: [at, until) replaced by a KeyValue entry (at == until: inserted). */
+typedef struct {
+    Py_ssize_t at, until;
+    const Fact *fact;
+} Edit;
+
+/* The resource of a group: as received, or (KubeVirt) with service.name and the namespace set. */
+static void put_resource(Build *bd, Out *o, const Res *res, const Group *g) {
+    const uint8_t *b = bd->b;
+    if (!g->kubevirt) {
+        if (res->resource.start >= 0) put(o, b + res->resource.start, res->resource.end - res->resource.start);
+        return;
+    }
+    Fact ns = {0};
+    int has_ns = g->namespace != NULL;
+    if (has_ns) { /* checked to be a str by the caller */
+        ns.key = "k8s.namespace.name";
+        ns.keylen = 18;
+        ns.is_text = 1;
+        ns.text = PyUnicode_AsUTF8AndSize(g->namespace, &ns.textlen);
+    }
+    /* edits in order of position: (at, replaced until, fact) */
+    Edit edits[4];
+    int n = 0;
+    if (res->service.start >= 0) edits[n++] = (Edit){res->service.start, res->service.end, &bd->service};
+    if (has_ns && res->namespace.start >= 0) edits[n++] = (Edit){res->namespace.start, res->namespace.end, &ns};
+    if (res->service.start < 0) edits[n++] = (Edit){res->insert, res->insert, &bd->service};
+    if (has_ns && res->namespace.start < 0) edits[n++] = (Edit){res->insert, res->insert, &ns};
+    /* sort by position, stable (service.name before the namespace at the same point) */
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && edits[j].at < edits[j - 1].at; j--) {
+            Edit t = edits[j];
+            edits[j] = edits[j - 1];
+            edits[j - 1] = t;
+        }
+    Py_ssize_t at = res->resource.start >= 0 ? res->resource.start : 0;
+    Py_ssize_t end = res->resource.start >= 0 ? res->resource.end : 0;
+    for (int i = 0; i < n; i++) {
+        put(o, b + at, edits[i].at - at);
+        put_fact(o, 1, edits[i].fact);
+        at = edits[i].until;
+    }
+    put(o, b + at, end - at);
+}
+
+/* The decision for a record view: None (passed as it came) or (namespace, facts, summary). */
+static PyObject *decision(Build *bd, const Rec *rec) {
+    PyObject *d = PyList_GET_ITEM(bd->decisions, rec->view);
+    return d == Py_None ? NULL : d;
+}
+
+static int same_group(const Group *g, PyObject *namespace, int kubevirt) {
+    if (g->kubevirt != kubevirt) return 0;
+    if (g->namespace == NULL || namespace == NULL) return g->namespace == namespace;
+    return PyUnicode_Compare(g->namespace, namespace) == 0;
+}
+
+static PyObject *build(PyObject *module, PyObject *args);
+
+static PyMethodDef methods[] = {
+    {"scan", scan, METH_VARARGS, "Scan an ExportLogsServiceRequest (see the module docstring)."},
+    {"build", build, METH_VARARGS, "Write the enriched request (see the module docstring)."},
+    {NULL, NULL, 0, NULL},
+};
+
+/* Facts of a record view: a list of (key, value) tuples, encoded as record attributes (field 6). */
+static int facts_size(PyObject *facts, Py_ssize_t *size) {
+    Py_ssize_t n = PyList_GET_SIZE(facts), total = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(facts, i);
+        Fact f;
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
+            PyErr_SetString(PyExc_TypeError, "a fact is a (key, value) tuple");
+            return ERROR;
+        }
+        if (fact_of(PyTuple_GET_ITEM(item, 0), PyTuple_GET_ITEM(item, 1), &f)) return ERROR;
+        total += len_field_size(fact_content_size(&f));
+    }
+    *size = total;
+    return OK;
+}
+
+static void put_facts(Out *o, PyObject *facts) {
+    Py_ssize_t n = PyList_GET_SIZE(facts);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(facts, i);
+        Fact f;
+        fact_of(PyTuple_GET_ITEM(item, 0), PyTuple_GET_ITEM(item, 1), &f); /* checked by facts_size */
+        put_fact(o, 6, &f);
+    }
+}
+
+/* One ScopeLogs of group `gi`: its content (records of the group, summaries beside them). */
+static void put_scope(Build *bd, Out *o, const Scope *scope, Py_ssize_t gi, const Py_ssize_t *extra) {
+    const uint8_t *b = bd->b;
+    Py_ssize_t slen = scope->scope.start >= 0 ? scope->scope.end - scope->scope.start : 0;
+    put_len(o, 1, slen);
+    if (slen) put(o, b + scope->scope.start, slen);
+    for (Py_ssize_t i = scope->first; i < scope->first + scope->count; i++) {
+        const Rec *rec = &bd->plan->recs[i];
+        if (rec->group != gi) continue;
+        Py_ssize_t clen = rec->content.end - rec->content.start;
+        PyObject *d = rec->status == REC_VIEW ? decision(bd, rec) : NULL;
+        if (d == NULL) {
+            put_len(o, 2, clen);
+            put(o, b + rec->content.start, clen);
+            continue;
+        }
+        put_len(o, 2, clen + extra[i]);
+        put(o, b + rec->content.start, rec->insert - rec->content.start);
+        put_facts(o, PyTuple_GET_ITEM(d, 1));
+        put(o, b + rec->insert, rec->content.end - rec->insert);
+        PyObject *summary = PyTuple_GET_ITEM(d, 2);
+        if (summary != Py_None) {
+            put_len(o, 2, PyBytes_GET_SIZE(summary));
+            put(o, PyBytes_AS_STRING(summary), PyBytes_GET_SIZE(summary));
+        }
+    }
+    if (scope->schema_url.start >= 0 && scope->schema_url.end > scope->schema_url.start) {
+        put_len(o, 3, scope->schema_url.end - scope->schema_url.start);
+        put(o, b + scope->schema_url.start, scope->schema_url.end - scope->schema_url.start);
+    }
+}
+
+/* Whether group gi has a record in the scope. */
+static int scope_used(Build *bd, const Scope *scope, Py_ssize_t gi) {
+    for (Py_ssize_t i = scope->first; i < scope->first + scope->count; i++)
+        if (bd->plan->recs[i].group == gi) return 1;
+    return 0;
+}
+
+static void put_resource_logs(Build *bd, Out *o, const Res *res, const Group *g, Py_ssize_t gi,
+                              const Py_ssize_t *extra) {
+    const uint8_t *b = bd->b;
+    Out m = {NULL, 0};
+    put_resource(bd, &m, res, g);
+    put_len(o, 1, m.len);
+    put_resource(bd, o, res, g);
+    for (Py_ssize_t s = res->first; s < res->first + res->count; s++) {
+        const Scope *scope = &bd->plan->scopes[s];
+        if (!scope_used(bd, scope, gi)) continue;
+        Out n = {NULL, 0};
+        put_scope(bd, &n, scope, gi, extra);
+        put_len(o, 2, n.len);
+        put_scope(bd, o, scope, gi, extra);
+    }
+    if (res->schema_url.start >= 0 && res->schema_url.end > res->schema_url.start) {
+        put_len(o, 3, res->schema_url.end - res->schema_url.start);
+        put(o, b + res->schema_url.start, res->schema_url.end - res->schema_url.start);
+    }
+}
+
+static PyObject *build(PyObject *module, PyObject *args) {
+    Py_buffer buf;
+    PyObject *capsule, *decisions, *service, *out = NULL;
+    Py_ssize_t *extra = NULL;
+    Group *groups = NULL;
+    Py_ssize_t ngroups = 0, capgroups = 0;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "y*OO!U:build", &buf, &capsule, &PyList_Type, &decisions, &service)) return NULL;
+    Plan *plan = PyCapsule_GetPointer(capsule, "otelkv.otlp._wire.plan");
+    if (plan == NULL) goto error;
+    Build bd = {.b = buf.buf, .plan = plan, .decisions = decisions};
+    bd.service.key = "service.name";
+    bd.service.keylen = 12;
+    bd.service.is_text = 1;
+    bd.service.text = PyUnicode_AsUTF8AndSize(service, &bd.service.textlen);
+    if (bd.service.text == NULL) goto error;
+    extra = PyMem_Calloc((size_t)(plan->nrecs ? plan->nrecs : 1), sizeof(Py_ssize_t));
+    if (extra == NULL) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    /* check the decisions, size the facts and summaries of each record */
+    for (Py_ssize_t i = 0; i < plan->nrecs; i++) {
+        Rec *rec = &plan->recs[i];
+        if (rec->status != REC_VIEW) continue;
+        if (rec->view >= PyList_GET_SIZE(decisions)) {
+            PyErr_SetString(PyExc_ValueError, "fewer decisions than record views");
+            goto error;
+        }
+        PyObject *d = PyList_GET_ITEM(decisions, rec->view);
+        if (d == Py_None) continue;
+        if (!PyTuple_Check(d) || PyTuple_GET_SIZE(d) != 3 || !PyList_Check(PyTuple_GET_ITEM(d, 1)) ||
+            (PyTuple_GET_ITEM(d, 0) != Py_None && !PyUnicode_Check(PyTuple_GET_ITEM(d, 0))) ||
+            (PyTuple_GET_ITEM(d, 2) != Py_None && !PyBytes_Check(PyTuple_GET_ITEM(d, 2)))) {
+            PyErr_SetString(PyExc_TypeError, "a decision is None or (namespace: str | None, facts: list, "
+                                             "summary: bytes | None)");
+            goto error;
+        }
+        if (PyTuple_GET_ITEM(d, 0) != Py_None && PyUnicode_AsUTF8(PyTuple_GET_ITEM(d, 0)) == NULL) goto error;
+        if (facts_size(PyTuple_GET_ITEM(d, 1), &extra[i])) goto error;
+    }
+    /* groups per ResourceLogs, in the order of their first record, then the bytes (twice: size, write) */
+    Out o = {NULL, 0};
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            out = PyBytes_FromStringAndSize(NULL, o.len);
+            if (out == NULL) goto error;
+            o.buf = PyBytes_AS_STRING(out);
+            o.len = 0;
+        }
+        for (Py_ssize_t r = 0; r < plan->nres; r++) {
+            const Res *res = &plan->res[r];
+            ngroups = 0;
+            for (Py_ssize_t s = res->first; s < res->first + res->count; s++) {
+                const Scope *scope = &plan->scopes[s];
+                for (Py_ssize_t i = scope->first; i < scope->first + scope->count; i++) {
+                    Rec *rec = &plan->recs[i];
+                    rec->group = -1;
+                    if (rec->status == REC_DUPLICATE || rec->status == REC_DROPPED) continue;
+                    PyObject *d = rec->status == REC_VIEW ? decision(&bd, rec) : NULL;
+                    PyObject *ns = d != NULL && PyTuple_GET_ITEM(d, 0) != Py_None ? PyTuple_GET_ITEM(d, 0) : NULL;
+                    int kubevirt = d != NULL;
+                    Py_ssize_t g = 0;
+                    while (g < ngroups && !same_group(&groups[g], ns, kubevirt)) g++;
+                    if (g == ngroups) {
+                        GROW(groups, ngroups, capgroups);
+                        groups[ngroups].namespace = ns;
+                        groups[ngroups].kubevirt = kubevirt;
+                        ngroups++;
+                    }
+                    rec->group = g;
+                }
+            }
+            for (Py_ssize_t g = 0; g < ngroups; g++) {
+                Out m = {NULL, 0};
+                put_resource_logs(&bd, &m, res, &groups[g], g, extra);
+                put_len(&o, 1, m.len);
+                put_resource_logs(&bd, &o, res, &groups[g], g, extra);
+            }
+        }
+    }
+    goto done;
+error:
+    Py_CLEAR(out);
+done:
+    PyMem_Free(extra);
+    PyMem_Free(groups);
+    PyBuffer_Release(&buf);
+    return out;
+}
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "otelkv.otlp._wire",
+    "The native core of otelkv.otlp.enrich on the OTLP wire format (see _wire.c).", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__wire(void) {
+    const uint16_t probe = 1;
+    if (*(const uint8_t *)&probe != 1) { /* fixed64 and double are read and written with memcpy */
+        PyErr_SetString(PyExc_ImportError, "otelkv.otlp._wire needs a little-endian machine");
+        return NULL;
+    }
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddIntConstant(m, "ABI_VERSION", ABI_VERSION) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,74 @@
+"""The native path of :func:`otelkv.otlp.enrich.enrich`: the same work on the request's wire bytes.
+
+The compiled core (``otelkv/otlp/_wire.c``) walks the bytes, deduplicates, and hands back the
+mapping :func:`~otelkv.kubevirt.parse_k8s_event` reads for each KubeVirt record; parsing and
+tracking stay here, in Python, exactly as the reference path does them; the core then writes the
+enriched request by splicing. Its output is the reference's, byte for byte on canonical input
+(``tests/test_enrich_native.py`` checks it on generated requests). For a shape it does not take
+(a map body, a record enriched before, a repeated singular field, ...) :func:`enrich_wire`
+answers None before anything was done, and the caller takes the reference path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from datetime import datetime
+from types import ModuleType
+from typing import Any, Final
+
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+
+from otelkv.kubevirt import MigrationTracker, parse_k8s_event
+
+from .enrich import ATTRIBUTES, EnrichOptions, EnrichResult, _content_key, _facts, _Run
+
+#: Record attributes that mark a record enriched before (the reference replaces them in place).
+_ENRICHED: Final = frozenset(ATTRIBUTES)
+
+
+def enrich_wire(
+    payload: bytes,
+    tracker: MigrationTracker,
+    options: EnrichOptions,
+    delivered: Callable[[Hashable], bool],
+    *,
+    core: ModuleType,
+    now: datetime | None = None,
+) -> EnrichResult | None:
+    """Enrich the serialized ExportLogsServiceRequest ``payload`` (parsed by upb before: the
+    receivers validate it) with ``core``; None, with nothing done, for a shape left to the
+    reference path."""
+    scanned = core.scan(payload, options.kinds, options.drop_others, delivered, _ENRICHED)
+    if scanned is None:
+        return None
+    plan, views, keys, (received, duplicates, dropped, passed) = scanned
+    result = EnrichResult(received=received, duplicates=duplicates, dropped_others=dropped, passed=passed)
+    run = _Run(result, tracker, options, delivered, now)
+    decisions: list[tuple[str | None, list[tuple[str, Any]], bytes | None] | None] = []
+    done = 0
+    for view, key, start, end, position in views:
+        result.keys.extend(keys[done:position])  # up to this record's own key: a summary's comes after
+        done = position
+        try:
+            event = parse_k8s_event(view)
+        except TypeError:  # a field of a wrong type: forwarded as it came, unenriched
+            result.unreadable += 1
+            result.passed += 1
+            decisions.append(None)
+            continue
+        record: list[LogRecord] = []  # decoded only when needed
+
+        def beside(start: int = start, end: int = end, record: list[LogRecord] = record) -> LogRecord:
+            if not record:
+                record.append(LogRecord.FromString(payload[start:end]))
+            return record[0]
+
+        owner = key if key is not None else _content_key(beside())
+        tracked = tracker.track(event, now=now, key=owner)
+        result.enriched += 1
+        summary = run.summary(tracked, owner, beside) if tracked.concluded else None
+        decisions.append((tracked.event.namespace, _facts(tracked.event),
+                          None if summary is None else summary.SerializeToString()))  # fmt: skip
+    result.keys.extend(keys[done:])
+    result.wire = core.build(payload, plan, decisions, options.service_name)
+    return result

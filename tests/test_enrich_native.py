@@ -1,0 +1,295 @@
+"""The native core (``otelkv.otlp._wire``, issue 13 item 2) against the reference path.
+
+A differential test: on generated requests (tests/otlp_requests.py: KubeVirt and other events,
+migration objects, map bodies, duplicates, records without a uid or enriched before, existing
+``service.name`` and namespace, odd attribute types, empty and unset scopes and resources, schema
+URLs, unknown fields, records delivered before), in two requests one after the other through the
+same tracker, :func:`enrich_wire` — or, where it declines, the reference it falls back to — gives
+the very bytes, counts and keys of ``enrich(..., pass_through=False)``. Then: which shapes the
+core takes and which it leaves, input that is not canonical (the same message out), and bytes
+that are not a request at all (never a crash).
+
+The compiled module must exist here: CI machines have a compiler, so a missing one fails.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Hashable
+from typing import Any
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs
+
+from otelkv.kubevirt import MigrationTracker
+from otelkv.otlp.attributes import to_dict
+from otelkv.otlp.enrich import EnrichOptions, EnrichResult, _event_view, _key, enrich
+from otelkv.otlp.native import core
+from otelkv.otlp.wire import enrich_wire
+from tests.migration_objects import any_value
+from tests.otlp_requests import EVENTS, POOL, resource_logs, seldom
+
+CORE = core()
+_COUNTS = ("received", "enriched", "passed", "dropped_others", "duplicates", "unreadable", "objects", "summaries")
+
+
+def test_the_core_is_built_here() -> None:
+    assert CORE is not None, "otelkv.otlp._wire is not built: `pip install -e .` with a C compiler builds it"
+
+
+def _both(payload: bytes, options: EnrichOptions, delivered: set[Hashable], trackers: tuple[MigrationTracker, ...],
+          ) -> tuple[EnrichResult, EnrichResult, bool]:  # fmt: skip
+    """(reference, native-or-fallback, whether the core took it)."""
+    assert CORE is not None
+    reference = enrich(ExportLogsServiceRequest.FromString(payload), trackers[0], options, delivered.__contains__,
+                       pass_through=False)  # fmt: skip
+    native = enrich_wire(payload, trackers[1], options, delivered.__contains__, core=CORE)
+    taken = native is not None
+    if native is None:
+        native = enrich(ExportLogsServiceRequest.FromString(payload), trackers[1], options, delivered.__contains__)
+    return reference, native, taken
+
+
+def _counts(result: EnrichResult) -> dict[str, Any]:
+    return {name: getattr(result, name) for name in (*_COUNTS, "keys")}
+
+
+def _same(reference: EnrichResult, native: EnrichResult) -> None:
+    assert native.payload == reference.payload
+    assert _counts(native) == _counts(reference)
+
+
+_kubevirt_mostly = seldom  # other kinds one time in four: the core's own ground is KubeVirt records
+
+
+@given(
+    st.lists(resource_logs(other_kind=_kubevirt_mostly), max_size=6),
+    st.lists(resource_logs(other_kind=_kubevirt_mostly), max_size=4),
+    st.builds(
+        EnrichOptions,
+        drop_others=st.booleans(),
+        forward_objects=st.booleans(),
+        summaries=st.booleans(),
+        service_name=st.sampled_from(["kubevirt-events", "", "vm-events"]),
+    ),
+    st.data(),
+)
+@example([POOL[0]], [], EnrichOptions(), None)
+def test_native_gives_what_the_reference_gives(first: list[ResourceLogs], second: list[ResourceLogs],
+                                               options: EnrichOptions, data: st.DataObject | None) -> None:  # fmt: skip
+    trackers = (MigrationTracker(), MigrationTracker())
+    delivered: set[Hashable] = set()
+    for resources in (first, second):
+        payload = ExportLogsServiceRequest(resource_logs=resources).SerializeToString()
+        keys = sorted({key for r in resources for s in r.scope_logs for rec in s.log_records
+                       if (key := _key(to_dict(rec.attributes))) is not None}, key=repr)  # fmt: skip
+        if data is not None and keys:
+            delivered |= set(data.draw(st.lists(st.sampled_from(keys), max_size=3)))
+        reference, native, _ = _both(payload, options, delivered, trackers)
+        _same(reference, native)
+        delivered |= set(reference.keys)  # delivered: the next request's retries are duplicates
+
+
+@given(st.lists(resource_logs(other_kind=_kubevirt_mostly, native=True), max_size=6),
+       st.booleans(), st.booleans())  # fmt: skip
+def test_the_core_takes_every_shape_the_collector_sends(resources: list[ResourceLogs], drop_others: bool,
+                                                        summaries: bool) -> None:  # fmt: skip
+    """Without the shapes it leaves to the reference, the core takes every request (so that the
+    test above checks the core itself, not the fallback)."""
+    payload = ExportLogsServiceRequest(resource_logs=resources).SerializeToString()
+    options = EnrichOptions(drop_others=drop_others, summaries=summaries)
+    reference, native, taken = _both(payload, options, set(), (MigrationTracker(), MigrationTracker()))
+    assert taken
+    _same(reference, native)
+
+
+@given(st.lists(resource_logs(other_kind=_kubevirt_mostly, native=True), max_size=4))
+def test_the_core_reads_each_event_as_the_reference_does(resources: list[ResourceLogs]) -> None:
+    """What parse_k8s_event reads of each KubeVirt record: the core's mapping is the reference's
+    (enrich._event_view), and its key enrich._key."""
+    assert CORE is not None
+    request = ExportLogsServiceRequest(resource_logs=resources)
+    kinds = EnrichOptions().kinds
+    scanned = CORE.scan(request.SerializeToString(), kinds, False, set().__contains__, frozenset())
+    assert scanned is not None
+    expected = []
+    seen: set[Hashable] = set()
+    for rl in request.resource_logs:
+        resource = to_dict(rl.resource.attributes)
+        for scope in rl.scope_logs:
+            for record in scope.log_records:
+                attributes = to_dict(record.attributes)
+                key = _key(attributes)
+                if key is not None and key in seen:
+                    continue
+                seen.add(key)
+                view = _event_view(resource, attributes, record, None, kinds)
+                if view is not None:
+                    expected.append((view, key, record))
+    assert [(view, key) for view, key, *_ in scanned[1]] == [(view, key) for view, key, _ in expected]
+    payload = request.SerializeToString()
+    assert [payload[start:end] for _, _, start, end, _ in scanned[1]] == [r.SerializeToString() for *_, r in expected]
+
+
+def _stream(n: int = len(EVENTS)) -> bytes:
+    """The example stream as the collector sends it: KubeVirt, Pod and Node events, one resource each."""
+    return ExportLogsServiceRequest(resource_logs=POOL[:n]).SerializeToString()
+
+
+def test_the_core_takes_the_collectors_stream() -> None:
+    """The example stream (four migrations, summaries, other kinds' events) is the core's, not the
+    fallback's, and comes out as the reference writes it."""
+    reference, native, taken = _both(_stream(), EnrichOptions(), set(), (MigrationTracker(), MigrationTracker()))
+    assert taken
+    assert native.summaries == 4 and native.enriched > 20
+    _same(reference, native)
+
+
+def _first(resource_kind: str) -> ResourceLogs:
+    out = ResourceLogs()
+    out.CopyFrom(next(r for r, e in zip(POOL, EVENTS, strict=False) if e["involvedObject"]["kind"] == resource_kind))
+    return out
+
+
+@pytest.mark.parametrize("shape", ["a map body", "a record enriched before", "a list value", "two bodies",
+                                   "a KeyValue with two keys", "a service.name with a second field"])  # fmt: skip
+def test_shapes_the_core_leaves_to_the_reference(shape: str) -> None:
+    """Each declined before anything was done (the tracker untouched); the fallback then gives the
+    reference's output."""
+    vmi = _first("VirtualMachineInstance")
+    record = vmi.scope_logs[0].log_records[0]
+    extra = b""
+    if shape == "a map body":
+        record.body.CopyFrom(any_value({"a": "b"}))
+    elif shape == "a record enriched before":
+        record.attributes.add(key="kubevirt.migration.phase").value.string_value = "Running"
+    elif shape == "a list value":
+        record.attributes.add(key="k8s.event.action").value.CopyFrom(any_value([1]))
+    elif shape == "two bodies":
+        extra = b"\x2a\x03\x0a\x01x"  # field 5 again: upb merges the two
+    elif shape == "a KeyValue with two keys":
+        extra = b"\x32\x06\x0a\x01a\x0a\x01b"
+    else:
+        vmi.resource.attributes.add(key="service.name").value.string_value = "app"
+        vmi.resource.attributes[-1].MergeFromString(b"\x18\x01")  # an unknown field 3 on the KeyValue
+    scope = _len_field(1, vmi.scope_logs[0].scope.SerializeToString())
+    scope += _len_field(2, record.SerializeToString() + extra)  # as sent: upb would merge a parsed one
+    odd = _len_field(1, _len_field(1, vmi.resource.SerializeToString()) + _len_field(2, scope))
+    payload = odd + ExportLogsServiceRequest(resource_logs=[_first("Pod")]).SerializeToString()
+    assert CORE is not None
+    tracker = MigrationTracker()
+    assert enrich_wire(payload, tracker, EnrichOptions(), set().__contains__, core=CORE) is None
+    assert tracker.migrations() == ()
+    reference, native, _ = _both(payload, EnrichOptions(), set(), (MigrationTracker(), MigrationTracker()))
+    assert native.request == reference.request
+
+
+def _fields(data: bytes) -> list[bytes]:
+    """The top-level fields of a message, each as its bytes (tag included)."""
+    out, pos = [], 0
+    while pos < len(data):
+        start = pos
+        key, pos = _varint(data, pos)
+        wire = key & 7
+        if wire == 0:
+            _, pos = _varint(data, pos)
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        else:
+            length, pos = _varint(data, pos)
+            pos += length
+        out.append(data[start:pos])
+    return out
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+
+
+def _shuffled(message: bytes, seed: int) -> bytes:
+    """The fields of ``message`` in another order, each repeated field's entries still in theirs."""
+    queues: dict[int, list[bytes]] = {}
+    for field in _fields(message):
+        queues.setdefault(_varint(field, 0)[0] >> 3, []).append(field)
+    order = [number for number, fields in queues.items() for _ in fields]
+    random.Random(seed).shuffle(order)
+    return b"".join(queues[number].pop(0) for number in order)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_fields_in_any_order_give_the_same_message(seed: int) -> None:
+    """A record's and a resource's fields in another order (valid protobuf, not canonical): the
+    same message as the reference's, even where the bytes differ."""
+    resources = POOL[: len(EVENTS)]
+    plain = ExportLogsServiceRequest(resource_logs=resources).SerializeToString()
+    payload = b"".join(_rebuilt(rl, seed) for rl in resources)
+    assert payload != plain
+    assert ExportLogsServiceRequest.FromString(payload) == ExportLogsServiceRequest.FromString(plain)
+    reference, native, taken = _both(payload, EnrichOptions(), set(), (MigrationTracker(), MigrationTracker()))
+    assert taken
+    assert native.request == reference.request
+    assert _counts(native) == _counts(reference)
+
+
+def _len_field(number: int, content: bytes) -> bytes:
+    return _tag(number) + _varint_bytes(len(content)) + content
+
+
+def _tag(number: int) -> bytes:
+    return _varint_bytes(number << 3 | 2)
+
+
+def _varint_bytes(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _rebuilt(rl: ResourceLogs, seed: int) -> bytes:
+    """``rl`` as request field 1, its resource's and records' fields shuffled."""
+    resource = _shuffled(rl.resource.SerializeToString(), seed)
+    scopes = b""
+    for scope in rl.scope_logs:
+        records = b"".join(_len_field(2, _shuffled(r.SerializeToString(), seed)) for r in scope.log_records)
+        scopes += _len_field(2, _len_field(1, scope.scope.SerializeToString()) + records)
+    return _len_field(1, _len_field(1, resource) + scopes)
+
+
+@given(st.binary(max_size=300) | st.builds(lambda n, cut: _stream(n)[:cut], st.integers(1, 8), st.integers(0, 5000)))
+def test_any_bytes_never_crash_the_core(payload: bytes) -> None:
+    """Bytes that are no request, or a cut one (the receivers refuse both before the core sees them,
+    but the core must not trust that): None, or a plan that builds."""
+    assert CORE is not None
+    scanned = CORE.scan(payload, EnrichOptions().kinds, False, set().__contains__, frozenset())
+    if scanned is not None:
+        plan, views, _, _ = scanned
+        decisions = [None] * len(views)
+        assert isinstance(CORE.build(payload, plan, decisions, "kubevirt-events"), bytes)
+
+
+def test_wrong_decisions_are_a_type_error_not_a_crash() -> None:
+    assert CORE is not None
+    payload = _stream(3)
+    plan, views, _, _ = CORE.scan(payload, EnrichOptions().kinds, False, set().__contains__, frozenset())
+    assert views
+    with pytest.raises(ValueError, match="fewer decisions"):
+        CORE.build(payload, plan, [], "kubevirt-events")
+    with pytest.raises(TypeError, match="a decision is None or"):
+        CORE.build(payload, plan, [("ns", "not a list", None)] * len(views), "kubevirt-events")
+    with pytest.raises(TypeError, match="a fact is"):
+        CORE.build(payload, plan, [("ns", ["x"], None)] * len(views), "kubevirt-events")
