@@ -5,20 +5,24 @@
 On the same batches of k8s_events-shaped records (the example stream, made into many distinct
 VMs), it prints:
 
-1. records/s for bare protobuf decode + encode (the floor), decode + enrich + encode, and end
-   to end (OTLP/gRPC into ``otelkv serve`` in its own process → OTLP/HTTP out to a local sink);
-2. the enrichment/floor ratio (target: at most 3x);
+1. records/s for bare protobuf decode + encode (the floor), enrichment on the Python reference
+   path (decode + enrich + encode) and on the native core (decode, as the receivers do to validate,
+   + the core + its bytes), interleaved, best of 3 (``--enrich-only`` runs it alone; with
+   ``--compare DIR`` it also measures the checkout in DIR, in its own processes, interleaved), and
+   end to end (OTLP/gRPC into ``otelkv serve`` in its own process → OTLP/HTTP out to a local sink);
+2. the enrichment/floor ratios (target: at most 5x on the native core);
 3. the duplicate window with its 50,000 keys full: µs a key for the old plain-dict eviction
    and for :class:`otelkv.pipeline.DeliveredKeys`, side by side (``--dedup-only``: just this);
 4. at a steady ``--rate`` records/s for ``--seconds``: otelkv's CPU (% of one core, from
-   /proc), CPU seconds per 10,000 records and peak RSS (VmHWM) — targets 30% and 120 MiB;
+   /proc), CPU seconds per 10,000 records and peak RSS (VmHWM) — targets 30% and 120 MiB — with
+   the native core and with ``OTELKV_NO_EXTENSIONS=1``;
 5. a light sidecar (``--startup-only`` runs it alone): start-up time (process start to the
    first /healthz 200) and idle RSS of ``otelkv serve`` with the default stdout target and an
    http:// target, median of ``--starts`` starts; ``--compare DIR`` measures another checkout
    (``git archive main | tar -x -C DIR``) in the same run, interleaved, for before/after ratios;
 6. pass-through (``--passthrough-only`` runs it alone): records of other kinds (Pod events, as
-   the k8s_events receiver sends them), decode + enrich + encode against the floor (target:
-   at most 1.5x);
+   the k8s_events receiver sends them): the reference, the Python short path and the native core
+   against the floor (target: at most 1.5x);
 7. the hostile mix of issue 8 item 4 against the default limits (``--memory-only`` runs it alone;
    ``BENCH_MIX=grpc,http,idle,drip`` picks parts of it): peak RSS under the 192 Mi limit
    (docs/reliability.md#memory).
@@ -51,7 +55,8 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+#: The checkout whose otelkv is measured (``--compare`` runs this script again on another one).
+sys.path.insert(0, os.environ.get("OTELKV_BENCH_CHECKOUT") or str(ROOT))
 
 from otelkv.eventfile import in_time_order  # noqa: E402
 from otelkv.kubevirt import MigrationTracker  # noqa: E402
@@ -126,7 +131,10 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--startup-only", action="store_true", help="only the start-up time and idle RSS phase")
     parser.add_argument("--starts", type=int, default=5, help="starts of each kind in the start-up phase")
     parser.add_argument("--passthrough-only", action="store_true", help="only the pass-through phase")
-    parser.add_argument("--compare", type=Path, metavar="DIR", help="another otelkv checkout for the start-up phase")
+    parser.add_argument("--enrich-only", action="store_true", help="only the enrichment phase (with --compare)")
+    parser.add_argument("--enrich-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--compare", type=Path, metavar="DIR",
+                        help="another otelkv checkout for the start-up and enrichment phases")  # fmt: skip
     return parser.parse_args()
 
 
@@ -138,33 +146,101 @@ def main() -> int:
         return startup(args.starts, args.compare)
     if args.passthrough_only:
         return passthrough(args.records)
+    if args.enrich_child:  # the figures as JSON on stdout; what it says on stderr
+        with contextlib.redirect_stdout(sys.stderr):
+            rates = enrichment(args.records)
+        print(json.dumps(rates))
+        return 0
+    if args.enrich_only:
+        return compare_enrichment(args.records, args.compare)
     dedup_window()
     if args.dedup_only:
         return 0
 
     events = make_events(args.records)
-    requests = list(batches(events, BATCH))
-    payloads = [r.SerializeToString() for r in requests]
+    payloads = [r.SerializeToString() for r in batches(events, BATCH)]
     n = len(events)
     print(f"{n} k8s_events-shaped KubeVirt records in {len(payloads)} requests of {BATCH}, "
           f"{sum(map(len, payloads)) / n:.0f} bytes/record on the wire")  # fmt: skip
-
-    floor = rate(lambda p: ExportLogsServiceRequest.FromString(p).SerializeToString(), payloads, n)
-
-    def enriched(payload: bytes) -> bytes:
-        request = ExportLogsServiceRequest.FromString(payload)
-        return enrich(request, tracker, EnrichOptions(), delivered.__contains__).request.SerializeToString()
-
-    tracker, delivered = MigrationTracker(), set[Any]()
-    enrich_rate = rate(enriched, payloads, n, repeat=1)  # once: the tracker must see each event once
-    print(f"decode+encode (floor)   {floor:>10,.0f} records/s")
-    print(f"decode+enrich+encode    {enrich_rate:>10,.0f} records/s   {floor / enrich_rate:.2f}x the floor")
+    rates = enrichment(n)
+    floor = rates["floor"]
     passthrough(n)
-
-    sink, serve = _serve_against(_Sink)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for core, extra in (("native", {}), ("python", {"OTELKV_NO_EXTENSIONS": "1"})):
+        steady_load(args, floor, core, extra)
+    overload(env, payloads, args.seconds)
+    startup(args.starts, args.compare)
+    return memory(args.seconds)
+
+
+def enrichment(n: int) -> dict[str, float]:
+    """Records/s of the floor, the Python reference path and the native core (when this checkout
+    has one), each over the same requests with a tracker of its own, interleaved, best of 3."""
+    payloads = [r.SerializeToString() for r in batches(make_events(n), BATCH)]
     try:
-        port = _wait_for_port(serve, env)
+        from otelkv.otlp.native import core  # noqa: PLC0415 - absent from older checkouts
+        from otelkv.otlp.wire import enrich_wire  # noqa: PLC0415
+    except ImportError:
+        native = None
+    else:
+        native = core()
+
+    def python(tracker: MigrationTracker) -> Any:
+        def run(payload: bytes) -> bytes:
+            request = ExportLogsServiceRequest.FromString(payload)
+            return enrich(request, tracker, EnrichOptions(), set[Any]().__contains__).request.SerializeToString()
+
+        return run
+
+    def compiled(tracker: MigrationTracker) -> Any:
+        def run(payload: bytes) -> bytes:
+            ExportLogsServiceRequest.FromString(payload)  # the receivers decode to validate
+            result = enrich_wire(payload, tracker, EnrichOptions(), set[Any]().__contains__, core=native)
+            assert result is not None, "the core declined the collector's stream"
+            return result.payload
+
+        return run
+
+    best = {"floor": 0.0, "python": 0.0, **({"native": 0.0} if native else {})}
+    for _ in range(3):  # a fresh tracker each run: each must see every event once
+        best["floor"] = max(best["floor"], rate(lambda p: ExportLogsServiceRequest.FromString(p).SerializeToString(),
+                                                payloads, n, repeat=1))  # fmt: skip
+        best["python"] = max(best["python"], rate(python(MigrationTracker()), payloads, n, repeat=1))
+        if native:
+            best["native"] = max(best["native"], rate(compiled(MigrationTracker()), payloads, n, repeat=1))
+    for name in ("floor", "python", "native"):
+        if name in best:
+            print(f"enrichment {name:>6} {best[name]:>10,.0f} records/s   {best['floor'] / best[name]:.2f}x the floor")
+    return best
+
+
+def compare_enrichment(n: int, compare: Path | None) -> int:
+    """:func:`enrichment` of this checkout and (``--compare``) another, each in its own processes,
+    alternating, 3 times; the best of each path, as ratios to each process's own floor."""
+    roots = {"this": ROOT, **({"compare": compare.resolve()} if compare else {})}
+    best: dict[tuple[str, str], float] = {}
+    for _ in range(3):
+        for name, root in roots.items():
+            env = {**os.environ, "OTELKV_BENCH_CHECKOUT": str(root), "PYTHONPATH": str(root)}
+            out = subprocess.run([sys.executable, __file__, "--enrich-child", "--records", str(n)], env=env,
+                                 capture_output=True, text=True, check=True)  # fmt: skip
+            rates = json.loads(out.stdout)
+            for path in ("python", "native"):
+                if path in rates:
+                    ratio = rates["floor"] / rates[path]
+                    best[name, path] = min(best.get((name, path), float("inf")), ratio)
+    for (name, path), ratio in best.items():
+        print(f"enrichment {name:>7} {path:>6}: {ratio:.2f}x the floor (best of 3 processes)")
+    return 0
+
+
+def steady_load(args: argparse.Namespace, floor: float, core: str, extra: dict[str, str]) -> None:
+    """End to end into ``otelkv serve`` (with ``extra`` in its environment), then a steady
+    ``--rate`` for ``--seconds``: its CPU and peak RSS."""
+    n = args.records
+    sink, serve = _serve_against(_Sink, env=extra)
+    try:
+        port = _wait_for_port(serve)
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = LogsServiceStub(channel)
             fresh = list(batches(make_events(n, offset=10**6), BATCH))
@@ -172,7 +248,7 @@ def main() -> int:
             for request in fresh:
                 stub.Export(request, timeout=30, compression=grpc.Compression.Gzip)
             e2e = n / (time.perf_counter() - start)
-            print(f"end to end (gRPC→HTTP)  {e2e:>10,.0f} records/s   {floor / e2e:.2f}x the floor")
+            print(f"[{core}] end to end (gRPC→HTTP)  {e2e:>10,.0f} records/s   {floor / e2e:.2f}x the floor")
 
             steady = list(
                 batches(make_events(int(args.rate * args.seconds), offset=2 * 10**6), max(1, args.rate // 10))
@@ -185,25 +261,28 @@ def main() -> int:
             wall = time.perf_counter() - start
             cpu1, hwm = proc(serve.pid)
         sent = sum(len(r.resource_logs) for r in steady)
-        print(f"steady {sent / wall:,.0f} records/s for {wall:.1f}s: otelkv CPU {100 * (cpu1 - cpu0) / wall:.1f}% "
+        cpu = 100 * (cpu1 - cpu0) / wall
+        print(f"[{core}] steady {sent / wall:,.0f} records/s for {wall:.1f}s: otelkv CPU {cpu:.1f}% "
               f"of one core, {10_000 * (cpu1 - cpu0) / sent:.3f} CPU s per 10,000 records, "
               f"peak RSS {hwm / 2**20:.0f} MiB")  # fmt: skip
     finally:
         serve.send_signal(signal.SIGTERM)
         serve.wait(30)
         sink.shutdown()
-    overload(env, payloads, args.seconds)
-    startup(args.starts, args.compare)
-    return memory(args.seconds)
 
 
 def passthrough(count: int) -> int:
-    """Records that are not KubeVirt events (the same events, made Pod events): the short path and
-    the reference path (``pass_through=False``) against the floor, interleaved, best of 3 each."""
+    """Records that are not KubeVirt events (the same events, made Pod events): the reference path
+    (``pass_through=False``), the Python short path and the native core (decode, as the receivers
+    do, + the core + its bytes) against the floor, interleaved, best of 3 each."""
     events = make_events(count)
     for e in events:
         e["involvedObject"]["kind"] = "Pod"
     payloads = [r.SerializeToString() for r in batches(events, BATCH)]
+    from otelkv.otlp.native import core  # noqa: PLC0415 - the bench's own checkout has it
+    from otelkv.otlp.wire import enrich_wire  # noqa: PLC0415
+
+    native = core()
 
     def enriched(short: bool) -> Any:
         def run(payload: bytes) -> bytes:
@@ -213,17 +292,25 @@ def passthrough(count: int) -> int:
 
         return run
 
+    def compiled(payload: bytes) -> bytes:
+        ExportLogsServiceRequest.FromString(payload)
+        result = enrich_wire(payload, tracker, EnrichOptions(), set[Any]().__contains__, core=native)
+        assert result is not None
+        return result.payload
+
     tracker = MigrationTracker()
-    best = {"floor": 0.0, "short": 0.0, "reference": 0.0}
+    paths = {"floor": lambda p: ExportLogsServiceRequest.FromString(p).SerializeToString(),
+             "reference": enriched(False), "short": enriched(True)}  # fmt: skip
+    if native:
+        paths["native"] = compiled
+    best = dict.fromkeys(paths, 0.0)
     for _ in range(3):
-        best["floor"] = max(best["floor"], rate(lambda p: ExportLogsServiceRequest.FromString(p).SerializeToString(),
-                                                payloads, len(events), repeat=1))  # fmt: skip
-        best["short"] = max(best["short"], rate(enriched(True), payloads, len(events), repeat=1))
-        best["reference"] = max(best["reference"], rate(enriched(False), payloads, len(events), repeat=1))
+        for name, path in paths.items():
+            best[name] = max(best[name], rate(path, payloads, len(events), repeat=1))
     floor = best["floor"]
-    print(f"pass-through (Pod events): floor {floor:,.0f} records/s; short path {best['short']:,.0f} records/s, "
-          f"{floor / best['short']:.2f}x the floor; reference path {best['reference']:,.0f} records/s, "
-          f"{floor / best['reference']:.2f}x the floor")  # fmt: skip
+    print(f"pass-through (Pod events): floor {floor:,.0f} records/s; "
+          + "; ".join(f"{name} {best[name]:,.0f} records/s, {floor / best[name]:.2f}x" for name in paths
+                      if name != "floor"))  # fmt: skip
     return 0
 
 
@@ -260,13 +347,13 @@ def dedup_window(size: int = 50_000, adds: int = 200_000) -> None:
           f"DeliveredKeys {new:.2f} µs/key, {old / new:.0f}x")  # fmt: skip
 
 
-def _serve_against(handler: type[BaseHTTPRequestHandler], *args: str) -> tuple[ThreadingHTTPServer,
-                                                                                  subprocess.Popen[str]]:  # fmt: skip
+def _serve_against(handler: type[BaseHTTPRequestHandler], *args: str, env: dict[str, str] | None = None,
+                   ) -> tuple[ThreadingHTTPServer, subprocess.Popen[str]]:  # fmt: skip
     """A local sink with ``handler`` and ``otelkv serve`` (its own process, ports of the system's
-    choosing, ``args`` added) forwarding to it."""
+    choosing, ``args`` added, ``env`` added to its environment) forwarding to it."""
     sink = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=sink.serve_forever, daemon=True).start()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     serve = subprocess.Popen(
         [sys.executable, "-m", "otelkv", "serve", *args, "--grpc-listen", "127.0.0.1:0", "--http-listen",
          "127.0.0.1:0", "--forward", f"http://127.0.0.1:{sink.server_address[1]}/otlp"],
@@ -302,7 +389,7 @@ def overload(env: dict[str, str], payloads: list[bytes], seconds: float) -> None
     outcomes: dict[str, int] = {}
     lock = threading.Lock()
     try:
-        port = _wait_for_port(serve, env)
+        port = _wait_for_port(serve)
 
         def client() -> None:
             with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -482,7 +569,7 @@ def startup(starts: int, compare: Path | None) -> int:
     return 0
 
 
-def _wait_for_port(serve: subprocess.Popen[str], env: dict[str, str]) -> int:
+def _wait_for_port(serve: subprocess.Popen[str]) -> int:
     return _wait_for_ports(serve)["grpc_port"]
 
 

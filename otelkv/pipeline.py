@@ -16,10 +16,12 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 
 from otelkv.config import RetryConfig
 from otelkv.errors import BadRequest, Retryable
-from otelkv.forward import Delivery, Forwarder
+from otelkv.forward import Delivery, Encoded, Forwarder, Request
 from otelkv.forward.retry import Backoff
 from otelkv.kubevirt import MigrationTracker
+from otelkv.otlp import native
 from otelkv.otlp.enrich import EnrichOptions, EnrichResult, enrich
+from otelkv.otlp.wire import enrich_wire
 from otelkv.streak import FailureStreak
 from otelkv.telemetry import Telemetry
 
@@ -196,11 +198,22 @@ class Pipeline:
         else ``malformed`` (malformed, wrong type)."""
         self._telemetry.invalid_request("too_large" if getattr(error, "too_large", False) else "malformed")
 
-    def export(self, request: ExportLogsServiceRequest) -> Delivery:
-        """Enrich and forward ``request``; raises :class:`Retryable` when the target cannot take it."""
+    def export(self, request: ExportLogsServiceRequest, *, payload: bytes | None = None) -> Delivery:
+        """Enrich and forward ``request``; raises :class:`Retryable` when the target cannot take it.
+
+        ``payload``: the bytes ``request`` was decoded from, for the native core (which reads and
+        writes the wire format) when it is built and takes this request's shape.
+        """
+        core = native.core() if payload is not None else None
         with self._lock:
-            result = enrich(request, self._tracker, self.settings.options, self._delivered.__contains__,
-                            now=datetime.now(UTC))  # fmt: skip
+            now = datetime.now(UTC)
+            delivered = self._delivered.__contains__
+            options = self.settings.options
+            result = None
+            if core is not None and payload is not None:
+                result = enrich_wire(payload, self._tracker, options, delivered, core=core, now=now)
+            if result is None:
+                result = enrich(request, self._tracker, options, delivered, now=now)
         t = self._telemetry
         t.received.add(result.received)
         t.enriched.add(result.enriched)
@@ -212,7 +225,7 @@ class Pipeline:
             return self._enqueue(result)
         start = time.perf_counter()
         try:
-            delivery = self._send_within_budget(result.request)
+            delivery = self._send_within_budget(_outgoing(result))
         except Exception as error:
             if not isinstance(error, Retryable):
                 log.exception("forwarding to %s failed unexpectedly", self.forwarder.target)
@@ -234,14 +247,14 @@ class Pipeline:
             from otelkv.store import StoreUnavailable  # noqa: PLC0415 - loaded with the store
 
             try:
-                self.store.dead_letter(result.request.SerializeToString(), result.forwarded, delivery.message)
+                self.store.dead_letter(result.payload, result.forwarded, delivery.message)
             except StoreUnavailable:  # counted and logged by the store; the client's answer stands
                 pass
             else:
                 t.dead_letters.add(result.forwarded)
         return delivery
 
-    def _send_within_budget(self, request: ExportLogsServiceRequest) -> Delivery:
+    def _send_within_budget(self, request: Request) -> Delivery:
         """Sync mode: attempts with backoff, all inside ``timeout`` — the collector waits 5 s for an
         answer. A wait (or the target's Retry-After) that does not fit ends it: UNAVAILABLE with
         that hint, and the collector's own retry takes over."""
@@ -259,7 +272,7 @@ class Pipeline:
     def _enqueue(self, result: EnrichResult) -> Delivery:
         """Queue mode: persist the enriched batch; acknowledged once it is in the store."""
         assert self.store is not None
-        self.store.put(result.request.SerializeToString(), result.forwarded)  # QueueFull: backpressure
+        self.store.put(result.payload, result.forwarded)  # QueueFull: backpressure
         self._remember(result)
         return Delivery()
 
@@ -268,3 +281,8 @@ class Pipeline:
         with self._lock:
             for key in result.keys:
                 self._delivered.add(key)
+
+
+def _outgoing(result: EnrichResult) -> Request:
+    """The enriched request as the forwarder gets it: as written (bytes from the native core)."""
+    return Encoded(result.wire, result.forwarded) if result.wire is not None else result.request

@@ -32,6 +32,36 @@ class Delivery:
     error_type: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A request already serialized (the native core writes one), and how many records it holds:
+    sent as it is, decoded only by a target that needs the message."""
+
+    payload: bytes
+    records: int
+
+
+#: What a forwarder sends: a request as a message, or on the wire.
+Request = ExportLogsServiceRequest | Encoded
+
+
+def wire(request: Request) -> bytes:
+    """``request`` serialized."""
+    return request.payload if isinstance(request, Encoded) else request.SerializeToString()
+
+
+def message(request: Request) -> ExportLogsServiceRequest:
+    """``request`` as a message."""
+    return ExportLogsServiceRequest.FromString(request.payload) if isinstance(request, Encoded) else request
+
+
+def count_records(request: Request) -> int:
+    """How many log records ``request`` holds."""
+    if isinstance(request, Encoded):
+        return request.records
+    return sum(len(s.log_records) for r in request.resource_logs for s in r.scope_logs)
+
+
 class Forwarder(Protocol):
     """Sends one request to a target."""
 
@@ -40,18 +70,13 @@ class Forwarder(Protocol):
         """The target, for logs and metrics (no credentials)."""
         ...
 
-    def send(self, request: ExportLogsServiceRequest, *, timeout: float) -> Delivery:
+    def send(self, request: Request, *, timeout: float) -> Delivery:
         """Send ``request``; raise :class:`otelkv.errors.Retryable` when the target cannot take it now."""
         ...
 
     def close(self) -> None:
         """Release connections; safe to call twice."""
         ...
-
-
-def count_records(request: ExportLogsServiceRequest) -> int:
-    """How many log records ``request`` holds."""
-    return sum(len(s.log_records) for r in request.resource_logs for s in r.scope_logs)
 
 
 class Redactor:

@@ -7,12 +7,13 @@ from typing import Final
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
 from otelkv.errors import Retryable
 
-from . import Delivery, Redactor, count_records
+from . import Delivery, Redactor, Request, count_records, wire
+
+_EXPORT: Final = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 
 # The codes the collector itself retries (FACTS §2); RESOURCE_EXHAUSTED only with RetryInfo.
 # Beside them, never a permanent rejection of the client's data:
@@ -52,7 +53,11 @@ class GrpcForwarder:
             self._channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(roots), options=options)
         else:
             self._channel = grpc.insecure_channel(address, options=options)
-        self._stub = LogsServiceStub(self._channel)
+        # LogsService/Export, sending a request as it is when it comes serialized (the stub's own
+        # method would serialize it again)
+        self._export = self._channel.unary_unary(
+            _EXPORT, request_serializer=wire, response_deserializer=ExportLogsServiceResponse.FromString
+        )
         self._metadata = tuple((k.lower(), v) for k, v in (headers or {}).items())
         self._redact = Redactor(dict(self._metadata))
         self._scheme = "grpcs" if secure else "grpc"
@@ -62,10 +67,10 @@ class GrpcForwarder:
         """The address calls go to."""
         return f"{self._scheme}://{self._address}"
 
-    def send(self, request: ExportLogsServiceRequest, *, timeout: float) -> Delivery:
+    def send(self, request: Request, *, timeout: float) -> Delivery:
         """Export ``request``; map the status as the collector's own exporter would."""
         try:
-            answer = self._stub.Export(
+            answer = self._export(
                 request, timeout=timeout, metadata=self._metadata, compression=grpc.Compression.Gzip
             )
         except grpc.RpcError as error:

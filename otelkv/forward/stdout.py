@@ -12,7 +12,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 
 from otelkv.otlp.attributes import to_dict, value_of
 
-from . import Delivery
+from . import Delivery, Request, message
 
 
 def record_lines(request: ExportLogsServiceRequest) -> list[dict[str, Any]]:
@@ -45,9 +45,10 @@ class StdoutForwarder:
         """Always ``stdout``."""
         return "stdout"
 
-    def send(self, request: ExportLogsServiceRequest, *, timeout: float) -> Delivery:
+    def send(self, request: Request, *, timeout: float) -> Delivery:
         """Print the records of ``request``."""
-        text = "".join(json.dumps(line, default=str, sort_keys=True) + "\n" for line in record_lines(request))
+        lines = record_lines(message(request))
+        text = "".join(json.dumps(line, default=str, sort_keys=True) + "\n" for line in lines)
         with self._lock:
             stream = self._stream or sys.stdout
             stream.write(text)

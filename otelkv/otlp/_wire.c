@@ -247,6 +247,36 @@ static PyObject *span_text(const uint8_t *b, Span s) {
     return text;
 }
 
+/* The attribute names the collector's k8s_events receiver writes (FACTS §1): made into str once. */
+static struct {
+    const char *text;
+    Py_ssize_t len;
+    PyObject *str;
+} KNOWN[] = {
+    {"k8s.node.name", 0, NULL},          {"k8s.object.kind", 0, NULL},
+    {"k8s.object.name", 0, NULL},        {"k8s.object.uid", 0, NULL},
+    {"k8s.object.fieldpath", 0, NULL},   {"k8s.object.api_version", 0, NULL},
+    {"k8s.object.resource_version", 0, NULL}, {"k8s.namespace.name", 0, NULL},
+    {"k8s.event.reason", 0, NULL},       {"k8s.event.action", 0, NULL},
+    {"k8s.event.start_time", 0, NULL},   {"k8s.event.name", 0, NULL},
+    {"k8s.event.uid", 0, NULL},          {"k8s.event.count", 0, NULL},
+    {"k8s.event.reporting_controller", 0, NULL}, {"k8s.event.reporting_instance", 0, NULL},
+    {"service.name", 0, NULL},
+};
+#define NKNOWN ((Py_ssize_t)(sizeof(KNOWN) / sizeof(KNOWN[0])))
+
+/* An attribute name as str: a known one shared, any other decoded. */
+static PyObject *key_text(const uint8_t *b, Span s) {
+    Py_ssize_t n = s.end - s.start;
+    for (Py_ssize_t i = 0; i < NKNOWN; i++) {
+        if (KNOWN[i].len == n && memcmp(KNOWN[i].text, b + s.start, (size_t)n) == 0) {
+            Py_INCREF(KNOWN[i].str);
+            return KNOWN[i].str;
+        }
+    }
+    return span_text(b, s);
+}
+
 /* ---- the plan --------------------------------------------------------------------------- */
 
 enum { REC_DUPLICATE = 0, REC_DROPPED = 1, REC_PASSED = 2, REC_VIEW = 3 };
@@ -381,7 +411,7 @@ static int attributes_into(Scan *sc, PyObject *into, Span *entries, Py_ssize_t n
     for (Py_ssize_t i = 0; i < n; i++) {
         KV kv;
         if (read_kv(b, entries[i].start, entries[i].end, &kv)) return UNSUPPORTED;
-        PyObject *key = span_text(b, kv.key);
+        PyObject *key = key_text(b, kv.key);
         if (key == NULL) return UNSUPPORTED;
         if (check_enriched) { /* kubevirt.* set before: the reference replaces in place */
             int in = PySet_Contains(sc->attributes, key);
@@ -1130,6 +1160,11 @@ PyMODINIT_FUNC PyInit__wire(void) {
     if (*(const uint8_t *)&probe != 1) { /* fixed64 and double are read and written with memcpy */
         PyErr_SetString(PyExc_ImportError, "otelkv.otlp._wire needs a little-endian machine");
         return NULL;
+    }
+    for (Py_ssize_t i = 0; i < NKNOWN; i++) {
+        KNOWN[i].len = (Py_ssize_t)strlen(KNOWN[i].text);
+        KNOWN[i].str = PyUnicode_InternFromString(KNOWN[i].text);
+        if (KNOWN[i].str == NULL) return NULL;
     }
     PyObject *m = PyModule_Create(&module);
     if (m != NULL && PyModule_AddIntConstant(m, "ABI_VERSION", ABI_VERSION) < 0) {

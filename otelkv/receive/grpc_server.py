@@ -81,7 +81,7 @@ class LogsHandler:
         raise AssertionError("unreachable: abort raises")
 
     def _process(self, payload: bytes) -> Delivery:
-        return self._pipeline.export(decode_protobuf(payload))
+        return self._pipeline.export(decode_protobuf(payload), payload=payload)
 
 
 def server_options(limits: ReceiveGRPCConfig, max_message_bytes: int) -> list[tuple[str, int]]:

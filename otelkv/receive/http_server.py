@@ -24,7 +24,6 @@ from typing import Any, Final
 from aiohttp import web
 from google.protobuf import json_format
 from google.rpc import status_pb2
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from otelkv.config import ReceiveHTTPConfig, split_host_port
 from otelkv.errors import BadRequest, Retryable, http_answer
@@ -250,8 +249,9 @@ class HttpReceiver:
         if len(body) > limit:
             raise BadRequest(f"request of {len(body)} bytes exceeds max_message_bytes {limit}", too_large=True)
         held.add(DECODE_COST * len(body))
-        request: ExportLogsServiceRequest = decode_json(body) if content_type == JSON else decode_protobuf(body)
-        return self.pipeline.export(request)
+        if content_type == JSON:
+            return self.pipeline.export(decode_json(body))
+        return self.pipeline.export(decode_protobuf(body), payload=body)
 
     def _fail(self, error: BaseException, encoding: str) -> web.StreamResponse:
         if isinstance(error, BadRequest) and not isinstance(error, _Unauthenticated):
