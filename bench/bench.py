@@ -194,6 +194,7 @@ def enrichment(n: int) -> dict[str, float]:
 
     def compiled(tracker: MigrationTracker) -> Any:
         def run(payload: bytes) -> bytes:
+            assert native is not None
             ExportLogsServiceRequest.FromString(payload)  # the receivers decode to validate
             result = enrich_wire(payload, tracker, EnrichOptions(), set[Any]().__contains__, core=native)
             assert result is not None, "the core declined the collector's stream"
@@ -293,6 +294,7 @@ def passthrough(count: int) -> int:
         return run
 
     def compiled(payload: bytes) -> bytes:
+        assert native is not None
         ExportLogsServiceRequest.FromString(payload)
         result = enrich_wire(payload, tracker, EnrichOptions(), set[Any]().__contains__, core=native)
         assert result is not None

@@ -17,7 +17,8 @@ from google.rpc import status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
 
-from otelkv.forward import Delivery
+from otelkv.forward import Delivery, Request
+from otelkv.forward import message as as_message
 from otelkv.receive.body import message_depth
 from otelkv.replay import batches
 from otelkv.server import Service
@@ -117,8 +118,8 @@ class Capture:
     def __init__(self) -> None:
         self.sent: list[ExportLogsServiceRequest] = []
 
-    def send(self, request: ExportLogsServiceRequest, *, timeout: float) -> Delivery:
-        self.sent.append(request)
+    def send(self, request: Request, *, timeout: float) -> Delivery:
+        self.sent.append(as_message(request))  # the native core sends bytes
         return Delivery()
 
     def close(self) -> None:

@@ -19,7 +19,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
 
 from otelkv.eventfile import in_time_order
-from otelkv.forward import Delivery
+from otelkv.forward import Delivery, Request
 from otelkv.forward.grpc import retry_delay
 from otelkv.replay import batches
 from otelkv.server import Service
@@ -174,7 +174,7 @@ def test_empty_export_is_ok_and_forwards_nothing(sink: LokiSink, stub: LogsServi
 class _Broken:
     target = "broken"
 
-    def send(self, request: ExportLogsServiceRequest, *, timeout: float) -> Delivery:
+    def send(self, request: Request, *, timeout: float) -> Delivery:
         raise RuntimeError("a bug")
 
     def close(self) -> None:
@@ -220,7 +220,7 @@ class _Slow:
         self.entered = threading.Event()
         self.sent = 0
 
-    def send(self, request: ExportLogsServiceRequest, *, timeout: float) -> Delivery:
+    def send(self, request: Request, *, timeout: float) -> Delivery:
         self.entered.set()
         threading.Event().wait(0.5)
         self.sent += 1

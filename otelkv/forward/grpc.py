@@ -70,9 +70,7 @@ class GrpcForwarder:
     def send(self, request: Request, *, timeout: float) -> Delivery:
         """Export ``request``; map the status as the collector's own exporter would."""
         try:
-            answer = self._export(
-                request, timeout=timeout, metadata=self._metadata, compression=grpc.Compression.Gzip
-            )
+            answer = self._export(request, timeout=timeout, metadata=self._metadata, compression=grpc.Compression.Gzip)
         except grpc.RpcError as error:
             code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
             details = self._redact((error.details() if isinstance(error, grpc.Call) else str(error)) or "")

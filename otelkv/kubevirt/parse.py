@@ -11,7 +11,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Final
 
-from .model import VM, VMI, VMIM, MigrationEvent
+from .model import VM, VMI, VMIM, MigrationEvent, new_event
 from .names import vm_from_launcher_pod
 from .rules import FROM_MESSAGE, NO_PHASE, RULES, Rule
 from .template import match
@@ -114,7 +114,7 @@ def parse_event(
     )
     if found is not None:
         _read(found, kind, host, text, facts)
-    return MigrationEvent(
+    return new_event(
         reason=reason,
         message=message,
         event_type=event_type or None,

@@ -7,11 +7,11 @@ Internal to :mod:`otelkv.kubevirt` (the tracker and its saved state use it); the
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from .model import TERMINAL_PHASES, MigrationEvent
+from .model import TERMINAL_PHASES, MigrationEvent, evolve
 
 NEVER: Final = datetime.max.replace(tzinfo=UTC)
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -176,7 +176,7 @@ def fill(event: MigrationEvent, record: Record, stamp: datetime | None) -> Migra
     start, end = record.start, record.obj_end or stamp  # KubeVirt's own times first
     if event.phase in TERMINAL_PHASES and start is not None and end is not None:
         duration = max(0.0, (end - start).total_seconds())
-    return replace(
+    return evolve(
         event,
         vm_name=pick("vm", event.vm_name),
         migration_name=event.migration_name or record.name,

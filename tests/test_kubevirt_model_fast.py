@@ -1,0 +1,66 @@
+"""``new_event`` and ``evolve`` build MigrationEvents slot by slot (issue 13: the frozen dataclass's
+own __init__ was a third of reading an event); they must build exactly what the dataclass does."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from otelkv.kubevirt import MigrationEvent
+from otelkv.kubevirt.model import evolve, new_event
+
+_text = st.none() | st.text(max_size=5)
+_values = {
+    "reason": st.text(max_size=5),
+    "message": st.text(max_size=5),
+    "timestamp": st.none() | st.datetimes(timezones=st.just(UTC)),
+    "count": st.none() | st.integers(),
+    "target_ports": st.none() | st.tuples(st.integers(1, 65535)),
+    "is_migration": st.booleans(),
+    "truncated": st.booleans(),
+    "duration_seconds": st.none() | st.floats(allow_nan=False),
+}
+_optional = {f.name: _values.get(f.name, _text) for f in dataclasses.fields(MigrationEvent)}
+_fields = st.fixed_dictionaries(
+    {"reason": _values["reason"], "message": _values["message"]},
+    optional={name: values for name, values in _optional.items() if name not in ("reason", "message")},
+)
+
+
+def test_nothing_the_dataclass_does_at_init_is_skipped() -> None:
+    """No default factory, no post-init step, no field left out of __init__: a slot write per field
+    is all its __init__ does."""
+    assert not hasattr(MigrationEvent, "__post_init__")
+    for f in dataclasses.fields(MigrationEvent):
+        assert f.init and f.default_factory is dataclasses.MISSING, f.name
+        assert f.default is not dataclasses.MISSING or f.name in ("reason", "message"), f.name
+
+
+@given(_fields)
+def test_new_event_is_the_dataclass_init(values: dict[str, object]) -> None:
+    made = new_event(**values)
+    expected = MigrationEvent(**values)  # type: ignore[arg-type]
+    assert made == expected
+    assert type(made) is MigrationEvent
+    assert hash(made) == hash(expected)
+    assert {f.name: getattr(made, f.name) for f in dataclasses.fields(made)} == dataclasses.asdict(expected)
+
+
+@given(_fields, _fields)
+def test_evolve_is_dataclasses_replace(values: dict[str, object], changes: dict[str, object]) -> None:
+    event = MigrationEvent(**values)  # type: ignore[arg-type]
+    assert evolve(event, **changes) == dataclasses.replace(event, **changes)  # type: ignore[arg-type]
+
+
+def test_events_stay_frozen() -> None:
+    event = evolve(new_event(reason="r", message="m", timestamp=datetime.now(UTC)), phase="Running")
+    try:
+        event.phase = "Failed"  # type: ignore[misc]
+    except dataclasses.FrozenInstanceError:
+        pass
+    else:
+        raise AssertionError("an event built slot by slot must stay frozen")
+    assert event.phase == "Running"
