@@ -25,10 +25,11 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs
 
 from otelkv.kubevirt import MigrationTracker
+from otelkv.kubevirt.model import new_event
 from otelkv.otlp.attributes import to_dict
 from otelkv.otlp.enrich import EnrichOptions, EnrichResult, _event_view, _key, enrich
 from otelkv.otlp.native import core
-from otelkv.otlp.wire import enrich_wire
+from otelkv.otlp.wire import _PAIRS, enrich_wire
 from tests.migration_objects import any_value
 from tests.otlp_requests import EVENTS, POOL, resource_logs, seldom
 
@@ -279,7 +280,7 @@ def test_any_bytes_never_crash_the_core(payload: bytes) -> None:
     if scanned is not None:
         plan, views, _, _ = scanned
         decisions = [None] * len(views)
-        assert isinstance(CORE.build(payload, plan, decisions, "kubevirt-events"), bytes)
+        assert isinstance(CORE.build(payload, plan, decisions, "kubevirt-events", _PAIRS), bytes)
 
 
 def test_wrong_decisions_are_a_type_error_not_a_crash() -> None:
@@ -287,9 +288,13 @@ def test_wrong_decisions_are_a_type_error_not_a_crash() -> None:
     payload = _stream(3)
     plan, views, _, _ = CORE.scan(payload, EnrichOptions().kinds, False, set().__contains__, frozenset())
     assert views
+    event = new_event(reason="Migrated", message="m", vm_name="vm")
     with pytest.raises(ValueError, match="fewer decisions"):
-        CORE.build(payload, plan, [], "kubevirt-events")
+        CORE.build(payload, plan, [], "kubevirt-events", _PAIRS)
     with pytest.raises(TypeError, match="a decision is None or"):
-        CORE.build(payload, plan, [("ns", "not a list", None)] * len(views), "kubevirt-events")
-    with pytest.raises(TypeError, match="a fact is"):
-        CORE.build(payload, plan, [("ns", ["x"], None)] * len(views), "kubevirt-events")
+        CORE.build(payload, plan, [(1, event, None)] * len(views), "kubevirt-events", _PAIRS)
+    with pytest.raises(AttributeError, match="no_such_field"):
+        CORE.build(payload, plan, [("ns", event, None)] * len(views), "kubevirt-events", (("a", "no_such_field"),))
+    with pytest.raises(TypeError, match="attributes are"):
+        CORE.build(payload, plan, [("ns", event, None)] * len(views), "kubevirt-events", (("a",),))
+    assert CORE.build(payload, plan, [("ns", event, None)] * len(views), "kubevirt-events", _PAIRS)

@@ -903,6 +903,7 @@ typedef struct {
     const uint8_t *b;
     Plan *plan;
     PyObject *decisions;
+    PyObject *facts; /* per record view: its encoded kubevirt.* attributes (None: passed as it came) */
     Fact service;
 } Build;
 
@@ -971,35 +972,42 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-/* Facts of a record view: a list of (key, value) tuples, encoded as record attributes (field 6). */
-static int facts_size(PyObject *facts, Py_ssize_t *size) {
-    Py_ssize_t n = PyList_GET_SIZE(facts), total = 0;
+/* The kubevirt.* attributes of an enriched record (enrich._facts, new_values): for each (attribute,
+ * field) of `pairs`, the event's field when it is not None or "", as a KeyValue entry of a record
+ * (field 6): a string value, else a double. */
+static PyObject *encode_facts(PyObject *event, PyObject *pairs) {
+    Fact facts[32];
+    PyObject *values[32];
+    Py_ssize_t n = PyTuple_GET_SIZE(pairs), count = 0, size = 0;
+    PyObject *out = NULL;
+    if (n > 32) {
+        PyErr_SetString(PyExc_ValueError, "at most 32 attributes");
+        return NULL;
+    }
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = PyList_GET_ITEM(facts, i);
-        Fact f;
-        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
-            PyErr_SetString(PyExc_TypeError, "a fact is a (key, value) tuple");
-            return ERROR;
+        PyObject *pair = PyTuple_GET_ITEM(pairs, i);
+        PyObject *value = PyObject_GetAttr(event, PyTuple_GET_ITEM(pair, 1));
+        if (value == NULL) goto done;
+        if (value == Py_None || (PyUnicode_Check(value) && PyUnicode_GET_LENGTH(value) == 0)) {
+            Py_DECREF(value);
+            continue;
         }
-        if (fact_of(PyTuple_GET_ITEM(item, 0), PyTuple_GET_ITEM(item, 1), &f)) return ERROR;
-        total += len_field_size(fact_content_size(&f));
+        values[count] = value;
+        if (fact_of(PyTuple_GET_ITEM(pair, 0), value, &facts[count++])) goto done;
+        size += len_field_size(fact_content_size(&facts[count - 1]));
     }
-    *size = total;
-    return OK;
-}
-
-static void put_facts(Out *o, PyObject *facts) {
-    Py_ssize_t n = PyList_GET_SIZE(facts);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = PyList_GET_ITEM(facts, i);
-        Fact f;
-        fact_of(PyTuple_GET_ITEM(item, 0), PyTuple_GET_ITEM(item, 1), &f); /* checked by facts_size */
-        put_fact(o, 6, &f);
+    out = PyBytes_FromStringAndSize(NULL, size);
+    if (out != NULL) {
+        Out o = {PyBytes_AS_STRING(out), 0};
+        for (Py_ssize_t i = 0; i < count; i++) put_fact(&o, 6, &facts[i]);
     }
+done:
+    for (Py_ssize_t i = 0; i < count; i++) Py_DECREF(values[i]);
+    return out;
 }
 
 /* One ScopeLogs of group `gi`: its content (records of the group, summaries beside them). */
-static void put_scope(Build *bd, Out *o, const Scope *scope, Py_ssize_t gi, const Py_ssize_t *extra) {
+static void put_scope(Build *bd, Out *o, const Scope *scope, Py_ssize_t gi) {
     const uint8_t *b = bd->b;
     Py_ssize_t slen = scope->scope.start >= 0 ? scope->scope.end - scope->scope.start : 0;
     put_len(o, 1, slen);
@@ -1014,9 +1022,10 @@ static void put_scope(Build *bd, Out *o, const Scope *scope, Py_ssize_t gi, cons
             put(o, b + rec->content.start, clen);
             continue;
         }
-        put_len(o, 2, clen + extra[i]);
+        PyObject *facts = PyList_GET_ITEM(bd->facts, rec->view);
+        put_len(o, 2, clen + PyBytes_GET_SIZE(facts));
         put(o, b + rec->content.start, rec->insert - rec->content.start);
-        put_facts(o, PyTuple_GET_ITEM(d, 1));
+        put(o, PyBytes_AS_STRING(facts), PyBytes_GET_SIZE(facts));
         put(o, b + rec->insert, rec->content.end - rec->insert);
         PyObject *summary = PyTuple_GET_ITEM(d, 2);
         if (summary != Py_None) {
@@ -1037,8 +1046,7 @@ static int scope_used(Build *bd, const Scope *scope, Py_ssize_t gi) {
     return 0;
 }
 
-static void put_resource_logs(Build *bd, Out *o, const Res *res, const Group *g, Py_ssize_t gi,
-                              const Py_ssize_t *extra) {
+static void put_resource_logs(Build *bd, Out *o, const Res *res, const Group *g, Py_ssize_t gi) {
     const uint8_t *b = bd->b;
     Out m = {NULL, 0};
     put_resource(bd, &m, res, g);
@@ -1048,9 +1056,9 @@ static void put_resource_logs(Build *bd, Out *o, const Res *res, const Group *g,
         const Scope *scope = &bd->plan->scopes[s];
         if (!scope_used(bd, scope, gi)) continue;
         Out n = {NULL, 0};
-        put_scope(bd, &n, scope, gi, extra);
+        put_scope(bd, &n, scope, gi);
         put_len(o, 2, n.len);
-        put_scope(bd, o, scope, gi, extra);
+        put_scope(bd, o, scope, gi);
     }
     if (res->schema_url.start >= 0 && res->schema_url.end > res->schema_url.start) {
         put_len(o, 3, res->schema_url.end - res->schema_url.start);
@@ -1060,26 +1068,32 @@ static void put_resource_logs(Build *bd, Out *o, const Res *res, const Group *g,
 
 static PyObject *build(PyObject *module, PyObject *args) {
     Py_buffer buf;
-    PyObject *capsule, *decisions, *service, *out = NULL;
-    Py_ssize_t *extra = NULL;
+    PyObject *capsule, *decisions, *service, *pairs, *out = NULL, *facts = NULL;
     Group *groups = NULL;
     Py_ssize_t ngroups = 0, capgroups = 0;
     (void)module;
-    if (!PyArg_ParseTuple(args, "y*OO!U:build", &buf, &capsule, &PyList_Type, &decisions, &service)) return NULL;
+    if (!PyArg_ParseTuple(args, "y*OO!UO!:build", &buf, &capsule, &PyList_Type, &decisions, &service,
+                          &PyTuple_Type, &pairs))
+        return NULL;
     Plan *plan = PyCapsule_GetPointer(capsule, "otelkv.otlp._wire.plan");
     if (plan == NULL) goto error;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(pairs); i++) {
+        PyObject *pair = PyTuple_GET_ITEM(pairs, i);
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyUnicode_Check(PyTuple_GET_ITEM(pair, 0)) ||
+            !PyUnicode_Check(PyTuple_GET_ITEM(pair, 1))) {
+            PyErr_SetString(PyExc_TypeError, "attributes are (attribute, field) pairs of str");
+            goto error;
+        }
+    }
     Build bd = {.b = buf.buf, .plan = plan, .decisions = decisions};
     bd.service.key = "service.name";
     bd.service.keylen = 12;
     bd.service.is_text = 1;
     bd.service.text = PyUnicode_AsUTF8AndSize(service, &bd.service.textlen);
     if (bd.service.text == NULL) goto error;
-    extra = PyMem_Calloc((size_t)(plan->nrecs ? plan->nrecs : 1), sizeof(Py_ssize_t));
-    if (extra == NULL) {
-        PyErr_NoMemory();
-        goto error;
-    }
-    /* check the decisions, size the facts and summaries of each record */
+    facts = bd.facts = PyList_New(PyList_GET_SIZE(decisions));
+    if (facts == NULL) goto error;
+    /* check the decisions, encode the attributes of each enriched record */
     for (Py_ssize_t i = 0; i < plan->nrecs; i++) {
         Rec *rec = &plan->recs[i];
         if (rec->status != REC_VIEW) continue;
@@ -1089,15 +1103,23 @@ static PyObject *build(PyObject *module, PyObject *args) {
         }
         PyObject *d = PyList_GET_ITEM(decisions, rec->view);
         if (d == Py_None) continue;
-        if (!PyTuple_Check(d) || PyTuple_GET_SIZE(d) != 3 || !PyList_Check(PyTuple_GET_ITEM(d, 1)) ||
+        if (!PyTuple_Check(d) || PyTuple_GET_SIZE(d) != 3 ||
             (PyTuple_GET_ITEM(d, 0) != Py_None && !PyUnicode_Check(PyTuple_GET_ITEM(d, 0))) ||
             (PyTuple_GET_ITEM(d, 2) != Py_None && !PyBytes_Check(PyTuple_GET_ITEM(d, 2)))) {
-            PyErr_SetString(PyExc_TypeError, "a decision is None or (namespace: str | None, facts: list, "
+            PyErr_SetString(PyExc_TypeError, "a decision is None or (namespace: str | None, event, "
                                              "summary: bytes | None)");
             goto error;
         }
         if (PyTuple_GET_ITEM(d, 0) != Py_None && PyUnicode_AsUTF8(PyTuple_GET_ITEM(d, 0)) == NULL) goto error;
-        if (facts_size(PyTuple_GET_ITEM(d, 1), &extra[i])) goto error;
+        PyObject *encoded = encode_facts(PyTuple_GET_ITEM(d, 1), pairs);
+        if (encoded == NULL) goto error;
+        PyList_SET_ITEM(facts, rec->view, encoded);
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(facts); i++) { /* views passed as they came */
+        if (PyList_GET_ITEM(facts, i) == NULL) {
+            Py_INCREF(Py_None);
+            PyList_SET_ITEM(facts, i, Py_None);
+        }
     }
     /* groups per ResourceLogs, in the order of their first record, then the bytes (twice: size, write) */
     Out o = {NULL, 0};
@@ -1133,9 +1155,9 @@ static PyObject *build(PyObject *module, PyObject *args) {
             }
             for (Py_ssize_t g = 0; g < ngroups; g++) {
                 Out m = {NULL, 0};
-                put_resource_logs(&bd, &m, res, &groups[g], g, extra);
+                put_resource_logs(&bd, &m, res, &groups[g], g);
                 put_len(&o, 1, m.len);
-                put_resource_logs(&bd, &o, res, &groups[g], g, extra);
+                put_resource_logs(&bd, &o, res, &groups[g], g);
             }
         }
     }
@@ -1143,7 +1165,7 @@ static PyObject *build(PyObject *module, PyObject *args) {
 error:
     Py_CLEAR(out);
 done:
-    PyMem_Free(extra);
+    Py_XDECREF(facts);
     PyMem_Free(groups);
     PyBuffer_Release(&buf);
     return out;

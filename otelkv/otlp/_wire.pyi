@@ -22,7 +22,8 @@ def scan(
 def build(
     payload: bytes,
     plan: _Plan,
-    decisions: list[tuple[str | None, list[tuple[str, Any]], bytes | None] | None],
+    decisions: list[tuple[str | None, Any, bytes | None] | None],
     service_name: str,
+    attributes: tuple[tuple[str, str], ...],
     /,
 ) -> bytes: ...

@@ -14,16 +14,18 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from datetime import datetime
 from types import ModuleType
-from typing import Any, Final
+from typing import Final
 
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from otelkv.kubevirt import MigrationTracker, parse_k8s_event
+from otelkv.kubevirt import MigrationEvent, MigrationTracker, parse_k8s_event
 
-from .enrich import ATTRIBUTES, EnrichOptions, EnrichResult, _content_key, _facts, _Run
+from .enrich import ATTRIBUTES, EnrichOptions, EnrichResult, _content_key, _Run
 
 #: Record attributes that mark a record enriched before (the reference replaces them in place).
 _ENRICHED: Final = frozenset(ATTRIBUTES)
+#: (attribute, MigrationEvent field): what the core writes on an enriched record (enrich._facts).
+_PAIRS: Final = tuple(ATTRIBUTES.items())
 
 
 def enrich_wire(
@@ -44,7 +46,7 @@ def enrich_wire(
     plan, views, keys, (received, duplicates, dropped, passed) = scanned
     result = EnrichResult(received=received, duplicates=duplicates, dropped_others=dropped, passed=passed)
     run = _Run(result, tracker, options, delivered, now)
-    decisions: list[tuple[str | None, list[tuple[str, Any]], bytes | None] | None] = []
+    decisions: list[tuple[str | None, MigrationEvent, bytes | None] | None] = []
     done = 0
     for view, key, start, end, position in views:
         result.keys.extend(keys[done:position])  # up to this record's own key: a summary's comes after
@@ -67,8 +69,8 @@ def enrich_wire(
         tracked = tracker.track(event, now=now, key=owner)
         result.enriched += 1
         summary = run.summary(tracked, owner, beside) if tracked.concluded else None
-        decisions.append((tracked.event.namespace, _facts(tracked.event),
+        decisions.append((tracked.event.namespace, tracked.event,
                           None if summary is None else summary.SerializeToString()))  # fmt: skip
     result.keys.extend(keys[done:])
-    result.wire = core.build(payload, plan, decisions, options.service_name)
+    result.wire = core.build(payload, plan, decisions, options.service_name, _PAIRS)
     return result
