@@ -1,5 +1,6 @@
 # otelkv: slim, non-root, read-only root filesystem, no build tools in the final image (every
-# dependency comes as a wheel, pinned with hashes in requirements.lock).
+# dependency comes as a wheel, pinned with hashes in requirements.lock; otelkv's own compiled core
+# is built in the build stage, whose compiler stays there).
 #
 # The base image is pinned by digest (python:3.11-slim, multi-arch index). To refresh it:
 #   docker buildx imagetools inspect python:3.11-slim    (the "Digest:" line)
@@ -7,14 +8,22 @@
 ARG PYTHON_IMAGE=python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7
 
 FROM ${PYTHON_IMAGE} AS build
+# A C compiler for otelkv's compiled core, otelkv/otlp/_wire.c (the image has Python.h; gcc alone
+# does not bring the C library's headers).
+RUN apt-get update \
+ && apt-get install --yes --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY requirements.lock ./
-# Wheels only (--only-binary): nothing is compiled, so no compiler is needed even here.
+# Wheels only (--only-binary): no dependency is compiled.
 RUN python -m venv /opt/otelkv \
  && /opt/otelkv/bin/pip install --no-cache-dir --require-hashes --only-binary=:all: -r requirements.lock
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY otelkv ./otelkv
+# pip installs the pure-Python path where the core does not build; the image must have the core,
+# so the build stops here if it is missing (the message says why).
 RUN /opt/otelkv/bin/pip install --no-cache-dir --no-deps . \
+ && /opt/otelkv/bin/python -c "from otelkv.otlp import native; assert native.core(), native.description()" \
  && /opt/otelkv/bin/pip uninstall --yes pip setuptools
 
 FROM ${PYTHON_IMAGE}

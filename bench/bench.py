@@ -133,6 +133,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--passthrough-only", action="store_true", help="only the pass-through phase")
     parser.add_argument("--enrich-only", action="store_true", help="only the enrichment phase (with --compare)")
     parser.add_argument("--enrich-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--steady-only", action="store_true", help="only end to end and the steady load, both cores")
     parser.add_argument("--compare", type=Path, metavar="DIR",
                         help="another otelkv checkout for the start-up and enrichment phases")  # fmt: skip
     return parser.parse_args()
@@ -153,6 +154,11 @@ def main() -> int:
         return 0
     if args.enrich_only:
         return compare_enrichment(args.records, args.compare)
+    if args.steady_only:
+        floor = enrichment(args.records)["floor"]
+        for core, extra in (("native", {}), ("python", {"OTELKV_NO_EXTENSIONS": "1"})):
+            steady_load(args, floor, core, extra)
+        return 0
     dedup_window()
     if args.dedup_only:
         return 0

@@ -17,6 +17,7 @@ from types import FrameType
 from typing import Any, NoReturn
 
 from otelkv import __version__, config, logs
+from otelkv.otlp import native
 from otelkv.textfile import TextError, read_text
 
 
@@ -71,9 +72,22 @@ SERVE_FLAGS = {"--grpc-listen": "grpc_listen", "--http-listen": "http_listen", "
                "--tenant": "forward.tenant", "--log-level": "log_level", "--admin-listen": "admin_listen"}  # fmt: skip
 
 
+class _Version(argparse.Action):
+    """``otelkv 0.1.0 (core: native)``, or ``(core: python; <why>)``, in one line (argparse's own
+    version action rewraps it to the terminal's width)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> NoReturn:
+        chosen = native.choice()
+        print(f"otelkv {__version__} (core: {chosen.name}" + (f"; {chosen.reason})" if chosen.reason else ")"))
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="otelkv", description="KubeVirt live migrations, from Kubernetes Events to Grafana Loki.")
-    parser.add_argument("--version", action="version", version=f"otelkv {__version__}")
+    parser.add_argument("--version", action=_Version, help="show the version and which enrichment core runs, and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:

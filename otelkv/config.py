@@ -475,8 +475,9 @@ ENVIRONMENT: Final[Mapping[str, str]] = {
     "OTELKV_METRICS_OTLP_ENDPOINT": "metrics_otlp_endpoint",
     "OTELKV_ADMIN_LISTEN": "admin_listen",
 }
-#: Also read: ``OTELKV_CONFIG`` (the YAML file when ``--config`` is not given), and the variables
-#: named by ``forward.auth.bearer_token_env`` / ``password_env``.
+#: Also read: ``OTELKV_CONFIG`` (the YAML file when ``--config`` is not given), ``OTELKV_NO_EXTENSIONS``
+#: (``otelkv.otlp.native.NO_EXTENSIONS_ENV``, which core runs) and the variables named by
+#: ``forward.auth.bearer_token_env`` / ``password_env``.
 CONFIG_FILE_ENV: Final = "OTELKV_CONFIG"
 
 

@@ -13,6 +13,7 @@ from otelkv.forward import Forwarder
 from otelkv.forward.targets import make_forwarder
 from otelkv.kubevirt import MigrationTracker
 from otelkv.migration_state import PersistentTracker, state_path
+from otelkv.otlp import native
 from otelkv.otlp.enrich import EnrichOptions
 from otelkv.pipeline import DeliveredKeys, Health, InflightBytes, Pipeline, Settings
 from otelkv.receive.grpc_server import GrpcReceiver
@@ -133,7 +134,8 @@ class Service:
                         "it writes into the target (docs/security.md)", key, getattr(self.config, key))  # fmt: skip
         log.info("otelkv serving", extra={"grpc_port": self.grpc_port, "http_port": self.http_port,
                                           "admin_port": self.admin_port,
-                                          "forward": self.pipeline.forwarder.target})  # fmt: skip
+                                          "forward": self.pipeline.forwarder.target,
+                                          "core": native.description()})  # fmt: skip
 
     def stop(self, grace: float | None = None) -> None:
         """Readiness false, refuse new requests, finish in-flight ones within the grace period.

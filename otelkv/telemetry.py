@@ -15,6 +15,7 @@ from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from prometheus_client import CollectorRegistry, generate_latest
 
 from otelkv import __version__
+from otelkv.otlp import native
 
 if TYPE_CHECKING:
     from otelkv.store import Store
@@ -90,6 +91,9 @@ class Telemetry:
             "otelkv.requests.unauthenticated", "{request}", "Requests refused for a missing or wrong bearer token"
         )
         self._meter = meter
+        # issue 13: which enrichment core runs (native | python), as Prometheus' *_info convention
+        build = meter.create_up_down_counter("otelkv.build.info", "", "otelkv's version and enrichment core (always 1)")
+        build.add(1, {"version": __version__, "core": native.choice().name})
         for counter in (self.received, self.enriched, self.forwarded, self.rejected, self.failed, self.duplicates,
                         self.dropped, self.bad_requests, self.dead_letters, self.unauthenticated):  # fmt: skip
             counter.add(0)  # a series from the start

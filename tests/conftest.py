@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
+import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,7 @@ from hypothesis import HealthCheck, settings
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
 
 from otelkv import config
+from otelkv.otlp import native
 from otelkv.server import Service
 from tests.loki_sink import LokiSink
 
@@ -77,3 +81,44 @@ def service(sink: LokiSink) -> Iterator[Service]:
 def stub(service: Service) -> Iterator[LogsServiceStub]:
     with grpc.insecure_channel(f"127.0.0.1:{service.grpc_port}") as channel:
         yield LogsServiceStub(channel)
+
+
+# -- the two enrichment cores (issue 13): the compiled one and the pure-Python reference ----------
+
+
+def why_no_compiler() -> str | None:
+    """Why this machine cannot build the compiled core (no C compiler, no Python headers), or None."""
+    compiler = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")[0]
+    if shutil.which(compiler) is None:
+        return f"no C compiler ({compiler!r} not found)"
+    if not (Path(sysconfig.get_paths()["include"]) / "Python.h").is_file():
+        return f"no Python headers (Python.h not in {sysconfig.get_paths()['include']})"
+    return None
+
+
+def compiled_core() -> native.Choice:
+    """The compiled core, for a test of it: FAILS where it is missing on a machine that can build it
+    (CI has gcc and the Python headers: a core that silently did not build must not pass as tested);
+    skips, saying why, only where there is no compiler or ``OTELKV_NO_EXTENSIONS`` asks for the
+    reference."""
+    if native.disabled(os.environ):
+        pytest.skip(f"{native.NO_EXTENSIONS_ENV} is set: the reference path only")
+    chosen = native.decide({})
+    if chosen.module is None:
+        missing = why_no_compiler()
+        if missing is None:
+            pytest.fail(f"the compiled core should be built here and is not ({chosen.reason}): make test "
+                        "builds it; see `pip install -v -e .`")  # fmt: skip
+        pytest.skip(f"{chosen.reason}; this machine cannot build it: {missing}")
+    return chosen
+
+
+@pytest.fixture(params=["native", "python"])
+def core(request: pytest.FixtureRequest) -> Iterator[native.Choice]:
+    """Run the test once on each core: ``otelkv.otlp.native.core()`` returns the one chosen
+    (``native``: :func:`compiled_core`)."""
+    python = native.Choice(module=None, reason="chosen by the test")
+    chosen = python if request.param == "python" else compiled_core()
+    previous = native.select(chosen)
+    yield chosen
+    native.select(previous)

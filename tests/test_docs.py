@@ -12,6 +12,7 @@ import trustme
 import yaml
 
 from otelkv import config
+from otelkv.otlp import native
 from otelkv.otlp.enrich import ATTRIBUTES
 from tests.conftest import ROOT
 
@@ -54,6 +55,7 @@ def test_configuration_environment_table_matches_the_code() -> None:
     rows = dict(re.findall(r"^\| `(OTELKV_[A-Z_]+)` \| `?([a-z_.]+)`? \|", text, re.M))
     assert rows == dict(config.ENVIRONMENT)
     assert f"| `{config.CONFIG_FILE_ENV}` |" in text
+    assert f"| `{native.NO_EXTENSIONS_ENV}` |" in text
 
 
 @pytest.mark.parametrize("index", range(len(yaml_blocks(DOCS / "configuration.md"))))

@@ -9,13 +9,15 @@ the very bytes, counts and keys of ``enrich(..., pass_through=False)``. Then: wh
 core takes and which it leaves, input that is not canonical (the same message out), and bytes
 that are not a request at all (never a crash).
 
-The compiled module must exist here: CI machines have a compiler, so a missing one fails.
+The compiled module must exist here: CI machines have a compiler, so a missing one fails
+(tests.conftest.compiled_core).
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Hashable
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -28,17 +30,22 @@ from otelkv.kubevirt import MigrationTracker
 from otelkv.kubevirt.model import new_event
 from otelkv.otlp.attributes import to_dict
 from otelkv.otlp.enrich import EnrichOptions, EnrichResult, _event_view, _key, enrich
-from otelkv.otlp.native import core
 from otelkv.otlp.wire import _PAIRS, enrich_wire
+from tests.conftest import compiled_core
 from tests.migration_objects import any_value
 from tests.otlp_requests import EVENTS, POOL, resource_logs, seldom
 
-CORE = core()
 _COUNTS = ("received", "enriched", "passed", "dropped_others", "duplicates", "unreadable", "objects", "summaries")
 
 
-def test_the_core_is_built_here() -> None:
-    assert CORE is not None, "otelkv.otlp._wire is not built: `pip install -e .` with a C compiler builds it"
+CORE: ModuleType | None = None
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _compiled() -> None:
+    """Every test here calls the compiled core (CORE), as tests.conftest.compiled_core finds it."""
+    global CORE  # noqa: PLW0603 - module scope: the Hypothesis tests cannot take a function fixture
+    CORE = compiled_core().module
 
 
 def _both(payload: bytes, options: EnrichOptions, delivered: set[Hashable], trackers: tuple[MigrationTracker, ...],

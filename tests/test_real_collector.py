@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from otelkv.otlp import native
 from otelkv.server import Service
 from tests.conftest import make_config
 from tests.loki_sink import LokiSink, Scripted
@@ -103,7 +104,7 @@ def run_collector(tmp_path: Path, path: Path, port: int) -> Collector:
     return collector
 
 
-def test_real_collector_events_arrive_enriched(tmp_path: Path, sink: LokiSink, service: Service,
+def test_real_collector_events_arrive_enriched(core: native.Choice, tmp_path: Path, sink: LokiSink, service: Service,
                                                events_file: Events) -> None:  # fmt: skip
     path, events = events_file
     collector = run_collector(tmp_path, path, service.http_port)

@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 import pytest
 
+from otelkv.otlp import native
 from otelkv.server import Service
 from tests.conftest import make_config
 from tests.loki_sink import LokiSink, Scripted
@@ -45,7 +46,7 @@ def exactly_once(sink: LokiSink, acknowledged: list[str]) -> None:
     assert max(counts.values()) == 1, {k: v for k, v in counts.items() if v > 1}
 
 
-def test_queue_target_down_for_a_while_then_back(sink: LokiSink, queued: Service) -> None:
+def test_queue_target_down_for_a_while_then_back(core: native.Choice, sink: LokiSink, queued: Service) -> None:
     events = numbered_events(100 * SCALE)
     port = sink.port
     sink.stop()
@@ -133,7 +134,7 @@ def test_slow_target_past_the_timeout_is_at_least_once_and_bounded(sink: LokiSin
         svc.stop(5)
 
 
-def test_a_batch_given_up_on_is_a_dead_letter_not_a_loss(sink: LokiSink, tmp_path: Path) -> None:
+def test_a_batch_given_up_on_is_a_dead_letter_not_a_loss(core: native.Choice, sink: LokiSink, tmp_path: Path) -> None:
     sink.stop()
     svc = Service(queue_config(sink, tmp_path, **{"delivery.retry.max_elapsed": 0.3}))
     svc.start()

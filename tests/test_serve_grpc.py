@@ -21,6 +21,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServ
 from otelkv.eventfile import in_time_order
 from otelkv.forward import Delivery, Request
 from otelkv.forward.grpc import retry_delay
+from otelkv.otlp import native
 from otelkv.replay import batches
 from otelkv.server import Service
 from tests.conftest import EXAMPLE, TENANT, make_config
@@ -54,7 +55,9 @@ def details(error: grpc.Call) -> str:
     return error.details() or ""
 
 
-def test_loki_user_sees_migrations_as_labels_and_structured_metadata(sink: LokiSink, stub: LogsServiceStub) -> None:
+def test_loki_user_sees_migrations_as_labels_and_structured_metadata(
+    core: native.Choice, sink: LokiSink, stub: LogsServiceStub
+) -> None:
     for request in requests(size=7):
         assert not export(stub, request).HasField("partial_success")
     assert len(sink.entries) == len(events())
@@ -113,7 +116,7 @@ def test_slow_target_past_the_timeout_is_unavailable(sink: LokiSink, stub: LogsS
     assert "timed out" in details(error).lower()
 
 
-def test_loki_400_is_a_partial_success_never_resent(sink: LokiSink, stub: LogsServiceStub) -> None:
+def test_loki_400_is_a_partial_success_never_resent(core: native.Choice, sink: LokiSink, stub: LogsServiceStub) -> None:
     request = requests()[0]
     times = sorted({r.scope_logs[0].log_records[0].time_unix_nano for r in request.resource_logs})
     sink.reject_older_than = times[3]  # entries of the first three timestamps are "too old"
@@ -125,7 +128,7 @@ def test_loki_400_is_a_partial_success_never_resent(sink: LokiSink, stub: LogsSe
     assert len(sink.requests) == 1
 
 
-def test_gateway_413_splits_the_request(sink: LokiSink, stub: LogsServiceStub) -> None:
+def test_gateway_413_splits_the_request(core: native.Choice, sink: LokiSink, stub: LogsServiceStub) -> None:
     sink.max_body_bytes = 2000  # gzip'ed: a few records fit, the whole batch does not
     answer = export(stub, requests()[0])
     assert not answer.HasField("partial_success")
@@ -155,7 +158,7 @@ def test_oversized_request_is_resource_exhausted_naming_the_limit(sink: LokiSink
     assert "4096" in details(error)
 
 
-def test_exact_duplicates_dropped_but_a_retry_after_failure_is_delivered(sink: LokiSink,
+def test_exact_duplicates_dropped_but_a_retry_after_failure_is_delivered(core: native.Choice, sink: LokiSink,
                                                                           stub: LogsServiceStub) -> None:  # fmt: skip
     request = requests()[0]
     sink.script.append(Scripted(503))

@@ -13,6 +13,7 @@ from google.protobuf import json_format
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
+from otelkv.otlp import native
 from otelkv.replay import batches
 from otelkv.server import Service
 from tests.conftest import make_config
@@ -41,7 +42,9 @@ def first_request() -> bytes:
     return body
 
 
-def test_protobuf_gzip_is_forwarded_and_answered_in_protobuf(sink: LokiSink, service: Service) -> None:
+def test_protobuf_gzip_is_forwarded_and_answered_in_protobuf(
+    core: native.Choice, sink: LokiSink, service: Service
+) -> None:
     answer = post(service, first_request())
     assert answer.status == 200 and answer.headers["Content-Type"] == "application/x-protobuf"
     assert not ExportLogsServiceResponse.FromString(answer.data).HasField("partial_success")
