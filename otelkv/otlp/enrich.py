@@ -36,7 +36,7 @@ from otelkv.kubevirt import MigrationEvent, MigrationTracker, parse_k8s_event
 from otelkv.kubevirt.objects import read_migration_object
 from otelkv.kubevirt.tracker import Tracked
 
-from .attributes import new_values, set_value, to_dict, value_of
+from .attributes import add_values, set_value, to_dict, value_of
 from .k8s_objects import ObjectRecord, map_body, migration_object_of
 from .summary import summary_key, summary_record
 
@@ -438,4 +438,4 @@ def _annotate(record: LogRecord, event: MigrationEvent, *, enriched_before: bool
         for attribute, value in facts:
             set_value(record.attributes, attribute, value)
     else:
-        record.attributes.extend(new_values(facts))
+        add_values(record.attributes, facts)

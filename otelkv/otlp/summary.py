@@ -17,7 +17,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, SeverityNumber
 
 from otelkv.kubevirt import Migration
 
-from .attributes import new_values
+from .attributes import add_values
 
 EVENT_NAME: Final = "kubevirt.migration.summary"
 _HAS_EVENT_NAME: Final = "event_name" in LogRecord.DESCRIPTOR.fields_by_name
@@ -68,7 +68,7 @@ def summary_record(m: Migration, beside: LogRecord) -> LogRecord:
     ):
         if value is not None and value != "":
             facts.append((attribute, value))
-    record.attributes.extend(new_values(facts))
+    add_values(record.attributes, facts)
     return record
 
 
