@@ -18,6 +18,9 @@ import pytest
 #: The modules a configuration may or may not need.
 OPTIONAL = ("yaml", "urllib3", "sqlite3", "otelkv.store", "otelkv.salvage", "otelkv.delivery", "otelkv.eventfile",
             "opentelemetry.exporter.otlp.proto.grpc.metric_exporter")  # fmt: skip
+#: The modules no configuration needs: aiohttp's web framework (applications, routing, runners,
+#: file responses, WebSockets) beside the low-level server the HTTP receiver runs.
+NEVER = ("aiohttp.web",)
 
 _PROGRAM = """
 import json, sys
@@ -33,7 +36,7 @@ print(json.dumps(sorted(m for m in {optional} if m in sys.modules)))
 def _imported(tmp_path: Path, overrides: dict[str, str], file: str = "") -> set[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTELKV_")}
     overrides = {"grpc_listen": "127.0.0.1:0", "http_listen": "127.0.0.1:0", **overrides}
-    program = _PROGRAM.format(optional=repr(OPTIONAL))
+    program = _PROGRAM.format(optional=repr(OPTIONAL + NEVER))
     done = subprocess.run([sys.executable, "-c", program, file, json.dumps(overrides)], capture_output=True,
                           text=True, timeout=60, env=env, cwd=tmp_path, check=True)  # fmt: skip
     return set(json.loads(done.stdout.splitlines()[-1]))
@@ -65,3 +68,15 @@ def test_a_store_brings_sqlite3_and_the_store(tmp_path: Path, mode: str) -> None
 def test_metrics_otlp_endpoint_brings_the_otlp_exporter(tmp_path: Path) -> None:
     found = _imported(tmp_path, {"metrics_otlp_endpoint": "127.0.0.1:9"})
     assert found == {"opentelemetry.exporter.otlp.proto.grpc.metric_exporter"}
+
+
+def test_the_http_receiver_runs_aiohttps_low_level_server() -> None:
+    """What the receiver imports from aiohttp's modules is what ``aiohttp.web`` exports as its
+    low-level server (so the receiver behaves as ``aiohttp.web.Server`` would)."""
+    from aiohttp import web  # noqa: PLC0415 - here only, never in the service
+
+    from otelkv.receive import http_server  # noqa: PLC0415
+
+    used = vars(http_server)
+    for name in ("Server", "BaseRequest", "Response", "StreamResponse"):
+        assert used[name] is getattr(web, name), name

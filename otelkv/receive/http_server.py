@@ -21,7 +21,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final
 
-from aiohttp import web
+# aiohttp's low-level server (the classes ``aiohttp.web`` exports as Server, BaseRequest, Response)
+# from the modules that define it: ``aiohttp.web`` would also import the web framework otelkv does
+# not use (applications, routing, runners, file responses, WebSockets): ~1 MiB of an idle sidecar.
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import Response, StreamResponse
+from aiohttp.web_server import Server
 from google.protobuf import json_format
 from google.rpc import status_pb2
 
@@ -89,7 +94,7 @@ class HttpReceiver:
         self._loop = asyncio.new_event_loop()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="otelkv-http")
         self.connections = Connections(limits.max_connections, limits.read_header_timeout)
-        self._web = web.Server(
+        self._web = Server(
             self._handle,
             loop=self._loop,
             keepalive_timeout=limits.idle_timeout,
@@ -156,7 +161,7 @@ class HttpReceiver:
 
     # -- requests ---------------------------------------------------------------------------
 
-    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+    async def _handle(self, request: BaseRequest) -> StreamResponse:
         guard = self.connections.busy(request.transport)
         try:
             response = await self._route(request)
@@ -170,7 +175,7 @@ class HttpReceiver:
             response.force_close()
         return response
 
-    async def _route(self, request: web.BaseRequest) -> web.StreamResponse:
+    async def _route(self, request: BaseRequest) -> StreamResponse:
         path, method = request.path, request.method
         opts = self.options
         if opts.admin and method in ("GET", "HEAD") and path in ("/healthz", "/readyz", "/metrics"):
@@ -190,11 +195,11 @@ class HttpReceiver:
             return _text(404, b"not found: OTLP logs go to /v1/logs\n")
         return _text(404, b"not found\n")
 
-    def _refused(self, request: web.BaseRequest) -> str | None:
+    def _refused(self, request: BaseRequest) -> str | None:
         authorize = self.options.authorize
         return authorize(request.headers.get("Authorization")) if authorize is not None else None
 
-    async def _export(self, request: web.BaseRequest) -> web.StreamResponse:
+    async def _export(self, request: BaseRequest) -> StreamResponse:
         content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         encoding = JSON if content_type == JSON else PROTOBUF
         started = time.monotonic()
@@ -226,7 +231,7 @@ class HttpReceiver:
             return self._fail(error, encoding)
         return _message(200, response_for(delivery), encoding)
 
-    async def _read(self, request: web.BaseRequest, held: Reservation) -> bytes:
+    async def _read(self, request: BaseRequest, held: Reservation) -> bytes:
         """The body as it arrives, each chunk charged to the in-flight cap before the next."""
         chunks: list[bytes] = []
         size = 0
@@ -253,7 +258,7 @@ class HttpReceiver:
             return self.pipeline.export(decode_json(body))
         return self.pipeline.export(decode_protobuf(body), payload=body)
 
-    def _fail(self, error: BaseException, encoding: str) -> web.StreamResponse:
+    def _fail(self, error: BaseException, encoding: str) -> StreamResponse:
         if isinstance(error, BadRequest) and not isinstance(error, _Unauthenticated):
             self.pipeline.invalid(error)
         headers: dict[str, str] = {}
@@ -283,10 +288,10 @@ class _Unauthenticated(BadRequest):
 
 
 def _text(status: int, body: bytes, headers: dict[str, str] | None = None, *,
-          content_type: str = "text/plain") -> web.Response:  # fmt: skip
-    return web.Response(status=status, body=body, headers={"Content-Type": content_type, **(headers or {})})
+          content_type: str = "text/plain") -> Response:  # fmt: skip
+    return Response(status=status, body=body, headers={"Content-Type": content_type, **(headers or {})})
 
 
-def _message(status: int, message: Any, encoding: str, headers: dict[str, str] | None = None) -> web.Response:
+def _message(status: int, message: Any, encoding: str, headers: dict[str, str] | None = None) -> Response:
     body = json_format.MessageToJson(message, indent=None).encode() if encoding == JSON else message.SerializeToString()
-    return web.Response(status=status, body=body, headers={"Content-Type": encoding, **(headers or {})})
+    return Response(status=status, body=body, headers={"Content-Type": encoding, **(headers or {})})
