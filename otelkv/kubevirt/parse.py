@@ -81,21 +81,9 @@ def parse_event(
     an RFC 3339 string (a string that is not one is read as unknown). Empty strings count as
     unknown. Any strings are accepted; a value of a wrong type raises TypeError naming the field.
     """
-    for field, required in (("reason", reason), ("message", message)):
-        if not isinstance(required, str):
-            raise TypeError(f"{field} must be a str, got {type(required).__name__}")
-    optional = {
-        "event_type": event_type,
-        "object_kind": object_kind,
-        "object_name": object_name,
-        "namespace": namespace,
-        "component": component,
-        "host": host,
-        "object_uid": object_uid,
-    }
-    for field, value in optional.items():
-        if value is not None and not isinstance(value, str):
-            raise TypeError(f"{field} must be a str or None, got {type(value).__name__}")
+    texts = (event_type, object_kind, object_name, namespace, component, host, object_uid)
+    if not (type(reason) is str and type(message) is str and _TEXT.issuperset(map(type, texts))):
+        _check_types(reason, message, texts)  # a subclass passes; a wrong type raises, naming it
     if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
         raise TypeError(f"count must be an int or None, got {type(count).__name__}")
     kind, name, host = object_kind or None, object_name or None, host or None
@@ -140,6 +128,21 @@ def parse_event(
         template=facts.template,
         truncated=facts.truncated,
     )
+
+
+#: The exact types of a text field (str or None): checked first, and quickly; the rest by isinstance.
+_TEXT: Final = frozenset({str, type(None)})
+_TEXT_FIELDS: Final = ("event_type", "object_kind", "object_name", "namespace", "component", "host", "object_uid")
+
+
+def _check_types(reason: object, message: object, texts: tuple[object, ...]) -> None:
+    """TypeError naming the first field of a wrong type (str subclasses are fine)."""
+    for field, required in (("reason", reason), ("message", message)):
+        if not isinstance(required, str):
+            raise TypeError(f"{field} must be a str, got {type(required).__name__}")
+    for field, value in zip(_TEXT_FIELDS, texts, strict=True):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"{field} must be a str or None, got {type(value).__name__}")
 
 
 def _timestamp(value: datetime | str | None) -> datetime | None:
