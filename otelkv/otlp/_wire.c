@@ -457,25 +457,63 @@ static int spans_add(Spans *s, Py_ssize_t start, Py_ssize_t end) {
     return OK;
 }
 
+/* The record's attributes over the resource's in `view`: the last of a key wins, then one whose
+ * value is "" is left out (the resource's stays), as enrich._event_view merges them. With no key
+ * twice (the collector never repeats one) straight into the view; else through a dict of their own. */
+static int record_attributes(Scan *sc, PyObject *view, Spans *attrs) {
+    const uint8_t *b = sc->b;
+    KV kvs[64];
+    Py_ssize_t n = attrs->n;
+    int repeated = n > 64;
+    for (Py_ssize_t i = 0; i < n && !repeated; i++) {
+        if (read_kv(b, attrs->items[i].start, attrs->items[i].end, &kvs[i])) return UNSUPPORTED;
+        Py_ssize_t len = kvs[i].key.end - kvs[i].key.start;
+        for (Py_ssize_t j = 0; j < i && !repeated; j++)
+            repeated = kvs[j].key.end - kvs[j].key.start == len &&
+                       memcmp(b + kvs[j].key.start, b + kvs[i].key.start, (size_t)len) == 0;
+    }
+    if (repeated) {
+        PyObject *own = PyDict_New(), *k, *val;
+        Py_ssize_t i = 0;
+        if (own == NULL) return ERROR;
+        int st = attributes_into(sc, own, attrs->items, attrs->n, 1);
+        while (st == OK && PyDict_Next(own, &i, &k, &val)) {
+            if (PyUnicode_Check(val) && PyUnicode_GET_LENGTH(val) == 0) continue;
+            if (PyDict_SetItem(view, k, val) < 0) st = ERROR;
+        }
+        Py_DECREF(own);
+        return st;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *key = key_text(b, kvs[i].key), *value = NULL;
+        if (key == NULL) return UNSUPPORTED;
+        int st = PySet_Contains(sc->attributes, key); /* kubevirt.* set before: replaced in place */
+        if (st != 0) {
+            Py_DECREF(key);
+            return st < 0 ? ERROR : UNSUPPORTED;
+        }
+        st = kv_object(b, &kvs[i], &value);
+        if (st == OK && !(PyUnicode_Check(value) && PyUnicode_GET_LENGTH(value) == 0))
+            st = PyDict_SetItem(view, key, value) < 0 ? ERROR : OK;
+        Py_XDECREF(value);
+        Py_DECREF(key);
+        if (st != OK) return st;
+    }
+    return OK;
+}
+
 /* The view of a KubeVirt event record (enrich._event_view): the resource's attributes, the
  * record's non-empty ones over them, body, severity_text, timestamp. */
 static int make_view(Scan *sc, PyObject *resource, Spans *attrs, Span body, Span sevtext, uint64_t sevnum,
                      uint64_t time, uint64_t observed, PyObject **view) {
     const uint8_t *b = sc->b;
-    PyObject *own = PyDict_New(), *v = NULL, *tmp = NULL;
+    PyObject *v = NULL, *tmp = NULL;
     int st = ERROR;
-    if (own == NULL) return ERROR;
-    st = attributes_into(sc, own, attrs->items, attrs->n, 1);
+    v = PyDict_Copy(resource);
+    if (v == NULL) return ERROR;
+    st = record_attributes(sc, v, attrs);
     if (st != OK) goto done;
     st = ERROR;
-    v = PyDict_Copy(resource);
-    if (v == NULL) goto done;
-    PyObject *k, *val;
-    Py_ssize_t i = 0;
-    while (PyDict_Next(own, &i, &k, &val)) {
-        if (PyUnicode_Check(val) && PyUnicode_GET_LENGTH(val) == 0) continue;
-        if (PyDict_SetItem(v, k, val) < 0) goto done;
-    }
     /* body: the string body, else "" */
     if (body.start >= 0) {
         Any a;
@@ -515,7 +553,6 @@ static int make_view(Scan *sc, PyObject *resource, Spans *attrs, Span body, Span
     st = OK;
 done:
     Py_XDECREF(tmp);
-    Py_DECREF(own);
     if (st == OK) *view = v;
     else Py_XDECREF(v);
     return st;
