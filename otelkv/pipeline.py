@@ -67,6 +67,8 @@ class InflightBytes:
         self.limit = limit
         self.held = 0
         self.peak = 0
+        #: requests refused for lack of room (``otelkv_requests_refused_total{error_type="busy"}``)
+        self.refused = 0
         self._lock = threading.Lock()
 
     @contextmanager
@@ -95,6 +97,7 @@ class InflightBytes:
                     too_large=True,
                 )
             if self.held + size > self.limit:
+                self.refused += 1
                 raise Retryable(f"otelkv is busy: {self.held} request bytes in flight, limit {self.limit}")
             self.held += size
             reservation.held += size

@@ -16,6 +16,7 @@ from otelkv.migration_state import PersistentTracker, state_path
 from otelkv.otlp import native
 from otelkv.otlp.enrich import EnrichOptions
 from otelkv.pipeline import DeliveredKeys, Health, InflightBytes, Pipeline, Settings
+from otelkv.receive.connections import closed_connections
 from otelkv.receive.grpc_server import GrpcReceiver
 from otelkv.receive.http_server import HttpOptions, HttpReceiver
 from otelkv.receive.memory import tune_malloc
@@ -112,6 +113,8 @@ class Service:
                                 protect_metrics=http.protect_metrics, authorize=http.authorize)  # fmt: skip
             self._admin = HttpReceiver(self.pipeline, self.telemetry, config.admin_listen, admin)
         self.admin_port = self._admin.port if self._admin else None
+        listeners = [r.connections for r in (self._http, self._admin) if r is not None]
+        self.telemetry.observe_refusals(lambda: self.pipeline.inflight.refused, lambda: closed_connections(listeners))
         self._open = [key for key in ("grpc_listen", "http_listen")
                       if not tls and not auth and not is_loopback(getattr(config, key))]  # fmt: skip
         self.grpc_port = self._grpc.port

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
@@ -143,6 +143,28 @@ class Telemetry:
         m.create_observable_counter(
             "otelkv.queue.damaged", [damaged], "{store}",
             "Damaged stores set aside and replaced, and stores found empty where records were expected",
+        )  # fmt: skip
+
+    def observe_refusals(self, busy: Callable[[], int], closed: Callable[[], Mapping[str, int]]) -> None:
+        """Export the requests refused for lack of in-flight room (``busy``: a running count), and
+        the connections otelkv closed itself (``closed``: running counts by reason, ``limit`` or
+        ``header_timeout``): both answered as retryable, so the collector shows only UNAVAILABLE."""
+
+        def requests(_: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(busy(), {ERROR_TYPE: "busy"})]
+
+        def connections(_: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(count, {"reason": reason}) for reason, count in closed().items()]
+
+        m = self._meter
+        m.create_observable_counter(
+            "otelkv.requests.refused", [requests], "{request}",
+            "Requests refused for now (retryable), by error.type: busy (delivery.max_inflight_bytes reached)",
+        )  # fmt: skip
+        m.create_observable_counter(
+            "otelkv.connections.closed", [connections], "{connection}",
+            "HTTP connections otelkv closed, by reason: limit (receive.http.max_connections; answered 503), "
+            "header_timeout (no whole request head within receive.http.read_header_timeout)",
         )  # fmt: skip
 
     def prometheus_text(self) -> bytes:

@@ -9,6 +9,7 @@ connection). Runs in the event loop's thread only.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any, Final
 
 #: The answer to a connection beyond the limit: retryable, and nothing read.
@@ -26,7 +27,7 @@ class Connections:
         self.limit = limit
         self.header_timeout = header_timeout
         self.open: dict[Any, ConnectionGuard] = {}
-        #: Connections refused at the limit, and closed for slow headers (for tests and metrics).
+        #: Connections refused at the limit, and closed for slow headers (tests; metrics: closed_connections).
         self.refused = 0
         self.timed_out = 0
 
@@ -41,6 +42,11 @@ class Connections:
         """Close every connection still open (the end of a shutdown)."""
         for transport in list(self.open):
             transport.abort()
+
+
+def closed_connections(listeners: Sequence[Connections]) -> dict[str, int]:
+    """The connections ``listeners`` closed so far, by reason (metrics): ``limit``, ``header_timeout``."""
+    return {"limit": sum(c.refused for c in listeners), "header_timeout": sum(c.timed_out for c in listeners)}
 
 
 class ConnectionGuard(asyncio.Protocol):

@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Awaitable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from typing import Any, Final
 
 import grpc
@@ -28,6 +29,7 @@ from otelkv.forward import Delivery
 from otelkv.pipeline import Pipeline
 from otelkv.receive import DECODE_COST, response_for
 from otelkv.receive.body import decode_protobuf
+from otelkv.receive.pool import run_charged
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +66,12 @@ class LogsHandler:
         self._pool = pool
 
     async def export(self, payload: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> ExportLogsServiceResponse:
-        """Handle one Export call: charged to the in-flight cap before it is decoded."""
+        """Handle one Export call: charged to the in-flight cap before it is decoded, until its worker
+        is done with it (even when the call ends first: :func:`run_charged`)."""
         try:
-            with self._pipeline.inflight.admit((1 + DECODE_COST) * len(payload)):
-                delivery = await asyncio.get_running_loop().run_in_executor(self._pool, self._process, payload)
+            with ExitStack() as charge:
+                charge.enter_context(self._pipeline.inflight.admit((1 + DECODE_COST) * len(payload)))
+                delivery = await run_charged(self._pool, charge, self._process, payload)
         except Exception as error:
             failure = _detached(error)
         else:

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -37,6 +38,7 @@ from otelkv.pipeline import Pipeline, Reservation
 from otelkv.receive import DECODE_COST, response_for
 from otelkv.receive.body import JSON, PROTOBUF, Unsupported, decode_json, decode_protobuf, gunzip
 from otelkv.receive.connections import ConnectionGuard, Connections
+from otelkv.receive.pool import run_charged
 from otelkv.receive.security import ServerTLS
 from otelkv.telemetry import Telemetry
 
@@ -216,7 +218,8 @@ class HttpReceiver:
             if length is not None and length > self._body_limit:
                 raise BadRequest(f"request of {length} bytes exceeds {self._body_key} {self._body_limit}",
                                  too_large=True)  # fmt: skip
-            with self.pipeline.inflight.reserve() as held:
+            with ExitStack() as charge:
+                held = charge.enter_context(self.pipeline.inflight.reserve())
                 remaining = self.options.limits.read_timeout - (time.monotonic() - started)
                 try:
                     async with asyncio.timeout(remaining):
@@ -225,8 +228,7 @@ class HttpReceiver:
                     raise _Timeout(
                         f"request not received within read_timeout {self.options.limits.read_timeout}s"
                     ) from error
-                loop = asyncio.get_running_loop()
-                delivery = await loop.run_in_executor(self._pool, self._process, body, content_type, coding, held)
+                delivery = await run_charged(self._pool, charge, self._process, body, content_type, coding, held)
         except Exception as error:
             return self._fail(error, encoding)
         return _message(200, response_for(delivery), encoding)

@@ -1,0 +1,118 @@
+"""The in-flight cap holds a request's memory until its worker is done with it, not until its
+call ends: a call cancelled by its deadline (or its client) leaves the worker decoding, enriching
+and forwarding, and that memory must stay counted, or behind a slow target up to
+``receive.grpc.workers`` requests sit outside the cap."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
+
+from otelkv.forward import Delivery, Request
+from otelkv.server import Service
+from tests.conftest import make_config
+from tests.reliability import wait_until
+from tests.test_serve_grpc import requests
+from tests.test_serve_http_protocol import post_head
+
+
+class Gate:
+    """A forwarder that blocks in ``send`` until opened: a target slower than any deadline.
+
+    Not a double of Loki or the collector (it answers nothing on the wire), only of a slow target.
+    """
+
+    target = "gate"
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.opened = threading.Event()
+        self.left = threading.Event()
+
+    def send(self, request: Request, *, timeout: float) -> Delivery:
+        self.entered.set()
+        self.opened.wait(30)  # bounded: a failing test must not leave the worker behind for good
+        self.left.set()
+        return Delivery()
+
+    def close(self) -> None:
+        self.opened.set()
+
+
+@pytest.fixture
+def gated() -> Iterator[tuple[Service, Gate]]:
+    gate = Gate()
+    svc = Service(make_config("http://127.0.0.1:9/otlp"), forwarder=gate)
+    svc.start()
+    try:
+        yield svc, gate
+    finally:
+        gate.opened.set()
+        svc.stop(1)
+
+
+def calls_running(loop: asyncio.AbstractEventLoop) -> int:
+    """How many tasks run on a receiver's event loop (a call's handler is one of them)."""
+
+    async def count() -> int:
+        return len(asyncio.all_tasks()) - 1  # not this one
+
+    return asyncio.run_coroutine_threadsafe(count(), loop).result(5)
+
+
+def test_a_grpc_call_past_its_deadline_stays_charged_until_its_worker_is_done(gated: tuple[Service, Gate]) -> None:
+    svc, gate = gated
+    inflight = svc.pipeline.inflight
+    loop = svc._grpc._loop
+    idle = calls_running(loop)
+    with grpc.insecure_channel(f"127.0.0.1:{svc.grpc_port}") as channel:
+        call = LogsServiceStub(channel).Export.future(requests()[0], timeout=30)
+        assert gate.entered.wait(10)  # the worker is inside the forwarder
+        assert calls_running(loop) > idle
+        call.cancel()  # as a deadline does: the call ends, the worker goes on
+        assert wait_until(lambda: calls_running(loop) == idle, 10)  # the call's coroutine has ended
+    assert inflight.held > 0 and not gate.left.is_set()  # the request is still in memory, and counted
+    gate.opened.set()
+    assert wait_until(lambda: inflight.held == 0, 10)
+
+
+def test_a_grpc_deadline_expiring_in_the_forwarder_keeps_the_charge(gated: tuple[Service, Gate]) -> None:
+    svc, gate = gated
+    inflight = svc.pipeline.inflight
+    loop = svc._grpc._loop
+    idle = calls_running(loop)
+    with grpc.insecure_channel(f"127.0.0.1:{svc.grpc_port}") as channel:
+        stub = LogsServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.Export(requests()[0], timeout=1.0, wait_for_ready=True)
+        assert isinstance(caught.value, grpc.Call) and caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert gate.entered.wait(10)  # the worker is (or gets) inside the forwarder all the same
+        assert wait_until(lambda: calls_running(loop) == idle, 10)
+        assert inflight.held > 0 and not gate.left.is_set()
+        gate.opened.set()
+        assert wait_until(lambda: inflight.held == 0, 10)
+
+
+def test_an_http_request_cut_off_at_shutdown_stays_charged_until_its_worker_is_done(
+    gated: tuple[Service, Gate],
+) -> None:
+    # aiohttp (>= 3.9, handler_cancellation off) does not cancel a handler whose client went away:
+    # it runs on, and the charge with it. But the stop then leaves that handler behind, never to
+    # resume (or cancels a connected one after the grace) while its worker is in the forwarder.
+    svc, gate = gated
+    inflight = svc.pipeline.inflight
+    body = requests()[0].SerializeToString()
+    with socket.create_connection(("127.0.0.1", svc.http_port), timeout=10) as raw:
+        raw.sendall(post_head(len(body)) + body)
+        assert gate.entered.wait(10)
+    assert inflight.held > 0  # the client is gone, its request still being forwarded
+    svc._http.stop(0.1)
+    assert inflight.held > 0 and not gate.left.is_set()
+    gate.opened.set()
+    assert wait_until(lambda: inflight.held == 0, 10)
