@@ -27,12 +27,14 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs
 
+from otelkv.errors import BadRequest
 from otelkv.kubevirt import MigrationTracker
 from otelkv.kubevirt.model import new_event
 from otelkv.otlp.enrich import EnrichOptions, EnrichResult, enrich
 from otelkv.otlp.wire import _PAIRS, enrich_wire
 from tests.conftest import compiled_core
 from tests.otlp_requests import EVENTS, POOL
+from tests.test_enrich_native import _NO_LIMIT
 
 CORE: ModuleType | None = None
 
@@ -203,9 +205,9 @@ def test_a_plan_builds_only_the_payload_it_was_scanned_from() -> None:
     plan, views = _scanned(big)
     for other in (small, bytes(bytearray(big)), big[:-1] + b"\x00"):
         with pytest.raises(ValueError, match="another payload"):
-            CORE.build(other, plan, [None] * views, "kubevirt-events", _PAIRS)
-    first = CORE.build(big, plan, [None] * views, "kubevirt-events", _PAIRS)
-    assert CORE.build(big, plan, [None] * views, "kubevirt-events", _PAIRS) == first  # a plan builds twice
+            CORE.build(other, plan, [None] * views, "kubevirt-events", _PAIRS, _NO_LIMIT)
+    first = CORE.build(big, plan, [None] * views, "kubevirt-events", _PAIRS, _NO_LIMIT)
+    assert CORE.build(big, plan, [None] * views, "kubevirt-events", _PAIRS, _NO_LIMIT) == first  # a plan builds twice
 
 
 @pytest.mark.parametrize("kind", [bytearray, memoryview])
@@ -234,8 +236,8 @@ def test_decisions_changed_while_building_are_not_read() -> None:
             return getattr(event, name)
 
     decisions.extend([("ns", Clearing(), None)] * views)
-    expected = CORE.build(payload, plan, [("ns", event, None)] * views, "kubevirt-events", _PAIRS)
-    assert CORE.build(payload, plan, decisions, "kubevirt-events", _PAIRS) == expected
+    expected = CORE.build(payload, plan, [("ns", event, None)] * views, "kubevirt-events", _PAIRS, _NO_LIMIT)
+    assert CORE.build(payload, plan, decisions, "kubevirt-events", _PAIRS, _NO_LIMIT) == expected
 
 
 def test_many_namespaces_in_one_resource() -> None:
@@ -315,7 +317,7 @@ def test_mutated_requests_never_crash_the_core(payload: bytes) -> None:
         plan, views, _, _ = scanned
         event = new_event(reason="Migrated", message="m", vm_name="vm")
         decisions = [None if i % 3 == 0 else (f"ns-{i % 2}", event, b"" if i % 5 else None) for i in range(len(views))]
-        assert isinstance(CORE.build(payload, plan, decisions, "kubevirt-events", _PAIRS), bytes)
+        assert isinstance(CORE.build(payload, plan, decisions, "kubevirt-events", _PAIRS, _NO_LIMIT), bytes)
     try:
         request = ExportLogsServiceRequest.FromString(payload)
     except DecodeError:
@@ -338,3 +340,38 @@ def test_a_flood_of_empty_records() -> None:
         assert taken
         assert native.payload == reference.payload
         assert _counts(native) == _counts(reference)
+
+
+def _amplifying(namespaces: int, *, pad: int = 100_000, in_scope: bool = False) -> bytes:
+    """One KubeVirt resource with a ``pad``-byte attribute (or a scope with one), and ``namespaces``
+    tiny records, each in a namespace of its own: the split copies the pad once per namespace."""
+    out = ResourceLogs()
+    out.resource.attributes.add(key="k8s.object.kind").value.string_value = VMI
+    scope = out.scope_logs.add()
+    padded = scope.scope.attributes if in_scope else out.resource.attributes
+    padded.add(key="pad").value.string_value = "x" * pad
+    for i in range(namespaces):
+        scope.log_records.add().attributes.add(key="k8s.namespace.name").value.string_value = f"ns-{i}"
+    return ExportLogsServiceRequest(resource_logs=[out]).SerializeToString()
+
+
+@pytest.mark.parametrize("in_scope", [False, True])
+def test_a_request_that_would_copy_its_resource_per_namespace_is_refused(in_scope: bool) -> None:
+    """A large resource (or scope) and tiny records in as many namespaces: the reference and the
+    core copied it once per namespace, 116 KB in, 50 MB out (4 MiB in: gigabytes, the server
+    killed). Copies past twice the request's size and 1 MiB are a BadRequest (too large) on both
+    paths; a few namespaces still split as before."""
+    assert CORE is not None
+    payload = _amplifying(50, in_scope=in_scope)
+    request = ExportLogsServiceRequest.FromString(payload)
+    for pass_through in (True, False):
+        with pytest.raises(BadRequest, match="would copy its resources and scopes") as refused:
+            enrich(request, MigrationTracker(), EnrichOptions(), set().__contains__, pass_through=pass_through)
+        assert refused.value.too_large
+    with pytest.raises(BadRequest, match="would copy its resources and scopes") as refused:
+        enrich_wire(payload, MigrationTracker(), EnrichOptions(), set().__contains__, core=CORE)
+    assert refused.value.too_large
+    reference, native, taken = _both(_amplifying(5, in_scope=in_scope))
+    assert taken
+    assert len(reference.request.resource_logs) == 5
+    assert native.payload == reference.payload

@@ -12,14 +12,16 @@
  *       the reference does (a map body, a repeated singular field, a value of a type it does not
  *       read, a record enriched before, ...): the caller then takes the reference path. It has
  *       no side effects besides calling delivered(key).
- *   build(payload, plan, decisions, service_name)
+ *   build(payload, plan, decisions, service_name, attributes, limit)
  *       writes the enriched request: records regrouped by (namespace, KubeVirt or not) as the
  *       reference groups them, resources and scopes copied as bytes, the kubevirt.* KeyValues
  *       spliced in after a record's own attributes, service.name and k8s.namespace.name set on
  *       the resource of KubeVirt records, summary records (serialized by Python) beside the
  *       record that ended a migration. Never fails on a plan that scan made from this very
  *       payload object (the plan holds it; any other bytes, even equal ones, are a ValueError).
- *       A plan builds any number of times; scan and build take bytes only (immutable).
+ *       A plan builds any number of times; scan and build take bytes only (immutable). When the
+ *       resources and scopes it would copy (once per group, as enrich._Copies counts them) take
+ *       more than `limit` bytes, it writes nothing and returns their size, an int.
  *
  * On input written by a canonical encoder (fields in number order, as upb and the collector's Go
  * encoder write them) the output is byte for byte what the reference serializes; on other input it
@@ -31,7 +33,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define ABI_VERSION 1
+#define ABI_VERSION 2
 
 /* Statuses: 0 handled, 1 a shape this module leaves to the reference path, -1 a Python error. */
 #define OK 0
@@ -916,6 +918,7 @@ typedef struct {
     Group *groups;          /* all ResourceLogs' groups, resource after resource */
     Py_ssize_t *res_groups; /* resource r's groups: res_groups[r] .. res_groups[r + 1] - 1 */
     Py_ssize_t *next;       /* per record: the next record of its group, -1 after the last */
+    Py_ssize_t copies;      /* bytes of resources and scopes the groups copy (enrich._Copies) */
 } Build;
 
 /* A change to a resource's bytes: [at, until) replaced by a KeyValue entry (at == until: inserted). */
@@ -969,9 +972,12 @@ static PyObject *decision(const Build *bd, const Rec *rec) {
     return d == Py_None ? NULL : d;
 }
 
+static Py_ssize_t span_len(Span s) { return s.start >= 0 ? s.end - s.start : 0; }
+
 /* Each record's group, in the order of their first record, as enrich._Out makes them: a dict from
  * namespace to group per resource keeps this linear in the records (a request of many namespaces
- * must not cost their square). */
+ * must not cost their square). Counts what the groups copy: the resource once per group, a scope
+ * once per group with records in it. */
 static int group_records(Build *bd) {
     const Plan *plan = bd->plan;
     Py_ssize_t ngroups = 0;
@@ -999,10 +1005,13 @@ static int group_records(Build *bd) {
                 else if (PyErr_Occurred()) goto error;
             }
             if (g >= 0) {
+                if (plan->recs[bd->groups[g].last].scope != rec->scope)
+                    bd->copies += span_len(plan->scopes[rec->scope].scope);
                 bd->next[bd->groups[g].last] = i;
                 bd->groups[g].last = i;
                 continue;
             }
+            bd->copies += span_len(res->resource) + span_len(plan->scopes[rec->scope].scope);
             g = ngroups++; /* at most one group per record: the array has room */
             bd->groups[g] = (Group){ns, d != NULL, i, i};
             if (slot != NULL) {
@@ -1123,10 +1132,11 @@ static void put_resource_logs(const Build *bd, Out *o, const Res *res, const Gro
 
 static PyObject *build(PyObject *module, PyObject *args) {
     PyObject *payload, *capsule, *list, *service, *pairs, *out = NULL;
+    Py_ssize_t limit;
     Build bd = {0};
     (void)module;
-    if (!PyArg_ParseTuple(args, "O!OO!UO!:build", &PyBytes_Type, &payload, &capsule, &PyList_Type, &list,
-                          &service, &PyTuple_Type, &pairs))
+    if (!PyArg_ParseTuple(args, "O!OO!UO!n:build", &PyBytes_Type, &payload, &capsule, &PyList_Type, &list,
+                          &service, &PyTuple_Type, &pairs, &limit))
         return NULL;
     Plan *plan = PyCapsule_GetPointer(capsule, "otelkv.otlp._wire.plan");
     if (plan == NULL) return NULL;
@@ -1194,6 +1204,10 @@ static PyObject *build(PyObject *module, PyObject *args) {
         goto error;
     }
     if (group_records(&bd)) goto error;
+    if (bd.copies > limit) {
+        out = PyLong_FromSsize_t(bd.copies);
+        goto done;
+    }
     Out o = {NULL, 0};
     for (int pass = 0; pass < 2; pass++) {
         if (pass == 1) {
