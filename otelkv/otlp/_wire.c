@@ -919,6 +919,7 @@ typedef struct {
     Py_ssize_t *res_groups; /* resource r's groups: res_groups[r] .. res_groups[r + 1] - 1 */
     Py_ssize_t *next;       /* per record: the next record of its group, -1 after the last */
     Py_ssize_t copies;      /* bytes of resources and scopes the groups copy (enrich._Copies) */
+    Py_ssize_t limit;       /* copies past it: grouping stops there (the count cannot overflow) */
 } Build;
 
 /* A change to a resource's bytes: [at, until) replaced by a KeyValue entry (at == until: inserted). */
@@ -1007,11 +1008,13 @@ static int group_records(Build *bd) {
             if (g >= 0) {
                 if (plan->recs[bd->groups[g].last].scope != rec->scope)
                     bd->copies += span_len(plan->scopes[rec->scope].scope);
+                if (bd->copies > bd->limit) goto over;
                 bd->next[bd->groups[g].last] = i;
                 bd->groups[g].last = i;
                 continue;
             }
             bd->copies += span_len(res->resource) + span_len(plan->scopes[rec->scope].scope);
+            if (bd->copies > bd->limit) goto over;
             g = ngroups++; /* at most one group per record: the array has room */
             bd->groups[g] = (Group){ns, d != NULL, i, i};
             if (slot != NULL) {
@@ -1024,6 +1027,7 @@ static int group_records(Build *bd) {
             }
         }
     }
+over: /* or past the limit: build writes nothing */
     bd->res_groups[plan->nres] = ngroups;
     Py_DECREF(index);
     return OK;
@@ -1203,6 +1207,7 @@ static PyObject *build(PyObject *module, PyObject *args) {
         PyErr_NoMemory();
         goto error;
     }
+    bd.limit = limit;
     if (group_records(&bd)) goto error;
     if (bd.copies > limit) {
         out = PyLong_FromSsize_t(bd.copies);
