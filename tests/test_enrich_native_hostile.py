@@ -243,7 +243,7 @@ def test_decisions_changed_while_building_are_not_read() -> None:
 def test_many_namespaces_in_one_resource() -> None:
     """Records of one resource in as many namespaces: a ResourceLogs each, as the reference writes
     them (build groups them through a dict: linear, where it compared each record with every
-    group before; bench/bench.py measures it)."""
+    group before; bench/hostile.py measures it)."""
     vmi = _vmi()
     proto = vmi.scope_logs[0].log_records[0]
     del vmi.scope_logs[0].log_records[:]
