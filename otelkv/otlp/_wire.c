@@ -21,7 +21,8 @@
  *       payload object (the plan holds it; any other bytes, even equal ones, are a ValueError).
  *       A plan builds any number of times; scan and build take bytes only (immutable). When the
  *       resources and scopes it would copy (once per group, as enrich._Copies counts them) take
- *       more than `limit` bytes, it writes nothing and returns their size, an int.
+ *       more than `limit` bytes (for groups after each resource's first), it writes nothing and
+ *       returns their size, an int.
  *
  * On input written by a canonical encoder (fields in number order, as upb and the collector's Go
  * encoder write them) the output is byte for byte what the reference serializes; on other input it
@@ -918,7 +919,8 @@ typedef struct {
     Group *groups;          /* all ResourceLogs' groups, resource after resource */
     Py_ssize_t *res_groups; /* resource r's groups: res_groups[r] .. res_groups[r + 1] - 1 */
     Py_ssize_t *next;       /* per record: the next record of its group, -1 after the last */
-    Py_ssize_t copies;      /* bytes of resources and scopes the groups copy (enrich._Copies) */
+    Py_ssize_t copies;      /* bytes of resources and scopes copied for groups after the first of
+                             * each resource (as enrich._Copies counts them) */
     Py_ssize_t limit;       /* copies past it: grouping stops there (the count cannot overflow) */
 } Build;
 
@@ -977,8 +979,8 @@ static Py_ssize_t span_len(Span s) { return s.start >= 0 ? s.end - s.start : 0; 
 
 /* Each record's group, in the order of their first record, as enrich._Out makes them: a dict from
  * namespace to group per resource keeps this linear in the records (a request of many namespaces
- * must not cost their square). Counts what the groups copy: the resource once per group, a scope
- * once per group with records in it. */
+ * must not cost their square). Counts what groups after each resource's first copy: the resource
+ * once per group, a scope once per group with records in it. */
 static int group_records(Build *bd) {
     const Plan *plan = bd->plan;
     Py_ssize_t ngroups = 0;
@@ -1006,15 +1008,17 @@ static int group_records(Build *bd) {
                 else if (PyErr_Occurred()) goto error;
             }
             if (g >= 0) {
-                if (plan->recs[bd->groups[g].last].scope != rec->scope)
+                if (g != bd->res_groups[r] && plan->recs[bd->groups[g].last].scope != rec->scope)
                     bd->copies += span_len(plan->scopes[rec->scope].scope);
                 if (bd->copies > bd->limit) goto over;
                 bd->next[bd->groups[g].last] = i;
                 bd->groups[g].last = i;
                 continue;
             }
-            bd->copies += span_len(res->resource) + span_len(plan->scopes[rec->scope].scope);
-            if (bd->copies > bd->limit) goto over;
+            if (ngroups > bd->res_groups[r]) {
+                bd->copies += span_len(res->resource) + span_len(plan->scopes[rec->scope].scope);
+                if (bd->copies > bd->limit) goto over;
+            }
             g = ngroups++; /* at most one group per record: the array has room */
             bd->groups[g] = (Group){ns, d != NULL, i, i};
             if (slot != NULL) {

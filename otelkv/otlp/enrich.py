@@ -68,12 +68,15 @@ ATTRIBUTES: Final[Mapping[str, str]] = {
 #: The split above copies a received resource once per (namespace, KubeVirt or not) of its records,
 #: and a scope once per such group with records in it: a request of a large resource and many tiny
 #: records, each in a namespace of its own, would grow with their product (4 MiB to gigabytes).
-#: Copies may take twice the request's size and this many bytes more; past that, BadRequest.
+#: The copies made for a ResourceLogs' second group and later ones may take twice the request's size
+#: and this many bytes more; past that, BadRequest. (Its first group's copies are within the
+#: request's own size: the collector's shape, one event per ResourceLogs, is not even counted.)
 COPY_ALLOWANCE: Final = 1 << 20
 
 
 def copy_limit(request_size: int) -> int:
-    """The bytes of resources and scopes an enriched request of ``request_size`` bytes may copy."""
+    """The bytes of resources and scopes an enriched request of ``request_size`` bytes may copy for
+    groups after the first of each ResourceLogs."""
     return 2 * request_size + COPY_ALLOWANCE
 
 
@@ -138,8 +141,9 @@ class EnrichResult:
 
 
 class _Copies:
-    """The bytes of resources and scopes one request's enrichment copied, held to :func:`copy_limit`
-    (the request's size is computed only once the copies pass :data:`COPY_ALLOWANCE`)."""
+    """The bytes of resources and scopes one request's enrichment copied for groups after the first
+    of each ResourceLogs, held to :func:`copy_limit` (the request's size is computed only once the
+    copies pass :data:`COPY_ALLOWANCE`)."""
 
     def __init__(self, request: ExportLogsServiceRequest) -> None:
         self._request, self._copied, self._limit = request, 0, COPY_ALLOWANCE
@@ -162,7 +166,8 @@ class _Out:
         self._groups: dict[tuple[str | None, bool], ResourceLogs] = {}
         self._scopes: dict[tuple[str | None, bool], ScopeLogs] = {}
         self._scope = ScopeLogs()
-        self._resource_size = self._scope_size = -1  # read when first copied
+        self._first: tuple[str | None, bool] | None = None  # the first group: its copies are not counted
+        self._resource_size = self._scope_size = -1  # read when first counted
 
     def enter(self, scope_logs: ScopeLogs) -> None:
         self._scope, self._scopes, self._scope_size = scope_logs, {}, -1
@@ -173,13 +178,17 @@ class _Out:
         if scope is None:
             out = self._groups.get(group)
             if out is None:
-                if self._resource_size < 0:
-                    self._resource_size = self._source.resource.ByteSize()
-                self._copies.add(self._resource_size)
+                if self._first is None:
+                    self._first = group
+                else:
+                    if self._resource_size < 0:
+                        self._resource_size = self._source.resource.ByteSize()
+                    self._copies.add(self._resource_size)
                 out = self._groups[group] = _resource_for(self._result.request, self._source, group, self._options)
-            if self._scope_size < 0:
-                self._scope_size = self._scope.scope.ByteSize()
-            self._copies.add(self._scope_size)
+            if group != self._first:
+                if self._scope_size < 0:
+                    self._scope_size = self._scope.scope.ByteSize()
+                self._copies.add(self._scope_size)
             scope = self._scopes[group] = _scope_like(out, self._scope)
         copy = scope.log_records.add()
         copy.CopyFrom(record)
