@@ -35,6 +35,8 @@ from tests.conftest import compiled_core
 from tests.migration_objects import any_value
 from tests.otlp_requests import EVENTS, POOL, resource_logs, seldom
 
+#: build's limit on what it copies, for tests of other things.
+_NO_LIMIT = 2**62
 _COUNTS = ("received", "enriched", "passed", "dropped_others", "duplicates", "unreadable", "objects", "summaries")
 
 
@@ -287,7 +289,7 @@ def test_any_bytes_never_crash_the_core(payload: bytes) -> None:
     if scanned is not None:
         plan, views, _, _ = scanned
         decisions = [None] * len(views)
-        assert isinstance(CORE.build(payload, plan, decisions, "kubevirt-events", _PAIRS), bytes)
+        assert isinstance(CORE.build(payload, plan, decisions, "kubevirt-events", _PAIRS, _NO_LIMIT), bytes)
 
 
 def test_wrong_decisions_are_a_type_error_not_a_crash() -> None:
@@ -297,11 +299,12 @@ def test_wrong_decisions_are_a_type_error_not_a_crash() -> None:
     assert views
     event = new_event(reason="Migrated", message="m", vm_name="vm")
     with pytest.raises(ValueError, match="fewer decisions"):
-        CORE.build(payload, plan, [], "kubevirt-events", _PAIRS)
+        CORE.build(payload, plan, [], "kubevirt-events", _PAIRS, _NO_LIMIT)
     with pytest.raises(TypeError, match="a decision is None or"):
-        CORE.build(payload, plan, [(1, event, None)] * len(views), "kubevirt-events", _PAIRS)
+        CORE.build(payload, plan, [(1, event, None)] * len(views), "kubevirt-events", _PAIRS, _NO_LIMIT)
+    decisions = [("ns", event, None)] * len(views)
     with pytest.raises(AttributeError, match="no_such_field"):
-        CORE.build(payload, plan, [("ns", event, None)] * len(views), "kubevirt-events", (("a", "no_such_field"),))
+        CORE.build(payload, plan, decisions, "kubevirt-events", (("a", "no_such_field"),), _NO_LIMIT)
     with pytest.raises(TypeError, match="attributes are"):
-        CORE.build(payload, plan, [("ns", event, None)] * len(views), "kubevirt-events", (("a",),))
-    assert CORE.build(payload, plan, [("ns", event, None)] * len(views), "kubevirt-events", _PAIRS)
+        CORE.build(payload, plan, decisions, "kubevirt-events", (("a",),), _NO_LIMIT)
+    assert CORE.build(payload, plan, [("ns", event, None)] * len(views), "kubevirt-events", _PAIRS, _NO_LIMIT)

@@ -12,12 +12,17 @@
  *       the reference does (a map body, a repeated singular field, a value of a type it does not
  *       read, a record enriched before, ...): the caller then takes the reference path. It has
  *       no side effects besides calling delivered(key).
- *   build(payload, plan, decisions, service_name)
+ *   build(payload, plan, decisions, service_name, attributes, limit)
  *       writes the enriched request: records regrouped by (namespace, KubeVirt or not) as the
  *       reference groups them, resources and scopes copied as bytes, the kubevirt.* KeyValues
  *       spliced in after a record's own attributes, service.name and k8s.namespace.name set on
  *       the resource of KubeVirt records, summary records (serialized by Python) beside the
- *       record that ended a migration. Never fails on a plan that scan made.
+ *       record that ended a migration. Never fails on a plan that scan made from this very
+ *       payload object (the plan holds it; any other bytes, even equal ones, are a ValueError).
+ *       A plan builds any number of times; scan and build take bytes only (immutable). When the
+ *       resources and scopes it would copy (once per group, as enrich._Copies counts them) take
+ *       more than `limit` bytes (for groups after each resource's first), it writes nothing and
+ *       returns their size, an int.
  *
  * On input written by a canonical encoder (fields in number order, as upb and the collector's Go
  * encoder write them) the output is byte for byte what the reference serializes; on other input it
@@ -29,7 +34,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define ABI_VERSION 1
+#define ABI_VERSION 2
 
 /* Statuses: 0 handled, 1 a shape this module leaves to the reference path, -1 a Python error. */
 #define OK 0
@@ -148,11 +153,12 @@ static int read_any(const uint8_t *b, Py_ssize_t s, Py_ssize_t e, Any *a) {
         Field f;
         if (next_field(b, e, &p, &f)) return UNSUPPORTED;
         if (++a->fields > 1) return UNSUPPORTED;
-        if (f.number <= 7) {
-            if (f.wire != AV_WIRE[f.number]) return UNSUPPORTED;
-            a->kind = (int)f.number;
-            a->field = f;
-        }
+        /* Past 7: string_value_strindex (8) is a member of the oneof in newer schemas (the
+         * opentelemetry-proto requirements.lock pins has it: value_of reads an int), and a later
+         * field may be; the reference reads it by the schema installed. */
+        if (f.number > 7 || f.wire != AV_WIRE[f.number]) return UNSUPPORTED;
+        a->kind = (int)f.number;
+        a->field = f;
     }
     return OK;
 }
@@ -223,8 +229,7 @@ static int read_kv(const uint8_t *b, Py_ssize_t s, Py_ssize_t e, KV *kv) {
     if (kv->key.start < 0) kv->key.start = kv->key.end = s; /* an empty key */
     if (kv->plain && kv->value.start >= 0) {
         Any a;
-        if (read_any(b, kv->value.start, kv->value.end, &a)) kv->plain = 0;
-        else if (a.fields && a.kind == AV_NONE) kv->plain = 0; /* an unknown field in the value */
+        if (read_any(b, kv->value.start, kv->value.end, &a)) kv->plain = 0; /* an unknown field too */
     }
     return OK;
 }
@@ -286,7 +291,7 @@ typedef struct {
     Py_ssize_t insert;     /* where new attributes go */
     int status;            /* REC_* */
     Py_ssize_t view;       /* REC_VIEW: index into the views and decisions */
-    Py_ssize_t group;      /* build: the output group in its ResourceLogs */
+    Py_ssize_t scope;      /* index of its ScopeLogs */
 } Rec;
 
 typedef struct {
@@ -301,7 +306,10 @@ typedef struct {
     Py_ssize_t first, count;  /* scopes */
 } Res;
 
+/* What scan found, for build; build only reads it. It holds the payload it was made from: its
+ * spans are positions in those bytes (immutable), and build takes no other. */
 typedef struct {
+    PyObject *payload; /* owned */
     Res *res;
     Scope *scopes;
     Rec *recs;
@@ -310,6 +318,7 @@ typedef struct {
 
 static void plan_free(Plan *plan) {
     if (plan == NULL) return;
+    Py_XDECREF(plan->payload);
     PyMem_Free(plan->res);
     PyMem_Free(plan->scopes);
     PyMem_Free(plan->recs);
@@ -740,20 +749,21 @@ static int scan_level(const uint8_t *b, Span within, Span *one, Span *three) {
 }
 
 static PyObject *scan(PyObject *module, PyObject *args) {
-    Py_buffer buf;
-    PyObject *kinds, *delivered, *attributes, *result = NULL, *capsule = NULL;
+    PyObject *payload, *kinds, *delivered, *attributes, *result = NULL, *capsule = NULL;
+    PyObject *dict = NULL; /* the current resource's attributes (KubeVirt kinds only) */
     int drop_others;
     (void)module;
-    if (!PyArg_ParseTuple(args, "y*O!pOO!:scan", &buf, &PyFrozenSet_Type, &kinds, &drop_others, &delivered,
-                          &PyFrozenSet_Type, &attributes))
+    /* bytes, not any buffer: the plan's spans must stay valid while delivered() runs and until build */
+    if (!PyArg_ParseTuple(args, "O!O!pOO!:scan", &PyBytes_Type, &payload, &PyFrozenSet_Type, &kinds,
+                          &drop_others, &delivered, &PyFrozenSet_Type, &attributes))
         return NULL;
-    Scan sc = {.b = buf.buf, .kinds = kinds, .delivered = delivered, .attributes = attributes,
+    const uint8_t *b = (const uint8_t *)PyBytes_AS_STRING(payload);
+    Py_ssize_t end = PyBytes_GET_SIZE(payload), p = 0;
+    Scan sc = {.b = b, .kinds = kinds, .delivered = delivered, .attributes = attributes,
                .drop_others = drop_others};
     Plan *plan = PyMem_Calloc(1, sizeof(Plan));
     Spans attrs = {0}, own = {0}; /* a resource's attribute entries, a record's */
     int st = ERROR;
-    const uint8_t *b = buf.buf;
-    Py_ssize_t end = buf.len, p = 0;
     sc.seen = PySet_New(NULL);
     sc.views = PyList_New(0);
     sc.keys = PyList_New(0);
@@ -764,6 +774,8 @@ static PyObject *scan(PyObject *module, PyObject *args) {
         if (!PyErr_Occurred()) PyErr_NoMemory();
         goto error;
     }
+    Py_INCREF(payload);
+    plan->payload = payload;
     while (p < end) {
         Field f;
         if (next_field(b, end, &p, &f)) goto unsupported;
@@ -773,7 +785,6 @@ static PyObject *scan(PyObject *module, PyObject *args) {
         Res *res = &plan->res[plan->nres];
         Span rl = {f.vstart, f.vend};
         if (scan_level(b, rl, &res->resource, &res->schema_url)) goto unsupported;
-        PyObject *dict;
         st = scan_resource(&sc, res, &attrs, &dict);
         if (st != OK) goto status;
         res->first = plan->nscopes;
@@ -783,15 +794,12 @@ static PyObject *scan(PyObject *module, PyObject *args) {
         Py_ssize_t q = rl.start;
         while (q < rl.end) {
             Field g;
-            next_field(b, rl.end, &q, &g); /* read once already */
+            if (next_field(b, rl.end, &q, &g)) goto unsupported; /* read once already by scan_level */
             if (g.number != 2) continue;
             GROW(plan->scopes, plan->nscopes, plan->capscopes);
             Scope *scope = &plan->scopes[plan->nscopes];
             Span sl = {g.vstart, g.vend};
-            if (scan_level(b, sl, &scope->scope, &scope->schema_url)) {
-                Py_XDECREF(dict);
-                goto unsupported;
-            }
+            if (scan_level(b, sl, &scope->scope, &scope->schema_url)) goto unsupported;
             scope->first = plan->nrecs;
             scope->count = 0;
             plan->nscopes++;
@@ -799,23 +807,20 @@ static PyObject *scan(PyObject *module, PyObject *args) {
             Py_ssize_t r = sl.start;
             while (r < sl.end) {
                 Field h;
-                next_field(b, sl.end, &r, &h);
+                if (next_field(b, sl.end, &r, &h)) goto unsupported; /* read once already by scan_level */
                 if (h.number != 2) continue;
                 GROW(plan->recs, plan->nrecs, plan->caprecs);
                 Rec *rec = &plan->recs[plan->nrecs];
                 rec->content = (Span){h.vstart, h.vend};
                 rec->view = -1;
-                rec->group = -1;
+                rec->scope = plan->nscopes - 1;
                 st = scan_record(&sc, rec, dict, &own);
-                if (st != OK) {
-                    Py_XDECREF(dict);
-                    goto status;
-                }
+                if (st != OK) goto status;
                 plan->nrecs++;
                 scope->count++;
             }
         }
-        Py_XDECREF(dict);
+        Py_CLEAR(dict);
     }
     capsule = PyCapsule_New(plan, "otelkv.otlp._wire.plan", plan_capsule_free);
     if (capsule == NULL) goto error;
@@ -832,6 +837,7 @@ unsupported:
 error:
     result = NULL;
 done:
+    Py_XDECREF(dict);
     PyMem_Free(attrs.items);
     PyMem_Free(own.items);
     plan_free(plan);
@@ -841,7 +847,6 @@ done:
     Py_XDECREF(sc.normal);
     Py_XDECREF(sc.warning);
     Py_XDECREF(sc.empty);
-    PyBuffer_Release(&buf);
     return result;
 }
 
@@ -931,17 +936,29 @@ static void put_fact(Out *o, int number, const Fact *fact) {
     }
 }
 
+/* An output ResourceLogs: the records of one received ResourceLogs with one (namespace, KubeVirt
+ * or not), as enrich._Out groups them. */
 typedef struct {
-    PyObject *namespace; /* borrowed; NULL: none */
+    PyObject *namespace; /* borrowed (from the decisions); NULL: none */
     int kubevirt;
+    Py_ssize_t first, last; /* its first and last record (in order, chained by Build.next) */
 } Group;
 
+/* One call of build. Everything Python can run in (getattr on an event, a namespace's hash) is done
+ * before the bytes are measured and written; those two passes call no Python code, so they see the
+ * same groups and facts and write exactly the bytes they measured. The plan is only read. */
 typedef struct {
     const uint8_t *b;
-    Plan *plan;
-    PyObject *decisions;
+    const Plan *plan;
+    PyObject *decisions; /* a tuple (a copy of the list: Python code cannot change it under us) */
     PyObject *facts; /* per record view: its encoded kubevirt.* attributes (None: passed as it came) */
     Fact service;
+    Group *groups;          /* all ResourceLogs' groups, resource after resource */
+    Py_ssize_t *res_groups; /* resource r's groups: res_groups[r] .. res_groups[r + 1] - 1 */
+    Py_ssize_t *next;       /* per record: the next record of its group, -1 after the last */
+    Py_ssize_t copies;      /* bytes of resources and scopes copied for groups after the first of
+                             * each resource (as enrich._Copies counts them) */
+    Py_ssize_t limit;       /* copies past it: grouping stops there (the count cannot overflow) */
 } Build;
 
 /* A change to a resource's bytes: [at, until) replaced by a KeyValue entry (at == until: inserted). */
@@ -951,7 +968,7 @@ typedef struct {
 } Edit;
 
 /* The resource of a group: as received, or (KubeVirt) with service.name and the namespace set. */
-static void put_resource(Build *bd, Out *o, const Res *res, const Group *g) {
+static void put_resource(const Build *bd, Out *o, const Res *res, const Group *g) {
     const uint8_t *b = bd->b;
     if (!g->kubevirt) {
         if (res->resource.start >= 0) put(o, b + res->resource.start, res->resource.end - res->resource.start);
@@ -990,15 +1007,74 @@ static void put_resource(Build *bd, Out *o, const Res *res, const Group *g) {
 }
 
 /* The decision for a record view: None (passed as it came) or (namespace, facts, summary). */
-static PyObject *decision(Build *bd, const Rec *rec) {
-    PyObject *d = PyList_GET_ITEM(bd->decisions, rec->view);
+static PyObject *decision(const Build *bd, const Rec *rec) {
+    PyObject *d = PyTuple_GET_ITEM(bd->decisions, rec->view);
     return d == Py_None ? NULL : d;
 }
 
-static int same_group(const Group *g, PyObject *namespace, int kubevirt) {
-    if (g->kubevirt != kubevirt) return 0;
-    if (g->namespace == NULL || namespace == NULL) return g->namespace == namespace;
-    return PyUnicode_Compare(g->namespace, namespace) == 0;
+static Py_ssize_t span_len(Span s) { return s.start >= 0 ? s.end - s.start : 0; }
+
+/* Each record's group, in the order of their first record, as enrich._Out makes them: a dict from
+ * namespace to group per resource keeps this linear in the records (a request of many namespaces
+ * must not cost their square). Counts what groups after each resource's first copy: the resource
+ * once per group, a scope once per group with records in it. */
+static int group_records(Build *bd) {
+    const Plan *plan = bd->plan;
+    Py_ssize_t ngroups = 0;
+    PyObject *index = PyDict_New(); /* namespace -> group, of KubeVirt records in one resource */
+    if (index == NULL) return ERROR;
+    for (Py_ssize_t r = 0; r < plan->nres; r++) {
+        const Res *res = &plan->res[r];
+        Py_ssize_t unnamed = -1, other = -1; /* KubeVirt records without a namespace; the rest */
+        bd->res_groups[r] = ngroups;
+        if (PyDict_GET_SIZE(index)) PyDict_Clear(index);
+        if (res->count == 0) continue;
+        const Scope *last = &plan->scopes[res->first + res->count - 1];
+        for (Py_ssize_t i = plan->scopes[res->first].first; i < last->first + last->count; i++) {
+            const Rec *rec = &plan->recs[i];
+            bd->next[i] = -1;
+            if (rec->status == REC_DUPLICATE || rec->status == REC_DROPPED) continue;
+            PyObject *d = rec->status == REC_VIEW ? decision(bd, rec) : NULL;
+            PyObject *ns = d != NULL && PyTuple_GET_ITEM(d, 0) != Py_None ? PyTuple_GET_ITEM(d, 0) : NULL;
+            Py_ssize_t *slot = d == NULL ? &other : ns == NULL ? &unnamed : NULL, g = -1;
+            if (slot != NULL) {
+                g = *slot;
+            } else {
+                PyObject *found = PyDict_GetItemWithError(index, ns);
+                if (found != NULL) g = PyLong_AsSsize_t(found);
+                else if (PyErr_Occurred()) goto error;
+            }
+            if (g >= 0) {
+                if (g != bd->res_groups[r] && plan->recs[bd->groups[g].last].scope != rec->scope)
+                    bd->copies += span_len(plan->scopes[rec->scope].scope);
+                if (bd->copies > bd->limit) goto over;
+                bd->next[bd->groups[g].last] = i;
+                bd->groups[g].last = i;
+                continue;
+            }
+            if (ngroups > bd->res_groups[r]) {
+                bd->copies += span_len(res->resource) + span_len(plan->scopes[rec->scope].scope);
+                if (bd->copies > bd->limit) goto over;
+            }
+            g = ngroups++; /* at most one group per record: the array has room */
+            bd->groups[g] = (Group){ns, d != NULL, i, i};
+            if (slot != NULL) {
+                *slot = g;
+            } else {
+                PyObject *number = PyLong_FromSsize_t(g);
+                int failed = number == NULL || PyDict_SetItem(index, ns, number) < 0;
+                Py_XDECREF(number);
+                if (failed) goto error;
+            }
+        }
+    }
+over: /* or past the limit: build writes nothing */
+    bd->res_groups[plan->nres] = ngroups;
+    Py_DECREF(index);
+    return OK;
+error:
+    Py_DECREF(index);
+    return ERROR;
 }
 
 static PyObject *build(PyObject *module, PyObject *args);
@@ -1043,15 +1119,18 @@ done:
     return out;
 }
 
-/* One ScopeLogs of group `gi`: its content (records of the group, summaries beside them). */
-static void put_scope(Build *bd, Out *o, const Scope *scope, Py_ssize_t gi) {
+/* The ScopeLogs of the records of a group from record i on that are in i's scope (summaries beside
+ * them); returns the group's first record after them (-1: none). */
+static Py_ssize_t put_scope(const Build *bd, Out *o, Py_ssize_t i) {
     const uint8_t *b = bd->b;
+    const Plan *plan = bd->plan;
+    Py_ssize_t si = plan->recs[i].scope;
+    const Scope *scope = &plan->scopes[si];
     Py_ssize_t slen = scope->scope.start >= 0 ? scope->scope.end - scope->scope.start : 0;
     put_len(o, 1, slen);
     if (slen) put(o, b + scope->scope.start, slen);
-    for (Py_ssize_t i = scope->first; i < scope->first + scope->count; i++) {
-        const Rec *rec = &bd->plan->recs[i];
-        if (rec->group != gi) continue;
+    for (; i >= 0 && plan->recs[i].scope == si; i = bd->next[i]) {
+        const Rec *rec = &plan->recs[i];
         Py_ssize_t clen = rec->content.end - rec->content.start;
         PyObject *d = rec->status == REC_VIEW ? decision(bd, rec) : NULL;
         if (d == NULL) {
@@ -1074,28 +1153,21 @@ static void put_scope(Build *bd, Out *o, const Scope *scope, Py_ssize_t gi) {
         put_len(o, 3, scope->schema_url.end - scope->schema_url.start);
         put(o, b + scope->schema_url.start, scope->schema_url.end - scope->schema_url.start);
     }
+    return i;
 }
 
-/* Whether group gi has a record in the scope. */
-static int scope_used(Build *bd, const Scope *scope, Py_ssize_t gi) {
-    for (Py_ssize_t i = scope->first; i < scope->first + scope->count; i++)
-        if (bd->plan->recs[i].group == gi) return 1;
-    return 0;
-}
-
-static void put_resource_logs(Build *bd, Out *o, const Res *res, const Group *g, Py_ssize_t gi) {
+static void put_resource_logs(const Build *bd, Out *o, const Res *res, const Group *g) {
     const uint8_t *b = bd->b;
     Out m = {NULL, 0};
     put_resource(bd, &m, res, g);
     put_len(o, 1, m.len);
     put_resource(bd, o, res, g);
-    for (Py_ssize_t s = res->first; s < res->first + res->count; s++) {
-        const Scope *scope = &bd->plan->scopes[s];
-        if (!scope_used(bd, scope, gi)) continue;
+    for (Py_ssize_t i = g->first; i >= 0;) { /* a ScopeLogs per scope the group has records in */
         Out n = {NULL, 0};
-        put_scope(bd, &n, scope, gi);
+        Py_ssize_t after = put_scope(bd, &n, i);
         put_len(o, 2, n.len);
-        put_scope(bd, o, scope, gi);
+        put_scope(bd, o, i);
+        i = after;
     }
     if (res->schema_url.start >= 0 && res->schema_url.end > res->schema_url.start) {
         put_len(o, 3, res->schema_url.end - res->schema_url.start);
@@ -1104,41 +1176,48 @@ static void put_resource_logs(Build *bd, Out *o, const Res *res, const Group *g,
 }
 
 static PyObject *build(PyObject *module, PyObject *args) {
-    Py_buffer buf;
-    PyObject *capsule, *decisions, *service, *pairs, *out = NULL, *facts = NULL;
-    Group *groups = NULL;
-    Py_ssize_t ngroups = 0, capgroups = 0;
+    PyObject *payload, *capsule, *list, *service, *pairs, *out = NULL;
+    Py_ssize_t limit;
+    Build bd = {0};
     (void)module;
-    if (!PyArg_ParseTuple(args, "y*OO!UO!:build", &buf, &capsule, &PyList_Type, &decisions, &service,
-                          &PyTuple_Type, &pairs))
+    if (!PyArg_ParseTuple(args, "O!OO!UO!n:build", &PyBytes_Type, &payload, &capsule, &PyList_Type, &list,
+                          &service, &PyTuple_Type, &pairs, &limit))
         return NULL;
     Plan *plan = PyCapsule_GetPointer(capsule, "otelkv.otlp._wire.plan");
-    if (plan == NULL) goto error;
+    if (plan == NULL) return NULL;
+    if (plan->payload != payload) { /* its spans are positions in the bytes it was scanned from */
+        PyErr_SetString(PyExc_ValueError, "the plan was scanned from another payload");
+        return NULL;
+    }
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(pairs); i++) {
         PyObject *pair = PyTuple_GET_ITEM(pairs, i);
         if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyUnicode_Check(PyTuple_GET_ITEM(pair, 0)) ||
             !PyUnicode_Check(PyTuple_GET_ITEM(pair, 1))) {
             PyErr_SetString(PyExc_TypeError, "attributes are (attribute, field) pairs of str");
-            goto error;
+            return NULL;
         }
     }
-    Build bd = {.b = buf.buf, .plan = plan, .decisions = decisions};
+    bd.b = (const uint8_t *)PyBytes_AS_STRING(payload);
+    bd.plan = plan;
     bd.service.key = "service.name";
     bd.service.keylen = 12;
     bd.service.is_text = 1;
     bd.service.text = PyUnicode_AsUTF8AndSize(service, &bd.service.textlen);
-    if (bd.service.text == NULL) goto error;
-    facts = bd.facts = PyList_New(PyList_GET_SIZE(decisions));
-    if (facts == NULL) goto error;
+    if (bd.service.text == NULL) return NULL;
+    bd.decisions = PyList_AsTuple(list);
+    if (bd.decisions == NULL) goto error;
+    PyObject *decisions = bd.decisions;
+    bd.facts = PyList_New(PyTuple_GET_SIZE(decisions));
+    if (bd.facts == NULL) goto error;
     /* check the decisions, encode the attributes of each enriched record */
     for (Py_ssize_t i = 0; i < plan->nrecs; i++) {
-        Rec *rec = &plan->recs[i];
+        const Rec *rec = &plan->recs[i];
         if (rec->status != REC_VIEW) continue;
-        if (rec->view >= PyList_GET_SIZE(decisions)) {
+        if (rec->view >= PyTuple_GET_SIZE(decisions)) {
             PyErr_SetString(PyExc_ValueError, "fewer decisions than record views");
             goto error;
         }
-        PyObject *d = PyList_GET_ITEM(decisions, rec->view);
+        PyObject *d = PyTuple_GET_ITEM(decisions, rec->view);
         if (d == Py_None) continue;
         if (!PyTuple_Check(d) || PyTuple_GET_SIZE(d) != 3 ||
             (PyTuple_GET_ITEM(d, 0) != Py_None && !PyUnicode_Check(PyTuple_GET_ITEM(d, 0))) ||
@@ -1150,15 +1229,31 @@ static PyObject *build(PyObject *module, PyObject *args) {
         if (PyTuple_GET_ITEM(d, 0) != Py_None && PyUnicode_AsUTF8(PyTuple_GET_ITEM(d, 0)) == NULL) goto error;
         PyObject *encoded = encode_facts(PyTuple_GET_ITEM(d, 1), pairs);
         if (encoded == NULL) goto error;
-        PyList_SET_ITEM(facts, rec->view, encoded);
+        PyObject *before = PyList_GET_ITEM(bd.facts, rec->view); /* NULL: scan makes each view once */
+        PyList_SET_ITEM(bd.facts, rec->view, encoded);
+        Py_XDECREF(before);
     }
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(facts); i++) { /* views passed as they came */
-        if (PyList_GET_ITEM(facts, i) == NULL) {
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(bd.facts); i++) { /* views passed as they came */
+        if (PyList_GET_ITEM(bd.facts, i) == NULL) {
             Py_INCREF(Py_None);
-            PyList_SET_ITEM(facts, i, Py_None);
+            PyList_SET_ITEM(bd.facts, i, Py_None);
         }
     }
-    /* groups per ResourceLogs, in the order of their first record, then the bytes (twice: size, write) */
+    /* the groups, then the bytes (twice: measure, write) */
+    size_t nrecs = (size_t)plan->nrecs + 1;
+    bd.groups = PyMem_Malloc(nrecs * sizeof(Group));
+    bd.next = PyMem_Malloc(nrecs * sizeof(Py_ssize_t));
+    bd.res_groups = PyMem_Malloc(((size_t)plan->nres + 1) * sizeof(Py_ssize_t));
+    if (bd.groups == NULL || bd.next == NULL || bd.res_groups == NULL) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    bd.limit = limit;
+    if (group_records(&bd)) goto error;
+    if (bd.copies > limit) {
+        out = PyLong_FromSsize_t(bd.copies);
+        goto done;
+    }
     Out o = {NULL, 0};
     for (int pass = 0; pass < 2; pass++) {
         if (pass == 1) {
@@ -1168,33 +1263,11 @@ static PyObject *build(PyObject *module, PyObject *args) {
             o.len = 0;
         }
         for (Py_ssize_t r = 0; r < plan->nres; r++) {
-            const Res *res = &plan->res[r];
-            ngroups = 0;
-            for (Py_ssize_t s = res->first; s < res->first + res->count; s++) {
-                const Scope *scope = &plan->scopes[s];
-                for (Py_ssize_t i = scope->first; i < scope->first + scope->count; i++) {
-                    Rec *rec = &plan->recs[i];
-                    rec->group = -1;
-                    if (rec->status == REC_DUPLICATE || rec->status == REC_DROPPED) continue;
-                    PyObject *d = rec->status == REC_VIEW ? decision(&bd, rec) : NULL;
-                    PyObject *ns = d != NULL && PyTuple_GET_ITEM(d, 0) != Py_None ? PyTuple_GET_ITEM(d, 0) : NULL;
-                    int kubevirt = d != NULL;
-                    Py_ssize_t g = 0;
-                    while (g < ngroups && !same_group(&groups[g], ns, kubevirt)) g++;
-                    if (g == ngroups) {
-                        GROW(groups, ngroups, capgroups);
-                        groups[ngroups].namespace = ns;
-                        groups[ngroups].kubevirt = kubevirt;
-                        ngroups++;
-                    }
-                    rec->group = g;
-                }
-            }
-            for (Py_ssize_t g = 0; g < ngroups; g++) {
+            for (Py_ssize_t g = bd.res_groups[r]; g < bd.res_groups[r + 1]; g++) {
                 Out m = {NULL, 0};
-                put_resource_logs(&bd, &m, res, &groups[g], g);
+                put_resource_logs(&bd, &m, &plan->res[r], &bd.groups[g]);
                 put_len(&o, 1, m.len);
-                put_resource_logs(&bd, &o, res, &groups[g], g);
+                put_resource_logs(&bd, &o, &plan->res[r], &bd.groups[g]);
             }
         }
     }
@@ -1202,9 +1275,11 @@ static PyObject *build(PyObject *module, PyObject *args) {
 error:
     Py_CLEAR(out);
 done:
-    Py_XDECREF(facts);
-    PyMem_Free(groups);
-    PyBuffer_Release(&buf);
+    Py_XDECREF(bd.decisions);
+    Py_XDECREF(bd.facts);
+    PyMem_Free(bd.groups);
+    PyMem_Free(bd.next);
+    PyMem_Free(bd.res_groups);
     return out;
 }
 

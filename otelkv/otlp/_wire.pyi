@@ -25,5 +25,6 @@ def build(
     decisions: list[tuple[str | None, Any, bytes | None] | None],
     service_name: str,
     attributes: tuple[tuple[str, str], ...],
+    limit: int,
     /,
-) -> bytes: ...
+) -> bytes | int: ...

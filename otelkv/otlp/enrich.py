@@ -32,6 +32,7 @@ from google.protobuf.unknown_fields import UnknownFieldSet
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs, SeverityNumber
 
+from otelkv.errors import BadRequest
 from otelkv.kubevirt import MigrationEvent, MigrationTracker, parse_k8s_event
 from otelkv.kubevirt.objects import read_migration_object
 from otelkv.kubevirt.tracker import Tracked
@@ -63,6 +64,26 @@ ATTRIBUTES: Final[Mapping[str, str]] = {
     "kubevirt.migration.failure_reason": "failure_reason",
     "kubevirt.migration.duration_seconds": "duration_seconds",
 }
+
+#: The split above copies a received resource once per (namespace, KubeVirt or not) of its records,
+#: and a scope once per such group with records in it: a request of a large resource and many tiny
+#: records, each in a namespace of its own, would grow with their product (4 MiB to gigabytes).
+#: The copies made for a ResourceLogs' second group and later ones may take twice the request's size
+#: and this many bytes more; past that, BadRequest. (Its first group's copies are within the
+#: request's own size: the collector's shape, one event per ResourceLogs, is not even counted.)
+COPY_ALLOWANCE: Final = 1 << 20
+
+
+def copy_limit(request_size: int) -> int:
+    """The bytes of resources and scopes an enriched request of ``request_size`` bytes may copy for
+    groups after the first of each ResourceLogs."""
+    return 2 * request_size + COPY_ALLOWANCE
+
+
+def too_many_copies(copied: int, limit: int) -> BadRequest:
+    """The error for a request whose enrichment would copy more than ``limit`` bytes."""
+    return BadRequest(f"enriching this request would copy its resources and scopes {copied} bytes (once per namespace "
+                      f"of a ResourceLogs' records), more than {limit}", too_large=True)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,18 +140,37 @@ class EnrichResult:
         return self.enriched + self.passed + self.summaries
 
 
+class _Copies:
+    """The bytes of resources and scopes one request's enrichment copied for groups after the first
+    of each ResourceLogs, held to :func:`copy_limit` (the request's size is computed only once the
+    copies pass :data:`COPY_ALLOWANCE`)."""
+
+    def __init__(self, request: ExportLogsServiceRequest) -> None:
+        self._request, self._copied, self._limit = request, 0, COPY_ALLOWANCE
+        self._sized = False
+
+    def add(self, size: int) -> None:
+        self._copied += size
+        if self._copied > self._limit and not self._sized:
+            self._sized, self._limit = True, copy_limit(self._request.ByteSize())
+        if self._copied > self._limit:
+            raise too_many_copies(self._copied, self._limit)
+
+
 class _Out:
     """Where the records of one received ResourceLogs go: a ResourceLogs per (namespace, KubeVirt
     or not), made when its first record arrives (never empty), and a scope like each received one."""
 
-    def __init__(self, result: EnrichResult, source: ResourceLogs, options: EnrichOptions) -> None:
-        self._result, self._source, self._options = result, source, options
+    def __init__(self, result: EnrichResult, source: ResourceLogs, options: EnrichOptions, copies: _Copies) -> None:
+        self._result, self._source, self._options, self._copies = result, source, options, copies
         self._groups: dict[tuple[str | None, bool], ResourceLogs] = {}
         self._scopes: dict[tuple[str | None, bool], ScopeLogs] = {}
         self._scope = ScopeLogs()
+        self._first: tuple[str | None, bool] | None = None  # the first group: its copies are not counted
+        self._resource_size = self._scope_size = -1  # read when first counted
 
     def enter(self, scope_logs: ScopeLogs) -> None:
-        self._scope, self._scopes = scope_logs, {}
+        self._scope, self._scopes, self._scope_size = scope_logs, {}, -1
 
     def add(self, record: LogRecord, namespace: str | None, kubevirt: bool) -> LogRecord:
         group = (namespace, kubevirt)
@@ -138,7 +178,17 @@ class _Out:
         if scope is None:
             out = self._groups.get(group)
             if out is None:
+                if self._first is None:
+                    self._first = group
+                else:
+                    if self._resource_size < 0:
+                        self._resource_size = self._source.resource.ByteSize()
+                    self._copies.add(self._resource_size)
                 out = self._groups[group] = _resource_for(self._result.request, self._source, group, self._options)
+            if group != self._first:
+                if self._scope_size < 0:
+                    self._scope_size = self._scope.scope.ByteSize()
+                self._copies.add(self._scope_size)
             scope = self._scopes[group] = _scope_like(out, self._scope)
         copy = scope.log_records.add()
         copy.CopyFrom(record)
@@ -172,16 +222,19 @@ def enrich(
 
     ``now`` is when the request arrived: the tracker reads an event stamped far after it as undated.
     ``pass_through=False`` takes every ResourceLogs through the reference path (for differential
-    tests): the output is the same.
+    tests): the output is the same. :class:`~otelkv.errors.BadRequest` (too large) when the split
+    would copy resources and scopes past :func:`copy_limit` (the tracker may have seen some of the
+    request's events by then; none is forwarded).
     """
     result = EnrichResult(message=ExportLogsServiceRequest())
     run = _Run(result, tracker, options, delivered, now)
     seen: set[Hashable] = set()
+    copies = _Copies(request)
     for resource_logs in request.resource_logs:
         resource = to_dict(resource_logs.resource.attributes)  # read once, for both paths
         if pass_through and _pass_through(run, seen, resource_logs, resource):
             continue
-        out = _Out(result, resource_logs, options)
+        out = _Out(result, resource_logs, options, copies)
         for scope_logs in resource_logs.scope_logs:
             out.enter(scope_logs)
             for record in scope_logs.log_records:

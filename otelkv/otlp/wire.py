@@ -20,7 +20,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from otelkv.kubevirt import MigrationEvent, MigrationTracker, parse_k8s_event
 
-from .enrich import ATTRIBUTES, EnrichOptions, EnrichResult, _content_key, _Run
+from .enrich import ATTRIBUTES, EnrichOptions, EnrichResult, _content_key, _Run, copy_limit, too_many_copies
 
 #: Record attributes that mark a record enriched before (the reference replaces them in place).
 _ENRICHED: Final = frozenset(ATTRIBUTES)
@@ -39,7 +39,8 @@ def enrich_wire(
 ) -> EnrichResult | None:
     """Enrich the serialized ExportLogsServiceRequest ``payload`` (parsed by upb before: the
     receivers validate it) with ``core``; None, with nothing done, for a shape left to the
-    reference path."""
+    reference path. :class:`~otelkv.errors.BadRequest` as the reference raises it (a request that
+    would copy its resources past :func:`~otelkv.otlp.enrich.copy_limit`)."""
     scanned = core.scan(payload, options.kinds, options.drop_others, delivered, _ENRICHED)
     if scanned is None:
         return None
@@ -72,5 +73,9 @@ def enrich_wire(
         decisions.append((tracked.event.namespace, tracked.event,
                           None if summary is None else summary.SerializeToString()))  # fmt: skip
     result.keys.extend(keys[done:])
-    result.wire = core.build(payload, plan, decisions, options.service_name, _PAIRS)
+    limit = copy_limit(len(payload))
+    wire = core.build(payload, plan, decisions, options.service_name, _PAIRS, limit)
+    if isinstance(wire, int):
+        raise too_many_copies(wire, limit)
+    result.wire = wire
     return result
