@@ -7,10 +7,11 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
@@ -73,13 +74,17 @@ class InflightBytes:
 
     @contextmanager
     def reserve(self) -> Iterator[Reservation]:
-        """A reservation that grows as the request is read and decoded; all of it released after."""
+        """A reservation that grows as the request is read and decoded; all of it released after
+        (unless :meth:`Reservation.keep_until` handed it to a worker)."""
         reservation = Reservation(self)
         try:
             yield reservation
         finally:
-            with self._lock:
-                self.held -= reservation.held
+            reservation.release()
+
+    def _give_back(self, size: int) -> None:
+        with self._lock:
+            self.held -= size
 
     @contextmanager
     def admit(self, size: int) -> Iterator[None]:
@@ -105,16 +110,42 @@ class InflightBytes:
 
 
 class Reservation:
-    """The memory one request holds, grown step by step (:meth:`InflightBytes.reserve`)."""
+    """The memory one request holds, grown step by step (:meth:`InflightBytes.reserve`), given back
+    once: by :meth:`release`, or when the worker it was handed to is done (:meth:`keep_until`)."""
 
     def __init__(self, owner: InflightBytes) -> None:
         self._owner = owner
         self.held = 0
+        self._kept = False
+        self._released = False
+        self._lock = threading.Lock()
 
     def add(self, size: int) -> None:
         """Hold ``size`` more bytes; :class:`Retryable` when the cap is reached, :class:`BadRequest`
         (too large) when this request alone would pass it."""
         self._owner._take(self, size)
+
+    def release(self) -> None:
+        """Give back what it holds — unless a worker holds it now (:meth:`keep_until`)."""
+        if not self._kept:
+            self._give_back()
+
+    def keep_until(self, done: Future[Any]) -> None:
+        """Hold it until ``done`` (the worker's future) is done: :meth:`release` no longer does.
+
+        A gRPC call cancelled by its deadline or its client (an HTTP handler cancelled at a stop)
+        ends while its worker still decodes, enriches and forwards the request: given back then,
+        that memory would sit outside the cap — behind a slow target, a whole pool of requests.
+        """
+        self._kept = True
+        done.add_done_callback(lambda _: self._give_back())
+
+    def _give_back(self) -> None:
+        with self._lock:
+            if self._released:
+                return
+            self._released = True
+        self._owner._give_back(self.held)
 
 
 class Health:

@@ -6,15 +6,21 @@ and forwarding, and that memory must stay counted, or behind a slow target up to
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import socket
 import threading
+import weakref
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
 
 from otelkv.forward import Delivery, Request
+from otelkv.pipeline import InflightBytes, Reservation
+from otelkv.receive.pool import run_charged
 from otelkv.server import Service
 from tests.conftest import make_config
 from tests.reliability import wait_until
@@ -116,3 +122,34 @@ def test_an_http_request_cut_off_at_shutdown_stays_charged_until_its_worker_is_d
     assert inflight.held > 0 and not gate.left.is_set()
     gate.opened.set()
     assert wait_until(lambda: inflight.held == 0, 10)
+
+
+class _Marker:
+    """Stands for a request's bytes (bytes take no weak reference)."""
+
+
+def _fails(marker: _Marker) -> None:
+    raise RuntimeError("the worker failed")  # its frame, with ``marker``, is in the traceback
+
+
+def test_a_failed_request_is_freed_at_once_not_by_the_cyclic_collector() -> None:
+    """Found by bench/bench.py --memory-only (768 MiB peak against 100 before this round): when
+    run_charged was a coroutine, its frame held the worker's future and the request while the
+    worker's exception passed through it; the exception (in the future) and the frame (in its
+    traceback) kept each other, and every refused request's bytes, until the cyclic collector ran."""
+    marker = _Marker()
+    freed = weakref.ref(marker)
+
+    async def call(pool: ThreadPoolExecutor, request: _Marker) -> None:
+        with contextlib.suppress(RuntimeError):
+            await run_charged(pool, Reservation(InflightBytes(100)), _fails, request)
+
+    gc.collect()
+    gc.disable()
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            asyncio.run(call(pool, marker))
+        del marker
+        assert freed() is None, "the request outlived its call: held by a reference cycle"
+    finally:
+        gc.enable()

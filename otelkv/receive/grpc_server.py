@@ -13,7 +13,6 @@ import logging
 import threading
 from collections.abc import Awaitable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 from typing import Any, Final
 
 import grpc
@@ -26,7 +25,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from otelkv.config import ReceiveGRPCConfig
 from otelkv.errors import BadRequest, Retryable, grpc_answer
 from otelkv.forward import Delivery
-from otelkv.pipeline import Pipeline
+from otelkv.pipeline import Pipeline, Reservation
 from otelkv.receive import DECODE_COST, response_for
 from otelkv.receive.body import decode_protobuf
 from otelkv.receive.pool import run_charged
@@ -68,14 +67,16 @@ class LogsHandler:
     async def export(self, payload: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> ExportLogsServiceResponse:
         """Handle one Export call: charged to the in-flight cap before it is decoded, until its worker
         is done with it (even when the call ends first: :func:`run_charged`)."""
+        held = Reservation(self._pipeline.inflight)
         try:
-            with ExitStack() as charge:
-                charge.enter_context(self._pipeline.inflight.admit((1 + DECODE_COST) * len(payload)))
-                delivery = await run_charged(self._pool, charge, self._process, payload)
+            held.add((1 + DECODE_COST) * len(payload))
+            delivery = await run_charged(self._pool, held, self._process, payload)
         except Exception as error:
             failure = _detached(error)
         else:
             return response_for(delivery)
+        finally:
+            held.release()  # nothing once the worker has it: given back when it is done
         del payload  # this frame may live on in the abort's traceback: not with the request in it
         if isinstance(failure, BadRequest):
             self._pipeline.invalid(failure)

@@ -18,7 +18,6 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -218,8 +217,8 @@ class HttpReceiver:
             if length is not None and length > self._body_limit:
                 raise BadRequest(f"request of {length} bytes exceeds {self._body_key} {self._body_limit}",
                                  too_large=True)  # fmt: skip
-            with ExitStack() as charge:
-                held = charge.enter_context(self.pipeline.inflight.reserve())
+            held = Reservation(self.pipeline.inflight)
+            try:
                 remaining = self.options.limits.read_timeout - (time.monotonic() - started)
                 try:
                     async with asyncio.timeout(remaining):
@@ -228,7 +227,9 @@ class HttpReceiver:
                     raise _Timeout(
                         f"request not received within read_timeout {self.options.limits.read_timeout}s"
                     ) from error
-                delivery = await run_charged(self._pool, charge, self._process, body, content_type, coding, held)
+                delivery = await run_charged(self._pool, held, self._process, body, content_type, coding, held)
+            finally:
+                held.release()  # nothing once the worker has it: given back when it is done
         except Exception as error:
             return self._fail(error, encoding)
         return _message(200, response_for(delivery), encoding)
