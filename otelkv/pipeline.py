@@ -226,6 +226,9 @@ class Pipeline:
         self.settings = settings
         self._lock = threading.Lock()
         self._failures = FailureStreak(log, f"forwarding to {forwarder.target}")
+        #: queue mode: requests refused because the store would not take them
+        #: (``otelkv_requests_refused_total{error_type=...}``)
+        self.refused = {"queue_full": 0, "store_unavailable": 0}
 
     def invalid(self, error: BaseException | None = None) -> None:
         """Count a request refused as bad: ``too_large`` for a :class:`BadRequest` over a size limit,
@@ -305,8 +308,17 @@ class Pipeline:
 
     def _enqueue(self, result: EnrichResult) -> Delivery:
         """Queue mode: persist the enriched batch; acknowledged once it is in the store."""
+        from otelkv.store import QueueFull, StoreUnavailable  # noqa: PLC0415 - loaded with the store
+
         assert self.store is not None
-        self.store.put(result.payload, result.forwarded)  # QueueFull: backpressure
+        try:
+            self.store.put(result.payload, result.forwarded)
+        except QueueFull:  # backpressure: the collector holds the data and retries
+            self.refused["queue_full"] += 1
+            raise
+        except StoreUnavailable:  # disk full, I/O error: the same, until it can write again
+            self.refused["store_unavailable"] += 1
+            raise
         self._remember(result)
         return Delivery()
 

@@ -114,7 +114,9 @@ class Service:
             self._admin = HttpReceiver(self.pipeline, self.telemetry, config.admin_listen, admin)
         self.admin_port = self._admin.port if self._admin else None
         listeners = [r.connections for r in (self._http, self._admin) if r is not None]
-        self.telemetry.observe_refusals(lambda: self.pipeline.inflight.refused, lambda: closed_connections(listeners))
+        by_store = self.pipeline.refused if self.pipeline.settings.queue else {}  # queue mode's error types
+        self.telemetry.observe_refusals(lambda: {"busy": self.pipeline.inflight.refused, **by_store},
+                                        lambda: closed_connections(listeners))  # fmt: skip
         self._open = [key for key in ("grpc_listen", "http_listen")
                       if not tls and not auth and not is_loopback(getattr(config, key))]  # fmt: skip
         self.grpc_port = self._grpc.port

@@ -145,13 +145,15 @@ class Telemetry:
             "Damaged stores set aside and replaced, and stores found empty where records were expected",
         )  # fmt: skip
 
-    def observe_refusals(self, busy: Callable[[], int], closed: Callable[[], Mapping[str, int]]) -> None:
-        """Export the requests refused for lack of in-flight room (``busy``: a running count), and
-        the connections otelkv closed itself (``closed``: running counts by reason, ``limit`` or
-        ``header_timeout``): both answered as retryable, so the collector shows only UNAVAILABLE."""
+    def observe_refusals(self, refused: Callable[[], Mapping[str, int]],
+                         closed: Callable[[], Mapping[str, int]]) -> None:  # fmt: skip
+        """Export the requests refused for now (``refused``: running counts by error type: ``busy``
+        for lack of in-flight room; in queue mode ``queue_full`` and ``store_unavailable``), and the
+        connections otelkv closed itself (``closed``: running counts by reason, ``limit`` or
+        ``header_timeout``): all answered as retryable, so the collector shows only UNAVAILABLE."""
 
         def requests(_: CallbackOptions) -> Iterable[Observation]:
-            return [Observation(busy(), {ERROR_TYPE: "busy"})]
+            return [Observation(count, {ERROR_TYPE: kind}) for kind, count in refused().items()]
 
         def connections(_: CallbackOptions) -> Iterable[Observation]:
             return [Observation(count, {"reason": reason}) for reason, count in closed().items()]
@@ -159,7 +161,8 @@ class Telemetry:
         m = self._meter
         m.create_observable_counter(
             "otelkv.requests.refused", [requests], "{request}",
-            "Requests refused for now (retryable), by error.type: busy (delivery.max_inflight_bytes reached)",
+            "Requests refused for now (retryable), by error.type: busy (delivery.max_inflight_bytes reached); "
+            "queue mode: queue_full (delivery.queue_max_*), store_unavailable (disk full, I/O error)",
         )  # fmt: skip
         m.create_observable_counter(
             "otelkv.connections.closed", [connections], "{connection}",

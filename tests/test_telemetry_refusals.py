@@ -9,11 +9,13 @@ import socket
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from unittest.mock import patch
 
 import grpc
 import pytest
 
 from otelkv.server import Service
+from otelkv.store import StoreUnavailable
 from tests.conftest import ROOT, make_config
 from tests.loki_sink import LokiSink
 from tests.test_serve_http_protocol import connect, read_response
@@ -21,6 +23,7 @@ from tests.test_serve_limits import MiB, grpc_export, http_export, large_request
 from tests.test_telemetry import samples
 
 BUSY = '{error_type="busy"}'
+QUEUE_FULL, STORE = '{error_type="queue_full"}', '{error_type="store_unavailable"}'
 LIMIT, HEADER_TIMEOUT = '{reason="limit"}', '{reason="header_timeout"}'
 
 
@@ -100,3 +103,27 @@ def test_the_serve_doc_names_every_metric(sink: LokiSink, tmp_path: Path) -> Non
         svc.stop(0)
     exported = set(re.findall(r"^# TYPE (\S+) (?:counter|gauge|histogram)$", text, re.M))
     assert exported and not exported - documented_metrics()
+
+
+def test_queue_mode_counts_requests_the_store_refused(sink: LokiSink, tmp_path: Path, stack: ExitStack) -> None:
+    """Queue full (the bound reached while the target is down) and the store unable to write (disk
+    full, I/O error) are answered UNAVAILABLE like the rest: counted by error type."""
+    sink.stop()  # nothing drains the queue
+    svc = started(sink, **{"delivery.mode": "queue", "delivery.store_path": str(tmp_path / "store.db"),
+                           "delivery.queue_max_records": 1})  # fmt: skip
+    stack.callback(svc.stop, 1)
+    assert metrics(svc)[f"requests{QUEUE_FULL}"] == 0 and metrics(svc)[f"requests{STORE}"] == 0
+    request = large_request(1024)
+    assert grpc_export(svc, request) == grpc.StatusCode.OK  # the one record the queue holds
+    assert grpc_export(svc, large_request(2048)) == grpc.StatusCode.UNAVAILABLE
+    assert metrics(svc)[f"requests{QUEUE_FULL}"] == 1
+    store = svc.pipeline.store
+    assert store is not None
+
+    def broken(payload: bytes, records: int) -> None:
+        raise StoreUnavailable("disk full (a test double of the store's own error)")
+
+    stack.enter_context(patch.object(store, "put", broken))
+    assert http_export(svc, large_request(4096).SerializeToString()).status == 503
+    assert metrics(svc)[f"requests{STORE}"] == 1
+    assert metrics(svc)[f"requests{BUSY}"] == 0
