@@ -62,7 +62,7 @@ def test_the_core_is_the_compiled_module_with_the_expected_abi(core: native.Choi
     assert native.description() == core.describe()
     if core.name == "native":
         assert core.module is not None and core.module.__name__ == "otelkv.otlp._wire"
-        assert core.module.ABI_VERSION == native.ABI_VERSION == 2
+        assert core.module.ABI_VERSION == native.ABI_VERSION == 3
         assert core.describe() == "native (otelkv.otlp._wire)"
     else:
         assert core.module is None and core.describe() == "python (reference; chosen by the test)"
@@ -74,8 +74,8 @@ def test_a_core_with_another_abi_is_not_used(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setitem(sys.modules, native.MODULE, older)
     chosen = native.decide({})
     assert chosen.module is None
-    assert chosen.reason == ("no compiled core: otelkv.otlp._wire has ABI_VERSION 0, this otelkv calls 2 "
-                             "(rebuild it: pip install .)")  # fmt: skip
+    assert chosen.reason == (f"no compiled core: otelkv.otlp._wire has ABI_VERSION 0, this otelkv calls "
+                             f"{native.ABI_VERSION} (rebuild it: pip install .)")  # fmt: skip
     del older.ABI_VERSION
     assert "has ABI_VERSION None" in native.decide({}).reason
 

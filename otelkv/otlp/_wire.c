@@ -34,7 +34,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define ABI_VERSION 2
+#define ABI_VERSION 3
 
 /* Statuses: 0 handled, 1 a shape this module leaves to the reference path, -1 a Python error. */
 #define OK 0
@@ -1079,7 +1079,80 @@ error:
 
 static PyObject *build(PyObject *module, PyObject *args);
 
+/* ---- messages ---------------------------------------------------------------------------- */
+
+/* The message types of the OTLP logs request, and which of their fields hold messages: what upb
+ * allocates a message for when it decodes the request (the in-flight cap charges by that count). */
+enum { M_REQUEST, M_RESOURCE_LOGS, M_RESOURCE, M_SCOPE_LOGS, M_SCOPE, M_RECORD, M_KEYVALUE, M_ANYVALUE,
+       M_ARRAY, M_KVLIST, M_LEAF, M_NONE };
+
+static int child_type(int type, uint32_t number) {
+    switch (type) {
+    case M_REQUEST: return number == 1 ? M_RESOURCE_LOGS : M_NONE;
+    case M_RESOURCE_LOGS: return number == 1 ? M_RESOURCE : number == 2 ? M_SCOPE_LOGS : M_NONE;
+    case M_RESOURCE: return number == 1 ? M_KEYVALUE : number == 3 ? M_LEAF : M_NONE; /* 3: entity refs */
+    case M_SCOPE_LOGS: return number == 1 ? M_SCOPE : number == 2 ? M_RECORD : M_NONE;
+    case M_SCOPE: return number == 3 ? M_KEYVALUE : M_NONE;
+    case M_RECORD: return number == 5 ? M_ANYVALUE : number == 6 ? M_KEYVALUE : M_NONE;
+    case M_KEYVALUE: return number == 2 ? M_ANYVALUE : M_NONE;
+    case M_ANYVALUE: return number == 5 ? M_ARRAY : number == 6 ? M_KVLIST : M_NONE;
+    case M_ARRAY: return number == 1 ? M_ANYVALUE : M_NONE;
+    case M_KVLIST: return number == 1 ? M_KEYVALUE : M_NONE;
+    default: return M_NONE;
+    }
+}
+
+#define COUNT_DEPTH 256
+
+/* count_messages(payload) -> int: how many messages upb makes decoding the request (the request
+ * itself included); -1 when the bytes are malformed or nest deeper than this walk goes (the
+ * decoder then says what is wrong, or the caller charges by size alone). Nothing else is read. */
+static PyObject *count_messages(PyObject *module, PyObject *arg) {
+    Py_buffer buf;
+    (void)module;
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "count_messages takes bytes");
+        return NULL;
+    }
+    if (PyObject_GetBuffer(arg, &buf, PyBUF_SIMPLE) < 0) return NULL;
+    const uint8_t *b = buf.buf;
+    int types[COUNT_DEPTH];
+    Py_ssize_t ends[COUNT_DEPTH];
+    int depth = 0;
+    long long count = 1;
+    Py_ssize_t p = 0;
+    types[0] = M_REQUEST;
+    ends[0] = buf.len;
+    while (depth >= 0) {
+        if (p == ends[depth]) {
+            depth--;
+            continue;
+        }
+        Field f;
+        if (next_field(b, ends[depth], &p, &f)) {
+            count = -1;
+            break;
+        }
+        if (f.wire != WT_LEN) continue;
+        int child = child_type(types[depth], f.number);
+        if (child == M_NONE) continue;
+        count++;
+        if (child == M_LEAF) continue;
+        if (depth + 1 >= COUNT_DEPTH) {
+            count = -1;
+            break;
+        }
+        p = f.vstart; /* into the submessage */
+        depth++;
+        types[depth] = child;
+        ends[depth] = f.vend;
+    }
+    PyBuffer_Release(&buf);
+    return PyLong_FromLongLong(count);
+}
+
 static PyMethodDef methods[] = {
+    {"count_messages", count_messages, METH_O, "How many messages decoding the request makes (-1: unknown)."},
     {"scan", scan, METH_VARARGS, "Scan an ExportLogsServiceRequest (see the module docstring)."},
     {"build", build, METH_VARARGS, "Write the enriched request (see the module docstring)."},
     {NULL, NULL, 0, NULL},

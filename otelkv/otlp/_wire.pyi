@@ -11,6 +11,7 @@ _View = tuple[dict[str, Any], Hashable | None, int, int, int]
 #: (received, duplicates, dropped_others, passed)
 _Counts = tuple[int, int, int, int]
 
+def count_messages(payload: bytes, /) -> int: ...
 def scan(
     payload: bytes,
     kinds: frozenset[str],

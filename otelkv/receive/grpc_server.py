@@ -26,7 +26,7 @@ from otelkv.config import ReceiveGRPCConfig
 from otelkv.errors import BadRequest, Retryable, grpc_answer
 from otelkv.forward import Delivery
 from otelkv.pipeline import Pipeline, Reservation
-from otelkv.receive import DECODE_COST, response_for
+from otelkv.receive import decode_charge, response_for
 from otelkv.receive.body import decode_protobuf
 from otelkv.receive.pool import run_charged
 
@@ -69,7 +69,7 @@ class LogsHandler:
         is done with it (even when the call ends first: :func:`run_charged`)."""
         held = Reservation(self._pipeline.inflight)
         try:
-            held.add((1 + DECODE_COST) * len(payload))
+            held.add(len(payload) + decode_charge(payload))
             delivery = await run_charged(self._pool, held, self._process, payload)
         except Exception as error:
             failure = _detached(error)

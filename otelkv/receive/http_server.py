@@ -34,7 +34,7 @@ from otelkv.config import ReceiveHTTPConfig, split_host_port
 from otelkv.errors import BadRequest, Retryable, http_answer
 from otelkv.forward import Delivery
 from otelkv.pipeline import Pipeline, Reservation
-from otelkv.receive import DECODE_COST, response_for
+from otelkv.receive import DECODE_COST, decode_charge, response_for
 from otelkv.receive.body import JSON, PROTOBUF, Unsupported, decode_json, decode_protobuf, gunzip
 from otelkv.receive.connections import ConnectionGuard, Connections
 from otelkv.receive.pool import run_charged
@@ -256,9 +256,10 @@ class HttpReceiver:
             body = gunzip(body, limit, held)
         if len(body) > limit:
             raise BadRequest(f"request of {len(body)} bytes exceeds max_message_bytes {limit}", too_large=True)
-        held.add(DECODE_COST * len(body))
         if content_type == JSON:
+            held.add(DECODE_COST * len(body))
             return self.pipeline.export(decode_json(body))
+        held.add(decode_charge(body))
         return self.pipeline.export(decode_protobuf(body), payload=body)
 
     def _fail(self, error: BaseException, encoding: str) -> StreamResponse:
