@@ -19,37 +19,28 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's otelkv and tests
 
 from otelkv.errors import BadRequest
 from otelkv.kubevirt import MigrationTracker
 from otelkv.otlp import native
 from otelkv.otlp.enrich import EnrichOptions, enrich
 from otelkv.otlp.wire import enrich_wire
+from tests.wire_format import length_field
 
 CASES = ("namespaces", "empty records", "copies")
 CORES = ("native", "python")
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _field(number: int, content: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(content)) + content
-
-
 def payload(case: str) -> bytes:
     """The request of ``case``, about 4 MiB."""
     if case == "empty records":
-        return _field(1, _field(2, b"\x12\x00" * 2_000_000))
+        return length_field(1, length_field(2, b"\x12\x00" * 2_000_000))
     out = ResourceLogs()
     out.resource.attributes.add(key="k8s.object.kind").value.string_value = "VirtualMachineInstance"
     records, pad = (120_000, 10) if case == "namespaces" else (60_000, 2_000_000)

@@ -252,6 +252,7 @@ class Pipeline:
             if result is None:
                 result = enrich(request, self._tracker, options, delivered, now=now)
         t = self._telemetry
+        t.requests_enriched.add(1, {"core": "python" if result.wire is None else "native"})
         t.received.add(result.received)
         t.enriched.add(result.enriched)
         t.duplicates.add(result.duplicates)

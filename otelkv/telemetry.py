@@ -94,6 +94,13 @@ class Telemetry:
         # issue 13: which enrichment core runs (native | python), as Prometheus' *_info convention
         build = meter.create_up_down_counter("otelkv.build.info", "", "otelkv's version and enrichment core (always 1)")
         build.add(1, {"version": __version__, "core": native.choice().name})
+        # which path each request took: with the compiled core, "python" counts the requests it
+        # left to the reference path (map bodies, records enriched before, odd shapes)
+        self.requests_enriched = meter.create_counter(
+            "otelkv.requests.enriched", "{request}", "Requests enriched, by core: native or python (the reference path)"
+        )
+        for core in ("native", "python") if native.choice().module is not None else ("python",):
+            self.requests_enriched.add(0, {"core": core})
         for counter in (self.received, self.enriched, self.forwarded, self.rejected, self.failed, self.duplicates,
                         self.dropped, self.bad_requests, self.dead_letters, self.unauthenticated):  # fmt: skip
             counter.add(0)  # a series from the start

@@ -34,6 +34,7 @@ from otelkv.otlp.wire import _PAIRS, enrich_wire
 from tests.conftest import compiled_core
 from tests.migration_objects import any_value
 from tests.otlp_requests import EVENTS, POOL, resource_logs, seldom
+from tests.wire_format import field_number, fields, length_field
 
 #: build's limit on what it copies, for tests of other things.
 _NO_LIMIT = 2**62
@@ -185,9 +186,9 @@ def test_shapes_the_core_leaves_to_the_reference(shape: str) -> None:
     else:
         vmi.resource.attributes.add(key="service.name").value.string_value = "app"
         vmi.resource.attributes[-1].MergeFromString(b"\x18\x01")  # an unknown field 3 on the KeyValue
-    scope = _len_field(1, vmi.scope_logs[0].scope.SerializeToString())
-    scope += _len_field(2, record.SerializeToString() + extra)  # as sent: upb would merge a parsed one
-    odd = _len_field(1, _len_field(1, vmi.resource.SerializeToString()) + _len_field(2, scope))
+    scope = length_field(1, vmi.scope_logs[0].scope.SerializeToString())
+    scope += length_field(2, record.SerializeToString() + extra)  # as sent: upb would merge a parsed one
+    odd = length_field(1, length_field(1, vmi.resource.SerializeToString()) + length_field(2, scope))
     payload = odd + ExportLogsServiceRequest(resource_logs=[_first("Pod")]).SerializeToString()
     assert CORE is not None
     tracker = MigrationTracker()
@@ -197,42 +198,11 @@ def test_shapes_the_core_leaves_to_the_reference(shape: str) -> None:
     assert native.request == reference.request
 
 
-def _fields(data: bytes) -> list[bytes]:
-    """The top-level fields of a message, each as its bytes (tag included)."""
-    out, pos = [], 0
-    while pos < len(data):
-        start = pos
-        key, pos = _varint(data, pos)
-        wire = key & 7
-        if wire == 0:
-            _, pos = _varint(data, pos)
-        elif wire == 1:
-            pos += 8
-        elif wire == 5:
-            pos += 4
-        else:
-            length, pos = _varint(data, pos)
-            pos += length
-        out.append(data[start:pos])
-    return out
-
-
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
-
-
 def _shuffled(message: bytes, seed: int) -> bytes:
     """The fields of ``message`` in another order, each repeated field's entries still in theirs."""
     queues: dict[int, list[bytes]] = {}
-    for field in _fields(message):
-        queues.setdefault(_varint(field, 0)[0] >> 3, []).append(field)
+    for field in fields(message):
+        queues.setdefault(field_number(field), []).append(field)
     order = [number for number, fields in queues.items() for _ in fields]
     random.Random(seed).shuffle(order)
     return b"".join(queues[number].pop(0) for number in order)
@@ -253,31 +223,14 @@ def test_fields_in_any_order_give_the_same_message(seed: int) -> None:
     assert _counts(native) == _counts(reference)
 
 
-def _len_field(number: int, content: bytes) -> bytes:
-    return _tag(number) + _varint_bytes(len(content)) + content
-
-
-def _tag(number: int) -> bytes:
-    return _varint_bytes(number << 3 | 2)
-
-
-def _varint_bytes(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def _rebuilt(rl: ResourceLogs, seed: int) -> bytes:
     """``rl`` as request field 1, its resource's and records' fields shuffled."""
     resource = _shuffled(rl.resource.SerializeToString(), seed)
     scopes = b""
     for scope in rl.scope_logs:
-        records = b"".join(_len_field(2, _shuffled(r.SerializeToString(), seed)) for r in scope.log_records)
-        scopes += _len_field(2, _len_field(1, scope.scope.SerializeToString()) + records)
-    return _len_field(1, _len_field(1, resource) + scopes)
+        records = b"".join(length_field(2, _shuffled(r.SerializeToString(), seed)) for r in scope.log_records)
+        scopes += length_field(2, length_field(1, scope.scope.SerializeToString()) + records)
+    return length_field(1, length_field(1, resource) + scopes)
 
 
 @given(st.binary(max_size=300) | st.builds(lambda n, cut: _stream(n)[:cut], st.integers(1, 8), st.integers(0, 5000)))

@@ -35,6 +35,7 @@ from otelkv.otlp.wire import _PAIRS, enrich_wire
 from tests.conftest import compiled_core
 from tests.otlp_requests import EVENTS, POOL
 from tests.test_enrich_native import _NO_LIMIT
+from tests.wire_format import length_field, varint
 
 CORE: ModuleType | None = None
 
@@ -265,24 +266,11 @@ def test_many_namespaces_in_one_resource() -> None:
     assert _counts(native) == _counts(reference)
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _field(number: int, content: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(content)) + content
-
-
 #: Bytes a mutation puts in: varints of 10 bytes and past, lengths near 2**63 and past the end,
 #: field number 0 and past 2**29, wire types 3, 4, 6 and 7, cut fixed fields.
-_EDGES = [_varint(2**64 - 1), b"\xff" * 10 + b"\x01", b"\x80" * 9 + b"\x00", b"\x0a" + _varint(2**63 - 5),
-          b"\x0a" + _varint(2**62), b"\x0a" + b"\xff" * 10, b"\x02\x00", b"\x0b", b"\x0c", b"\x0e", b"\x0f",
-          b"\x13\x14", _varint((2**29 - 1) << 3) + b"\x01", _varint(2**29 << 3) + b"\x01", b"\x0a\x05", b"\x12\x7f",
+_EDGES = [varint(2**64 - 1), b"\xff" * 10 + b"\x01", b"\x80" * 9 + b"\x00", b"\x0a" + varint(2**63 - 5),
+          b"\x0a" + varint(2**62), b"\x0a" + b"\xff" * 10, b"\x02\x00", b"\x0b", b"\x0c", b"\x0e", b"\x0f",
+          b"\x13\x14", varint((2**29 - 1) << 3) + b"\x01", varint(2**29 << 3) + b"\x01", b"\x0a\x05", b"\x12\x7f",
           b"\x32\x00", b"\x09\x00\x00", b"\x0d\x00", b"\x2a\x00"]  # fmt: skip
 
 
@@ -333,8 +321,8 @@ def test_mutated_requests_never_crash_the_core(payload: bytes) -> None:
 def test_a_flood_of_empty_records() -> None:
     """100,000 empty records (2 bytes each) in one scope, and as many empty ResourceLogs: taken,
     as the reference writes them."""
-    records = _field(1, _field(2, b"\x12\x00" * 100_000))
-    resources = _field(1, _field(2, b"")) * 100_000
+    records = length_field(1, length_field(2, b"\x12\x00" * 100_000))
+    resources = length_field(1, length_field(2, b"")) * 100_000
     for payload in (records, resources):
         reference, native, taken = _both(payload)
         assert taken

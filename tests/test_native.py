@@ -18,7 +18,9 @@ import types
 import urllib.request
 from collections.abc import Iterator
 
+import grpc
 import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from otelkv import __version__, cli
 from otelkv.otlp import native
@@ -188,3 +190,31 @@ def test_the_docs_show_what_otelkv_prints(capsys: pytest.CaptureFixture[str]) ->
         assert f"`{chosen.describe()}`" in shown or chosen.name == "python"
     assert "`python (reference; <why>)`" in shown
     assert "`otelkv_build_info`" in (ROOT / "docs" / "serve.md").read_text()
+
+
+def test_requests_are_counted_by_the_core_that_enriched_them(core: native.Choice, sink: LokiSink) -> None:
+    """With the compiled core, a request it leaves to the reference path (here: a map body) counts
+    as ``python``: an operator sees how much traffic takes the slower path."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub  # noqa: PLC0415
+
+    from tests.migration_objects import any_value  # noqa: PLC0415
+    from tests.otlp_requests import POOL  # noqa: PLC0415
+    from tests.test_telemetry import samples  # noqa: PLC0415
+
+    svc = Service(make_config(sink.url))
+    svc.start()
+    try:
+        plain = ExportLogsServiceRequest(resource_logs=POOL[:3])
+        mapped = ExportLogsServiceRequest(resource_logs=POOL[3:5])
+        mapped.resource_logs[0].scope_logs[0].log_records[0].body.CopyFrom(any_value({"a": "b"}))
+        with grpc.insecure_channel(f"127.0.0.1:{svc.grpc_port}") as channel:
+            stub = LogsServiceStub(channel)
+            stub.Export(plain, timeout=10)
+            stub.Export(mapped, timeout=10)
+        counted = samples(svc.telemetry.prometheus_text().decode(), "otelkv_requests_enriched_total")
+    finally:
+        svc.stop(1)
+    if core.name == "native":
+        assert counted == {'{core="native"}': 1.0, '{core="python"}': 1.0}
+    else:
+        assert counted == {'{core="python"}': 2.0}

@@ -24,6 +24,10 @@
  *       more than `limit` bytes (for groups after each resource's first), it writes nothing and
  *       returns their size, an int.
  *
+ *   count_messages(payload)
+ *       how many messages upb makes decoding the request (the receivers charge the in-flight cap
+ *       by it before decoding, when it is more than 8x the size); -1 for malformed bytes.
+ *
  * On input written by a canonical encoder (fields in number order, as upb and the collector's Go
  * encoder write them) the output is byte for byte what the reference serializes; on other input it
  * is the same message. The payload must have been parsed by upb before (the receivers do, to
