@@ -34,16 +34,6 @@ NOT_AN_ATTEMPT = {
 }
 # Failure events that do not say why: the reason is in the VMI's Warning Migrated event.
 SAYS_NO_WHY = {"source node reported migration failed", "Source node reported migration failed"}
-# Where the table corrects the catalogue's phase_after, read against KubeVirt's source (issue 10
-# item 5): the event comes from handlePendingPodTimeout (v0.49+) or the Scheduling case of
-# updateStatus (v0.48), both only once the target pod exists; in the same reconcile updateStatus
-# moves a Pending migration with a target pod to Scheduling. So the phase after it is Scheduling.
-PHASE_CORRECTIONS = {
-    "Migration cannot proceed since no node is suitable to run the required CPU model / required features: %v":
-        ("Pending", "Scheduling"),
-    "Migration cannot proceed since no node is suitable to run the required CPU model / required features.":
-        ("Pending", "Scheduling"),
-}  # fmt: skip
 # Rows otelkv adds to the catalogue's: more specific readings of a catalogue entry's text.
 ADDED_ROWS = {
     "failed to render launch manifest: failed to create target pod for vmi %s/%s, %v",
@@ -175,9 +165,7 @@ def test_every_migration_entry_has_one_row_with_its_phase(catalogue: dict[str, A
             if row is None and fmt == "%s":
                 continue  # SyncFailed: read by the prefix rows below, see ADDED_ROWS
             assert row is not None, f"no row for {entry['reason']} {fmt!r}"
-            said, ours = PHASE_CORRECTIONS.get(fmt, (entry["phase_after"], entry["phase_after"]))
-            assert entry["phase_after"] == said, f"the catalogue changed for {fmt!r}: drop the correction"
-            assert row.phase == ours, fmt
+            assert row.phase == entry["phase_after"], fmt
             assert row.type == entry["type"], fmt
 
 
@@ -216,7 +204,6 @@ def test_rendered_entry_parses_to_what_the_table_promises(case: Case) -> None:
     )
     phase_after = entry.get("phase_after")
     related = bool(entry.get("migration_related")) and phase_after is not None
-    phase_after = PHASE_CORRECTIONS.get(case.format, (None, phase_after))[1]
     assert event.phase == (phase_after if phase_after in PHASES else None)
     assert event.is_migration == (vmim or (related and case.format not in NOT_AN_ATTEMPT))
     assert not event.truncated
