@@ -157,15 +157,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from otelkv.listen import ListenError, check_listen, listen_keys  # noqa: PLC0415
+    from otelkv.listen import ListenError  # noqa: PLC0415
+    from otelkv.preflight import preflight  # noqa: PLC0415
     from otelkv.server import Service  # noqa: PLC0415 - keeps the other commands' start-up light
 
     overrides = {key: getattr(args, flag[2:].replace("-", "_")) for flag, key in SERVE_FLAGS.items()}
     flags = {key: flag for flag, key in SERVE_FLAGS.items()}
     cfg = config.load(args.config, overrides=overrides, flags=flags)
     logs.setup(cfg.log_level)
-    for key in listen_keys(cfg):
-        check_listen(key, getattr(cfg, key), flag=flags.get(key))
+    preflight(cfg, flags=flags)
     try:
         service = Service(cfg)
     except RuntimeError as error:  # grpcio's bind failure, should the trial bind have passed
@@ -185,14 +185,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _check_config(args: argparse.Namespace) -> int:
     cfg = config.load(args.file, offline=args.offline)  # with the environment, as serve would see it
-    if not args.offline:  # addresses of this machine (one a running serve holds passes)
-        from otelkv.listen import check_listen, listen_keys  # noqa: PLC0415
+    if not args.offline:  # this machine as serve would find it (a port a running serve holds passes)
+        from otelkv.preflight import preflight  # noqa: PLC0415
 
-        for key in listen_keys(cfg):
-            check_listen(key, getattr(cfg, key), in_use_ok=True)
+        preflight(cfg, in_use_ok=True)
     import yaml  # noqa: PLC0415 - serve imports yaml only to read a file
 
-    from otelkv.secrets import redacted  # noqa: PLC0415
+    from otelkv.config.secrets import redacted  # noqa: PLC0415
 
     print(yaml.safe_dump(redacted(config.to_dict(cfg)), sort_keys=False), end="")
     return 0
@@ -232,7 +231,7 @@ def _migrations(args: argparse.Namespace) -> int:
 
 def _since(text: str) -> datetime:
     """``--since``: a duration back from now, or an RFC 3339 time (UTC when it has no zone)."""
-    from otelkv.notation import parse_duration  # noqa: PLC0415
+    from otelkv.config.notation import parse_duration  # noqa: PLC0415
 
     try:
         return datetime.now(UTC) - timedelta(seconds=parse_duration(text))
@@ -273,6 +272,10 @@ def _dead_letter(args: argparse.Namespace) -> int:
     from otelkv.deadletters import list_dead_letters, replay_dead_letters  # noqa: PLC0415
 
     cfg = config.load(args.config)
+    if cfg.delivery.store_path:
+        from otelkv.store_check import check_store_path  # noqa: PLC0415
+
+        check_store_path(cfg.delivery.store_path)
     if args.action == "list":
         print(list_dead_letters(cfg), end="")
         return 0

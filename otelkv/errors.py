@@ -1,5 +1,7 @@
 """The one error hierarchy of otelkv, and the one place that maps it to gRPC and HTTP answers.
 
+- :class:`ConfigError`: a configuration value is wrong (start-up only, never answered to a client).
+
 - :class:`BadRequest`: the request itself is wrong (malformed, too large). Permanent; the
   client must not send it again.
 - :class:`Retryable`: the target could not take the data now (down, slow, rate-limited). The
@@ -27,6 +29,11 @@ DEFAULT_RETRY_AFTER: Final = 1.0
 
 class OtelkvError(Exception):
     """Base of every error otelkv answers with."""
+
+
+class ConfigError(OtelkvError, ValueError):
+    """A configuration value is wrong; the message starts with its YAML key (or the variable or flag
+    that set it). Found at start-up only: ``main`` exits 2 with it."""
 
 
 class BadRequest(OtelkvError):

@@ -9,6 +9,7 @@ import time
 from datetime import timedelta
 
 from otelkv.config import Config, ConfigError, split_host_port
+from otelkv.config.secrets import read_token
 from otelkv.forward import Forwarder
 from otelkv.forward.targets import make_forwarder
 from otelkv.kubevirt import MigrationTracker
@@ -20,7 +21,7 @@ from otelkv.receive.connections import closed_connections
 from otelkv.receive.grpc_server import GrpcReceiver
 from otelkv.receive.http_server import HttpOptions, HttpReceiver
 from otelkv.receive.memory import tune_malloc
-from otelkv.receive.security import BearerAuth, GrpcAuthInterceptor, ServerTLS, read_token
+from otelkv.receive.security import BearerAuth, GrpcAuthInterceptor, ServerTLS
 from otelkv.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ class Service:
                                       telemetry=self.telemetry, health=health)  # fmt: skip
         receive = config.receive
         tls = ServerTLS(receive.tls) if receive.tls.cert_file else None
-        token = read_token(receive.auth)
+        token = read_token(env=receive.auth.bearer_token_env, file=receive.auth.bearer_token_file)
         auth = BearerAuth(token, refused=lambda: self.telemetry.unauthenticated.add(1)) if token else None
         self._grpc = GrpcReceiver(self.pipeline, config.grpc_listen, max_message_bytes=config.max_message_bytes,
                                   limits=receive.grpc, credentials=tls.grpc_credentials() if tls else None,

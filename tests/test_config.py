@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from otelkv import config
+from otelkv.preflight import preflight
 from tests.conftest import ROOT
 
 DATA = Path(__file__).parent / "data" / "config"
@@ -45,7 +46,7 @@ def test_invalid_configs_name_the_key(name: str, tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(case["config"]))
     with pytest.raises(config.ConfigError) as caught:
-        config.load(path, environ={})
+        preflight(config.load(path, environ={}))  # what serve and check-config both run
     assert case["error"] in str(caught.value)
 
 

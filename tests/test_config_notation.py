@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from otelkv import config, notation
+from otelkv import config
 from otelkv.cli import main
+from otelkv.config import notation
 from otelkv.store import Store
 from tests.conftest import ROOT
 

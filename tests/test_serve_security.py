@@ -22,8 +22,8 @@ import pytest
 import trustme
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
 
-from otelkv.config import ConfigError, ReceiveAuthConfig
-from otelkv.receive.security import read_token
+from otelkv.config import ConfigError
+from otelkv.config.secrets import read_token
 from otelkv.server import Service
 from tests.conftest import make_config
 from tests.loki_sink import LokiSink
@@ -284,11 +284,10 @@ def test_metrics_can_be_left_open(sink: LokiSink, stopping: list[Service], monke
 def test_token_files_are_checked_and_never_shown(tmp_path: Path, content: str, taken: str | None) -> None:
     path = tmp_path / "token"
     path.write_text(content)
-    auth = ReceiveAuthConfig(bearer_token_file=str(path))
     if taken is not None:
-        assert read_token(auth) == taken
+        assert read_token(env=None, file=str(path)) == taken
         return
     with pytest.raises(ConfigError) as caught:
-        read_token(auth)
+        read_token(env=None, file=str(path))
     assert str(caught.value).startswith("receive.auth.bearer_token_file:") and str(path) in str(caught.value)
     assert TOKEN not in str(caught.value)

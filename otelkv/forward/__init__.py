@@ -19,7 +19,7 @@ from typing import Protocol
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from otelkv.secrets import scrub, secret_values
+from otelkv.config.secrets import scrub, secret_values
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +85,7 @@ class Redactor:
     The target's answer (an error body, gRPC details, a partial-success message) goes into logs
     and into the answer otelkv gives its own client; a proxy or gateway may echo a header it
     refused (``invalid API key abc…``). Which strings are secret is decided in one place,
-    :func:`otelkv.secrets.secret_values`; ``also`` adds others (the password of a URL's
+    :func:`otelkv.config.secrets.secret_values`; ``also`` adds others (the password of a URL's
     ``user:password@``).
     """
 

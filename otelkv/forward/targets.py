@@ -6,7 +6,7 @@ import base64
 from urllib.parse import urlsplit
 
 from otelkv.config import AuthConfig, ForwardConfig
-from otelkv.secrets import read_secret
+from otelkv.config.secrets import read_secret
 
 from . import Forwarder
 from .stdout import StdoutForwarder

@@ -26,8 +26,8 @@ from typing import Any, Final
 
 import grpc
 
-from otelkv.config import ConfigError, ReceiveAuthConfig, ReceiveTLSConfig
-from otelkv.secrets import read_secret
+from otelkv.config import ReceiveTLSConfig
+from otelkv.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -125,18 +125,6 @@ class ServerTLS:
 
         return grpc.dynamic_ssl_server_credentials(self._grpc_config(), fetch,
                                                    require_client_authentication=self.mutual)  # fmt: skip
-
-
-def read_token(config: ReceiveAuthConfig) -> str | None:
-    """The bearer token from its file or variable, checked as every credential is
-    (:func:`otelkv.secrets.read_secret`: one trailing line break dropped, none inside, errors name
-    the key and file, never the content); spaces around it are refused too."""
-    token = read_secret("receive.auth.bearer_token", env=config.bearer_token_env, file=config.bearer_token_file)
-    if token is not None and token != token.strip():
-        where = config.bearer_token_file or config.bearer_token_env
-        key = "receive.auth.bearer_token_file" if config.bearer_token_file else "receive.auth.bearer_token_env"
-        raise ConfigError(f"{key}: the token in {where!r} starts or ends with spaces")
-    return token
 
 
 @dataclass(frozen=True, slots=True)

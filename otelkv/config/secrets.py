@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from otelkv.config import ConfigError
+from otelkv.errors import ConfigError
 
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -87,3 +87,14 @@ def scrub(text: str, secrets: tuple[str, ...]) -> str:
     for secret in secrets:
         text = text.replace(secret, "<redacted>")
     return text
+
+
+def read_token(*, env: str | None, file: str | None) -> str | None:
+    """The receivers' bearer token (``receive.auth``) from its file or variable, checked as every
+    credential is (:func:`read_secret`: one trailing line break dropped, none inside, errors name
+    the key and file, never the content); spaces around it are refused too."""
+    token = read_secret("receive.auth.bearer_token", env=env, file=file)
+    if token is not None and token != token.strip():
+        key = "receive.auth.bearer_token_file" if file else "receive.auth.bearer_token_env"
+        raise ConfigError(f"{key}: the token in {file or env!r} starts or ends with spaces")
+    return token
