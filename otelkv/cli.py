@@ -16,8 +16,9 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from types import FrameType
 from typing import Any, NoReturn
 
-from otelkv import __version__, config, logs
+from otelkv import __version__, config
 from otelkv.otlp import native
+from otelkv.telemetry import logs
 from otelkv.textfile import TextError, read_text
 
 
@@ -273,7 +274,7 @@ def _dead_letter(args: argparse.Namespace) -> int:
 
     cfg = config.load(args.config)
     if cfg.delivery.store_path:
-        from otelkv.store_check import check_store_path  # noqa: PLC0415
+        from otelkv.delivery.store_check import check_store_path  # noqa: PLC0415
 
         check_store_path(cfg.delivery.store_path)
     if args.action == "list":

@@ -8,9 +8,9 @@ from pathlib import Path
 from tabulate import tabulate
 
 from otelkv.config import Config, ConfigError
+from otelkv.delivery.store import Store
 from otelkv.forward.targets import make_forwarder
 from otelkv.receive.body import decode_protobuf  # deep records, as they were received
-from otelkv.store import Store
 
 
 class DeadLetterError(ValueError):

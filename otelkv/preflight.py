@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from otelkv.config import Config
 from otelkv.listen import check_listen, listen_keys
-from otelkv.store_check import check_store_path
 
 __all__ = ["preflight"]
 
@@ -17,6 +16,8 @@ def preflight(config: Config, *, flags: dict[str, str] | None = None, in_use_ok:
     ``in_use_ok``: a port another process holds passes (``check-config`` beside a running serve).
     """
     if config.delivery.store_path:
+        from otelkv.delivery.store_check import check_store_path  # noqa: PLC0415 - sqlite3 only with a store
+
         check_store_path(config.delivery.store_path)
     for key in listen_keys(config):
         check_listen(key, getattr(config, key), flag=(flags or {}).get(key), in_use_ok=in_use_ok)

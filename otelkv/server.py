@@ -10,19 +10,20 @@ from datetime import timedelta
 
 from otelkv.config import Config, ConfigError, split_host_port
 from otelkv.config.secrets import read_token
+from otelkv.delivery.tracker_state import PersistentTracker, state_path
 from otelkv.forward import Forwarder
 from otelkv.forward.targets import make_forwarder
 from otelkv.kubevirt import MigrationTracker
-from otelkv.migration_state import PersistentTracker, state_path
 from otelkv.otlp import native
 from otelkv.otlp.enrich import EnrichOptions
-from otelkv.pipeline import DeliveredKeys, Health, InflightBytes, Pipeline, Settings
+from otelkv.pipeline import DeliveredKeys, InflightBytes, Pipeline, Settings
 from otelkv.receive.connections import closed_connections
 from otelkv.receive.grpc_server import GrpcReceiver
 from otelkv.receive.http_server import HttpOptions, HttpReceiver
 from otelkv.receive.memory import tune_malloc
 from otelkv.receive.security import BearerAuth, GrpcAuthInterceptor, ServerTLS
-from otelkv.telemetry import Telemetry
+from otelkv.telemetry.health import Health
+from otelkv.telemetry.metrics import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class Service:
         if delivery.store_path:  # sqlite3, the store and its sender only for a configuration with a store
             import sqlite3  # noqa: PLC0415
 
-            from otelkv.store import Store  # noqa: PLC0415
+            from otelkv.delivery.store import Store  # noqa: PLC0415
 
             try:
                 self.store = Store(delivery.store_path, max_bytes=delivery.queue_max_bytes,
@@ -93,7 +94,7 @@ class Service:
         )
         self.sender = None
         if queue and self.store is not None:
-            from otelkv.delivery import QueueSender  # noqa: PLC0415
+            from otelkv.delivery.sender import QueueSender  # noqa: PLC0415
 
             self.sender = QueueSender(self.store, forward, retry=delivery.retry, timeout=config.forward.timeout,
                                       telemetry=self.telemetry, health=health)  # fmt: skip

@@ -8,7 +8,7 @@ import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from otelkv.cli import main
-from otelkv.store import Store
+from otelkv.delivery.store import Store
 
 
 def _config(tmp_path: Path, store: Path) -> str:

@@ -13,7 +13,7 @@ import pytest
 from otelkv import config
 from otelkv.cli import main
 from otelkv.config import notation
-from otelkv.store import Store
+from otelkv.delivery.store import Store
 from tests.conftest import ROOT
 
 

@@ -14,7 +14,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServ
 from otelkv.config import Config
 from otelkv.forward.http import HttpForwarder
 from otelkv.server import Service
-from otelkv.streak import FailureStreak
+from otelkv.telemetry.streak import FailureStreak
 from tests.conftest import make_config
 from tests.loki_sink import LokiSink, Scripted
 from tests.reliability import numbered_events, requests_of, stored, wait_until

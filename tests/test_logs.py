@@ -7,7 +7,7 @@ import logging
 import re
 import sys
 
-from otelkv.logs import JsonFormatter
+from otelkv.telemetry.logs import JsonFormatter
 
 
 def _line(record: logging.LogRecord) -> dict[str, object]:

@@ -14,8 +14,8 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
 from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs
 
+from otelkv.delivery.tracker_state import PersistentTracker, state_path
 from otelkv.kubevirt import MigrationTracker
-from otelkv.migration_state import PersistentTracker, state_path
 from otelkv.otlp.k8s_events import to_resource_logs
 from otelkv.server import Service
 from tests.conftest import make_config
@@ -103,7 +103,7 @@ DAMAGED = [b"{not json", b'{"version": 9}', b'{"version": 1, "migrations": [{"vm
 def test_a_damaged_file_is_logged_and_ignored(tmp_path: Path, content: bytes, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "m.json"
     path.write_bytes(content)
-    with caplog.at_level(logging.WARNING, logger="otelkv.migration_state"):
+    with caplog.at_level(logging.WARNING, logger="otelkv.delivery.tracker_state"):
         tracker = PersistentTracker(path)
     assert tracker.restored == 0 and len(tracker) == 0
     assert f"ignoring the saved migrations in {path}" in caplog.text
@@ -113,7 +113,7 @@ def test_a_damaged_file_is_logged_and_ignored(tmp_path: Path, content: bytes, ca
 
 def test_an_unwritable_place_is_logged_not_fatal(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     tracker = PersistentTracker(tmp_path / "missing-dir" / "m.json", interval=0)
-    with caplog.at_level(logging.WARNING, logger="otelkv.migration_state"):
+    with caplog.at_level(logging.WARNING, logger="otelkv.delivery.tracker_state"):
         tracker.observe(migrating("node01", 1))
     assert "saving the migrations" in caplog.text and len(tracker) == 1
 

@@ -25,7 +25,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from otelkv import __version__, cli
 from otelkv.otlp import native
 from otelkv.server import Service
-from otelkv.telemetry import Telemetry
+from otelkv.telemetry.metrics import Telemetry
 from tests.conftest import ROOT, make_config, why_no_compiler
 from tests.loki_sink import LokiSink
 

@@ -16,8 +16,17 @@ from pathlib import Path
 import pytest
 
 #: The modules a configuration may or may not need.
-OPTIONAL = ("yaml", "urllib3", "sqlite3", "otelkv.store", "otelkv.salvage", "otelkv.delivery", "otelkv.eventfile",
-            "opentelemetry.exporter.otlp.proto.grpc.metric_exporter")  # fmt: skip
+OPTIONAL = (
+    "yaml",
+    "urllib3",
+    "sqlite3",
+    "otelkv.delivery.store",
+    "otelkv.delivery.salvage",
+    "otelkv.delivery.sender",
+    "otelkv.delivery.store_check",
+    "otelkv.eventfile",
+    "opentelemetry.exporter.otlp.proto.grpc.metric_exporter",
+)
 #: The modules no configuration needs: aiohttp's web framework (applications, routing, runners,
 #: file responses, WebSockets) beside the low-level server the HTTP receiver runs.
 NEVER = ("aiohttp.web",)
@@ -62,7 +71,9 @@ def test_a_file_brings_yaml(tmp_path: Path) -> None:
 @pytest.mark.parametrize("mode", ["sync", "queue"])
 def test_a_store_brings_sqlite3_and_the_store(tmp_path: Path, mode: str) -> None:
     found = _imported(tmp_path, {"delivery.store_path": str(tmp_path / "store"), "delivery.mode": mode})
-    assert found == {"sqlite3", "otelkv.store", "otelkv.salvage"} | ({"otelkv.delivery"} if mode == "queue" else set())
+    assert found == {"sqlite3", "otelkv.delivery.store", "otelkv.delivery.salvage"} | (
+        {"otelkv.delivery.sender"} if mode == "queue" else set()
+    )
 
 
 def test_metrics_otlp_endpoint_brings_the_otlp_exporter(tmp_path: Path) -> None:

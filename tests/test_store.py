@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from otelkv.config import RetryConfig
+from otelkv.delivery.store import QueueFull, Store
 from otelkv.forward.retry import Backoff
-from otelkv.store import QueueFull, Store
 
 
 def store(path: Path, max_bytes: int = 1000, max_records: int = 100, max_dead_letters: int = 3) -> Store:

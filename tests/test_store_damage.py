@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import urllib3
 
-from otelkv import salvage
+from otelkv.delivery import salvage
+from otelkv.delivery.store import Store, StoreUnavailable
 from otelkv.server import Service
-from otelkv.store import Store, StoreUnavailable
 from tests.conftest import make_config
 from tests.loki_sink import LokiSink
 from tests.reliability import numbered_events, requests_of, stored, uids, wait_until
@@ -75,7 +75,7 @@ def test_a_damaged_store_is_set_aside_what_can_be_read_is_delivered(
     queued = filled_store(path)
     assert callable(damage)
     damage(path)
-    caplog.set_level(logging.ERROR, logger="otelkv.store")
+    caplog.set_level(logging.ERROR, logger="otelkv.delivery.store")
     svc = serve(sink, path)
     try:
         assert svc.store is not None
@@ -105,7 +105,7 @@ def test_a_store_emptied_behind_otelkvs_back_is_noticed(
     marker = salvage.Marker.read(str(path))
     assert marker is not None and marker.records == 30 and marker.batches == 3
     truncated(path)
-    caplog.set_level(logging.WARNING, logger="otelkv.store")
+    caplog.set_level(logging.WARNING, logger="otelkv.delivery.store")
     svc = serve(sink, path)
     try:
         [lost] = [r for r in caplog.records if r.levelno == logging.ERROR]
@@ -121,7 +121,7 @@ def test_a_new_store_after_an_empty_one_is_only_a_warning(tmp_path: Path, caplog
     path = tmp_path / "store.db"
     Store(path, max_bytes=100, max_records=10, max_dead_letters=1).close()
     path.unlink()
-    caplog.set_level(logging.WARNING, logger="otelkv.store")
+    caplog.set_level(logging.WARNING, logger="otelkv.delivery.store")
     store = Store(path, max_bytes=100, max_records=10, max_dead_letters=1)
     assert store.damaged == 0 and [r.levelno for r in caplog.records] == [logging.WARNING]
     store.close()

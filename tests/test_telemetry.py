@@ -20,7 +20,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2_grpc import (
 )
 
 from otelkv.server import Service
-from otelkv.telemetry import DURATION_BUCKETS, Telemetry
+from otelkv.telemetry.metrics import DURATION_BUCKETS, Telemetry
 from tests.conftest import make_config
 from tests.loki_sink import LokiSink, Scripted
 from tests.reliability import numbered_events, requests_of, stored, wait_until

@@ -14,8 +14,8 @@ from unittest.mock import patch
 import grpc
 import pytest
 
+from otelkv.delivery.store import StoreUnavailable
 from otelkv.server import Service
-from otelkv.store import StoreUnavailable
 from tests.conftest import ROOT, make_config
 from tests.loki_sink import LokiSink
 from tests.test_serve_http_protocol import connect, read_response

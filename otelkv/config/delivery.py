@@ -59,7 +59,7 @@ class DeliveryConfig:
     def validate(self, max_message_bytes: int) -> None:
         """Raise :class:`ConfigError` naming the first wrong ``delivery.`` key; one request of
         ``max_message_bytes`` must fit in ``max_inflight_bytes``. Whether the store can be opened on
-        this machine is :func:`otelkv.delivery.store.check_store_path`'s."""
+        this machine is :func:`otelkv.delivery.store_check.check_store_path`'s."""
         if self.mode not in ("sync", "queue"):
             raise ConfigError(f"delivery.mode: must be sync or queue, got {self.mode!r}")
         if self.fsync not in ("durable", "normal"):

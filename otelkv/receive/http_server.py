@@ -39,7 +39,7 @@ from otelkv.receive.body import JSON, PROTOBUF, Unsupported, decode_json, decode
 from otelkv.receive.connections import ConnectionGuard, Connections
 from otelkv.receive.pool import run_charged
 from otelkv.receive.security import ServerTLS
-from otelkv.telemetry import Telemetry
+from otelkv.telemetry.metrics import Telemetry
 
 log = logging.getLogger(__name__)
 

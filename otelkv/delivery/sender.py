@@ -23,14 +23,14 @@ from typing import Final, TypeVar
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from otelkv.config import RetryConfig
+from otelkv.delivery.store import Entry, Store, StoreUnavailable
 from otelkv.errors import Retryable
 from otelkv.forward import Forwarder
 from otelkv.forward.retry import Backoff
-from otelkv.pipeline import Health
 from otelkv.receive.body import decode_protobuf  # deep records, as they were received
-from otelkv.store import Entry, Store, StoreUnavailable
-from otelkv.streak import FailureStreak
-from otelkv.telemetry import Telemetry
+from otelkv.telemetry.health import Health
+from otelkv.telemetry.metrics import Telemetry
+from otelkv.telemetry.streak import FailureStreak
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")

@@ -8,8 +8,8 @@ import os
 import sqlite3
 from pathlib import Path
 
+from otelkv.delivery.salvage import is_damage, was_a_store
 from otelkv.errors import ConfigError
-from otelkv.salvage import is_damage, was_a_store
 
 __all__ = ["check_store_path"]
 
@@ -29,7 +29,7 @@ def check_store_path(store_path: str) -> None:
             finally:
                 db.close()
         except sqlite3.Error as error:
-            if is_damage(error) and was_a_store(store_path):  # serve sets it aside (otelkv.salvage): say so
+            if is_damage(error) and was_a_store(store_path):  # serve sets it aside (otelkv.delivery.salvage): say so
                 log.warning(
                     "delivery.store_path: %r is damaged or not an SQLite file (%s); serve will move it aside as "
                     "%s.damaged-<time> and start a fresh store", store_path, error, store_path,

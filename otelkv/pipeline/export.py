@@ -5,194 +5,33 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator
-from concurrent.futures import Future
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from otelkv.config import RetryConfig
-from otelkv.errors import BadRequest, Retryable
+from otelkv.errors import Retryable
 from otelkv.forward import Delivery, Encoded, Forwarder, Request
 from otelkv.forward.retry import Backoff
 from otelkv.kubevirt import MigrationTracker
 from otelkv.otlp import native
 from otelkv.otlp.enrich import EnrichOptions, EnrichResult, enrich
 from otelkv.otlp.wire import enrich_wire
-from otelkv.streak import FailureStreak
-from otelkv.telemetry import Telemetry
+from otelkv.pipeline.dedup import DeliveredKeys
+from otelkv.pipeline.inflight import InflightBytes
+from otelkv.telemetry.health import Health
+from otelkv.telemetry.metrics import Telemetry
+from otelkv.telemetry.streak import FailureStreak
 
 if TYPE_CHECKING:  # the store (sqlite3) is imported only by a configuration that has one
-    from otelkv.store import Store
+    from otelkv.delivery.store import Store
 
 log = logging.getLogger(__name__)
 
 #: The least time worth giving another attempt in sync mode.
 _MIN_ATTEMPT = 0.5
-
-
-class DeliveredKeys:
-    """The last ``size`` record keys the target accepted (oldest forgotten first).
-
-    An :class:`OrderedDict`, because forgetting the oldest of a plain dict (``del
-    d[next(iter(d))]``) walks the deleted slots at its front: 20-100 µs a key once the window is
-    full, more than enriching the record. ``popitem(last=False)`` is O(1).
-    """
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._keys: OrderedDict[Hashable, None] = OrderedDict()
-
-    def __contains__(self, key: Hashable) -> bool:
-        return key in self._keys
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def add(self, key: Hashable) -> None:
-        """Remember ``key``, forgetting the oldest beyond the bound (a key seen again keeps its place)."""
-        self._keys[key] = None  # an existing key is not moved: eviction stays in first-seen order
-        if len(self._keys) > self._size:
-            self._keys.popitem(last=False)
-
-
-class InflightBytes:
-    """A cap on the memory requests hold at once (wire bytes, inflated bytes, decoded messages):
-    beyond it, requests are refused, never queued in memory."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.held = 0
-        self.peak = 0
-        #: requests refused for lack of room (``otelkv_requests_refused_total{error_type="busy"}``)
-        self.refused = 0
-        self._lock = threading.Lock()
-
-    @contextmanager
-    def reserve(self) -> Iterator[Reservation]:
-        """A reservation that grows as the request is read and decoded; all of it released after
-        (unless :meth:`Reservation.keep_until` handed it to a worker)."""
-        reservation = Reservation(self)
-        try:
-            yield reservation
-        finally:
-            reservation.release()
-
-    def _give_back(self, size: int) -> None:
-        with self._lock:
-            self.held -= size
-
-    @contextmanager
-    def admit(self, size: int) -> Iterator[None]:
-        """Hold ``size`` bytes for the block; :class:`Retryable` when that would pass the cap."""
-        with self.reserve() as reservation:
-            reservation.add(size)
-            yield
-
-    def _take(self, reservation: Reservation, size: int) -> None:
-        with self._lock:
-            if reservation.held + size > self.limit:  # would not fit even alone: never will
-                raise BadRequest(
-                    f"request needs about {reservation.held + size} bytes of memory, more than "
-                    f"delivery.max_inflight_bytes {self.limit}",
-                    too_large=True,
-                )
-            if self.held + size > self.limit:
-                self.refused += 1
-                raise Retryable(f"otelkv is busy: {self.held} request bytes in flight, limit {self.limit}")
-            self.held += size
-            reservation.held += size
-            self.peak = max(self.peak, self.held)
-
-
-class Reservation:
-    """The memory one request holds, grown step by step (:meth:`InflightBytes.reserve`), given back
-    once: by :meth:`release`, or when the worker it was handed to is done (:meth:`keep_until`)."""
-
-    def __init__(self, owner: InflightBytes) -> None:
-        self._owner = owner
-        self.held = 0
-        self._kept = False
-        self._released = False
-        self._lock = threading.Lock()
-
-    def add(self, size: int) -> None:
-        """Hold ``size`` more bytes; :class:`Retryable` when the cap is reached, :class:`BadRequest`
-        (too large) when this request alone would pass it."""
-        self._owner._take(self, size)
-
-    def release(self) -> None:
-        """Give back what it holds — unless a worker holds it now (:meth:`keep_until`)."""
-        if not self._kept:
-            self._give_back()
-
-    def keep_until(self, done: Future[Any]) -> None:
-        """Hold it until ``done`` (the worker's future) is done: :meth:`release` no longer does.
-
-        A gRPC call cancelled by its deadline or its client (an HTTP handler cancelled at a stop)
-        ends while its worker still decodes, enriches and forwards the request: given back then,
-        that memory would sit outside the cap — behind a slow target, a whole pool of requests.
-        """
-        self._kept = True
-        done.add_done_callback(lambda _: self._give_back())
-
-    def _give_back(self) -> None:
-        with self._lock:
-            if self._released:
-                return
-            self._released = True
-        self._owner._give_back(self.held)
-
-
-class Health:
-    """Readiness: false while draining, while the queue refuses data (full, or its disk full), or
-    while the target has failed for ``unready_after`` s."""
-
-    def __init__(self, unready_after: float, *, refusing: Callable[[], str | None] | None = None) -> None:
-        self._unready_after = unready_after
-        self._refusing = refusing
-        self._lock = threading.Lock()
-        self.draining = False
-        self._failing_since: float | None = None
-        self._last_failure = 0.0
-
-    def succeeded(self) -> None:
-        """The target took a request."""
-        with self._lock:
-            self._failing_since = None
-
-    def failed(self) -> None:
-        """The target could not take a request."""
-        now = time.monotonic()
-        with self._lock:
-            self._failing_since = self._failing_since or now
-            self._last_failure = now
-
-    def ready(self) -> tuple[bool, str]:
-        """Whether to take data, and why not.
-
-        A failing target makes otelkv unready, until no request has failed for ``unready_after``
-        seconds: then it is ready again so that traffic can find out whether the target is back.
-        """
-        if self.draining:
-            return False, "draining"
-        refusing = self._refusing() if self._refusing is not None else None
-        if refusing:
-            return False, refusing
-        now = time.monotonic()
-        with self._lock:
-            since = self._failing_since
-            if (
-                since is not None
-                and now - since >= self._unready_after
-                and now - self._last_failure < self._unready_after
-            ):
-                return False, f"target failing for {now - since:.0f}s"
-        return True, "ready"
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,7 +121,7 @@ class Pipeline:
             log.warning("target %s refused %d records: %s", self.forwarder.target, delivery.rejected,
                         delivery.message)  # fmt: skip
         if self.store is not None and delivery.rejected >= result.forwarded:  # refused whole: keep it
-            from otelkv.store import StoreUnavailable  # noqa: PLC0415 - loaded with the store
+            from otelkv.delivery.store import StoreUnavailable  # noqa: PLC0415 - loaded with the store
 
             try:
                 self.store.dead_letter(result.payload, result.forwarded, delivery.message)
@@ -309,7 +148,7 @@ class Pipeline:
 
     def _enqueue(self, result: EnrichResult) -> Delivery:
         """Queue mode: persist the enriched batch; acknowledged once it is in the store."""
-        from otelkv.store import QueueFull, StoreUnavailable  # noqa: PLC0415 - loaded with the store
+        from otelkv.delivery.store import QueueFull, StoreUnavailable  # noqa: PLC0415 - loaded with the store
 
         assert self.store is not None
         try:

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, TypeVar
 
-from otelkv import salvage
+from otelkv.delivery import salvage
+from otelkv.delivery.salvage import is_damage
 from otelkv.errors import Retryable
-from otelkv.salvage import is_damage
-from otelkv.streak import FailureStreak
+from otelkv.telemetry.streak import FailureStreak
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -96,7 +96,7 @@ class Store:
 
     Opening checks every page (``PRAGMA quick_check``); a damaged file, found then or by any
     later read or write, is set aside and replaced by a fresh store holding what could be read of
-    it (:mod:`otelkv.salvage`), counted in :attr:`damaged` and logged at error.
+    it (:mod:`otelkv.delivery.salvage`), counted in :attr:`damaged` and logged at error.
     """
 
     def __init__(self, path: str | Path, *, max_bytes: int, max_records: int, max_dead_letters: int,

@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
-_PACKAGE = Path(__file__).resolve().parent.parent
+_PACKAGE = Path(__file__).resolve().parent.parent.parent  # the directory that holds otelkv/
 
 
 def _caller(record: logging.LogRecord) -> str:

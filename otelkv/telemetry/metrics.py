@@ -18,7 +18,7 @@ from otelkv import __version__
 from otelkv.otlp import native
 
 if TYPE_CHECKING:
-    from otelkv.store import Store
+    from otelkv.delivery.store import Store
 
 
 #: Buckets of ``otelkv_forward_duration_seconds``: seconds, 5 ms to 10 s (the SDK's default
