@@ -59,11 +59,11 @@ ROOT = Path(__file__).resolve().parent.parent
 #: The checkout whose otelkv is measured (``--compare`` runs this script again on another one).
 sys.path.insert(0, os.environ.get("OTELKV_BENCH_CHECKOUT") or str(ROOT))
 
-from otelkv.eventfile import in_time_order  # noqa: E402
+from otelkv.commands.event_file import in_time_order  # noqa: E402
+from otelkv.commands.replay import batches  # noqa: E402
 from otelkv.kubevirt import MigrationTracker  # noqa: E402
 from otelkv.otlp.enrich import EnrichOptions, enrich  # noqa: E402
 from otelkv.pipeline import DeliveredKeys  # noqa: E402
-from otelkv.replay import batches  # noqa: E402
 
 BATCH = 1000  # the collector-config's send_batch_max_size
 

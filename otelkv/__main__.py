@@ -2,6 +2,6 @@
 
 import sys
 
-from otelkv.cli import main
+from otelkv.commands import main
 
 sys.exit(main())

@@ -31,6 +31,11 @@ class OtelkvError(Exception):
     """Base of every error otelkv answers with."""
 
 
+class UserError(OtelkvError):
+    """Something the user gave the command line is wrong (a file, an address, an id); the message
+    names it. The command prints it in one line and exits 2."""
+
+
 class ConfigError(OtelkvError, ValueError):
     """A configuration value is wrong; the message starts with its YAML key (or the variable or flag
     that set it). Found at start-up only: ``main`` exits 2 with it."""
@@ -90,3 +95,12 @@ def http_answer(error: BaseException) -> HttpAnswer:
     retry = math.ceil(error.retry_after or DEFAULT_RETRY_AFTER) if isinstance(error, Retryable) else 1
     message = str(error) if isinstance(error, Retryable) else f"internal error: {type(error).__name__}"
     return HttpAnswer(503, message, retry)
+
+
+def one_line(error: BaseException) -> str:
+    """``error`` as one line for a user: an OSError as ``file: reason``, others with their line
+    breaks folded."""
+    if isinstance(error, OSError) and error.strerror:
+        where = f"{error.filename}: " if error.filename else ""
+        return f"{where}{error.strerror}"
+    return " ".join(str(error).split())

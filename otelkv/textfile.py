@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Final
 
+from otelkv.errors import UserError
+
 #: Byte-order marks, longest first (the UTF-32 LE mark starts with the UTF-16 LE one).
 _BOMS: Final = (
     (codecs.BOM_UTF32_LE, "utf-32"),
@@ -22,7 +24,7 @@ _BOMS: Final = (
 )
 
 
-class TextError(ValueError):
+class TextError(UserError, ValueError):
     """The bytes are not text otelkv can read; the message names the source."""
 
 

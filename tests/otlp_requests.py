@@ -16,7 +16,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
-from otelkv.eventfile import in_time_order
+from otelkv.commands.event_file import in_time_order
 from otelkv.otlp.k8s_events import to_resource_logs
 from tests.conftest import EXAMPLE
 from tests.migration_objects import any_value, object_record, vmim

@@ -15,8 +15,8 @@ import grpc
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
 
+from otelkv.commands.replay import batches
 from otelkv.forward.grpc import retry_delay
-from otelkv.replay import batches
 from tests.conftest import EXAMPLE
 from tests.loki_sink import LokiSink
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from otelkv.cli import main
+from otelkv.commands import main
 from tests.conftest import EXAMPLE, ROOT
 from tests.loki_sink import LokiSink
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from otelkv.cli import main
+from otelkv.commands import main
 from otelkv.delivery.store import Store
 
 

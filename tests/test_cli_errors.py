@@ -21,7 +21,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from otelkv import config
-from otelkv.cli import main
+from otelkv.commands import main
 from tests.conftest import EXAMPLE
 from tests.test_cli import otelkv
 

@@ -6,11 +6,11 @@ import argparse
 
 import pytest
 
-from otelkv.cli import _parser
+from otelkv.commands.parser import build_parser
 
 
 def _subcommands() -> dict[str, argparse.ArgumentParser]:
-    action = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    action = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     return dict(action.choices)
 
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from otelkv import config
-from otelkv.preflight import preflight
+from otelkv.commands.preflight import preflight
 from tests.conftest import ROOT
 
 DATA = Path(__file__).parent / "data" / "config"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from otelkv import config
-from otelkv.cli import main
+from otelkv.commands import main
 from otelkv.config import notation
 from otelkv.delivery.store import Store
 from tests.conftest import ROOT

@@ -17,7 +17,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs
 
 from otelkv.otlp import native
-from otelkv.receive import DECODE_COST, MESSAGE_COST, decode_charge
+from otelkv.receive.charge import DECODE_COST, MESSAGE_COST, decode_charge
 from tests.conftest import compiled_core
 from tests.loki_sink import LokiSink
 from tests.migration_objects import any_value

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from otelkv import config
-from otelkv.cli import main
+from otelkv.commands import main
 from otelkv.errors import Retryable
 from otelkv.forward.grpc import GrpcForwarder
 from otelkv.forward.targets import make_forwarder

@@ -26,11 +26,11 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import (
 )
 
 from otelkv import config
+from otelkv.commands.replay import batches
 from otelkv.errors import Retryable
 from otelkv.forward.http import classify, retry_after
 from otelkv.forward.stdout import StdoutForwarder
 from otelkv.forward.targets import make_forwarder
-from otelkv.replay import batches
 from tests.loki_sink import LokiSink
 from tests.test_serve_grpc import events
 

@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from otelkv import config
+from otelkv.commands.replay import batches
 from otelkv.errors import Retryable
 from otelkv.forward.targets import make_forwarder
-from otelkv.replay import batches
 from tests.loki_sink import LokiSink
 from tests.test_serve_grpc import events
 

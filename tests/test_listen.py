@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from otelkv.config import Config
-from otelkv.listen import ListenError, check_listen, listen_keys
+from otelkv.receive.listen import ListenError, check_listen, listen_keys
 
 
 def test_every_listen_key_of_the_configuration_is_checked() -> None:

@@ -22,7 +22,7 @@ import grpc
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from otelkv import __version__, cli
+from otelkv import __version__, commands
 from otelkv.otlp import native
 from otelkv.server import Service
 from otelkv.telemetry.metrics import Telemetry
@@ -111,7 +111,7 @@ def test_setup_py_reads_the_same_variable_with_the_same_rule() -> None:
 
 def test_version_names_the_core(core: native.Choice, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
-        cli.main(["--version"])
+        commands.main(["--version"])
     assert exit_.value.code == 0
     expected = {"native": "(core: native)", "python": "(core: python; chosen by the test)"}[core.name]
     assert capsys.readouterr().out == f"otelkv {__version__} {expected}\n"
@@ -183,7 +183,7 @@ def test_the_docs_show_what_otelkv_prints(capsys: pytest.CaptureFixture[str]) ->
         previous = native.select(chosen)
         try:
             with pytest.raises(SystemExit):
-                cli.main(["--version"])
+                commands.main(["--version"])
         finally:
             native.select(previous)
         assert capsys.readouterr().out in shown, chosen

@@ -10,7 +10,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue, KeyValueList
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs
 
-from otelkv.eventfile import in_time_order
+from otelkv.commands.event_file import in_time_order
 from otelkv.kubevirt import MigrationTracker
 from otelkv.otlp.attributes import to_dict
 from otelkv.otlp.enrich import ATTRIBUTES, EnrichOptions, enrich

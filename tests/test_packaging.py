@@ -273,12 +273,12 @@ def test_sidecar_values_run_otelkv_with_the_chart() -> None:
 def test_the_deployed_arguments_are_real_serve_flags() -> None:
     """Every argument the sidecar values and the standalone Deployment pass is one `otelkv serve`
     parses, and the admin listener loads as a configuration value."""
-    from otelkv.cli import _parser  # noqa: PLC0415 - the CLI's own parser, not a copy of its flags
+    from otelkv.commands.parser import build_parser  # noqa: PLC0415 - the CLI's own parser, not a copy of its flags
 
     values = yaml.safe_load((ROOT / "collector-config" / "values-sidecar.yaml").read_text())
     standalone = yaml.safe_load((ROOT / "deploy" / "apps" / "otelkv" / "deployment.yaml").read_text())
     for args in (values["extraContainers"][0]["args"], standalone["spec"]["template"]["spec"]["containers"][0]["args"]):
-        parsed = _parser().parse_args(args)
+        parsed = build_parser().parse_args(args)
         assert parsed.command == "serve" and parsed.admin_listen == "0.0.0.0:4321"
         cfg = config.load(environ={}, overrides={"admin_listen": parsed.admin_listen})
         assert config.to_dict(cfg)["admin_listen"] == "0.0.0.0:4321"  # (a key of the receive branch)

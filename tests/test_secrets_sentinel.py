@@ -31,7 +31,7 @@ import pytest
 import yaml
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
 
-from otelkv.replay import batches
+from otelkv.commands.replay import batches
 from tests.conftest import EXAMPLE, ROOT
 
 SENTINEL = "sentinel-5ec2e7-do-not-print"

@@ -17,10 +17,10 @@ from google.rpc import status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
 
+from otelkv.commands.replay import batches
 from otelkv.forward import Delivery, Request
 from otelkv.forward import message as as_message
 from otelkv.receive.body import message_depth
-from otelkv.replay import batches
 from otelkv.server import Service
 from tests.conftest import make_config
 from tests.loki_sink import LokiSink

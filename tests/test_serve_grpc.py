@@ -18,11 +18,11 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 )
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
 
-from otelkv.eventfile import in_time_order
+from otelkv.commands.event_file import in_time_order
+from otelkv.commands.replay import batches
 from otelkv.forward import Delivery, Request
 from otelkv.forward.grpc import retry_delay
 from otelkv.otlp import native
-from otelkv.replay import batches
 from otelkv.server import Service
 from tests.conftest import EXAMPLE, TENANT, make_config
 from tests.loki_sink import LokiSink, Scripted

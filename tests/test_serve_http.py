@@ -13,8 +13,8 @@ from google.protobuf import json_format
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
+from otelkv.commands.replay import batches
 from otelkv.otlp import native
-from otelkv.replay import batches
 from otelkv.server import Service
 from tests.conftest import make_config
 from tests.loki_sink import LokiSink, Scripted

@@ -24,7 +24,7 @@ OPTIONAL = (
     "otelkv.delivery.salvage",
     "otelkv.delivery.sender",
     "otelkv.delivery.store_check",
-    "otelkv.eventfile",
+    "otelkv.commands.event_file",
     "opentelemetry.exporter.otlp.proto.grpc.metric_exporter",
 )
 #: The modules no configuration needs: aiohttp's web framework (applications, routing, runners,
@@ -33,7 +33,7 @@ NEVER = ("aiohttp.web",)
 
 _PROGRAM = """
 import json, sys
-from otelkv import cli, config
+from otelkv import commands, config
 from otelkv.server import Service
 cfg = config.load(sys.argv[1] or None, overrides=json.loads(sys.argv[2]))
 service = Service(cfg)

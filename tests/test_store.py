@@ -95,7 +95,7 @@ def test_backoff_grows_is_capped_honours_the_hint_and_gives_up() -> None:
 
 
 def test_dead_letter_cli_lists_and_replays(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from otelkv.cli import main  # noqa: PLC0415
+    from otelkv.commands import main  # noqa: PLC0415
     from tests.loki_sink import LokiSink  # noqa: PLC0415
     from tests.reliability import numbered_events, requests_of, stored  # noqa: PLC0415
 

@@ -11,7 +11,7 @@ from otelkv.errors import ConfigError
 __all__ = ["REQUEST_COST", "DeliveryConfig", "RetryConfig"]
 
 #: The memory one request takes, in multiples of its size: gzip'ed body, inflated body and its
-#: decoded form (otelkv.receive.DECODE_COST); see docs/reliability.md.
+#: decoded form (otelkv.receive.charge.DECODE_COST); see docs/reliability.md.
 REQUEST_COST: Final = 10
 
 

@@ -1,5 +1,5 @@
 """What ``serve`` needs of its store before it starts: an SQLite file it can write, or a directory
-to make it in. ``check-config`` and ``dead-letter`` run the same check (:func:`otelkv.preflight.preflight`)."""
+to make it in. ``check-config`` and ``dead-letter`` run the same check (:func:`otelkv.commands.preflight.preflight`)."""
 
 from __future__ import annotations
 

@@ -1,35 +1,21 @@
-"""Thin OTLP receivers: decode, call the pipeline, encode the answer (gRPC and HTTP)."""
+"""Thin OTLP receivers: listen, limit, authenticate, decode, call the pipeline, encode the answer.
 
-from typing import Final
+The path of one request, module by module::
 
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+    receive/grpc_server.py or receive/http_server.py   listen (receive/listen.py checks the address),
+        receive/connections.py                          count connections, refuse beyond the limit,
+        receive/security.py                             TLS and the bearer token,
+        receive/charge.py + pipeline/inflight.py        charge its memory before it is read,
+        receive/body.py                                 inflate and decode (OTLP protobuf or JSON),
+    pipeline/export.py                                  enrich → send (or enqueue) → settle, counted:
+        otlp/enrich.py (+ otlp/wire.py, the C core)         read k8s_events records, enrich them with
+            kubevirt/                                       the parser and the migration tracker,
+        forward/http.py | forward/grpc.py | forward/stdout.py   send once, classify the outcome,
+        delivery/store.py, delivery/sender.py           or enqueue to disk and drain with retry,
+    receive/response.py                                 the OTLP answer (partial success) or
+    errors.py                                           the one map from an error to its status.
 
-from otelkv.forward import Delivery
-from otelkv.otlp import native
+The face imports nothing, so that checking a listen address does not load the servers.
+"""
 
-#: What decoding, enriching and re-encoding a request costs in memory, in multiples of its
-#: protobuf size (measured: decode 1x, enrich 4x, encode and gzip 2x; docs/reliability.md). A
-#: request is charged this before it is decoded, so the in-flight cap bounds memory, not bytes.
-DECODE_COST: Final = 8
-#: What upb takes for each message it decodes (measured: 123 bytes for an empty record). A request
-#: of many tiny messages (2,000,000 empty records fit in 4 MiB: +250 MiB decoded) is charged by
-#: their count instead, where the compiled core can count them before decoding.
-MESSAGE_COST: Final = 128
-
-
-def decode_charge(payload: bytes) -> int:
-    """What decoding, enriching and re-encoding ``payload`` is charged to the in-flight cap: 8x its
-    size, or 128 bytes a message when that is more (counted by the compiled core, without decoding;
-    on the reference path, by size alone)."""
-    core = native.core()
-    messages = core.count_messages(payload) if core is not None else -1
-    return max(DECODE_COST * len(payload), MESSAGE_COST * messages)
-
-
-def response_for(delivery: Delivery) -> ExportLogsServiceResponse:
-    """The OTLP answer to an Export the target took: a partial success when it refused some."""
-    answer = ExportLogsServiceResponse()
-    if delivery.rejected or delivery.message:
-        answer.partial_success.rejected_log_records = delivery.rejected
-        answer.partial_success.error_message = delivery.message
-    return answer
+__all__: list[str] = []

@@ -26,9 +26,10 @@ from otelkv.config import ReceiveGRPCConfig
 from otelkv.errors import BadRequest, Retryable, grpc_answer
 from otelkv.forward import Delivery
 from otelkv.pipeline import Pipeline, Reservation
-from otelkv.receive import decode_charge, response_for
 from otelkv.receive.body import decode_protobuf
+from otelkv.receive.charge import decode_charge
 from otelkv.receive.pool import run_charged
+from otelkv.receive.response import response_for
 
 log = logging.getLogger(__name__)
 

@@ -34,10 +34,11 @@ from otelkv.config import ReceiveHTTPConfig, split_host_port
 from otelkv.errors import BadRequest, Retryable, http_answer
 from otelkv.forward import Delivery
 from otelkv.pipeline import Pipeline, Reservation
-from otelkv.receive import DECODE_COST, decode_charge, response_for
 from otelkv.receive.body import JSON, PROTOBUF, Unsupported, decode_json, decode_protobuf, gunzip
+from otelkv.receive.charge import DECODE_COST, decode_charge
 from otelkv.receive.connections import ConnectionGuard, Connections
 from otelkv.receive.pool import run_charged
+from otelkv.receive.response import response_for
 from otelkv.receive.security import ServerTLS
 from otelkv.telemetry.metrics import Telemetry
 

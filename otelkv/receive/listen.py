@@ -13,9 +13,10 @@ import socket
 from collections.abc import Iterator
 
 from otelkv.config import Config, split_host_port
+from otelkv.errors import UserError
 
 
-class ListenError(OSError):
+class ListenError(UserError, OSError):
     """A listen address cannot be used; the message names the key (or flag) and the address."""
 
 

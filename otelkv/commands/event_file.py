@@ -6,16 +6,18 @@ import json
 import re
 from collections.abc import Iterable
 from datetime import datetime
-from typing import IO, Any, Final
+from typing import Any, Final
 
 import yaml
 
+from otelkv.errors import UserError
 from otelkv.kubevirt import parse_k8s_event
+from otelkv.textfile import read_text
 
 _NAME_NANOS: Final = re.compile(r"\.([0-9a-f]{12,16})$")
 
 
-class EventFileError(ValueError):
+class EventFileError(UserError, ValueError):
     """The input is not a list of Kubernetes Events; the message says where."""
 
 
@@ -38,11 +40,6 @@ _YamlLoader.yaml_implicit_resolvers = {
 EXPECTED: Final = (
     "expected Kubernetes Events: `kubectl get events -A -o json` (or -o yaml) output, a JSON array, or one Event a line"
 )
-
-
-def read_events(stream: IO[str], source: str = "input") -> list[dict[str, Any]]:
-    """Every Event in ``stream``; see :func:`parse_events`."""
-    return parse_events(stream.read(), source)
 
 
 def parse_events(text: str, source: str = "input") -> list[dict[str, Any]]:
@@ -125,3 +122,13 @@ def in_time_order(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     timed = sorted((k for k in keyed if k[0][0] is not None), key=lambda k: (k[0][0], k[0][1], k[1]))
     untimed = [k for k in keyed if k[0][0] is None]
     return [e for _, _, e in timed + untimed]
+
+
+def source_name(path: str) -> str:
+    """How ``path`` is named in messages: ``stdin`` for ``-``."""
+    return "stdin" if path == "-" else path
+
+
+def read_event_file(path: str) -> list[dict[str, Any]]:
+    """The Events in a file (or stdin), in time order; EventFileError/TextError/OSError naming it."""
+    return in_time_order(parse_events(read_text(path), source_name(path)))

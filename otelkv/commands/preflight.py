@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 from otelkv.config import Config
-from otelkv.listen import check_listen, listen_keys
+from otelkv.receive.listen import check_listen, listen_keys
 
 __all__ = ["preflight"]
 
 
 def preflight(config: Config, *, flags: dict[str, str] | None = None, in_use_ok: bool = False) -> None:
-    """Raise :class:`~otelkv.errors.ConfigError` or :class:`~otelkv.listen.ListenError` naming the key
+    """Raise :class:`~otelkv.errors.ConfigError` or :class:`~otelkv.receive.listen.ListenError` naming the key
     (or ``flags``' flag) that this machine cannot serve: the store, then each listen address.
 
     ``in_use_ok``: a port another process holds passes (``check-config`` beside a running serve).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -11,12 +12,14 @@ import grpc
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
 
+from otelkv.commands.event_file import read_event_file
+from otelkv.errors import UserError
 from otelkv.otlp.k8s_events import to_resource_logs
 
 _HOST_PORT: Final = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]@]+):([0-9]{1,5})$")
 
 
-class ReplayError(RuntimeError):
+class ReplayError(UserError, RuntimeError):
     """The receiver could not be reached or refused the call; the message names the address."""
 
 
@@ -80,3 +83,11 @@ def _explain(error: grpc.RpcError, address: str, timeout: float) -> str:
         return f"no answer from {address} within {timeout:g} s (--timeout)"
     name = code.name if code is not None else "error"
     return f"{address}: {name}: {details.splitlines()[0] if details else 'no details'}"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Send the events of ``args.file`` to ``args.to``; 1 when the receiver rejected some."""
+    events = read_event_file(args.file)
+    result = replay(events, args.to, batch=args.batch, timeout=args.timeout)
+    print(f"sent {result.sent} events in {result.requests} requests to {args.to}; rejected {result.rejected}")
+    return 0 if result.rejected == 0 else 1

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 from datetime import UTC, datetime
 from pathlib import Path
 
 from tabulate import tabulate
 
-from otelkv.config import Config, ConfigError
+from otelkv.config import Config, ConfigError, load
 from otelkv.delivery.store import Store
+from otelkv.errors import UserError
 from otelkv.forward.targets import make_forwarder
 from otelkv.receive.body import decode_protobuf  # deep records, as they were received
 
 
-class DeadLetterError(ValueError):
+class DeadLetterError(UserError, ValueError):
     """No such store, or no such dead letter; the message names it."""
 
 
@@ -71,3 +73,18 @@ def replay_dead_letters(config: Config, ids: list[int] | None) -> tuple[int, int
         forwarder.close()
         store.close()
     return replayed, failed
+
+
+def run(args: argparse.Namespace) -> int:
+    """List the dead letters, or replay them; 1 when some still fail."""
+    cfg = load(args.config)
+    if cfg.delivery.store_path:
+        from otelkv.delivery.store_check import check_store_path  # noqa: PLC0415
+
+        check_store_path(cfg.delivery.store_path)
+    if args.action == "list":
+        print(list_dead_letters(cfg), end="")
+        return 0
+    replayed, failed = replay_dead_letters(cfg, args.ids or None)
+    print(f"replayed {replayed} dead letters to {cfg.forward.endpoint}; {failed} still failing")
+    return 0 if failed == 0 else 1
