@@ -7,7 +7,7 @@ Shapes a client of the receivers can send within ``max_message_bytes`` (4 MiB):
 - ``empty records``: 2 million records of 2 bytes in one scope (upb, the plan and the reference
   path all pay per record);
 - ``copies``: a large resource over tiny records in as many namespaces, refused as too large
-  (enrich.copy_limit) instead of copied once per namespace.
+  (otlp.regroup.copy_limit) instead of copied once per namespace.
 
 Each case runs in a fresh interpreter so that its peak RSS is its own:
 ``python bench/hostile.py`` (all, both cores) or ``python bench/hostile.py CASE CORE``.

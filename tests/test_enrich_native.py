@@ -29,7 +29,9 @@ from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs
 from otelkv.kubevirt import MigrationTracker
 from otelkv.kubevirt.model import new_event
 from otelkv.otlp.attributes import to_dict
-from otelkv.otlp.enrich import EnrichOptions, EnrichResult, _event_view, _key, enrich
+from otelkv.otlp.enrich import EnrichOptions, EnrichResult, enrich
+from otelkv.otlp.kubevirt_records import event_view
+from otelkv.otlp.record_keys import key_of
 from otelkv.otlp.wire import _PAIRS, enrich_wire
 from tests.conftest import compiled_core
 from tests.migration_objects import any_value
@@ -96,7 +98,7 @@ def test_native_gives_what_the_reference_gives(first: list[ResourceLogs], second
     for resources in (first, second):
         payload = ExportLogsServiceRequest(resource_logs=resources).SerializeToString()
         keys = sorted({key for r in resources for s in r.scope_logs for rec in s.log_records
-                       if (key := _key(to_dict(rec.attributes))) is not None}, key=repr)  # fmt: skip
+                       if (key := key_of(to_dict(rec.attributes))) is not None}, key=repr)  # fmt: skip
         if data is not None and keys:
             delivered |= set(data.draw(st.lists(st.sampled_from(keys), max_size=3)))
         reference, native, _ = _both(payload, options, delivered, trackers)
@@ -120,7 +122,7 @@ def test_the_core_takes_every_shape_the_collector_sends(resources: list[Resource
 @given(st.lists(resource_logs(other_kind=_kubevirt_mostly, native=True), max_size=4))
 def test_the_core_reads_each_event_as_the_reference_does(resources: list[ResourceLogs]) -> None:
     """What parse_k8s_event reads of each KubeVirt record: the core's mapping is the reference's
-    (enrich._event_view), and its key enrich._key."""
+    (kubevirt_records.event_view), and its key record_keys.key_of."""
     assert CORE is not None
     request = ExportLogsServiceRequest(resource_logs=resources)
     kinds = EnrichOptions().kinds
@@ -133,11 +135,11 @@ def test_the_core_reads_each_event_as_the_reference_does(resources: list[Resourc
         for scope in rl.scope_logs:
             for record in scope.log_records:
                 attributes = to_dict(record.attributes)
-                key = _key(attributes)
+                key = key_of(attributes)
                 if key is not None and key in seen:
                     continue
                 seen.add(key)
-                view = _event_view(resource, attributes, record, None, kinds)
+                view = event_view(resource, attributes, record, None, kinds)
                 if view is not None:
                     expected.append((view, key, record))
     assert [(view, key) for view, key, *_ in scanned[1]] == [(view, key) for view, key, _ in expected]

@@ -21,7 +21,8 @@ from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs
 
 from otelkv.kubevirt import MigrationTracker
 from otelkv.otlp.attributes import to_dict
-from otelkv.otlp.enrich import EnrichOptions, EnrichResult, _key, enrich
+from otelkv.otlp.enrich import EnrichOptions, EnrichResult, enrich
+from otelkv.otlp.record_keys import key_of
 from tests.migration_objects import any_value
 from tests.otlp_requests import EVENTS as _EVENTS
 from tests.otlp_requests import POOL as _POOL
@@ -51,7 +52,7 @@ def test_short_path_gives_what_the_reference_gives(
 ) -> None:
     request = ExportLogsServiceRequest(resource_logs=resources)
     keys = sorted({key for r in resources for s in r.scope_logs for rec in s.log_records
-                   if (key := _key(to_dict(rec.attributes))) is not None}, key=repr)  # fmt: skip
+                   if (key := key_of(to_dict(rec.attributes))) is not None}, key=repr)  # fmt: skip
     delivered: set[Hashable] = set(data.draw(st.lists(st.sampled_from(keys)))) if data and keys else set()
     reference = _run(request, options, delivered, pass_through=False)
     short = _run(request, options, delivered, pass_through=True)

@@ -20,11 +20,15 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from otelkv.kubevirt import MigrationEvent, MigrationTracker, parse_k8s_event
 
-from .enrich import ATTRIBUTES, EnrichOptions, EnrichResult, _content_key, _Run, copy_limit, too_many_copies
+from .enrichment import EnrichOptions, EnrichResult
+from .kubevirt_records import ATTRIBUTES, KubevirtRecords
+from .record_keys import content_key
+from .regroup import copy_limit, too_many_copies
 
 #: Record attributes that mark a record enriched before (the reference replaces them in place).
 _ENRICHED: Final = frozenset(ATTRIBUTES)
-#: (attribute, MigrationEvent field): what the core writes on an enriched record (enrich._facts).
+#: (attribute, MigrationEvent field): what the core writes on an enriched record
+#: (:func:`otelkv.otlp.kubevirt_records.facts_of`).
 _PAIRS: Final = tuple(ATTRIBUTES.items())
 
 
@@ -40,13 +44,13 @@ def enrich_wire(
     """Enrich the serialized ExportLogsServiceRequest ``payload`` (parsed by upb before: the
     receivers validate it) with ``core``; None, with nothing done, for a shape left to the
     reference path. :class:`~otelkv.errors.BadRequest` as the reference raises it (a request that
-    would copy its resources past :func:`~otelkv.otlp.enrich.copy_limit`)."""
+    would copy its resources past :func:`~otelkv.otlp.regroup.copy_limit`)."""
     scanned = core.scan(payload, options.kinds, options.drop_others, delivered, _ENRICHED)
     if scanned is None:
         return None
     plan, views, keys, (received, duplicates, dropped, passed) = scanned
     result = EnrichResult(received=received, duplicates=duplicates, dropped_others=dropped, passed=passed)
-    run = _Run(result, tracker, options, delivered, now)
+    run = KubevirtRecords(result, tracker, options, delivered, now)
     decisions: list[tuple[str | None, MigrationEvent, bytes | None] | None] = []
     done = 0
     for view, key, start, end, position in views:
@@ -66,7 +70,7 @@ def enrich_wire(
                 record.append(LogRecord.FromString(payload[start:end]))
             return record[0]
 
-        owner = key if key is not None else _content_key(beside())
+        owner = key if key is not None else content_key(beside())
         tracked = tracker.track(event, now=now, key=owner)
         result.enriched += 1
         summary = run.summary(tracked, owner, beside) if tracked.concluded else None
