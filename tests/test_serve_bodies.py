@@ -20,7 +20,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServ
 from otelkv.commands.replay import batches
 from otelkv.forward import Delivery, Request
 from otelkv.forward import message as as_message
-from otelkv.receive.body import message_depth
+from otelkv.otlp.decode import message_depth
 from otelkv.server import Service
 from tests.conftest import make_config
 from tests.loki_sink import LokiSink

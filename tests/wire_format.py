@@ -1,10 +1,10 @@
 """Protobuf wire format by hand, for tests and benchmarks that need bytes no encoder writes:
 fields out of order, repeated singular fields, floods of empty messages. Reading varints is
-otelkv's own (``otelkv.receive.body._varint``)."""
+otelkv's own (``otelkv.otlp.decode.read_varint``)."""
 
 from __future__ import annotations
 
-from otelkv.receive.body import _varint as read_varint
+from otelkv.otlp.decode import read_varint
 
 
 def varint(value: int) -> bytes:

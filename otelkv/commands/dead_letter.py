@@ -12,7 +12,7 @@ from otelkv.config import Config, ConfigError, load
 from otelkv.delivery.store import Store
 from otelkv.errors import UserError
 from otelkv.forward.targets import make_forwarder
-from otelkv.receive.body import decode_protobuf  # deep records, as they were received
+from otelkv.otlp.decode import decode_protobuf  # deep records, as they were received
 
 
 class DeadLetterError(UserError, ValueError):

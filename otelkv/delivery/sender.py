@@ -27,7 +27,7 @@ from otelkv.delivery.store import Entry, Store, StoreUnavailable
 from otelkv.errors import Retryable
 from otelkv.forward import Forwarder
 from otelkv.forward.retry import Backoff
-from otelkv.receive.body import decode_protobuf  # deep records, as they were received
+from otelkv.otlp.decode import decode_protobuf  # deep records, as they were received
 from otelkv.telemetry.health import Health
 from otelkv.telemetry.metrics import Telemetry
 from otelkv.telemetry.streak import FailureStreak

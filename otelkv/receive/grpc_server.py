@@ -25,8 +25,8 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from otelkv.config import ReceiveGRPCConfig
 from otelkv.errors import BadRequest, Retryable, grpc_answer
 from otelkv.forward import Delivery
+from otelkv.otlp.decode import decode_protobuf
 from otelkv.pipeline import Pipeline, Reservation
-from otelkv.receive.body import decode_protobuf
 from otelkv.receive.charge import decode_charge
 from otelkv.receive.pool import run_charged
 from otelkv.receive.response import response_for

@@ -33,8 +33,9 @@ from google.rpc import status_pb2
 from otelkv.config import ReceiveHTTPConfig, split_host_port
 from otelkv.errors import BadRequest, Retryable, http_answer
 from otelkv.forward import Delivery
+from otelkv.otlp.decode import decode_protobuf
 from otelkv.pipeline import Pipeline, Reservation
-from otelkv.receive.body import JSON, PROTOBUF, Unsupported, decode_json, decode_protobuf, gunzip
+from otelkv.receive.body import JSON, PROTOBUF, Unsupported, decode_json, gunzip
 from otelkv.receive.charge import DECODE_COST, decode_charge
 from otelkv.receive.connections import ConnectionGuard, Connections
 from otelkv.receive.pool import run_charged

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -17,8 +17,17 @@ from prometheus_client import CollectorRegistry, generate_latest
 from otelkv import __version__
 from otelkv.otlp import native
 
-if TYPE_CHECKING:
-    from otelkv.delivery.store import Store
+
+class QueueGauges(Protocol):
+    """What the queue's gauges read (:class:`otelkv.delivery.store.Store` has it)."""
+
+    corrupt: int
+    errors: int
+    damaged: int
+
+    def stats(self) -> tuple[int, int, float | None]:
+        """Records and bytes queued, and the oldest entry's time (or None)."""
+        ...
 
 
 #: Buckets of ``otelkv_forward_duration_seconds``: seconds, 5 ms to 10 s (the SDK's default
@@ -118,7 +127,7 @@ class Telemetry:
         request over the size limit is ``too_large``: the receivers call this however they find it)."""
         self.bad_requests.add(1, {ERROR_TYPE: kind})
 
-    def observe_queue(self, store: Store) -> None:
+    def observe_queue(self, store: QueueGauges) -> None:
         """Export the queue's depth, bytes and oldest age, and the corrupt entries skipped."""
 
         def depth(_: CallbackOptions) -> Iterable[Observation]:
