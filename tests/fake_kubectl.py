@@ -6,6 +6,9 @@ FAKE_VM: halted (default: ``spec.runStrategy: Halted``) | running-field (the old
 ``spec.running: false``; KubeVirt refuses a runStrategy patch beside it) | ready (already running).
 FAKE_KUBECTL_CREATE=1: this kubectl knows ``wait --for=create`` (>= 1.31); else the VMI appears
 only on the third ``get vmi``, as it does some time after the VM is started.
+FAKE_VM=manual: ``spec.runStrategy: Manual`` (started and stopped through the subresources, which
+this kubectl takes as ``replace --raw …/start|stop``). FAKE_MIGRATABLE: the VMI's LiveMigratable
+condition status (default True). FAKE_DELETE_FAILS=1: deleting the VMIM does not finish in time.
 FAKE_PATCH_FAILS=1: the API server refuses the start patch. Every call is appended to FAKE_LOG as
 one JSON line; FAKE_STATE holds the poll counts.
 """
@@ -38,6 +41,12 @@ if args == ["wait", "--help"]:
         print("  kubectl wait --for=create pod/busybox1 --timeout=60s")
     sys.exit(0)
 
+if args[:2] == ["replace", "--raw"]:  # KubeVirt's start/stop subresources (PUT)
+    ns = os.environ.get("EXPECT_NAMESPACE", "virtualmachines")
+    assert args[2].startswith(f"/apis/subresources.kubevirt.io/v1/namespaces/{ns}/virtualmachines/"), args
+    assert args[2].rsplit("/", 1)[1] in {"start", "stop"} and args[3:] == ["-f", "-"], args
+    sys.exit(0)
+
 if args[:2] == ["-n", os.environ.get("EXPECT_NAMESPACE", "virtualmachines")]:
     args = args[2:]
 else:
@@ -53,7 +62,7 @@ if verb == "get" and args[1] == "vm":
     fields = {
         "{.status.ready}": "true" if vm == "ready" else "false",
         "{.spec.running}": "false" if vm == "running-field" else "",
-        "{.spec.runStrategy}": "" if vm == "running-field" else "Halted",
+        "{.spec.runStrategy}": {"running-field": "", "manual": "Manual"}.get(vm, "Halted"),
     }
     print(fields[jsonpath] if jsonpath else "vm", end="")
 elif verb == "patch":
@@ -75,8 +84,17 @@ elif verb == "get" and args[1] == "vmi" and not jsonpath:
         sys.exit('Error from server (NotFound): virtualmachineinstances.kubevirt.io "x" not found')
     bump("created")
     print("vmi", end="")
+elif verb == "get" and args[1] == "vmi" and jsonpath and "LiveMigratable" in jsonpath:
+    migratable = os.environ.get("FAKE_MIGRATABLE", "True")
+    if jsonpath.endswith(".status}"):
+        print(migratable, end="")
+    else:
+        print("" if migratable == "True" else "cannot migrate VMI: PVC rootdisk is not shared", end="")
 elif verb == "get" and args[1] == "vmi":
     print("node01", end="")
+elif verb == "delete" and args[1] == "vmim":
+    if os.environ.get("FAKE_DELETE_FAILS") == "1":
+        sys.exit("error: timed out waiting for the condition")
 elif verb == "create":
     manifest = sys.stdin.read()
     assert "kind: VirtualMachineInstanceMigration" in manifest and "vmiName: " in manifest, manifest

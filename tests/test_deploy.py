@@ -16,6 +16,7 @@ import yaml
 from otelkv import config
 from otelkv.otlp.enrich import ATTRIBUTES
 from tests.conftest import ROOT
+from tests.deploy_charts import collector_config
 from tests.loki_sink import loki_name
 
 DEPLOY = ROOT / "deploy"
@@ -186,9 +187,7 @@ def test_tenant_is_the_same_everywhere() -> None:
     args = standalone["spec"]["template"]["spec"]["containers"][0]["args"]
     assert f"--tenant={TENANT}" in sidecar and f"--tenant={TENANT}" in args
     datasource = yaml.safe_load(load(DEPLOY / "apps/monitoring/datasource.yaml")["data"]["loki-kubevirt.yaml"])
-    values = load(DEPLOY / "apps/monitoring/kube-prometheus-stack-values.yaml")["grafana"]["additionalDataSources"]
-    assert datasource["datasources"] == values  # one datasource, two ways to install it
-    [ds] = values
+    [ds] = datasource["datasources"]  # its only definition (tests/test_deploy_gitops.py)
     assert ds["jsonData"]["httpHeaderName1"] == "X-Scope-OrgID" and ds["secureJsonData"]["httpHeaderValue1"] == TENANT
     assert (ds["orgId"], ds["version"], ds["editable"], ds["isDefault"]) == (1, 1, False, False)
     assert ds["jsonData"]["maxLines"] > 0
@@ -287,7 +286,7 @@ def route_takes(rules: list[dict[str, Any]], path: str) -> bool:
 
 
 def test_the_route_exposes_read_paths_only() -> None:
-    route = load(DEPLOY / "apps/loki/httproute.yaml")
+    route = load(DEPLOY / "optional/httproute.yaml")
     rules = route["spec"]["rules"]
     assert [r for r in READ_PATHS if not route_takes(rules, r)] == []
     assert [p for p in NOT_ROUTED if route_takes(rules, p)] == []
@@ -310,6 +309,8 @@ def otelkv_file_config(pod: dict[str, Any], container: dict[str, Any], configmap
     tmp_path.mkdir()
     (tmp_path / "password").write_text("stand-in\n")
     data["forward"]["auth"]["password_file"] = str(tmp_path / "password")
+    if "delivery" in data:  # the store, on its volume in the pod
+        data["delivery"]["store_path"] = str(tmp_path / "otelkv.db")
     (tmp_path / "otelkv.yaml").write_text(yaml.safe_dump(data))
     return config.load(tmp_path / "otelkv.yaml", environ={})
 
@@ -363,95 +364,7 @@ def test_one_pod_at_a_time_during_rollouts() -> None:
     assert "## What a rollout costs" in text and "gap" in text
 
 
-# -- hardening (issue 11 item 6) ------------------------------------------------------------------
-
-TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
-RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
-                      "projected", "secret"}  # fmt: skip
-
-
-def chart_pod(values: dict[str, Any]) -> dict[str, Any]:
-    """The pod spec chart 0.170.0 makes (templates/_pod.tpl): ``podSecurityContext`` for the pod, the
-    collector container with ``securityContext`` (no preset that overrides it is on), then
-    ``extraContainers`` as given; volumes: the config map, then ``extraVolumes``."""
-    collector = {"name": "opentelemetry-collector", "securityContext": values.get("securityContext", {}),
-                 "volumeMounts": [{"name": "opentelemetry-collector-configmap", "mountPath": "/conf"}]}  # fmt: skip
-    return {
-        "automountServiceAccountToken": values.get("serviceAccount", {}).get("automountServiceAccountToken", True),
-        "securityContext": values.get("podSecurityContext", {}),
-        "containers": [collector, *values.get("extraContainers", [])],
-        "volumes": [
-            {"name": "opentelemetry-collector-configmap", "configMap": {"name": "x"}},
-            *values.get("extraVolumes", []),
-        ],
-    }
-
-
-def admit_service_account(pod: dict[str, Any]) -> dict[str, Any]:
-    """Kubernetes' ServiceAccount admission plugin (plugin/pkg/admission/serviceaccount): with
-    automount on, every container gets the token at TOKEN_PATH unless it already mounts that path."""
-    if pod["automountServiceAccountToken"]:
-        pod["volumes"] = [*pod["volumes"], {"name": "kube-api-access", "projected": {}}]
-        for container in pod["containers"]:
-            mounts = container.setdefault("volumeMounts", [])
-            if not any(m["mountPath"] == TOKEN_PATH for m in mounts):
-                mounts.append({"name": "kube-api-access", "mountPath": TOKEN_PATH, "readOnly": True})
-    return pod
-
-
-def restricted_violations(pod: dict[str, Any]) -> list[str]:
-    """What Pod Security "restricted" (v1.33) refuses, for the fields these manifests use."""
-    bad = []
-    pod_sc = pod.get("securityContext", {})
-    for c in pod["containers"]:
-        sc = c.get("securityContext", {})
-        name = c["name"]
-        if sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is not True:
-            bad.append(f"{name}: runAsNonRoot")
-        if sc.get("runAsUser", pod_sc.get("runAsUser")) == 0:
-            bad.append(f"{name}: runAsUser 0")
-        if sc.get("allowPrivilegeEscalation") is not False:
-            bad.append(f"{name}: allowPrivilegeEscalation")
-        if "ALL" not in sc.get("capabilities", {}).get("drop", []):
-            bad.append(f"{name}: drop ALL")
-        if set(sc.get("capabilities", {}).get("add", [])) - {"NET_BIND_SERVICE"}:
-            bad.append(f"{name}: capabilities added")
-        seccomp = sc.get("seccompProfile", pod_sc.get("seccompProfile", {})).get("type")
-        if seccomp not in {"RuntimeDefault", "Localhost"}:
-            bad.append(f"{name}: seccompProfile")
-        if sc.get("privileged"):
-            bad.append(f"{name}: privileged")
-    bad += [f"volume {v['name']}" for v in pod["volumes"] if not set(v) - {"name"} <= RESTRICTED_VOLUMES]
-    return bad
-
-
-def test_both_pods_pass_pod_security_restricted_and_the_check_can_fail() -> None:
-    values = load(ROOT / "collector-config/values-sidecar.yaml")
-    assert restricted_violations(chart_pod(values)) == []
-    standalone = next(o for o in render(DEPLOY / "apps/otelkv") if o["kind"] == "Deployment")
-    assert restricted_violations(standalone["spec"]["template"]["spec"]) == []
-    assert restricted_violations(chart_pod({})) == [  # the chart's defaults: empty security contexts
-        "opentelemetry-collector: runAsNonRoot",
-        "opentelemetry-collector: allowPrivilegeEscalation",
-        "opentelemetry-collector: drop ALL",
-        "opentelemetry-collector: seccompProfile",
-    ]
-    for c in chart_pod(values)["containers"]:
-        assert c["securityContext"]["readOnlyRootFilesystem"] is True, c["name"]
-
-
-def test_the_otelkv_sidecar_gets_no_service_account_token() -> None:
-    values = load(ROOT / "collector-config/values-sidecar.yaml")
-    pod = admit_service_account(chart_pod(values))
-    volumes = {v["name"]: v for v in pod["volumes"]}
-    mounted = {c["name"]: volumes[next(m["name"] for m in c["volumeMounts"] if m["mountPath"] == TOKEN_PATH)]
-               for c in pod["containers"]}  # fmt: skip
-    assert "projected" in mounted["opentelemetry-collector"]  # the collector watches the API
-    assert "emptyDir" in mounted["otelkv"]  # the sidecar does not
-    bare = admit_service_account(chart_pod({**values, "extraContainers": [{"name": "otelkv"}]}))
-    assert all(any(m["mountPath"] == TOKEN_PATH for m in c["volumeMounts"]) for c in bare["containers"])
-    standalone = next(o for o in render(DEPLOY / "apps/otelkv") if o["kind"] == "Deployment")
-    assert standalone["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+# -- hardening (issue 11 item 6; Pod Security and tokens: tests/test_deploy_security.py) ----------
 
 
 def policy_allows(policies: list[dict[str, Any]], target: tuple[str, dict[str, str]],
@@ -505,13 +418,14 @@ def test_prometheus_scrapes_the_admin_listener() -> None:
     selects monitors labelled ``release: <its release>`` by default."""
     [sidecar] = load(ROOT / "collector-config/values-sidecar.yaml")["extraContainers"]
     standalone = next(o for o in render(DEPLOY / "apps/otelkv") if o["kind"] == "Deployment")
-    forms = [(sidecar, render(DEPLOY / "apps/otel-collector")),
+    forms = [(sidecar, render(DEPLOY / "optional")),
              (standalone["spec"]["template"]["spec"]["containers"][0], render(DEPLOY / "apps/otelkv"))]  # fmt: skip
     for container, objects in forms:
         [monitor] = [o for o in objects if o["kind"] == "PodMonitor"]
         assert monitor["metadata"]["labels"] == {"release": "kube-prometheus-stack"}
-        [endpoint] = monitor["spec"]["podMetricsEndpoints"]
-        port = {p["name"]: p["containerPort"] for p in container["ports"]}[endpoint["port"]]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        [endpoint] = [e for e in monitor["spec"]["podMetricsEndpoints"] if e["port"] in ports]
+        port = ports[endpoint["port"]]
         [admin] = [a.split("=", 1)[1] for a in container["args"] if a.startswith("--admin-listen=")]
         assert config.split_host_port(admin)[1] == port == 4321 and endpoint["path"] == "/metrics"
     collector_monitor = next(o for o in forms[0][1] if o["kind"] == "PodMonitor")
@@ -553,8 +467,8 @@ def test_versions_and_limits_in_the_docs_are_those_of_the_files() -> None:
     for cfg in (values["config"], standalone):
         exporter = cfg["exporters"]["otlp_grpc/otelkv"]
         assert exporter["retry_on_failure"]["max_elapsed_time"] == "300s"
-        assert "storage" not in exporter["sending_queue"]  # in memory: what the docs warn about
-    assert "`retry_on_failure.max_elapsed_time` (**300 s**)" in docs and "**in memory**" in docs
+        assert exporter["sending_queue"]["storage"] == "file_storage"  # on disk (issue 19 item 6)
+    assert "`retry_on_failure.max_elapsed_time` (**300 s**)" in docs and "**on disk**" in docs
     assert "sending_queue.storage: file_storage" in docs and "delivery.mode: queue" in docs
 
 
@@ -579,7 +493,8 @@ VMIM_RULE = {"apiGroups": ["kubevirt.io"], "resources": ["virtualmachineinstance
 
 def collector_forms() -> dict[str, dict[str, Any]]:
     values = load(ROOT / "collector-config/values-sidecar.yaml")
-    return {"sidecar": values["config"], "standalone": load(ROOT / "collector-config/collector-standalone.yaml")}
+    merged = collector_config(values)  # as Helm merges it into the chart's defaults
+    return {"sidecar": merged, "standalone": load(ROOT / "collector-config/collector-standalone.yaml")}
 
 
 @pytest.mark.parametrize("form", ["sidecar", "standalone"])
@@ -623,7 +538,6 @@ def test_the_preset_appends_to_the_events_pipeline_only() -> None:
     ``logs`` too, where filter/kubevirt drops its records, and add its objects to ours: it stays off."""
     values = load(ROOT / "collector-config/values-sidecar.yaml")
     assert set(values["presets"]) == {"kubernetesEvents"}  # chart default for the others: off
-    pipelines = values["config"]["service"]["pipelines"]
+    pipelines = collector_config(values)["service"]["pipelines"]  # the chart's defaults merged, the preset applied
     rendered = {name: list(p["receivers"]) for name, p in pipelines.items()}
-    rendered["logs"] = list(dict.fromkeys([*rendered["logs"], "k8s_events"]))
     assert rendered == {"logs": ["k8s_events"], "logs/vmim": ["k8sobjects"]}
