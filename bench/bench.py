@@ -70,8 +70,11 @@ BATCH = 1000  # the collector-config's send_batch_max_size
 
 def make_events(count: int, offset: int = 0) -> list[dict[str, Any]]:
     """``count`` KubeVirt events: the example stream's, copied onto many distinct VMs."""
-    base = [e for e in json.loads((ROOT / "examples" / "kubevirt-events.json").read_text())["items"]
-            if e["involvedObject"]["kind"].startswith("VirtualMachineInstance")]  # fmt: skip
+    base = [
+        e
+        for e in json.loads((ROOT / "examples" / "kubevirt-events.json").read_text())["items"]
+        if e["involvedObject"]["kind"].startswith("VirtualMachineInstance")
+    ]
     vms = {e["involvedObject"]["name"] for e in base if e["involvedObject"]["kind"] == "VirtualMachineInstance"}
     uids = {e["involvedObject"]["uid"] for e in base if e["involvedObject"]["kind"].endswith("Migration")}
     out = []
@@ -135,8 +138,9 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--enrich-only", action="store_true", help="only the enrichment phase (with --compare)")
     parser.add_argument("--enrich-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--steady-only", action="store_true", help="only end to end and the steady load, both cores")
-    parser.add_argument("--compare", type=Path, metavar="DIR",
-                        help="another otelkv checkout for the start-up and enrichment phases")  # fmt: skip
+    parser.add_argument(
+        "--compare", type=Path, metavar="DIR", help="another otelkv checkout for the start-up and enrichment phases"
+    )
     return parser.parse_args()
 
 
@@ -167,8 +171,10 @@ def main() -> int:
     events = make_events(args.records)
     payloads = [r.SerializeToString() for r in batches(events, BATCH)]
     n = len(events)
-    print(f"{n} k8s_events-shaped KubeVirt records in {len(payloads)} requests of {BATCH}, "
-          f"{sum(map(len, payloads)) / n:.0f} bytes/record on the wire")  # fmt: skip
+    print(
+        f"{n} k8s_events-shaped KubeVirt records in {len(payloads)} requests of {BATCH}, "
+        f"{sum(map(len, payloads)) / n:.0f} bytes/record on the wire"
+    )
     rates = enrichment(n)
     floor = rates["floor"]
     passthrough(n)
@@ -211,8 +217,10 @@ def enrichment(n: int) -> dict[str, float]:
 
     best = {"floor": 0.0, "python": 0.0, **({"native": 0.0} if native else {})}
     for _ in range(3):  # a fresh tracker each run: each must see every event once
-        best["floor"] = max(best["floor"], rate(lambda p: ExportLogsServiceRequest.FromString(p).SerializeToString(),
-                                                payloads, n, repeat=1))  # fmt: skip
+        best["floor"] = max(
+            best["floor"],
+            rate(lambda p: ExportLogsServiceRequest.FromString(p).SerializeToString(), payloads, n, repeat=1),
+        )
         best["python"] = max(best["python"], rate(python(MigrationTracker()), payloads, n, repeat=1))
         if native:
             best["native"] = max(best["native"], rate(compiled(MigrationTracker()), payloads, n, repeat=1))
@@ -230,8 +238,13 @@ def compare_enrichment(n: int, compare: Path | None) -> int:
     for _ in range(3):
         for name, root in roots.items():
             env = {**os.environ, "OTELKV_BENCH_CHECKOUT": str(root), "PYTHONPATH": str(root)}
-            out = subprocess.run([sys.executable, __file__, "--enrich-child", "--records", str(n)], env=env,
-                                 capture_output=True, text=True, check=True)  # fmt: skip
+            out = subprocess.run(
+                [sys.executable, __file__, "--enrich-child", "--records", str(n)],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             rates = json.loads(out.stdout)
             for path in ("python", "native"):
                 if path in rates:
@@ -270,9 +283,11 @@ def steady_load(args: argparse.Namespace, floor: float, core: str, extra: dict[s
             cpu1, hwm = proc(serve.pid)
         sent = sum(len(r.resource_logs) for r in steady)
         cpu = 100 * (cpu1 - cpu0) / wall
-        print(f"[{core}] steady {sent / wall:,.0f} records/s for {wall:.1f}s: otelkv CPU {cpu:.1f}% "
-              f"of one core, {10_000 * (cpu1 - cpu0) / sent:.3f} CPU s per 10,000 records, "
-              f"peak RSS {hwm / 2**20:.0f} MiB")  # fmt: skip
+        print(
+            f"[{core}] steady {sent / wall:,.0f} records/s for {wall:.1f}s: otelkv CPU {cpu:.1f}% "
+            f"of one core, {10_000 * (cpu1 - cpu0) / sent:.3f} CPU s per 10,000 records, "
+            f"peak RSS {hwm / 2**20:.0f} MiB"
+        )
     finally:
         serve.send_signal(signal.SIGTERM)
         serve.wait(30)
@@ -308,8 +323,11 @@ def passthrough(count: int) -> int:
         return result.payload
 
     tracker = MigrationTracker()
-    paths = {"floor": lambda p: ExportLogsServiceRequest.FromString(p).SerializeToString(),
-             "reference": enriched(False), "short": enriched(True)}  # fmt: skip
+    paths = {
+        "floor": lambda p: ExportLogsServiceRequest.FromString(p).SerializeToString(),
+        "reference": enriched(False),
+        "short": enriched(True),
+    }
     if native:
         paths["native"] = compiled
     best = dict.fromkeys(paths, 0.0)
@@ -317,9 +335,12 @@ def passthrough(count: int) -> int:
         for name, path in paths.items():
             best[name] = max(best[name], rate(path, payloads, len(events), repeat=1))
     floor = best["floor"]
-    print(f"pass-through (Pod events): floor {floor:,.0f} records/s; "
-          + "; ".join(f"{name} {best[name]:,.0f} records/s, {floor / best[name]:.2f}x" for name in paths
-                      if name != "floor"))  # fmt: skip
+    print(
+        f"pass-through (Pod events): floor {floor:,.0f} records/s; "
+        + "; ".join(
+            f"{name} {best[name]:,.0f} records/s, {floor / best[name]:.2f}x" for name in paths if name != "floor"
+        )
+    )
     return 0
 
 
@@ -352,22 +373,40 @@ def dedup_window(size: int = 50_000, adds: int = 200_000) -> None:
             window.add(key)
         figures[name] = (time.perf_counter() - start) / adds * 1e6
     old, new = figures.values()
-    print(f"dedup window full ({size:,} keys), {adds:,} adds: plain dict {old:.2f} µs/key, "
-          f"DeliveredKeys {new:.2f} µs/key, {old / new:.0f}x")  # fmt: skip
+    print(
+        f"dedup window full ({size:,} keys), {adds:,} adds: plain dict {old:.2f} µs/key, "
+        f"DeliveredKeys {new:.2f} µs/key, {old / new:.0f}x"
+    )
 
 
-def _serve_against(handler: type[BaseHTTPRequestHandler], *args: str, env: dict[str, str] | None = None,
-                   ) -> tuple[ThreadingHTTPServer, subprocess.Popen[str]]:  # fmt: skip
+def _serve_against(
+    handler: type[BaseHTTPRequestHandler],
+    *args: str,
+    env: dict[str, str] | None = None,
+) -> tuple[ThreadingHTTPServer, subprocess.Popen[str]]:
     """A local sink with ``handler`` and ``otelkv serve`` (its own process, ports of the system's
     choosing, ``args`` added, ``env`` added to its environment) forwarding to it."""
     sink = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=sink.serve_forever, daemon=True).start()
     env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     serve = subprocess.Popen(
-        [sys.executable, "-m", "otelkv", "serve", *args, "--grpc-listen", "127.0.0.1:0", "--http-listen",
-         "127.0.0.1:0", "--forward", f"http://127.0.0.1:{sink.server_address[1]}/otlp"],
-        stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "otelkv",
+            "serve",
+            *args,
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--forward",
+            f"http://127.0.0.1:{sink.server_address[1]}/otlp",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     return sink, serve
 
 
@@ -390,10 +429,24 @@ def overload(env: dict[str, str], payloads: list[bytes], seconds: float) -> None
     config = Path(tempfile.mkdtemp()) / "otelkv.yaml"
     config.write_text(f"max_message_bytes: {2**21}\ndelivery: {{max_inflight_bytes: {20 * 2**20}}}\n")
     serve = subprocess.Popen(
-        [sys.executable, "-m", "otelkv", "serve", "--config", str(config), "--grpc-listen", "127.0.0.1:0",
-         "--http-listen", "127.0.0.1:0", "--forward", f"http://127.0.0.1:{sink.server_address[1]}/otlp"],
-        stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "otelkv",
+            "serve",
+            "--config",
+            str(config),
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--forward",
+            f"http://127.0.0.1:{sink.server_address[1]}/otlp",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     stop = threading.Event()
     outcomes: dict[str, int] = {}
     lock = threading.Lock()
@@ -426,9 +479,11 @@ def overload(env: dict[str, str], payloads: list[bytes], seconds: float) -> None
         for t in threads:
             t.join(15)
         settled = samples[len(samples) // 4 :]  # after the first quarter (start-up, imports)
-        print(f"overload: 16 clients for {seconds:.0f}s against a 0.5 s target, in-flight cap 20 MiB: {outcomes}; "
-              f"RSS {min(settled) / 2**20:.0f}-{max(settled) / 2**20:.0f} MiB after warm-up, "
-              f"peak {proc(serve.pid)[1] / 2**20:.0f} MiB")  # fmt: skip
+        print(
+            f"overload: 16 clients for {seconds:.0f}s against a 0.5 s target, in-flight cap 20 MiB: {outcomes}; "
+            f"RSS {min(settled) / 2**20:.0f}-{max(settled) / 2**20:.0f} MiB after warm-up, "
+            f"peak {proc(serve.pid)[1] / 2**20:.0f} MiB"
+        )
     finally:
         serve.send_signal(signal.SIGTERM)
         serve.wait(30)
@@ -477,8 +532,12 @@ def memory(seconds: float) -> int:  # noqa: PLR0915 - one scenario, read top to 
             while not stop.is_set():
                 try:
                     connection = http.client.HTTPConnection("127.0.0.1", http_port, timeout=10)
-                    connection.request("POST", "/v1/logs", body=body, headers={
-                        "Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"})  # fmt: skip
+                    connection.request(
+                        "POST",
+                        "/v1/logs",
+                        body=body,
+                        headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"},
+                    )
                     count(f"http {connection.getresponse().status}")
                     connection.close()
                 except OSError:
@@ -498,8 +557,10 @@ def memory(seconds: float) -> int:  # noqa: PLR0915 - one scenario, read top to 
         for _ in range(2000 * ("drip" in mix)):  # slow HTTP uploads
             with contextlib.suppress(OSError):
                 raw = socket.create_connection(("127.0.0.1", http_port), timeout=1)
-                raw.sendall(b"POST /v1/logs HTTP/1.1\r\nContent-Type: application/x-protobuf\r\n"
-                            b"Content-Length: 4000000\r\n\r\nx")  # fmt: skip
+                raw.sendall(
+                    b"POST /v1/logs HTTP/1.1\r\nContent-Type: application/x-protobuf\r\n"
+                    b"Content-Length: 4000000\r\n\r\nx"
+                )
                 drips.append(raw)
         sockets += drips
         end = time.monotonic() + seconds
@@ -513,9 +574,11 @@ def memory(seconds: float) -> int:  # noqa: PLR0915 - one scenario, read top to 
         stop.set()
         for t in threads:
             t.join(15)
-        print(f"memory: hostile mix for {seconds:.0f}s with the default limits: {dict(sorted(outcomes.items()))}; "
-              f"RSS at start {baseline / 2**20:.0f} MiB, {min(samples) / 2**20:.0f}-{max(samples) / 2**20:.0f} MiB "
-              f"under load, peak (VmHWM) {proc(serve.pid)[1] / 2**20:.0f} MiB")  # fmt: skip
+        print(
+            f"memory: hostile mix for {seconds:.0f}s with the default limits: {dict(sorted(outcomes.items()))}; "
+            f"RSS at start {baseline / 2**20:.0f} MiB, {min(samples) / 2**20:.0f}-{max(samples) / 2**20:.0f} MiB "
+            f"under load, peak (VmHWM) {proc(serve.pid)[1] / 2**20:.0f} MiB"
+        )
     finally:
         for raw in sockets:
             raw.close()
@@ -538,9 +601,23 @@ def _start_once(root: Path, forward: list[str]) -> tuple[float, dict[str, int]]:
     env = {**os.environ, "PYTHONPATH": str(root)}
     start = time.perf_counter()
     serve = subprocess.Popen(
-        [sys.executable, "-m", "otelkv", "serve", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
-         *forward], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=root,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "otelkv",
+            "serve",
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            *forward,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=root,
+    )
     try:
         port = _wait_for_ports(serve)["http_port"]
         for _ in range(1000):  # bounded: 10 s
@@ -580,8 +657,10 @@ def startup(starts: int, compare: Path | None) -> int:
     for key, runs in figures.items():
         parts = {part: sorted(r[1][part] for r in runs)[mid] / 2**20 for part in ("VmRSS", "RssAnon", "RssFile")}
         median[key] = (sorted(r[0] for r in runs)[mid], parts["VmRSS"])
-        print(f"start-up {key[0]:>7} {key[1]:>6}: ready in {median[key][0]:.3f} s, idle RSS {parts['VmRSS']:.1f} MiB "
-              f"(anon {parts['RssAnon']:.1f} + file {parts['RssFile']:.1f}; median of {len(runs)})")  # fmt: skip
+        print(
+            f"start-up {key[0]:>7} {key[1]:>6}: ready in {median[key][0]:.3f} s, idle RSS {parts['VmRSS']:.1f} MiB "
+            f"(anon {parts['RssAnon']:.1f} + file {parts['RssFile']:.1f}; median of {len(runs)})"
+        )
     if compare:
         for target in targets:
             (t_new, r_new), (t_old, r_old) = median["this", target], median["compare", target]

@@ -25,8 +25,12 @@ OTELKV = [sys.executable, "-m", "otelkv"]
 
 
 def main() -> int:
-    serve = subprocess.Popen([*OTELKV, "serve", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    serve = subprocess.Popen(
+        [*OTELKV, "serve", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert serve.stderr is not None
     ports = {}
     for line in serve.stderr:
@@ -40,8 +44,9 @@ def main() -> int:
     address = f"127.0.0.1:{ports['grpc_port']}"
     print(f"$ otelkv serve                      # gRPC {address}, HTTP :{ports['http_port']}, forward: stdout")
     print(f"$ otelkv replay {EVENTS.relative_to(HERE.parent)} --to {address}")
-    replay = subprocess.run([*OTELKV, "replay", str(EVENTS), "--to", address], capture_output=True, text=True,
-                            check=False)  # fmt: skip
+    replay = subprocess.run(
+        [*OTELKV, "replay", str(EVENTS), "--to", address], capture_output=True, text=True, check=False
+    )
     print(replay.stdout.strip() or replay.stderr.strip())
     serve.send_signal(signal.SIGTERM)
     out, _ = serve.communicate(timeout=30)
@@ -62,15 +67,17 @@ def main() -> int:
         if "kubevirt.vm.name" not in attrs:
             continue  # a Pod or Node event: forwarded untouched
         duration = attrs.get("kubevirt.migration.duration_seconds")
-        rows.append((
-            record["time"][11:19],
-            f"{record['resource']['k8s.namespace.name']}/{attrs['kubevirt.vm.name']}",
-            attrs.get("kubevirt.migration.phase", ""),
-            attrs.get("kubevirt.migration.source_node", ""),
-            attrs.get("kubevirt.migration.target_node", ""),
-            f"{duration:.0f}s" if duration is not None else "",
-            attrs.get("kubevirt.migration.failure_reason", "")[:50],
-        ))  # fmt: skip
+        rows.append(
+            (
+                record["time"][11:19],
+                f"{record['resource']['k8s.namespace.name']}/{attrs['kubevirt.vm.name']}",
+                attrs.get("kubevirt.migration.phase", ""),
+                attrs.get("kubevirt.migration.source_node", ""),
+                attrs.get("kubevirt.migration.target_node", ""),
+                f"{duration:.0f}s" if duration is not None else "",
+                attrs.get("kubevirt.migration.failure_reason", "")[:50],
+            )
+        )
     print(tabulate(rows, headers=["TIME", "VM", "PHASE", "SOURCE", "TARGET", "DURATION", "FAILURE"]))
     print("\n$ otelkv migrations examples/kubevirt-events.json")
     table = subprocess.run([*OTELKV, "migrations", str(EVENTS)], capture_output=True, text=True, check=False)

@@ -54,10 +54,13 @@ class Service:
             from otelkv.delivery.store import Store  # noqa: PLC0415
 
             try:
-                self.store = Store(delivery.store_path, max_bytes=delivery.queue_max_bytes,
-                                   max_records=delivery.queue_max_records,
-                                   max_dead_letters=delivery.dead_letter_max_entries,
-                                   durable=delivery.fsync == "durable")  # fmt: skip
+                self.store = Store(
+                    delivery.store_path,
+                    max_bytes=delivery.queue_max_bytes,
+                    max_records=delivery.queue_max_records,
+                    max_dead_letters=delivery.dead_letter_max_entries,
+                    durable=delivery.fsync == "durable",
+                )
             except sqlite3.Error as error:  # fail fast, naming the key
                 raise ConfigError(f"delivery.store_path: cannot open {delivery.store_path!r}: {error}") from error
             self.telemetry.observe_queue(self.store)
@@ -65,11 +68,13 @@ class Service:
         refusing = self.store.refusing if queue and self.store else None
         health = Health(config.unready_after_failing_seconds, refusing=refusing)
         forward = forwarder or make_forwarder(config.forward, max_message_bytes=config.max_message_bytes)
-        # -- issue 10: with a store, the tracker's migrations survive a restart (migration_state.py)
+        # with a store, the tracker's migrations survive a restart (delivery/tracker_state.py)
         entries, ttl = enrich.max_migrations, timedelta(seconds=enrich.migration_ttl_seconds)
-        self.tracker = (PersistentTracker(state_path(delivery.store_path), max_entries=entries, ttl=ttl)
-                        if delivery.store_path else MigrationTracker(max_entries=entries, ttl=ttl))  # fmt: skip
-        # -- end issue 10
+        self.tracker = (
+            PersistentTracker(state_path(delivery.store_path), max_entries=entries, ttl=ttl)
+            if delivery.store_path
+            else MigrationTracker(max_entries=entries, ttl=ttl)
+        )
         self.pipeline = Pipeline(
             forward,
             self.tracker,
@@ -96,31 +101,57 @@ class Service:
         if queue and self.store is not None:
             from otelkv.delivery.sender import QueueSender  # noqa: PLC0415
 
-            self.sender = QueueSender(self.store, forward, retry=delivery.retry, timeout=config.forward.timeout,
-                                      telemetry=self.telemetry, health=health)  # fmt: skip
+            self.sender = QueueSender(
+                self.store,
+                forward,
+                retry=delivery.retry,
+                timeout=config.forward.timeout,
+                telemetry=self.telemetry,
+                health=health,
+            )
         receive = config.receive
         tls = ServerTLS(receive.tls) if receive.tls.cert_file else None
         token = read_token(env=receive.auth.bearer_token_env, file=receive.auth.bearer_token_file)
         auth = BearerAuth(token, refused=lambda: self.telemetry.unauthenticated.add(1)) if token else None
-        self._grpc = GrpcReceiver(self.pipeline, config.grpc_listen, max_message_bytes=config.max_message_bytes,
-                                  limits=receive.grpc, credentials=tls.grpc_credentials() if tls else None,
-                                  interceptors=[GrpcAuthInterceptor(auth)] if auth else [])  # fmt: skip
-        http = HttpOptions(receive.http, config.max_message_bytes, tls=tls, authorize=auth.check if auth else None,
-                           protect_metrics=receive.auth.protect_metrics, admin=not config.admin_listen)  # fmt: skip
+        self._grpc = GrpcReceiver(
+            self.pipeline,
+            config.grpc_listen,
+            max_message_bytes=config.max_message_bytes,
+            limits=receive.grpc,
+            credentials=tls.grpc_credentials() if tls else None,
+            interceptors=[GrpcAuthInterceptor(auth)] if auth else [],
+        )
+        http = HttpOptions(
+            receive.http,
+            config.max_message_bytes,
+            tls=tls,
+            authorize=auth.check if auth else None,
+            protect_metrics=receive.auth.protect_metrics,
+            admin=not config.admin_listen,
+        )
         self._http = HttpReceiver(self.pipeline, self.telemetry, config.http_listen, http)
         # the admin listener: plain HTTP for the kubelet's probes and Prometheus (docs/security.md)
         self._admin = None
         if config.admin_listen:
-            admin = HttpOptions(receive.http, config.max_message_bytes, otlp=False,
-                                protect_metrics=http.protect_metrics, authorize=http.authorize)  # fmt: skip
+            admin = HttpOptions(
+                receive.http,
+                config.max_message_bytes,
+                otlp=False,
+                protect_metrics=http.protect_metrics,
+                authorize=http.authorize,
+            )
             self._admin = HttpReceiver(self.pipeline, self.telemetry, config.admin_listen, admin)
         self.admin_port = self._admin.port if self._admin else None
         listeners = [r.connections for r in (self._http, self._admin) if r is not None]
         by_store = self.pipeline.refused if self.pipeline.settings.queue else {}  # queue mode's error types
-        self.telemetry.observe_refusals(lambda: {"busy": self.pipeline.inflight.refused, **by_store},
-                                        lambda: closed_connections(listeners))  # fmt: skip
-        self._open = [key for key in ("grpc_listen", "http_listen")
-                      if not tls and not auth and not is_loopback(getattr(config, key))]  # fmt: skip
+        self.telemetry.observe_refusals(
+            lambda: {"busy": self.pipeline.inflight.refused, **by_store}, lambda: closed_connections(listeners)
+        )
+        self._open = [
+            key
+            for key in ("grpc_listen", "http_listen")
+            if not tls and not auth and not is_loopback(getattr(config, key))
+        ]
         self.grpc_port = self._grpc.port
         self.http_port = self._http.port
         self._stopped = threading.Event()
@@ -134,15 +165,25 @@ class Service:
         self._http.start()
         if self._admin is not None:
             self._admin.start()
-        if isinstance(self.tracker, PersistentTracker):  # issue 10: the end of a burst is saved too
+        if isinstance(self.tracker, PersistentTracker):  # the end of a burst is saved too
             self.tracker.start_saver()
         for key in self._open:
-            log.warning("%s %s is reachable beyond this host without TLS or a bearer token: anyone who reaches "
-                        "it writes into the target (docs/security.md)", key, getattr(self.config, key))  # fmt: skip
-        log.info("otelkv serving", extra={"grpc_port": self.grpc_port, "http_port": self.http_port,
-                                          "admin_port": self.admin_port,
-                                          "forward": self.pipeline.forwarder.target,
-                                          "core": native.description()})  # fmt: skip
+            log.warning(
+                "%s %s is reachable beyond this host without TLS or a bearer token: anyone who reaches "
+                "it writes into the target (docs/security.md)",
+                key,
+                getattr(self.config, key),
+            )
+        log.info(
+            "otelkv serving",
+            extra={
+                "grpc_port": self.grpc_port,
+                "http_port": self.http_port,
+                "admin_port": self.admin_port,
+                "forward": self.pipeline.forwarder.target,
+                "core": native.description(),
+            },
+        )
 
     def stop(self, grace: float | None = None) -> None:
         """Readiness false, refuse new requests, finish in-flight ones within the grace period.
@@ -163,7 +204,7 @@ class Service:
                 self._admin.stop(0.5)
             if self.sender is not None:  # queue mode: send what is queued, within what is left
                 self.sender.stop(max(0.0, deadline - time.monotonic()))
-            if isinstance(self.tracker, PersistentTracker):  # issue 10: keep the migrations
+            if isinstance(self.tracker, PersistentTracker):  # keep the migrations
                 self.tracker.stop_saver()  # saves what changed since the last write
             if self.store is not None:
                 self.store.close()

@@ -53,11 +53,17 @@ def make_config(endpoint: str, **overrides: Any) -> config.Config:
     # initial_interval 30 s: no retry fits the 1 s budget, so sync mode answers after one attempt
     # and the tests see each fault; tests of the retry itself set it lower. Summary records are
     # off so that delivery tests count the records they sent; tests of summaries turn them on.
-    values: dict[str, Any] = {"grpc_listen": "127.0.0.1:0", "http_listen": "127.0.0.1:0",
-                              "forward.endpoint": endpoint, "forward.tenant": TENANT, "forward.timeout": 1.0,
-                              "shutdown_grace_seconds": 5.0, "delivery.retry.initial_interval": 30.0,
-                              "delivery.retry.max_interval": 30.0,
-                              "enrich.summaries": False}  # fmt: skip
+    values: dict[str, Any] = {
+        "grpc_listen": "127.0.0.1:0",
+        "http_listen": "127.0.0.1:0",
+        "forward.endpoint": endpoint,
+        "forward.tenant": TENANT,
+        "forward.timeout": 1.0,
+        "shutdown_grace_seconds": 5.0,
+        "delivery.retry.initial_interval": 30.0,
+        "delivery.retry.max_interval": 30.0,
+        "enrich.summaries": False,
+    }
     values.update(overrides)
     return config.load(environ={}, overrides=values)
 
@@ -107,8 +113,10 @@ def compiled_core() -> native.Choice:
     if chosen.module is None:
         missing = why_no_compiler()
         if missing is None:
-            pytest.fail(f"the compiled core should be built here and is not ({chosen.reason}): make test "
-                        "builds it; see `pip install -v -e .`")  # fmt: skip
+            pytest.fail(
+                f"the compiled core should be built here and is not ({chosen.reason}): make test "
+                "builds it; see `pip install -v -e .`"
+            )
         pytest.skip(f"{chosen.reason}; this machine cannot build it: {missing}")
     return chosen
 

@@ -48,11 +48,25 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from otelkv.otlp.attributes import to_dict, value_of
 
 DEFAULT_LABELS = (
-    "service.name", "service.namespace", "service.instance.id", "deployment.environment",
-    "deployment.environment.name", "cloud.region", "cloud.availability_zone", "k8s.cluster.name",
-    "k8s.namespace.name", "k8s.pod.name", "k8s.container.name", "container.name", "k8s.replicaset.name",
-    "k8s.deployment.name", "k8s.statefulset.name", "k8s.daemonset.name", "k8s.cronjob.name", "k8s.job.name",
-)  # fmt: skip
+    "service.name",
+    "service.namespace",
+    "service.instance.id",
+    "deployment.environment",
+    "deployment.environment.name",
+    "cloud.region",
+    "cloud.availability_zone",
+    "k8s.cluster.name",
+    "k8s.namespace.name",
+    "k8s.pod.name",
+    "k8s.container.name",
+    "container.name",
+    "k8s.replicaset.name",
+    "k8s.deployment.name",
+    "k8s.statefulset.name",
+    "k8s.daemonset.name",
+    "k8s.cronjob.name",
+    "k8s.job.name",
+)
 
 
 def loki_name(name: str) -> str:
@@ -86,8 +100,14 @@ class Scripted:
 class LokiSink:
     """Start with :meth:`start`; ``url`` is the OTLP base (``…/otlp``) otelkv forwards to."""
 
-    def __init__(self, *, auth_enabled: bool = True, max_body_bytes: int = 4 * 1024 * 1024,
-                 tls: ssl.SSLContext | None = None, port: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        auth_enabled: bool = True,
+        max_body_bytes: int = 4 * 1024 * 1024,
+        tls: ssl.SSLContext | None = None,
+        port: int = 0,
+    ) -> None:
         self.auth_enabled = auth_enabled
         self.max_body_bytes = max_body_bytes
         self.entries: list[Entry] = []

@@ -26,17 +26,33 @@ def stamp(t: float) -> str:
     return (BASE + timedelta(seconds=t)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def vmim(phase: str, *, t: float, start: float = 0, modern: bool = True, name: str = "kubevirt-migrate-vm-q7x2p",
-         vm: str = "fedora-vm", ns: str = "vms", source: str = "node01", target: str = "node02",
-         failure: str | None = None, version: int = 1) -> dict[str, Any]:  # fmt: skip
+def vmim(
+    phase: str,
+    *,
+    t: float,
+    start: float = 0,
+    modern: bool = True,
+    name: str = "kubevirt-migrate-vm-q7x2p",
+    vm: str = "fedora-vm",
+    ns: str = "vms",
+    source: str = "node01",
+    target: str = "node02",
+    failure: str | None = None,
+    version: int = 1,
+) -> dict[str, Any]:
     """The object created at second ``start`` as it is once ``phase`` was reached at second ``t``
     (the phases before it one second apart from ``start``)."""
     walked = list(PHASES[: PHASES.index(phase) + 1]) if phase in PHASES else [*PHASES, phase]
     times = [start + i for i in range(len(walked) - 1)] + [t]
     status: dict[str, Any] = {"phase": phase}
     running = "Running" in walked
-    state: dict[str, Any] = {"sourceNode": source, "targetNode": target, "targetPod": f"virt-launcher-{vm}-x2bcd",
-                             "migrationUid": f"uid-{name}", "mode": "PreCopy"}  # fmt: skip
+    state: dict[str, Any] = {
+        "sourceNode": source,
+        "targetNode": target,
+        "targetPod": f"virt-launcher-{vm}-x2bcd",
+        "migrationUid": f"uid-{name}",
+        "mode": "PreCopy",
+    }
     if running:
         state["startTimestamp"] = stamp(times[walked.index("Running")])
     if phase in ("Succeeded", "Failed"):
@@ -44,8 +60,9 @@ def vmim(phase: str, *, t: float, start: float = 0, modern: bool = True, name: s
         if failure:
             state["failureReason"] = failure
     if modern:
-        status["phaseTransitionTimestamps"] = [{"phase": p, "phaseTransitionTimestamp": stamp(when)}
-                                               for p, when in zip(walked, times, strict=True)]  # fmt: skip
+        status["phaseTransitionTimestamps"] = [
+            {"phase": p, "phaseTransitionTimestamp": stamp(when)} for p, when in zip(walked, times, strict=True)
+        ]
         if running or phase in ("TargetReady", "PreparingTarget"):
             status["migrationState"] = state
     elif phase in ("Succeeded", "Failed"):
@@ -68,8 +85,9 @@ def vmim(phase: str, *, t: float, start: float = 0, modern: bool = True, name: s
 
 def any_value(value: Any) -> AnyValue:
     if isinstance(value, dict):
-        return AnyValue(kvlist_value=KeyValueList(values=[KeyValue(key=k, value=any_value(v))
-                                                          for k, v in value.items()]))  # fmt: skip
+        return AnyValue(
+            kvlist_value=KeyValueList(values=[KeyValue(key=k, value=any_value(v)) for k, v in value.items()])
+        )
     if isinstance(value, list):
         return AnyValue(array_value=ArrayValue(values=[any_value(v) for v in value]))
     if isinstance(value, bool):
@@ -79,8 +97,9 @@ def any_value(value: Any) -> AnyValue:
     return AnyValue(string_value=str(value))
 
 
-def object_record(obj: dict[str, Any], watch_type: str | None = "MODIFIED",
-                  observed: datetime | None = None) -> ResourceLogs:  # fmt: skip
+def object_record(
+    obj: dict[str, Any], watch_type: str | None = "MODIFIED", observed: datetime | None = None
+) -> ResourceLogs:
     """The ResourceLogs the receiver sends for ``obj`` (pull mode when ``watch_type`` is None)."""
     out = ResourceLogs()
     out.resource.attributes.add(key="k8s.namespace.name").value.string_value = obj["metadata"]["namespace"]

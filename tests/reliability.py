@@ -21,8 +21,14 @@ from tests.conftest import EXAMPLE
 from tests.loki_sink import LokiSink
 
 # FACTS §2: the codes the collector's otlp exporter retries (RESOURCE_EXHAUSTED only with RetryInfo).
-RETRIED = {grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED,
-           grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DATA_LOSS}  # fmt: skip
+RETRIED = {
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.ABORTED,
+    grpc.StatusCode.OUT_OF_RANGE,
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DATA_LOSS,
+}
 
 
 def numbered_events(count: int, prefix: str = "id") -> list[dict[str, Any]]:
@@ -42,8 +48,14 @@ def requests_of(events: list[dict[str, Any]], size: int) -> list[ExportLogsServi
 
 
 def uids(request: ExportLogsServiceRequest) -> list[str]:
-    return [kv.value.string_value for r in request.resource_logs for s in r.scope_logs for rec in s.log_records
-            for kv in rec.attributes if kv.key == "k8s.event.uid"]  # fmt: skip
+    return [
+        kv.value.string_value
+        for r in request.resource_logs
+        for s in r.scope_logs
+        for rec in s.log_records
+        for kv in rec.attributes
+        if kv.key == "k8s.event.uid"
+    ]
 
 
 def stored(sink: LokiSink) -> Counter[str]:

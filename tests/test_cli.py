@@ -24,8 +24,14 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
 def otelkv(*args: str, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "otelkv", *args],
-        input=stdin, capture_output=True, text=True, check=False, env=ENV, timeout=timeout, cwd=ROOT,
-    )  # fmt: skip
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=ENV,
+        timeout=timeout,
+        cwd=ROOT,
+    )
 
 
 class Serving:
@@ -33,9 +39,23 @@ class Serving:
 
     def __init__(self, *args: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "otelkv", "serve", "--grpc-listen", "127.0.0.1:0", "--http-listen",
-             "127.0.0.1:0", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=ROOT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "otelkv",
+                "serve",
+                "--grpc-listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
+                *args,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=ENV,
+            cwd=ROOT,
+        )
         self.logs: list[dict[str, Any]] = []
         assert self.process.stderr is not None
         for line in self.process.stderr:
@@ -170,8 +190,15 @@ def test_replay_to_nothing_says_connection_refused_naming_the_address() -> None:
 
 
 def test_make_demo_script_runs() -> None:
-    done = subprocess.run([sys.executable, "examples/demo.py"], capture_output=True, text=True, check=False, env=ENV,
-                          cwd=ROOT, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "examples/demo.py"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=ENV,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "otelkv serve exited 0 after SIGTERM" in done.stdout
     assert "virtualmachines/rhel9-db.prod" in done.stdout and "Failed" in done.stdout

@@ -44,69 +44,164 @@ BOMB = b"a: &a [x, x, x, x, x, x, x, x, x]\n" + b"".join(
     f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n".encode() for p, n in zip("abcdefgh", "bcdefghi", strict=True)
 )
 CASES = [
-    Case("check-config on a binary file", ("check-config", "{bin}"), "bin: not UTF-8 text (byte 0)",
-         (("bin", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"),)),
+    Case(
+        "check-config on a binary file",
+        ("check-config", "{bin}"),
+        "bin: not UTF-8 text (byte 0)",
+        (("bin", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"),),
+    ),
     Case("check-config on NUL bytes", ("check-config", "{nul}"), "nul: binary data", (("nul", b"a: 1\x00\n"),)),
-    Case("check-config with integer keys", ("check-config", "{int}"), "config: forward.1: keys must be strings",
-         (("int", b"forward:\n  1: stdout\n"),)),
-    Case("check-config with top-level integer keys", ("check-config", "{int}"), "config: 1: keys must be strings",
-         (("int", b"1: 2\n3: 4\n"),)),
-    Case("check-config on a YAML syntax error", ("check-config", "{bad}"), "bad:3:10: not valid YAML: expected ','",
-         (("bad", b"forward:\n  endpoint: [unclosed\nlog_level: info\n"),)),
+    Case(
+        "check-config with integer keys",
+        ("check-config", "{int}"),
+        "config: forward.1: keys must be strings",
+        (("int", b"forward:\n  1: stdout\n"),),
+    ),
+    Case(
+        "check-config with top-level integer keys",
+        ("check-config", "{int}"),
+        "config: 1: keys must be strings",
+        (("int", b"1: 2\n3: 4\n"),),
+    ),
+    Case(
+        "check-config on a YAML syntax error",
+        ("check-config", "{bad}"),
+        "bad:3:10: not valid YAML: expected ','",
+        (("bad", b"forward:\n  endpoint: [unclosed\nlog_level: info\n"),),
+    ),
     Case("check-config on a missing file", ("check-config", "{dir}/missing.yaml"), "missing.yaml: cannot read"),
     Case("check-config on a directory", ("check-config", "{dir}"), "cannot read"),
-    Case("check-config with a section set to a list", ("check-config", "{lst}"), "forward: must be a mapping",
-         (("lst", b"forward: [1, 2]\n"),)),
-    Case("check-config with a credentialed URL", ("check-config", "{url}"), "forward.endpoint: credentials in the URL",
-         (("url", f"forward: {{endpoint: 'https://otelkv:{SECRET}@loki/otlp'}}\n".encode()),)),
-    Case("migrations on Latin-1", ("migrations", "{latin}"), "latin: not UTF-8 text (byte 15)",
-         (("latin", b'{"items": ["caf\xe9"]}'),)),
-    Case("migrations on a bad UTF-16 file", ("migrations", "{u16}"), "u16: not UTF-16 text",
-         (("u16", b"\xff\xfe{\x00\x00\xd8"),)),
-    Case("migrations with metadata a string", ("migrations", "{meta}"), "meta: no Kubernetes Events in it",
-         (("meta", b'{"items":[{"metadata":"x"}]}'),)),
-    Case("migrations on unrelated JSON", ("migrations", "{other}"), "no Kubernetes Events in it",
-         (("other", b'{"items":[{"apiVersion": "v1", "kind": "Pod"}]}'),)),
+    Case(
+        "check-config with a section set to a list",
+        ("check-config", "{lst}"),
+        "forward: must be a mapping",
+        (("lst", b"forward: [1, 2]\n"),),
+    ),
+    Case(
+        "check-config with a credentialed URL",
+        ("check-config", "{url}"),
+        "forward.endpoint: credentials in the URL",
+        (("url", f"forward: {{endpoint: 'https://otelkv:{SECRET}@loki/otlp'}}\n".encode()),),
+    ),
+    Case(
+        "migrations on Latin-1",
+        ("migrations", "{latin}"),
+        "latin: not UTF-8 text (byte 15)",
+        (("latin", b'{"items": ["caf\xe9"]}'),),
+    ),
+    Case(
+        "migrations on a bad UTF-16 file",
+        ("migrations", "{u16}"),
+        "u16: not UTF-16 text",
+        (("u16", b"\xff\xfe{\x00\x00\xd8"),),
+    ),
+    Case(
+        "migrations with metadata a string",
+        ("migrations", "{meta}"),
+        "meta: no Kubernetes Events in it",
+        (("meta", b'{"items":[{"metadata":"x"}]}'),),
+    ),
+    Case(
+        "migrations on unrelated JSON",
+        ("migrations", "{other}"),
+        "no Kubernetes Events in it",
+        (("other", b'{"items":[{"apiVersion": "v1", "kind": "Pod"}]}'),),
+    ),
     Case("migrations on empty stdin", ("migrations",), "stdin: empty; expected Kubernetes Events"),
     Case("migrations on a number", ("migrations", "{num}"), "expected Kubernetes Events", (("num", b"42\n"),)),
     Case("migrations on deep nesting", ("migrations", "{deep}"), "deep", (("deep", b"[" * 100_000),)),
     Case("check-config on a YAML alias bomb", ("check-config", "{bomb}"), "config: a: unknown key", (("bomb", BOMB),)),
-    Case("migrations on a YAML alias bomb", ("migrations", "{bomb}"), "bomb:2: neither JSON nor YAML (aliases",
-         (("bomb", BOMB + b"items: [*i]\n"),)),
+    Case(
+        "migrations on a YAML alias bomb",
+        ("migrations", "{bomb}"),
+        "bomb:2: neither JSON nor YAML (aliases",
+        (("bomb", BOMB + b"items: [*i]\n"),),
+    ),
     Case("migrations on a missing file", ("migrations", "{dir}/none.json"), "none.json: No such file"),
     Case("migrations with an unknown output", ("migrations", "--output", "xml"), "invalid choice: 'xml'"),
-    Case("replay on non-UTF-8", ("replay", "{latin}", "--to", "127.0.0.1:1"), "not UTF-8 text",
-         (("latin", b"\xff\xff"),)),
-    Case("replay --batch 0", ("replay", "{ev}", "--to", "127.0.0.1:1", "--batch", "0"),
-         "argument --batch: must be at least 1, got 0", (("ev", EVENTS),)),
-    Case("replay --batch -1", ("replay", "{ev}", "--to", "127.0.0.1:1", "--batch", "-1"),
-         "argument --batch: must be at least 1, got -1", (("ev", EVENTS),)),
-    Case("replay --batch x", ("replay", "{ev}", "--to", "127.0.0.1:1", "--batch", "x"), "must be a whole number",
-         (("ev", EVENTS),)),
-    Case("replay --timeout 0", ("replay", "{ev}", "--to", "127.0.0.1:1", "--timeout", "0"),
-         "--timeout: must be a positive number", (("ev", EVENTS),)),
-    Case("replay --timeout nan", ("replay", "{ev}", "--to", "127.0.0.1:1", "--timeout", "nan"),
-         "--timeout: must be a positive number", (("ev", EVENTS),)),
-    Case("replay --to without a port", ("replay", "{ev}", "--to", "127.0.0.1"),
-         "argument --to: must be HOST:PORT (for instance 127.0.0.1:4319), got '127.0.0.1'", (("ev", EVENTS),)),
-    Case("replay --to a URL", ("replay", "{ev}", "--to", "http://127.0.0.1:4319"),
-         "argument --to: give HOST:PORT of otelkv's OTLP/gRPC listener, not a URL", (("ev", EVENTS),)),
+    Case(
+        "replay on non-UTF-8", ("replay", "{latin}", "--to", "127.0.0.1:1"), "not UTF-8 text", (("latin", b"\xff\xff"),)
+    ),
+    Case(
+        "replay --batch 0",
+        ("replay", "{ev}", "--to", "127.0.0.1:1", "--batch", "0"),
+        "argument --batch: must be at least 1, got 0",
+        (("ev", EVENTS),),
+    ),
+    Case(
+        "replay --batch -1",
+        ("replay", "{ev}", "--to", "127.0.0.1:1", "--batch", "-1"),
+        "argument --batch: must be at least 1, got -1",
+        (("ev", EVENTS),),
+    ),
+    Case(
+        "replay --batch x",
+        ("replay", "{ev}", "--to", "127.0.0.1:1", "--batch", "x"),
+        "must be a whole number",
+        (("ev", EVENTS),),
+    ),
+    Case(
+        "replay --timeout 0",
+        ("replay", "{ev}", "--to", "127.0.0.1:1", "--timeout", "0"),
+        "--timeout: must be a positive number",
+        (("ev", EVENTS),),
+    ),
+    Case(
+        "replay --timeout nan",
+        ("replay", "{ev}", "--to", "127.0.0.1:1", "--timeout", "nan"),
+        "--timeout: must be a positive number",
+        (("ev", EVENTS),),
+    ),
+    Case(
+        "replay --to without a port",
+        ("replay", "{ev}", "--to", "127.0.0.1"),
+        "argument --to: must be HOST:PORT (for instance 127.0.0.1:4319), got '127.0.0.1'",
+        (("ev", EVENTS),),
+    ),
+    Case(
+        "replay --to a URL",
+        ("replay", "{ev}", "--to", "http://127.0.0.1:4319"),
+        "argument --to: give HOST:PORT of otelkv's OTLP/gRPC listener, not a URL",
+        (("ev", EVENTS),),
+    ),
     Case("replay --to port 0", ("replay", "{ev}", "--to", "127.0.0.1:0"), "port must be 1-65535", (("ev", EVENTS),)),
-    Case("replay to nothing", ("replay", "{ev}", "--to", "127.0.0.1:1"), "connection refused to 127.0.0.1:1",
-         (("ev", EVENTS),)),
-    Case("dead-letter list without a store", ("dead-letter", "list", "--config", "{cfg}"),
-         "delivery.store_path: no store at", (("cfg", b"delivery: {store_path: '{dir}/typo.db'}\n"),)),
-    Case("dead-letter replay without a store", ("dead-letter", "replay", "--config", "{cfg}"),
-         "delivery.store_path: no store at", (("cfg", b"delivery: {store_path: '{dir}/typo.db'}\n"),)),
-    Case("dead-letter list, no store_path", ("dead-letter", "list", "--config", "{cfg}"),
-         "delivery.store_path: not set", (("cfg", b"log_level: info\n"),)),
+    Case(
+        "replay to nothing",
+        ("replay", "{ev}", "--to", "127.0.0.1:1"),
+        "connection refused to 127.0.0.1:1",
+        (("ev", EVENTS),),
+    ),
+    Case(
+        "dead-letter list without a store",
+        ("dead-letter", "list", "--config", "{cfg}"),
+        "delivery.store_path: no store at",
+        (("cfg", b"delivery: {store_path: '{dir}/typo.db'}\n"),),
+    ),
+    Case(
+        "dead-letter replay without a store",
+        ("dead-letter", "replay", "--config", "{cfg}"),
+        "delivery.store_path: no store at",
+        (("cfg", b"delivery: {store_path: '{dir}/typo.db'}\n"),),
+    ),
+    Case(
+        "dead-letter list, no store_path",
+        ("dead-letter", "list", "--config", "{cfg}"),
+        "delivery.store_path: not set",
+        (("cfg", b"log_level: info\n"),),
+    ),
     Case("dead-letter with a bad id", ("dead-letter", "replay", "x"), "argument ids: invalid int value: 'x'"),
-    Case("serve with a bad forward flag", ("serve", "--forward", f"http://u:{SECRET}@loki/otlp"),
-         "--forward (forward.endpoint): credentials in the URL"),
-    Case("serve with a bad listen flag", ("serve", "--grpc-listen", "4319"),
-         "--grpc-listen (grpc_listen): must be HOST:PORT"),
+    Case(
+        "serve with a bad forward flag",
+        ("serve", "--forward", f"http://u:{SECRET}@loki/otlp"),
+        "--forward (forward.endpoint): credentials in the URL",
+    ),
+    Case(
+        "serve with a bad listen flag",
+        ("serve", "--grpc-listen", "4319"),
+        "--grpc-listen (grpc_listen): must be HOST:PORT",
+    ),
     Case("an unknown subcommand", ("serv",), "invalid choice: 'serv'"),
-]  # fmt: skip
+]
 
 
 def _run(args: list[str], stdin: bytes = b"") -> tuple[int, str, str]:
@@ -151,8 +246,11 @@ def _utf16_with_bom(text: str) -> bytes:
     return "\ufeff".encode("utf-16-le") + text.encode("utf-16-le")  # what PowerShell's `>` writes
 
 
-@pytest.mark.parametrize("encode", [_utf16_with_bom, lambda t: t.encode("utf-16"), lambda t: t.encode("utf-8-sig")],
-                         ids=["utf-16-le (PowerShell)", "utf-16 native", "utf-8 with BOM"])  # fmt: skip
+@pytest.mark.parametrize(
+    "encode",
+    [_utf16_with_bom, lambda t: t.encode("utf-16"), lambda t: t.encode("utf-8-sig")],
+    ids=["utf-16-le (PowerShell)", "utf-16 native", "utf-8 with BOM"],
+)
 def test_migrations_reads_utf16_and_bom_files_like_utf8(encode: object, tmp_path: Path) -> None:
     assert callable(encode)
     path = tmp_path / "events.json"
@@ -242,11 +340,32 @@ def _keys(node: dict[str, object], prefix: str = "") -> list[str]:
 
 
 KEYS = _keys(config.to_dict(config.Config()))
-VALUES = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
-          | st.sampled_from(["5s", "16MiB", "${env:HOME}", "${env:NOPE_NOT_SET}", "http://u:p@h/x", "grpc://h:1",
-                             "http://[::1", "127.0.0.1:0", "0.0.0.0:99999", "queue", "stdout", "1e400", "-1"])
-          | st.lists(st.text(max_size=5), max_size=3)
-          | st.dictionaries(st.text(max_size=5), st.text(max_size=5)))  # fmt: skip
+VALUES = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=20)
+    | st.sampled_from(
+        [
+            "5s",
+            "16MiB",
+            "${env:HOME}",
+            "${env:NOPE_NOT_SET}",
+            "http://u:p@h/x",
+            "grpc://h:1",
+            "http://[::1",
+            "127.0.0.1:0",
+            "0.0.0.0:99999",
+            "queue",
+            "stdout",
+            "1e400",
+            "-1",
+        ]
+    )
+    | st.lists(st.text(max_size=5), max_size=3)
+    | st.dictionaries(st.text(max_size=5), st.text(max_size=5))
+)
 
 
 @given(settings=st.dictionaries(st.sampled_from(KEYS), VALUES, max_size=6), offline=st.booleans())
@@ -266,19 +385,47 @@ def test_check_config_never_tracebacks_on_any_known_key(
     _assert_one_clean_line(code, stderr)
 
 
-EVENT_KEYS = ["involvedObject", "regarding", "object", "reason", "message", "note", "metadata", "lastTimestamp",
-              "firstTimestamp", "eventTime", "count", "source", "series", "type", "reportingComponent",
-              "reportingController", "kind", "apiVersion", "k8s.event.reason", "k8s.object.kind",
-              "timestamp"]  # fmt: skip
+EVENT_KEYS = [
+    "involvedObject",
+    "regarding",
+    "object",
+    "reason",
+    "message",
+    "note",
+    "metadata",
+    "lastTimestamp",
+    "firstTimestamp",
+    "eventTime",
+    "count",
+    "source",
+    "series",
+    "type",
+    "reportingComponent",
+    "reportingController",
+    "kind",
+    "apiVersion",
+    "k8s.event.reason",
+    "k8s.object.kind",
+    "timestamp",
+]
 INNER_KEYS = st.sampled_from([*EVENT_KEYS, "name", "namespace", "uid", "host", "component"])
-SCALARS = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30)
-           | st.sampled_from(["VirtualMachineInstance", "Migrated", "2026-11-20T09:06:00Z", "node01"]))  # fmt: skip
-JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(INNER_KEYS, inner, max_size=4),
-                    max_leaves=20)  # fmt: skip
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=30)
+    | st.sampled_from(["VirtualMachineInstance", "Migrated", "2026-11-20T09:06:00Z", "node01"])
+)
+JSON = st.recursive(
+    SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(INNER_KEYS, inner, max_size=4), max_leaves=20
+)
 
 
-@given(items=st.lists(st.dictionaries(st.sampled_from(EVENT_KEYS), JSON, max_size=6), max_size=5),
-       output=st.sampled_from(["table", "json", "jsonl"]))  # fmt: skip
+@given(
+    items=st.lists(st.dictionaries(st.sampled_from(EVENT_KEYS), JSON, max_size=6), max_size=5),
+    output=st.sampled_from(["table", "json", "jsonl"]),
+)
 def test_migrations_never_tracebacks_on_event_shaped_json(items: list[dict[str, object]], output: str) -> None:
     code, _, stderr = _run(["migrations", "--output", output], stdin=json.dumps({"items": items}).encode())
     _assert_one_clean_line(code, stderr)

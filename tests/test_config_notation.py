@@ -19,9 +19,17 @@ from tests.conftest import ROOT
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("5s", 5.0), ("500ms", 0.5), ("1h30m", 5400.0), ("1.5", 1.5), ("2m0.5s", 120.5), ("250us", 0.00025),
-     ("3", 3.0), (" 4s ", 4.0)],
-)  # fmt: skip
+    [
+        ("5s", 5.0),
+        ("500ms", 0.5),
+        ("1h30m", 5400.0),
+        ("1.5", 1.5),
+        ("2m0.5s", 120.5),
+        ("250us", 0.00025),
+        ("3", 3.0),
+        (" 4s ", 4.0),
+    ],
+)
 def test_durations_as_go_reads_them(text: str, seconds: float) -> None:
     assert notation.parse_duration(text) == pytest.approx(seconds)
 
@@ -34,9 +42,16 @@ def test_not_durations(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "size"),
-    [("16MiB", 16 * 1024**2), ("512KiB", 512 * 1024), ("1GB", 10**9), ("1024", 1024), ("64Mi", 64 * 1024**2),
-     ("2k", 2000), ("1.5KiB", 1536)],
-)  # fmt: skip
+    [
+        ("16MiB", 16 * 1024**2),
+        ("512KiB", 512 * 1024),
+        ("1GB", 10**9),
+        ("1024", 1024),
+        ("64Mi", 64 * 1024**2),
+        ("2k", 2000),
+        ("1.5KiB", 1536),
+    ],
+)
 def test_sizes(text: str, size: int) -> None:
     assert notation.parse_size(text) == size
 
@@ -131,7 +146,9 @@ def test_a_store_path_naming_a_file_that_never_was_a_store_is_refused(
     with pytest.raises(sqlite3.DatabaseError, match="not an otelkv store"):
         Store(str(victim), max_bytes=1 << 20, max_records=100, max_dead_letters=10)
     assert victim.read_text().startswith("my notes") and sorted(p.name for p in tmp_path.iterdir()) == [
-        "notes.txt", "otelkv.yaml"]  # fmt: skip
+        "notes.txt",
+        "otelkv.yaml",
+    ]
 
 
 def test_check_config_offline_passes_the_shipped_basic_auth_example(

@@ -16,18 +16,34 @@ from tests.test_cli import ENV
 
 def test_make_demo_installs_the_runtime_dependencies_only() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}  # under make test
-    dry = subprocess.run(["make", "--no-print-directory", "-n", "-B", "demo"], capture_output=True, text=True,
-                         check=True, cwd=ROOT, timeout=60, env=env)  # fmt: skip
+    dry = subprocess.run(
+        ["make", "--no-print-directory", "-n", "-B", "demo"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        timeout=60,
+        env=env,
+    )
     installs = [line for line in dry.stdout.splitlines() if "pip install" in line and "--upgrade pip" not in line]
-    assert installs == [".venv/bin/python -m pip install --quiet --require-hashes -r requirements.lock",
-                        ".venv/bin/python -m pip install --quiet --no-deps -e ."], dry.stdout  # fmt: skip
+    assert installs == [
+        ".venv/bin/python -m pip install --quiet --require-hashes -r requirements.lock",
+        ".venv/bin/python -m pip install --quiet --no-deps -e .",
+    ], dry.stdout
     assert "[test]" not in dry.stdout and "npm" not in dry.stdout
     assert dry.stdout.rstrip().endswith(".venv/bin/python examples/demo.py")
 
 
 def test_the_demo_shows_raw_json_lines_then_the_tables_and_says_structured_metadata() -> None:
-    done = subprocess.run([sys.executable, "examples/demo.py"], capture_output=True, text=True, check=False, env=ENV,
-                          cwd=ROOT, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "examples/demo.py"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=ENV,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     out = done.stdout
     raw = [line for line in out.splitlines() if line.startswith('{"attributes"')]
@@ -42,6 +58,7 @@ def test_the_license_is_an_spdx_expression() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert project["project"]["license"] == "Apache-2.0"  # a table is deprecated since setuptools 77
     requires = project["build-system"]["requires"]
-    assert any(re.fullmatch(r"setuptools>=(\d+)", r.split("#")[0].strip()) and int(r.split(">=")[1]) >= 77
-               for r in requires)  # fmt: skip
+    assert any(
+        re.fullmatch(r"setuptools>=(\d+)", r.split("#")[0].strip()) and int(r.split(">=")[1]) >= 77 for r in requires
+    )
     assert not any(c.startswith("License ::") for c in project["project"].get("classifiers", []))

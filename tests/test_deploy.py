@@ -43,8 +43,9 @@ def test_every_yaml_file_parses(path: Path) -> None:
 
 
 def render(directory: Path) -> list[dict[str, Any]]:
-    done = subprocess.run([KUBECTL, "kustomize", str(directory)], capture_output=True, text=True, check=False,
-                          timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [KUBECTL, "kustomize", str(directory)], capture_output=True, text=True, check=False, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     return [d for d in yaml.safe_load_all(done.stdout) if d]
 
@@ -60,8 +61,11 @@ def test_every_kustomization_renders(directory: Path) -> None:
 def core(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Objects of Kubernetes' own API groups (CRDs like Application and HTTPRoute have no schema here)."""
     groups = [o["apiVersion"].rpartition("/")[0] for o in objects]
-    return [o for o, g in zip(objects, groups, strict=True)
-            if "." not in g or (g.endswith(".k8s.io") and g != "gateway.networking.k8s.io")]  # fmt: skip
+    return [
+        o
+        for o, g in zip(objects, groups, strict=True)
+        if "." not in g or (g.endswith(".k8s.io") and g != "gateway.networking.k8s.io")
+    ]
 
 
 def test_core_manifests_validate_against_the_kubernetes_schemas() -> None:
@@ -112,8 +116,14 @@ def doc_blocks(kind: str) -> list[str]:
 
 
 def parse_logql(expressions: list[str]) -> list[dict[str, Any]]:
-    done = subprocess.run([NODE, str(ROOT / "tests" / "logql" / "check.mjs")], input=json.dumps(expressions),
-                          capture_output=True, text=True, check=False, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [NODE, str(ROOT / "tests" / "logql" / "check.mjs")],
+        input=json.dumps(expressions),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     results: list[dict[str, Any]] = json.loads(done.stdout)
     return results
@@ -201,9 +211,12 @@ def test_services_namespaces_and_ports_agree() -> None:
     gateway = f"http://{loki_app['spec']['source']['helm']['releaseName']}-gateway.{loki_app['spec']['destination']['namespace']}.svc.cluster.local"
     datasource = yaml.safe_load(load(DEPLOY / "apps/monitoring/datasource.yaml")["data"]["loki-kubevirt.yaml"])
     assert datasource["datasources"][0]["url"] == gateway
-    for args in (load(ROOT / "collector-config/values-sidecar.yaml")["extraContainers"][0]["args"],
-                 next(o for o in render(DEPLOY / "apps/otelkv") if o["kind"] == "Deployment")["spec"]["template"]
-                 ["spec"]["containers"][0]["args"]):  # fmt: skip
+    for args in (
+        load(ROOT / "collector-config/values-sidecar.yaml")["extraContainers"][0]["args"],
+        next(o for o in render(DEPLOY / "apps/otelkv") if o["kind"] == "Deployment")["spec"]["template"]["spec"][
+            "containers"
+        ][0]["args"],
+    ):
         assert f"--forward={gateway}/otlp" in args
     service = next(o for o in render(DEPLOY / "apps/otelkv") if o["kind"] == "Service")
     grpc_port = config.split_host_port(config.Config().grpc_listen)[1]
@@ -264,12 +277,31 @@ def test_the_events_preset_uses_the_k8s_events_receiver_and_the_pipeline_holds_o
 # /otlp/v1/logs, /loki/api/v1/push and /loki/api/v1/delete like any query. So without basic auth
 # anyone who reaches the gateway pushes, reads and deletes any tenant.
 LOKI_SECRET = "loki-gateway-auth"
-READ_PATHS = ["/loki/api/v1/query", "/loki/api/v1/query_range", "/loki/api/v1/labels",
-              "/loki/api/v1/label/service_name/values", "/loki/api/v1/series", "/loki/api/v1/index/stats",
-              "/loki/api/v1/index/volume", "/loki/api/v1/detected_fields"]  # fmt: skip
-NOT_ROUTED = ["/otlp/v1/logs", "/loki/api/v1/push", "/api/prom/push", "/loki/api/v1/delete", "/loki/api/v1/rules",
-              "/loki/api/v1/rules/kubevirt", "/api/prom/rules", "/loki/api/v1/tail", "/flush", "/config",
-              "/compactor/ring", "/loki/api/v1/labelsx", "/loki/api/v1/querying"]  # fmt: skip
+READ_PATHS = [
+    "/loki/api/v1/query",
+    "/loki/api/v1/query_range",
+    "/loki/api/v1/labels",
+    "/loki/api/v1/label/service_name/values",
+    "/loki/api/v1/series",
+    "/loki/api/v1/index/stats",
+    "/loki/api/v1/index/volume",
+    "/loki/api/v1/detected_fields",
+]
+NOT_ROUTED = [
+    "/otlp/v1/logs",
+    "/loki/api/v1/push",
+    "/api/prom/push",
+    "/loki/api/v1/delete",
+    "/loki/api/v1/rules",
+    "/loki/api/v1/rules/kubevirt",
+    "/api/prom/rules",
+    "/loki/api/v1/tail",
+    "/flush",
+    "/config",
+    "/compactor/ring",
+    "/loki/api/v1/labelsx",
+    "/loki/api/v1/querying",
+]
 
 
 def route_takes(rules: list[dict[str, Any]], path: str) -> bool:
@@ -294,8 +326,9 @@ def test_the_route_exposes_read_paths_only() -> None:
     assert route_takes([{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}]}], "/otlp/v1/logs")  # can fail
 
 
-def otelkv_file_config(pod: dict[str, Any], container: dict[str, Any], configmaps: list[dict[str, Any]],
-                       tmp_path: Path) -> config.Config:  # fmt: skip
+def otelkv_file_config(
+    pod: dict[str, Any], container: dict[str, Any], configmaps: list[dict[str, Any]], tmp_path: Path
+) -> config.Config:
     """Load otelkv's --config file as the pod mounts it, the Secret's file stood in by a local one."""
     volumes = {v["name"]: v for v in pod["volumes"]}
     mounts = {m["mountPath"]: volumes[m["name"]] for m in container["volumeMounts"]}
@@ -367,8 +400,9 @@ def test_one_pod_at_a_time_during_rollouts() -> None:
 # -- hardening (issue 11 item 6; Pod Security and tokens: tests/test_deploy_security.py) ----------
 
 
-def policy_allows(policies: list[dict[str, Any]], target: tuple[str, dict[str, str]],
-                  source: tuple[str, dict[str, str]], port: int) -> bool:  # fmt: skip
+def policy_allows(
+    policies: list[dict[str, Any]], target: tuple[str, dict[str, str]], source: tuple[str, dict[str, str]], port: int
+) -> bool:
     """NetworkPolicy ingress semantics (matchLabels only): a pod no policy selects takes all; else
     some rule of a selecting policy must match the source peer and the port. A peer with both
     selectors needs both; a podSelector alone means the policy's own namespace."""
@@ -387,15 +421,20 @@ def policy_allows(policies: list[dict[str, Any]], target: tuple[str, dict[str, s
             if "ports" in rule and port not in {p["port"] for p in rule["ports"]}:
                 continue
             for peer in rule.get("from", [{}]):
-                ns_ok = (matches(peer["namespaceSelector"], namespace_labels) if "namespaceSelector" in peer
-                         else source_ns == policy["metadata"]["namespace"] or not peer)  # fmt: skip
+                ns_ok = (
+                    matches(peer["namespaceSelector"], namespace_labels)
+                    if "namespaceSelector" in peer
+                    else source_ns == policy["metadata"]["namespace"] or not peer
+                )
                 if ns_ok and matches(peer.get("podSelector", {}), source_labels):
                     return True
     return False
 
 
-COLLECTOR_POD = ("observability", {"app.kubernetes.io/name": "opentelemetry-collector",
-                                   "app.kubernetes.io/instance": "otel-collector"})  # fmt: skip
+COLLECTOR_POD = (
+    "observability",
+    {"app.kubernetes.io/name": "opentelemetry-collector", "app.kubernetes.io/instance": "otel-collector"},
+)
 GRAFANA_POD = ("monitoring", {"app.kubernetes.io/name": "grafana"})
 PROMETHEUS_POD = ("monitoring", {"app.kubernetes.io/name": "prometheus"})
 STANDALONE_POD = ("otelkv", {"app.kubernetes.io/name": "otelkv"})
@@ -418,8 +457,10 @@ def test_prometheus_scrapes_the_admin_listener() -> None:
     selects monitors labelled ``release: <its release>`` by default."""
     [sidecar] = load(ROOT / "collector-config/values-sidecar.yaml")["extraContainers"]
     standalone = next(o for o in render(DEPLOY / "apps/otelkv") if o["kind"] == "Deployment")
-    forms = [(sidecar, render(DEPLOY / "optional")),
-             (standalone["spec"]["template"]["spec"]["containers"][0], render(DEPLOY / "apps/otelkv"))]  # fmt: skip
+    forms = [
+        (sidecar, render(DEPLOY / "optional")),
+        (standalone["spec"]["template"]["spec"]["containers"][0], render(DEPLOY / "apps/otelkv")),
+    ]
     for container, objects in forms:
         [monitor] = [o for o in objects if o["kind"] == "PodMonitor"]
         assert monitor["metadata"]["labels"] == {"release": "kube-prometheus-stack"}

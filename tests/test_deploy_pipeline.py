@@ -260,7 +260,7 @@ def test_the_collector_and_otelkv_are_scraped_and_alerted_on() -> None:
     assert "otelcol_exporter_send_failed_log_records_total" in alerts["OtelCollectorSendFailures"]
     assert "kubevirt_vmi_migrations_in_running_phase" in alerts["KubeVirtEventsSilent"]
     # otelkv's metric names: the SDK's instrument names, dots to underscores, counters + _total
-    telemetry = (ROOT / "otelkv/telemetry.py").read_text()
+    telemetry = (ROOT / "otelkv/telemetry/metrics.py").read_text()
     for expr in alerts.values():
         for name in re.findall(r"\b(otelkv_[a-z_]+)_total\b", expr):
             assert f'"{name.replace("_", ".")}"' in telemetry, name

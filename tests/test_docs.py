@@ -72,8 +72,11 @@ def test_configuration_examples_load(index: int, tmp_path: Path, monkeypatch: py
     if "tls" in receive:
         pki = trustme.CA()
         leaf = pki.issue_cert("otelkv.test")
-        for key, blob in (("cert_file", leaf.cert_chain_pems[0]), ("key_file", leaf.private_key_pem),
-                          ("client_ca_file", pki.cert_pem)):  # fmt: skip
+        for key, blob in (
+            ("cert_file", leaf.cert_chain_pems[0]),
+            ("key_file", leaf.private_key_pem),
+            ("client_ca_file", pki.cert_pem),
+        ):
             if key in receive["tls"]:
                 blob.write_to_path(str(tmp_path / key))
                 receive["tls"][key] = str(tmp_path / key)

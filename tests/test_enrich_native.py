@@ -27,7 +27,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs
 
 from otelkv.kubevirt import MigrationTracker
-from otelkv.kubevirt.model import new_event
+from otelkv.kubevirt.event_builders import new_event
 from otelkv.otlp.attributes import to_dict
 from otelkv.otlp.enrich import EnrichOptions, EnrichResult, enrich
 from otelkv.otlp.kubevirt_records import event_view
@@ -53,12 +53,17 @@ def _compiled() -> None:
     CORE = compiled_core().module
 
 
-def _both(payload: bytes, options: EnrichOptions, delivered: set[Hashable], trackers: tuple[MigrationTracker, ...],
-          ) -> tuple[EnrichResult, EnrichResult, bool]:  # fmt: skip
+def _both(
+    payload: bytes,
+    options: EnrichOptions,
+    delivered: set[Hashable],
+    trackers: tuple[MigrationTracker, ...],
+) -> tuple[EnrichResult, EnrichResult, bool]:
     """(reference, native-or-fallback, whether the core took it)."""
     assert CORE is not None
-    reference = enrich(ExportLogsServiceRequest.FromString(payload), trackers[0], options, delivered.__contains__,
-                       pass_through=False)  # fmt: skip
+    reference = enrich(
+        ExportLogsServiceRequest.FromString(payload), trackers[0], options, delivered.__contains__, pass_through=False
+    )
     native = enrich_wire(payload, trackers[1], options, delivered.__contains__, core=CORE)
     taken = native is not None
     if native is None:
@@ -91,14 +96,23 @@ _kubevirt_mostly = seldom  # other kinds one time in four: the core's own ground
     st.data(),
 )
 @example([POOL[0]], [], EnrichOptions(), None)
-def test_native_gives_what_the_reference_gives(first: list[ResourceLogs], second: list[ResourceLogs],
-                                               options: EnrichOptions, data: st.DataObject | None) -> None:  # fmt: skip
+def test_native_gives_what_the_reference_gives(
+    first: list[ResourceLogs], second: list[ResourceLogs], options: EnrichOptions, data: st.DataObject | None
+) -> None:
     trackers = (MigrationTracker(), MigrationTracker())
     delivered: set[Hashable] = set()
     for resources in (first, second):
         payload = ExportLogsServiceRequest(resource_logs=resources).SerializeToString()
-        keys = sorted({key for r in resources for s in r.scope_logs for rec in s.log_records
-                       if (key := key_of(to_dict(rec.attributes))) is not None}, key=repr)  # fmt: skip
+        keys = sorted(
+            {
+                key
+                for r in resources
+                for s in r.scope_logs
+                for rec in s.log_records
+                if (key := key_of(to_dict(rec.attributes))) is not None
+            },
+            key=repr,
+        )
         if data is not None and keys:
             delivered |= set(data.draw(st.lists(st.sampled_from(keys), max_size=3)))
         reference, native, _ = _both(payload, options, delivered, trackers)
@@ -106,10 +120,10 @@ def test_native_gives_what_the_reference_gives(first: list[ResourceLogs], second
         delivered |= set(reference.keys)  # delivered: the next request's retries are duplicates
 
 
-@given(st.lists(resource_logs(other_kind=_kubevirt_mostly, native=True), max_size=6),
-       st.booleans(), st.booleans())  # fmt: skip
-def test_the_core_takes_every_shape_the_collector_sends(resources: list[ResourceLogs], drop_others: bool,
-                                                        summaries: bool) -> None:  # fmt: skip
+@given(st.lists(resource_logs(other_kind=_kubevirt_mostly, native=True), max_size=6), st.booleans(), st.booleans())
+def test_the_core_takes_every_shape_the_collector_sends(
+    resources: list[ResourceLogs], drop_others: bool, summaries: bool
+) -> None:
     """Without the shapes it leaves to the reference, the core takes every request (so that the
     test above checks the core itself, not the fallback)."""
     payload = ExportLogsServiceRequest(resource_logs=resources).SerializeToString()
@@ -167,8 +181,17 @@ def _first(resource_kind: str) -> ResourceLogs:
     return out
 
 
-@pytest.mark.parametrize("shape", ["a map body", "a record enriched before", "a list value", "two bodies",
-                                   "a KeyValue with two keys", "a service.name with a second field"])  # fmt: skip
+@pytest.mark.parametrize(
+    "shape",
+    [
+        "a map body",
+        "a record enriched before",
+        "a list value",
+        "two bodies",
+        "a KeyValue with two keys",
+        "a service.name with a second field",
+    ],
+)
 def test_shapes_the_core_leaves_to_the_reference(shape: str) -> None:
     """Each declined before anything was done (the tracker untouched); the fallback then gives the
     reference's output."""

@@ -29,7 +29,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs
 
 from otelkv.errors import BadRequest
 from otelkv.kubevirt import MigrationTracker
-from otelkv.kubevirt.model import new_event
+from otelkv.kubevirt.event_builders import new_event
 from otelkv.otlp.enrich import EnrichOptions, EnrichResult, enrich
 from otelkv.otlp.wire import _PAIRS, enrich_wire
 from tests.conftest import compiled_core
@@ -46,15 +46,45 @@ def _compiled() -> None:
     CORE = compiled_core().module
 
 
-_KEYS = ["k8s.object.kind", "service.name", "k8s.namespace.name", "k8s.event.uid", "k8s.event.count",
-         "k8s.event.reason", "k8s.object.name", "", "x", "body", "timestamp", "severity_text"]  # fmt: skip
-_TEXTS = st.sampled_from(["", "VirtualMachineInstance", "VirtualMachineInstanceMigration", "Pod", "ns", "Migrated",
-                          "MigrationSucceeded", "uid-1", "é\u2028\U0001f600", "\x00", "x" * 70_000])  # fmt: skip
+_KEYS = [
+    "k8s.object.kind",
+    "service.name",
+    "k8s.namespace.name",
+    "k8s.event.uid",
+    "k8s.event.count",
+    "k8s.event.reason",
+    "k8s.object.name",
+    "",
+    "x",
+    "body",
+    "timestamp",
+    "severity_text",
+]
+_TEXTS = st.sampled_from(
+    [
+        "",
+        "VirtualMachineInstance",
+        "VirtualMachineInstanceMigration",
+        "Pod",
+        "ns",
+        "Migrated",
+        "MigrationSucceeded",
+        "uid-1",
+        "é\u2028\U0001f600",
+        "\x00",
+        "x" * 70_000,
+    ]
+)
 
 
 def _any_value(draw: st.DrawFn, depth: int = 0) -> AnyValue:
-    kind = draw(st.sampled_from(["string", "string", "string", "int", "double", "bool", "bytes", "unset", "strindex",
-                                 "array", "kvlist"] if depth < 2 else ["string", "int", "unset"]))  # fmt: skip
+    kind = draw(
+        st.sampled_from(
+            ["string", "string", "string", "int", "double", "bool", "bytes", "unset", "strindex", "array", "kvlist"]
+            if depth < 2
+            else ["string", "int", "unset"]
+        )
+    )
     if kind == "strindex":  # AnyValue field 8: string_value_strindex (opentelemetry-proto >= 1.5), raw
         value = AnyValue()
         value.MergeFromString(b"\x40" + bytes([draw(st.integers(0, 127))]))
@@ -116,14 +146,28 @@ def hostile_resource_logs(draw: st.DrawFn) -> ResourceLogs:
         if not draw(st.integers(0, 5)):
             record.flags, record.trace_id, record.dropped_attributes_count = 1, b"\x01" * 16, 7
         if not draw(st.integers(0, 5)):  # fields of a newer schema: varint, string, fixed64, fixed32
-            record.MergeFromString(draw(st.sampled_from([b"\x98\x06\x05", b"\xa2\x06\x02hi", b"\x61" + b"\x01" * 8,
-                                                         b"\xad\x06\x01\x02\x03\x04"])))  # fmt: skip
+            record.MergeFromString(
+                draw(
+                    st.sampled_from(
+                        [b"\x98\x06\x05", b"\xa2\x06\x02hi", b"\x61" + b"\x01" * 8, b"\xad\x06\x01\x02\x03\x04"]
+                    )
+                )
+            )
     return out
 
 
 def _counts(result: EnrichResult) -> tuple[object, ...]:
-    return (result.received, result.enriched, result.passed, result.dropped_others, result.duplicates,
-            result.unreadable, result.objects, result.summaries, result.keys)  # fmt: skip
+    return (
+        result.received,
+        result.enriched,
+        result.passed,
+        result.dropped_others,
+        result.duplicates,
+        result.unreadable,
+        result.objects,
+        result.summaries,
+        result.keys,
+    )
 
 
 _DEFAULTS = EnrichOptions()
@@ -268,10 +312,28 @@ def test_many_namespaces_in_one_resource() -> None:
 
 #: Bytes a mutation puts in: varints of 10 bytes and past, lengths near 2**63 and past the end,
 #: field number 0 and past 2**29, wire types 3, 4, 6 and 7, cut fixed fields.
-_EDGES = [varint(2**64 - 1), b"\xff" * 10 + b"\x01", b"\x80" * 9 + b"\x00", b"\x0a" + varint(2**63 - 5),
-          b"\x0a" + varint(2**62), b"\x0a" + b"\xff" * 10, b"\x02\x00", b"\x0b", b"\x0c", b"\x0e", b"\x0f",
-          b"\x13\x14", varint((2**29 - 1) << 3) + b"\x01", varint(2**29 << 3) + b"\x01", b"\x0a\x05", b"\x12\x7f",
-          b"\x32\x00", b"\x09\x00\x00", b"\x0d\x00", b"\x2a\x00"]  # fmt: skip
+_EDGES = [
+    varint(2**64 - 1),
+    b"\xff" * 10 + b"\x01",
+    b"\x80" * 9 + b"\x00",
+    b"\x0a" + varint(2**63 - 5),
+    b"\x0a" + varint(2**62),
+    b"\x0a" + b"\xff" * 10,
+    b"\x02\x00",
+    b"\x0b",
+    b"\x0c",
+    b"\x0e",
+    b"\x0f",
+    b"\x13\x14",
+    varint((2**29 - 1) << 3) + b"\x01",
+    varint(2**29 << 3) + b"\x01",
+    b"\x0a\x05",
+    b"\x12\x7f",
+    b"\x32\x00",
+    b"\x09\x00\x00",
+    b"\x0d\x00",
+    b"\x2a\x00",
+]
 
 
 @st.composite

@@ -29,8 +29,9 @@ from tests.otlp_requests import POOL as _POOL
 from tests.otlp_requests import resource_logs, seldom
 
 
-def _run(request: ExportLogsServiceRequest, options: EnrichOptions, delivered: set[Hashable],
-         *, pass_through: bool) -> EnrichResult:  # fmt: skip
+def _run(
+    request: ExportLogsServiceRequest, options: EnrichOptions, delivered: set[Hashable], *, pass_through: bool
+) -> EnrichResult:
     copy = ExportLogsServiceRequest()
     copy.CopyFrom(request)
     return enrich(copy, MigrationTracker(), options, delivered.__contains__, pass_through=pass_through)
@@ -51,8 +52,16 @@ def test_short_path_gives_what_the_reference_gives(
     resources: list[ResourceLogs], options: EnrichOptions, data: st.DataObject | None
 ) -> None:
     request = ExportLogsServiceRequest(resource_logs=resources)
-    keys = sorted({key for r in resources for s in r.scope_logs for rec in s.log_records
-                   if (key := key_of(to_dict(rec.attributes))) is not None}, key=repr)  # fmt: skip
+    keys = sorted(
+        {
+            key
+            for r in resources
+            for s in r.scope_logs
+            for rec in s.log_records
+            if (key := key_of(to_dict(rec.attributes))) is not None
+        },
+        key=repr,
+    )
     delivered: set[Hashable] = set(data.draw(st.lists(st.sampled_from(keys)))) if data and keys else set()
     reference = _run(request, options, delivered, pass_through=False)
     short = _run(request, options, delivered, pass_through=True)
@@ -114,8 +123,9 @@ def test_a_float_count_still_finds_its_duplicate(count: float) -> None:
         assert (result.passed, result.duplicates) == (1, 1)
 
 
-@pytest.mark.parametrize("change", ["unknown field on the ResourceLogs", "unknown field on the scope",
-                                    "no resource", "no scope"])  # fmt: skip
+@pytest.mark.parametrize(
+    "change", ["unknown field on the ResourceLogs", "unknown field on the scope", "no resource", "no scope"]
+)
 def test_what_the_reference_would_not_copy_as_is(change: str) -> None:
     """The reference builds each ResourceLogs anew from its known fields: the short path copies a
     whole one only when that gives the same bytes."""

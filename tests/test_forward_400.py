@@ -22,12 +22,15 @@ from tests.reliability import numbered_events, requests_of, stored, wait_until
 PLAIN_400 = Scripted(400, {"Content-Type": "text/plain; charset=utf-8"}, b"invalid request: bad things\n")
 
 
-@pytest.mark.parametrize(("body", "rejected"), [
-    (b"", 7),
-    (b"proto: cannot parse invalid wire-format data", 7),
-    (b"entry too old\ntotal ignored: 2 out of 7\n", 2),
-    (b"total ignored: 9 out of 9", 7),  # never more than the request held
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("body", "rejected"),
+    [
+        (b"", 7),
+        (b"proto: cannot parse invalid wire-format data", 7),
+        (b"entry too old\ntotal ignored: 2 out of 7\n", 2),
+        (b"total ignored: 9 out of 9", 7),  # never more than the request held
+    ],
+)
 def test_a_400_refuses_what_loki_counted_else_everything(body: bytes, rejected: int) -> None:
     delivery = classify(400, {}, body, 7, "http://loki/otlp/v1/logs")
     assert delivery.rejected == rejected and "answered 400" in delivery.message
@@ -43,8 +46,14 @@ def test_a_plain_400_is_rejected_whole_and_dead_lettered(
     sink: LokiSink, tmp_path: Path, caplog: pytest.LogCaptureFixture, mode: str
 ) -> None:
     sink.script.append(PLAIN_400)
-    config = make_config(sink.url, **{"delivery.mode": mode, "delivery.store_path": str(tmp_path / "store.db"),
-                                      "delivery.retry.initial_interval": 0.02})  # fmt: skip
+    config = make_config(
+        sink.url,
+        **{
+            "delivery.mode": mode,
+            "delivery.store_path": str(tmp_path / "store.db"),
+            "delivery.retry.initial_interval": 0.02,
+        },
+    )
     svc = Service(config)
     svc.start()
     caplog.set_level(logging.WARNING)

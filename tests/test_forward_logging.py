@@ -39,10 +39,13 @@ def test_a_streak_logs_its_first_failure_then_a_count_every_30s_then_the_recover
     streak.recovered()  # no streak: nothing to say
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
         ("WARNING", "forwarding to http://loki/otlp/v1/logs failed: answered 503"),
-        ("WARNING", "forwarding to http://loki/otlp/v1/logs still failing: 51 failures in the last 31s, "
-                    "52 over 31s: answered 401"),
+        (
+            "WARNING",
+            "forwarding to http://loki/otlp/v1/logs still failing: 51 failures in the last 31s, "
+            "52 over 31s: answered 401",
+        ),
         ("INFO", "forwarding to http://loki/otlp/v1/logs works again after 52 failures over 32s"),
-    ]  # fmt: skip
+    ]
 
 
 def otelkv_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -53,8 +56,10 @@ def secret_config(sink: LokiSink, monkeypatch: pytest.MonkeyPatch, **more: objec
     monkeypatch.setenv("LOKI_TOKEN", "tok-123")
     # (userinfo in forward.endpoint is refused by the configuration; the forwarder's own
     # handling of one is tested below)
-    return make_config(sink.url, **{"forward.headers": {"X-Api-Key": "s3cr3t-key"},
-                                    "forward.auth.bearer_token_env": "LOKI_TOKEN", **more})  # fmt: skip
+    return make_config(
+        sink.url,
+        **{"forward.headers": {"X-Api-Key": "s3cr3t-key"}, "forward.auth.bearer_token_env": "LOKI_TOKEN", **more},
+    )
 
 
 def test_sync_failures_are_a_warning_then_quiet_then_info_on_recovery(
@@ -88,8 +93,12 @@ def test_queue_failures_are_a_warning_at_once_not_after_the_retry_budget(
 ) -> None:
     port = sink.port
     sink.stop()
-    queue = {"delivery.mode": "queue", "delivery.store_path": str(tmp_path / "q.db"),
-             "delivery.retry.initial_interval": 0.02, "delivery.retry.max_interval": 0.1}  # fmt: skip
+    queue = {
+        "delivery.mode": "queue",
+        "delivery.store_path": str(tmp_path / "q.db"),
+        "delivery.retry.initial_interval": 0.02,
+        "delivery.retry.max_interval": 0.1,
+    }
     svc = Service(secret_config(sink, monkeypatch, **queue))
     svc.start()
     caplog.set_level(logging.INFO)

@@ -58,8 +58,14 @@ def test_refused_tenant_and_header_values_exit_2_naming_the_key(
 
 @pytest.mark.parametrize("tenant", ["kubevirt", "team-a_(1)", "ops.prod", "A!*'"])
 def test_valid_tenants_pass(tenant: str) -> None:
-    config.load(environ={}, overrides={"forward.endpoint": "grpc://gw:4317", "forward.tenant": tenant,
-                                       "forward.headers": {"X-Team": "vm ops (1)"}})  # fmt: skip
+    config.load(
+        environ={},
+        overrides={
+            "forward.endpoint": "grpc://gw:4317",
+            "forward.tenant": tenant,
+            "forward.headers": {"X-Team": "vm ops (1)"},
+        },
+    )
 
 
 @pytest.mark.parametrize("tenant", ["a\tb", "tenant-ü", "a\r\nb"])
@@ -75,8 +81,15 @@ def test_metadata_grpcio_refuses_is_retryable_never_a_rejection(recorder: tuple[
     assert not servicer.received
 
 
-@pytest.mark.parametrize("code", [grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED,
-                                  grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.INTERNAL])  # fmt: skip
+@pytest.mark.parametrize(
+    "code",
+    [
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.INTERNAL,
+    ],
+)
 def test_set_up_errors_of_a_grpc_target_keep_the_data(recorder: tuple[Recorder, int], code: grpc.StatusCode) -> None:
     """Like the HTTP target's 401/403/404: retried while an operator fixes it, never dropped at once."""
     servicer, port = recorder

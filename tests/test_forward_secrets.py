@@ -37,8 +37,11 @@ def leaky(sink: LokiSink, monkeypatch: pytest.MonkeyPatch) -> Iterator[Service]:
     """otelkv in sync mode with every kind of credential, in front of a target that echoes them."""
     monkeypatch.setenv("LOKI_TOKEN", "tok-123")
     # (userinfo in the URL is refused at configuration time; basic auth is tested below)
-    svc = Service(make_config(sink.url, **{"forward.headers": {"X-Api-Key": "s3cr3t-key"},
-                                           "forward.auth.bearer_token_env": "LOKI_TOKEN"}))  # fmt: skip
+    svc = Service(
+        make_config(
+            sink.url, **{"forward.headers": {"X-Api-Key": "s3cr3t-key"}, "forward.auth.bearer_token_env": "LOKI_TOKEN"}
+        )
+    )
     svc.start()
     yield svc
     svc.stop(5)
@@ -58,9 +61,11 @@ def test_unavailable_details_and_503_bodies_name_the_url_never_a_secret(sink: Lo
     assert f"http://127.0.0.1:{sink.port}/otlp/v1/logs answered 401" in details and "<redacted>" in details
     assert clean(details), details
     answer = urllib3.PoolManager(retries=False).request(
-        "POST", f"http://127.0.0.1:{leaky.http_port}/v1/logs", body=batch.SerializeToString(),
+        "POST",
+        f"http://127.0.0.1:{leaky.http_port}/v1/logs",
+        body=batch.SerializeToString(),
         headers={"Content-Type": "application/x-protobuf"},
-    )  # fmt: skip
+    )
     assert answer.status == 503
     message = status_pb2.Status.FromString(answer.data).message
     assert "answered 401" in message and clean(message), message
@@ -93,10 +98,15 @@ def echoing() -> Iterator[int]:
 
 def test_grpc_details_echoing_metadata_are_redacted(echoing: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LOKI_TOKEN", "tok-123")
-    forwarder = make_forwarder(forward_config(f"grpc://127.0.0.1:{echoing}", tenant="kubevirt",
-                                              headers={"X-Api-Key": "s3cr3t-key"},
-                                              auth={"bearer_token_env": "LOKI_TOKEN"}),
-                               max_message_bytes=1 << 20)  # fmt: skip
+    forwarder = make_forwarder(
+        forward_config(
+            f"grpc://127.0.0.1:{echoing}",
+            tenant="kubevirt",
+            headers={"X-Api-Key": "s3cr3t-key"},
+            auth={"bearer_token_env": "LOKI_TOKEN"},
+        ),
+        max_message_bytes=1 << 20,
+    )
     try:
         with pytest.raises(Retryable) as caught:
             forwarder.send(request(), timeout=5)
@@ -107,8 +117,9 @@ def test_grpc_details_echoing_metadata_are_redacted(echoing: int, monkeypatch: p
 
 
 def test_basic_auth_password_is_redacted_too() -> None:
-    redact = Redactor({"Authorization": "Basic " + base64.b64encode(b"otelkv:hunter2").decode(),
-                       "X-Scope-OrgID": "kubevirt"})  # fmt: skip
+    redact = Redactor(
+        {"Authorization": "Basic " + base64.b64encode(b"otelkv:hunter2").decode(), "X-Scope-OrgID": "kubevirt"}
+    )
     assert redact("bad password hunter2 for tenant kubevirt") == "bad password <redacted> for tenant kubevirt"
 
 

@@ -78,8 +78,10 @@ def request() -> ExportLogsServiceRequest:
 
 def test_grpc_target_gets_the_request_with_tenant_and_headers(recorder: tuple[Recorder, int]) -> None:
     servicer, port = recorder
-    fwd = make_forwarder(forward_config(f"grpc://127.0.0.1:{port}", tenant="kubevirt", headers={"X-Team": "vm"}),
-                         max_message_bytes=1 << 20)  # fmt: skip
+    fwd = make_forwarder(
+        forward_config(f"grpc://127.0.0.1:{port}", tenant="kubevirt", headers={"X-Team": "vm"}),
+        max_message_bytes=1 << 20,
+    )
     try:
         assert fwd.send(request(), timeout=5).rejected == 0
     finally:
@@ -90,9 +92,14 @@ def test_grpc_target_gets_the_request_with_tenant_and_headers(recorder: tuple[Re
     assert metadata["x-scope-orgid"] == "kubevirt" and metadata["x-team"] == "vm"
 
 
-@pytest.mark.parametrize(("answer", "retry"), [((grpc.StatusCode.UNAVAILABLE, 3), 3.0),
-                                               ((grpc.StatusCode.RESOURCE_EXHAUSTED, 9), 9.0),
-                                               ((grpc.StatusCode.DEADLINE_EXCEEDED, None), None)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("answer", "retry"),
+    [
+        ((grpc.StatusCode.UNAVAILABLE, 3), 3.0),
+        ((grpc.StatusCode.RESOURCE_EXHAUSTED, 9), 9.0),
+        ((grpc.StatusCode.DEADLINE_EXCEEDED, None), None),
+    ],
+)
 def test_grpc_retryable_codes_keep_the_retry_hint(recorder: tuple[Recorder, int], answer: Any, retry: Any) -> None:
     servicer, port = recorder
     servicer.answer = answer
@@ -140,12 +147,15 @@ def test_basic_auth_from_a_file_and_bearer_from_env(tmp_path: Path, monkeypatch:
     try:
         secret = tmp_path / "password"
         secret.write_text("s3cret\n")
-        fwd = make_forwarder(forward_config(sink.url, tenant="t1", auth={"username": "otelkv",
-                             "password_file": str(secret)}), max_message_bytes=1 << 20)  # fmt: skip
+        fwd = make_forwarder(
+            forward_config(sink.url, tenant="t1", auth={"username": "otelkv", "password_file": str(secret)}),
+            max_message_bytes=1 << 20,
+        )
         fwd.send(request(), timeout=5)
         monkeypatch.setenv("LOKI_TOKEN", "tok")
-        fwd2 = make_forwarder(forward_config(sink.url, tenant="t1", auth={"bearer_token_env": "LOKI_TOKEN"}),
-                              max_message_bytes=1 << 20)  # fmt: skip
+        fwd2 = make_forwarder(
+            forward_config(sink.url, tenant="t1", auth={"bearer_token_env": "LOKI_TOKEN"}), max_message_bytes=1 << 20
+        )
         fwd2.send(request(), timeout=5)
     finally:
         sink.stop()
@@ -155,9 +165,15 @@ def test_basic_auth_from_a_file_and_bearer_from_env(tmp_path: Path, monkeypatch:
     assert "s3cret" not in repr(fwd.__dict__.get("_url")) and "tok" not in fwd2.target
 
 
-@pytest.mark.parametrize(("status", "outcome"), [
-    (204, 0), (200, 0), (413, 7), (422, 7),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        (204, 0),
+        (200, 0),
+        (413, 7),
+        (422, 7),
+    ],
+)
 def test_http_classification_table(status: int, outcome: int) -> None:
     assert classify(status, {}, b"", 7, "u").rejected == outcome
 

@@ -91,7 +91,12 @@ COLLECTOR: dict[str, Any] = {
 def test_every_shape_gives_the_same_facts(obj: dict[str, Any]) -> None:
     e = parse_k8s_event(obj)
     assert (e.reason, e.event_type, e.object_kind, e.vm_name, e.namespace) == (
-        "Migrating", "Normal", "VirtualMachineInstance", "fedora-vm", "virtualmachines")  # fmt: skip
+        "Migrating",
+        "Normal",
+        "VirtualMachineInstance",
+        "fedora-vm",
+        "virtualmachines",
+    )
     assert (e.phase, e.source_node, e.host, e.object_uid, e.count) == ("Running", "node01", "node01", "vmi-uid-1", 4)
     assert e.timestamp == WHEN
 
@@ -117,9 +122,14 @@ def test_collector_time_falls_back_to_the_go_start_time() -> None:
 
 
 def test_controller_events_have_no_host_and_old_collectors_no_component() -> None:
-    obj = {**COLLECTOR, "k8s.node.name": "", "k8s.object.kind": "VirtualMachineInstanceMigration",
-           "k8s.object.name": "kubevirt-migrate-vm-x7k2p", "k8s.event.reason": "SuccessfulCreate",
-           "body": "Created migration target pod virt-launcher-fedora-vm-9xbzq"}  # fmt: skip
+    obj = {
+        **COLLECTOR,
+        "k8s.node.name": "",
+        "k8s.object.kind": "VirtualMachineInstanceMigration",
+        "k8s.object.name": "kubevirt-migrate-vm-x7k2p",
+        "k8s.event.reason": "SuccessfulCreate",
+        "body": "Created migration target pod virt-launcher-fedora-vm-9xbzq",
+    }
     e = parse_k8s_event(obj)
     assert e.host is None and e.component is None
     assert (e.vm_name, e.migration_name, e.migration_uid) == ("fedora-vm", "kubevirt-migrate-vm-x7k2p", "vmi-uid-1")

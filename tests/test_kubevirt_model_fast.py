@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from otelkv.kubevirt import MigrationEvent
-from otelkv.kubevirt.model import evolve, new_event
+from otelkv.kubevirt.event_builders import evolve, new_event
 
 _text = st.none() | st.text(max_size=5)
 _values = {

@@ -15,11 +15,19 @@ from tests.test_kubevirt_tracker import created, migrated, prepared
 def test_a_modern_object_states_every_fact() -> None:
     obj = read_migration_object(vmim("Failed", t=40, start=2, failure="Live migration aborted"))
     assert (obj.namespace, obj.name, obj.uid, obj.vm_name, obj.phase) == (
-        "vms", "kubevirt-migrate-vm-q7x2p", "uid-kubevirt-migrate-vm-q7x2p", "fedora-vm", "Failed")  # fmt: skip
+        "vms",
+        "kubevirt-migrate-vm-q7x2p",
+        "uid-kubevirt-migrate-vm-q7x2p",
+        "fedora-vm",
+        "Failed",
+    )
     assert (obj.source_node, obj.target_node, obj.target_pod) == ("node01", "node02", "virt-launcher-fedora-vm-x2bcd")
     assert (obj.failure_reason, obj.mode, obj.terminal) == ("Live migration aborted", "PreCopy", True)
-    assert (obj.started, obj.ended, obj.duration_seconds) == (BASE + timedelta(seconds=2),
-                                                            BASE + timedelta(seconds=40), 38)  # fmt: skip
+    assert (obj.started, obj.ended, obj.duration_seconds) == (
+        BASE + timedelta(seconds=2),
+        BASE + timedelta(seconds=40),
+        38,
+    )
 
 
 def test_an_old_object_starts_at_its_creation_and_ends_at_the_handlers_end() -> None:
@@ -29,8 +37,11 @@ def test_an_old_object_starts_at_its_creation_and_ends_at_the_handlers_end() -> 
     assert (done.source_node, done.duration_seconds) == ("node01", 30)
 
 
-JUNK = [{}, {"status": "x", "spec": 3, "metadata": []},
-        {"status": {"phase": "Exploded", "phaseTransitionTimestamps": [1, {"phase": 2}]}}]  # fmt: skip
+JUNK = [
+    {},
+    {"status": "x", "spec": 3, "metadata": []},
+    {"status": {"phase": "Exploded", "phaseTransitionTimestamps": [1, {"phase": 2}]}},
+]
 
 
 @pytest.mark.parametrize("junk", JUNK)
@@ -47,8 +58,11 @@ def test_object_facts_win_over_what_event_text_suggested() -> None:
     assert guessed.target_node == "node09"
     tracker.track_object(read_migration_object(vmim("Running", t=5)))
     done = tracker.observe(migrated("node02", "node02", 36))  # >= v1.6: host is the target
-    assert (done.migration_name, done.source_node, done.target_node) == ("kubevirt-migrate-vm-q7x2p", "node01",
-                                                                         "node02")  # fmt: skip
+    assert (done.migration_name, done.source_node, done.target_node) == (
+        "kubevirt-migrate-vm-q7x2p",
+        "node01",
+        "node02",
+    )
     [m] = tracker.migrations()
     assert (m.source_node, m.target_node, m.started) == ("node01", "node02", BASE)
 

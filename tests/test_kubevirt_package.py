@@ -13,8 +13,21 @@ import otelkv.kubevirt as kv
 from otelkv.kubevirt import RULES, doc
 
 ROOT = Path(__file__).resolve().parent.parent
-FORBIDDEN = ("grpc", "google", "opentelemetry", "yaml", "socket", "ssl", "http", "urllib3", "requests",
-             "asyncio", "selectors", "select", "time")  # fmt: skip
+FORBIDDEN = (
+    "grpc",
+    "google",
+    "opentelemetry",
+    "yaml",
+    "socket",
+    "ssl",
+    "http",
+    "urllib3",
+    "requests",
+    "asyncio",
+    "selectors",
+    "select",
+    "time",
+)
 
 
 def test_kubevirt_imports_only_the_standard_library_and_no_io() -> None:

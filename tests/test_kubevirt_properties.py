@@ -17,8 +17,16 @@ from tests import strategies as names
 
 VMI, VMIM = "VirtualMachineInstance", "VirtualMachineInstanceMigration"
 KNOWN_REASONS = sorted({r.reason for r in RULES if r.reason})
-TEXT_FACTS = ("vm_name", "migration_name", "migration_uid", "target_pod", "target_node", "source_node",
-              "failure_reason", "target_address")  # fmt: skip
+TEXT_FACTS = (
+    "vm_name",
+    "migration_name",
+    "migration_uid",
+    "target_pod",
+    "target_node",
+    "source_node",
+    "failure_reason",
+    "target_address",
+)
 
 
 def _ports(draw: st.DrawFn) -> str:
@@ -69,11 +77,22 @@ def rendered(draw: st.DrawFn, rule: Rule | None = None) -> Rendered:
     message = render(rule.tokens, values)
     host = None
     if rule.host is not None:
-        host = draw(st.sampled_from([values["target_node"]]) if "target_node" in values and draw(st.booleans())
-                    else names.dns_subdomain)  # fmt: skip
+        host = draw(
+            st.sampled_from([values["target_node"]])
+            if "target_node" in values and draw(st.booleans())
+            else names.dns_subdomain
+        )
     vmim = rule.kind == VMIM
-    return Rendered(rule, message, values, vm, draw(names.dns_label), host,
-                    draw(names.dns_subdomain) if vmim else vm, draw(names.uid))  # fmt: skip
+    return Rendered(
+        rule,
+        message,
+        values,
+        vm,
+        draw(names.dns_label),
+        host,
+        draw(names.dns_subdomain) if vmim else vm,
+        draw(names.uid),
+    )
 
 
 def parse(r: Rendered, message: str | None = None) -> MigrationEvent:
@@ -156,9 +175,18 @@ def _row(fmt: str) -> Rule:
 
 
 def test_round_trip_fqdn_node_that_is_also_the_host() -> None:
-    check_round_trip(Rendered(_row("The VirtualMachineInstance migrated to node %s."),
-                              "The VirtualMachineInstance migrated to node a.b.c.", {"target_node": "a.b.c"},
-                              "vm", "ns", "a.b.c", "vm", "u"))  # fmt: skip
+    check_round_trip(
+        Rendered(
+            _row("The VirtualMachineInstance migrated to node %s."),
+            "The VirtualMachineInstance migrated to node a.b.c.",
+            {"target_node": "a.b.c"},
+            "vm",
+            "ns",
+            "a.b.c",
+            "vm",
+            "u",
+        )
+    )
 
 
 def test_round_trip_regression_empty_last_argument() -> None:
@@ -180,8 +208,16 @@ def test_round_trip_regression_empty_last_argument() -> None:
 def test_a_cut_pdb_message_is_not_read_as_created_migration() -> None:
     # Found by the long profile: a name_prefix row skipped for a cut name left "Created Migration
     # %s" as the only candidate, so "Created P…" became phase Pending.
-    r = Rendered(_row("Created PodDisruptionBudget %s"), "Created PodDisruptionBudget kubevirt-migration-pdb-m1",
-                 {"name": "kubevirt-migration-pdb-m1"}, "vm", "ns", None, "vm", "u")  # fmt: skip
+    r = Rendered(
+        _row("Created PodDisruptionBudget %s"),
+        "Created PodDisruptionBudget kubevirt-migration-pdb-m1",
+        {"name": "kubevirt-migration-pdb-m1"},
+        "vm",
+        "ns",
+        None,
+        "vm",
+        "u",
+    )
     assert {parse(r, r.message[:cut]).phase for cut in range(len(r.message) + 1)} == {None}
 
 
@@ -207,7 +243,7 @@ message_text = st.one_of(
     st.text(),
     st.builds(_junk_rendering, st.sampled_from(RULES), st.text(), st.integers(0, 300)),
     st.builds(lambda rule, prefix: prefix + rule.format, st.sampled_from(RULES), st.text(max_size=5)),
-)  # fmt: skip
+)
 optional_text = st.one_of(st.none(), st.text(), st.sampled_from([VMI, VMIM, "VirtualMachine", "Node"]))
 
 
@@ -223,12 +259,28 @@ optional_text = st.one_of(st.none(), st.text(), st.sampled_from([VMI, VMIM, "Vir
 )
 @example("Migrated", "", None, None, None, "node01", None, None)
 def test_totality_any_strings_give_a_result(
-    reason: str, message: str, kind: str | None, name: str | None, namespace: str | None, host: str | None,
-    timestamp: Any, count: int | None,
-) -> None:  # fmt: skip
-    event = parse_event(reason=reason, message=message, object_kind=kind, object_name=name,
-                        namespace=namespace, host=host, timestamp=timestamp, count=count, component=host,
-                        event_type=name, object_uid=namespace)  # fmt: skip
+    reason: str,
+    message: str,
+    kind: str | None,
+    name: str | None,
+    namespace: str | None,
+    host: str | None,
+    timestamp: Any,
+    count: int | None,
+) -> None:
+    event = parse_event(
+        reason=reason,
+        message=message,
+        object_kind=kind,
+        object_name=name,
+        namespace=namespace,
+        host=host,
+        timestamp=timestamp,
+        count=count,
+        component=host,
+        event_type=name,
+        object_uid=namespace,
+    )
     assert event.phase is None or event.phase in PHASES
     assert event.source_node is None or event.source_node != event.target_node
     for f in fields(event):
@@ -257,6 +309,7 @@ def test_regression_a_cut_message_gets_no_constant_failure_reason() -> None:
 def test_a_cut_before_the_budget_name_keeps_the_migration_budget_row_a_candidate(cut: str) -> None:
     # Found by the cut-message property: a row whose name_prefix cannot be checked yet (the name
     # is not read) must still count, or the other SuccessfulCreate rows (Pending) win alone.
-    event = parse_event(reason="SuccessfulCreate", message=cut, event_type="Normal", object_kind=VMI,
-                        object_name="vm", namespace="ns")  # fmt: skip
+    event = parse_event(
+        reason="SuccessfulCreate", message=cut, event_type="Normal", object_kind=VMI, object_name="vm", namespace="ns"
+    )
     assert event.phase is None

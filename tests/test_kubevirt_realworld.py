@@ -24,17 +24,26 @@ def vmim(reason: str, message: str, **kw: Any) -> Any:
 
 def test_the_public_contract_example() -> None:
     e = parse_event(
-        reason="Migrated", message="The VirtualMachineInstance migrated to node node02.",
-        event_type="Normal", object_kind=VMI, object_name="fedora-vm",
-        namespace="virtualmachines", component="virt-handler", host="node01",
-    )  # fmt: skip
+        reason="Migrated",
+        message="The VirtualMachineInstance migrated to node node02.",
+        event_type="Normal",
+        object_kind=VMI,
+        object_name="fedora-vm",
+        namespace="virtualmachines",
+        component="virt-handler",
+        host="node01",
+    )
     assert e.vm_name == "fedora-vm" and e.phase == "Succeeded"
     assert e.target_node == "node02" and e.source_node == "node01"
 
 
 def test_fqdn_node_loses_only_the_final_period() -> None:
-    e = vmi("Migrated", "The VirtualMachineInstance migrated to node ocp4-worker1.aio.example.com.",
-            event_type="Normal", host="ocp4-worker0.aio.example.com")  # fmt: skip
+    e = vmi(
+        "Migrated",
+        "The VirtualMachineInstance migrated to node ocp4-worker1.aio.example.com.",
+        event_type="Normal",
+        host="ocp4-worker0.aio.example.com",
+    )
     assert e.target_node == "ocp4-worker1.aio.example.com"
     assert e.source_node == "ocp4-worker0.aio.example.com"
 
@@ -47,8 +56,10 @@ def test_migrated_from_the_target_handler_says_nothing_of_the_source() -> None:
 @pytest.mark.parametrize("vm", ["fedora-vm", "web.prod-01", "a", "db-1.eu-west.tenant-a", "x" * 63])
 def test_vm_names_with_dots_and_dashes_from_the_object_and_from_messages(vm: str) -> None:
     assert vmi("Migrating", "VirtualMachineInstance is migrating.", object_name=vm).vm_name == vm
-    e = vmim("migrationTargetPodUnschedulable",
-             f"Migration target pod for VMI [virtualmachines/{vm}] is currently unschedulable.")  # fmt: skip
+    e = vmim(
+        "migrationTargetPodUnschedulable",
+        f"Migration target pod for VMI [virtualmachines/{vm}] is currently unschedulable.",
+    )
     assert e.vm_name == vm and e.phase == "Scheduling"
 
 
@@ -78,8 +89,11 @@ def test_pod_without_the_random_suffix_gives_no_vm_name() -> None:
 
 
 def test_migration_object_events_carry_uid_and_name() -> None:
-    e = vmim("SuccessfulHandOver", "Migration target pod is ready for preparation by virt-handler.",
-             object_uid="0c9e3b9a-5d1f-4c47-b2f5-1d5a1e3b2c11")  # fmt: skip
+    e = vmim(
+        "SuccessfulHandOver",
+        "Migration target pod is ready for preparation by virt-handler.",
+        object_uid="0c9e3b9a-5d1f-4c47-b2f5-1d5a1e3b2c11",
+    )
     assert e.migration_uid == "0c9e3b9a-5d1f-4c47-b2f5-1d5a1e3b2c11"
     assert e.phase == "PreparingTarget" and e.vm_name is None and e.is_migration
 
@@ -93,8 +107,9 @@ def test_evacuation_created_migration_names_it_on_the_vmi() -> None:
 
 @pytest.mark.parametrize("address", ["10.244.1.17", "192.168.100.4", "fd00:10:244::1f", "2001:db8::8a2e:370:7334"])
 def test_listening_at_reads_ipv4_and_ipv6(address: str) -> None:
-    e = vmi("PreparingTarget", f"Migration Target is listening at {address}, on ports: 40113,34211,41239",
-            host="node02")  # fmt: skip
+    e = vmi(
+        "PreparingTarget", f"Migration Target is listening at {address}, on ports: 40113,34211,41239", host="node02"
+    )
     assert e.target_address == address
     assert e.target_ports == (40113, 34211, 41239)
     assert e.target_node == "node02" and e.phase == "TargetReady"
@@ -122,8 +137,11 @@ def test_go_extra_artifact_rows_and_others() -> None:
 
 
 def test_combined_from_similar_events_prefix() -> None:
-    e = vmi("PreparingTarget", "(combined from similar events): VirtualMachineInstance Migration Target Prepared.",
-            host="node02")  # fmt: skip
+    e = vmi(
+        "PreparingTarget",
+        "(combined from similar events): VirtualMachineInstance Migration Target Prepared.",
+        host="node02",
+    )
     assert e.phase == "PreparingTarget" and e.target_node == "node02"
     assert e.message.startswith("(combined")  # the message itself is kept as received
 
@@ -134,12 +152,14 @@ def test_combined_from_similar_events_prefix() -> None:
         ("VirtualMachineInstance migration uid 1a2b failed. reason:Live migration failed", "Live migration failed"),
         ("VirtualMachineInstance migration uid 1a2b failed. reason: Live migration failed", "Live migration failed"),
         ("VirtualMachineInstance migration uid 1a2b failed. reason:Live migration aborted ", "Live migration aborted"),
-        ("VirtualMachineInstance migration uid 1a2b failed. reason:error encountered during MigrateToURI3 "
-         "libvirt api call: virError(Code=1, Domain=10, Message='internal error: qemu unexpectedly closed')",
-         "error encountered during MigrateToURI3 libvirt api call: virError(Code=1, Domain=10, "
-         "Message='internal error: qemu unexpectedly closed')"),
+        (
+            "VirtualMachineInstance migration uid 1a2b failed. reason:error encountered during MigrateToURI3 "
+            "libvirt api call: virError(Code=1, Domain=10, Message='internal error: qemu unexpectedly closed')",
+            "error encountered during MigrateToURI3 libvirt api call: virError(Code=1, Domain=10, "
+            "Message='internal error: qemu unexpectedly closed')",
+        ),
     ],
-)  # fmt: skip
+)
 def test_failure_reason_with_and_without_space(message: str, reason: str) -> None:
     e = vmi("Migrated", message, event_type="Warning", host="node01")
     assert e.failure_reason == reason
@@ -147,15 +167,22 @@ def test_failure_reason_with_and_without_space(message: str, reason: str) -> Non
 
 
 def test_controller_failure_on_the_vmi_says_target_pod_is_down() -> None:
-    e = vmi("FailedMigration", "VirtualMachineInstance migration uid 1a2b failed. reason: Target pod is down",
-            event_type="Warning")  # fmt: skip
+    e = vmi(
+        "FailedMigration",
+        "VirtualMachineInstance migration uid 1a2b failed. reason: Target pod is down",
+        event_type="Warning",
+    )
     assert e.failure_reason == "Target pod is down" and e.source_node is None
 
 
 def test_eviction_strategy_warning_is_not_a_migration() -> None:
-    e = vmi("Migrated", "EvictionStrategy is set but vmi is not migratable; cannot migrate VMI: PVC rootdisk is "
-            "not shared, live migration requires that all PVCs must be shared (using ReadWriteMany access mode)",
-            event_type="Warning", host="node01")  # fmt: skip
+    e = vmi(
+        "Migrated",
+        "EvictionStrategy is set but vmi is not migratable; cannot migrate VMI: PVC rootdisk is "
+        "not shared, live migration requires that all PVCs must be shared (using ReadWriteMany access mode)",
+        event_type="Warning",
+        host="node01",
+    )
     assert not e.is_migration and e.phase is None and e.source_node is None
     assert e.vm_name == "fedora-vm"
 
@@ -190,7 +217,11 @@ def test_unknown_reason_or_message_yields_what_is_known() -> None:
     assert (e.vm_name, e.phase, e.is_migration, e.source_node) == ("fedora-vm", None, False, None)
     e = vmim("SomethingNew", "hello", object_uid="u-1")
     assert (e.migration_name, e.migration_uid, e.phase, e.is_migration) == (
-        "kubevirt-evacuation-h2x9k", "u-1", None, True)  # fmt: skip
+        "kubevirt-evacuation-h2x9k",
+        "u-1",
+        None,
+        True,
+    )
 
 
 def test_sync_failed_only_with_a_migration_prefix() -> None:
@@ -200,15 +231,27 @@ def test_sync_failed_only_with_a_migration_prefix() -> None:
 
 
 def test_error_text_in_the_reason_field() -> None:
-    e = vmi("failed to set memlock rlimit: operation not permitted",
-            "Failed to update target node qemu memory limits during live migration", event_type="Warning",
-            host="node02")  # fmt: skip
+    e = vmi(
+        "failed to set memlock rlimit: operation not permitted",
+        "Failed to update target node qemu memory limits during live migration",
+        event_type="Warning",
+        host="node02",
+    )
     assert e.is_migration and e.target_node == "node02"
 
 
 def test_empty_strings_are_unknown() -> None:
-    e = parse_event(reason="Migrating", message="VirtualMachineInstance is migrating.", object_kind="",
-                    object_name="", namespace="", host="", component="", object_uid="", event_type="")  # fmt: skip
+    e = parse_event(
+        reason="Migrating",
+        message="VirtualMachineInstance is migrating.",
+        object_kind="",
+        object_name="",
+        namespace="",
+        host="",
+        component="",
+        object_uid="",
+        event_type="",
+    )
     assert (e.object_kind, e.vm_name, e.namespace, e.source_node, e.component) == (None,) * 5
     assert e.phase == "Running"
 
@@ -224,9 +267,17 @@ def test_timestamps() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("reason", None), ("message", b"bytes"), ("namespace", 3), ("host", ["node01"]), ("count", "3"),
-     ("count", True), ("timestamp", 1700000000), ("timestamp", datetime(2026, 1, 1))],
-)  # fmt: skip
+    [
+        ("reason", None),
+        ("message", b"bytes"),
+        ("namespace", 3),
+        ("host", ["node01"]),
+        ("count", "3"),
+        ("count", True),
+        ("timestamp", 1700000000),
+        ("timestamp", datetime(2026, 1, 1)),
+    ],
+)
 def test_wrong_types_raise_type_error_naming_the_field(field: str, value: Any) -> None:
     fields: dict[str, Any] = {"reason": "Migrating", "message": "VirtualMachineInstance is migrating."}
     fields[field] = value
@@ -249,15 +300,18 @@ def test_parse_event_is_keyword_only() -> None:
         ("Deleted PodDisruptionBudget kubevirt-disruption-budget-5ml4d", "disruptionbudget-controller", False),
         ("Error creating a PodDisruptionBudget: forbidden", "disruptionbudget-controller", False),
         # v0.42-v0.45: the per-migration budget, same text from the VMI controller.
-        ("Created PodDisruptionBudget kubevirt-migration-pdb-kubevirt-migrate-vm-x7k2p", "virtualmachine-controller",
-         True),
+        (
+            "Created PodDisruptionBudget kubevirt-migration-pdb-kubevirt-migrate-vm-x7k2p",
+            "virtualmachine-controller",
+            True,
+        ),
         ("Created PodDisruptionBudget kubevirt-migration-pdb-kubevirt-migrate-vm-x7k2p", None, True),
         # A migration-pdb name from the wrong component is not read as one either.
         ("Created PodDisruptionBudget kubevirt-migration-pdb-x", "disruptionbudget-controller", False),
         # After the migration: about it, but moves no phase.
         ("shrank PodDisruptionBudget kubevirt-disruption-budget-5ml4d", "disruptionbudget-controller", True),
     ],
-)  # fmt: skip
+)
 def test_the_vms_own_disruption_budget_is_not_a_migration(
     message: str, component: str | None, is_migration: bool
 ) -> None:

@@ -21,15 +21,33 @@ def at(seconds: float) -> datetime:
 
 
 def vmi_event(reason: str, message: str, host: str | None, t: float, type_: str = "Normal", **kw: Any) -> Any:
-    return parse_event(reason=reason, message=message, event_type=type_, object_kind=VMI,
-                       object_name=kw.pop("vm", "fedora-vm"), namespace=kw.pop("ns", "vms"), host=host,
-                       component="virt-handler", timestamp=at(t), **kw)  # fmt: skip
+    return parse_event(
+        reason=reason,
+        message=message,
+        event_type=type_,
+        object_kind=VMI,
+        object_name=kw.pop("vm", "fedora-vm"),
+        namespace=kw.pop("ns", "vms"),
+        host=host,
+        component="virt-handler",
+        timestamp=at(t),
+        **kw,
+    )
 
 
 def vmim_event(reason: str, message: str, t: float, name: str = "kubevirt-migrate-vm-aaaaa", **kw: Any) -> Any:
-    return parse_event(reason=reason, message=message, event_type=kw.pop("type_", "Normal"), object_kind=VMIM,
-                       object_name=name, object_uid=kw.pop("uid", f"uid-{name}"), namespace=kw.pop("ns", "vms"),
-                       component="virtualmachine-controller", timestamp=at(t), **kw)  # fmt: skip
+    return parse_event(
+        reason=reason,
+        message=message,
+        event_type=kw.pop("type_", "Normal"),
+        object_kind=VMIM,
+        object_name=name,
+        object_uid=kw.pop("uid", f"uid-{name}"),
+        namespace=kw.pop("ns", "vms"),
+        component="virtualmachine-controller",
+        timestamp=at(t),
+        **kw,
+    )
 
 
 def created(t: float, name: str = "kubevirt-migrate-vm-aaaaa", vm: str = "fedora-vm", **kw: Any) -> Any:
@@ -75,9 +93,16 @@ def test_whole_migration_from_kubectl_json(name: str) -> None:
 
     [migration] = tracker.migrations()
     assert (migration.namespace, migration.vm_name, migration.migration_name, migration.migration_uid) == (
-        truth.namespace, truth.vm, truth.migration, truth.migration_uid)  # fmt: skip
+        truth.namespace,
+        truth.vm,
+        truth.migration,
+        truth.migration_uid,
+    )
     assert (migration.source_node, migration.target_node, migration.target_pod) == (
-        truth.source, truth.target, truth.target_pod)  # fmt: skip
+        truth.source,
+        truth.target,
+        truth.target_pod,
+    )
     assert migration.phase == ("Succeeded" if truth.succeeded else "Failed")
     assert migration.failure_reason == truth.failure_reason
     assert migration.duration_seconds == running + 5
@@ -107,7 +132,11 @@ def test_four_migrations_interleaved_in_one_stream() -> None:
     for truth, _, running in FIXTURES.values():
         m = found[(truth.namespace, truth.vm)]
         assert (m.source_node, m.target_node, m.migration_name, m.duration_seconds) == (
-            truth.source, truth.target, truth.migration, running + 5)  # fmt: skip
+            truth.source,
+            truth.target,
+            truth.migration,
+            running + 5,
+        )
 
 
 # -- joining rules ----------------------------------------------------------------------------
@@ -171,12 +200,14 @@ def test_a_retry_seconds_after_a_failure_does_not_join_the_failed_one() -> None:
     tracker.observe(created(0, "mig-1"))
     tracker.observe(prepared("node02", 2))
     tracker.observe(migrating("node01", 3))
-    tracker.observe(vmi_event("Migrated", "VirtualMachineInstance migration uid uid-mig-1 failed. reason:x",
-                              "node01", 9, "Warning"))  # fmt: skip
+    tracker.observe(
+        vmi_event("Migrated", "VirtualMachineInstance migration uid uid-mig-1 failed. reason:x", "node01", 9, "Warning")
+    )
     retry = tracker.observe(prepared("node02", 13))
     assert retry.migration_name is None and retry.migration_uid is None
-    tracker.observe(vmim_event("SuccessfulHandOver", "Migration target pod is ready for preparation by virt-handler.",
-                               12, "mig-2"))  # fmt: skip
+    tracker.observe(
+        vmim_event("SuccessfulHandOver", "Migration target pod is ready for preparation by virt-handler.", 12, "mig-2")
+    )
     second = tracker.observe(created(10, "mig-2"))
     assert second.target_node == "node02" and second.source_node is None
     assert [m.migration_name for m in tracker.migrations()] == ["mig-1", "mig-2"]
@@ -203,14 +234,17 @@ def test_contradicting_nodes_start_a_new_migration() -> None:
 
 def test_failure_uid_on_the_vmi_joins_the_migration_object() -> None:
     tracker = MigrationTracker()
-    tracker.observe(vmim_event("SuccessfulHandOver", "Migration target pod is ready for preparation by virt-handler.",
-                               1, uid="u-1"))  # fmt: skip
-    failed = tracker.observe(vmi_event("Migrated", "VirtualMachineInstance migration uid u-1 failed. reason:boom",
-                                       "node01", 5, "Warning"))  # fmt: skip
+    tracker.observe(
+        vmim_event("SuccessfulHandOver", "Migration target pod is ready for preparation by virt-handler.", 1, uid="u-1")
+    )
+    failed = tracker.observe(
+        vmi_event("Migrated", "VirtualMachineInstance migration uid u-1 failed. reason:boom", "node01", 5, "Warning")
+    )
     assert failed.migration_name == "kubevirt-migrate-vm-aaaaa"
     assert failed.duration_seconds is None  # its start (Pending/Scheduling) was never seen
-    ctrl = tracker.observe(vmim_event("FailedMigration", "source node reported migration failed", 6, uid="u-1",
-                                      type_="Warning"))  # fmt: skip
+    ctrl = tracker.observe(
+        vmim_event("FailedMigration", "source node reported migration failed", 6, uid="u-1", type_="Warning")
+    )
     assert (ctrl.vm_name, ctrl.failure_reason, ctrl.source_node) == ("fedora-vm", "boom", "node01")
 
 
@@ -218,9 +252,15 @@ def test_a_rejected_second_migration_does_not_take_the_vm() -> None:
     tracker = MigrationTracker()
     tracker.observe(created(0, "mig-1"))
     tracker.observe(migrating("node01", 3))
-    rejected = tracker.observe(vmim_event(
-        "FailedMigration", "VMI is not eligible for migration because another migration job is in progress.", 4,
-        "mig-2", type_="Warning"))  # fmt: skip
+    rejected = tracker.observe(
+        vmim_event(
+            "FailedMigration",
+            "VMI is not eligible for migration because another migration job is in progress.",
+            4,
+            "mig-2",
+            type_="Warning",
+        )
+    )
     assert rejected.vm_name is None and rejected.source_node is None
     done = tracker.observe(migrated("node01", "node02", 9))
     assert done.migration_name == "mig-1"
@@ -276,17 +316,30 @@ def test_ttl_forgets_in_event_time() -> None:
 def test_events_without_time_are_bounded_by_entries() -> None:
     tracker = MigrationTracker(max_entries=2)
     for i in range(5):
-        tracker.observe(parse_event(reason="Migrating", message="VirtualMachineInstance is migrating.",
-                                    object_kind=VMI, object_name=f"vm-{i}", host="node01"))  # fmt: skip
+        tracker.observe(
+            parse_event(
+                reason="Migrating",
+                message="VirtualMachineInstance is migrating.",
+                object_kind=VMI,
+                object_name=f"vm-{i}",
+                host="node01",
+            )
+        )
     assert len(tracker) == 2
     assert all(m.started is None and m.duration_seconds is None for m in tracker.migrations())
 
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"max_entries": 0}, {"max_entries": True}, {"max_entries": 1.5}, {"ttl": 60}, {"ttl": timedelta(-1)},
-     {"reorder_window": timedelta(seconds=-1)}],
-)  # fmt: skip
+    [
+        {"max_entries": 0},
+        {"max_entries": True},
+        {"max_entries": 1.5},
+        {"ttl": 60},
+        {"ttl": timedelta(-1)},
+        {"reorder_window": timedelta(seconds=-1)},
+    ],
+)
 def test_bad_bounds_are_refused(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         MigrationTracker(**kwargs)
@@ -309,4 +362,4 @@ def test_scenario_builder_is_consistent() -> None:
         "Migrated",
         "SuccessfulMigration",
     ]
-    assert events[-1]["lastTimestamp"] == "2026-11-20T09:00:08Z"  # fmt: skip
+    assert events[-1]["lastTimestamp"] == "2026-11-20T09:00:08Z"

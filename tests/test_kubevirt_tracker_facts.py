@@ -20,8 +20,15 @@ BOOT, FIRST, SECOND = 0, 2400, 2400 + 3600
 
 def pdb_created(t: float) -> Any:
     # From the collector: no component (reporting_controller is absent up to v0.147).
-    return parse_event(reason="SuccessfulCreate", message=f"Created PodDisruptionBudget {PDB}", event_type="Normal",
-                       object_kind=VMI, object_name="fedora-vm", namespace="vms", timestamp=at(t))  # fmt: skip
+    return parse_event(
+        reason="SuccessfulCreate",
+        message=f"Created PodDisruptionBudget {PDB}",
+        event_type="Normal",
+        object_kind=VMI,
+        object_name="fedora-vm",
+        namespace="vms",
+        timestamp=at(t),
+    )
 
 
 def shrank(t: float) -> Any:
@@ -29,14 +36,23 @@ def shrank(t: float) -> Any:
 
 
 def one_migration(t: float, name: str, source: str, target: str) -> list[Any]:
-    return [created(t, name), prepared(target, t + 2), migrating(source, t + 3),
-            migrated(source, target, t + 30), succeeded(t + 31, name), shrank(t + 34)]  # fmt: skip
+    return [
+        created(t, name),
+        prepared(target, t + 2),
+        migrating(source, t + 3),
+        migrated(source, target, t + 30),
+        succeeded(t + 31, name),
+        shrank(t + 34),
+    ]
 
 
 def test_boot_pdb_two_migrations_and_shrinks_make_exactly_two_migrations() -> None:
     tracker = MigrationTracker()
-    events = [pdb_created(BOOT), *one_migration(FIRST, "mig-1", "node01", "node02"),
-              *one_migration(SECOND, "mig-2", "node02", "node01")]  # fmt: skip
+    events = [
+        pdb_created(BOOT),
+        *one_migration(FIRST, "mig-1", "node01", "node02"),
+        *one_migration(SECOND, "mig-2", "node02", "node01"),
+    ]
     out = [tracker.observe(e) for e in events]
     first, second = tracker.migrations()
     assert (first.migration_name, first.started, first.duration_seconds) == ("mig-1", at(FIRST), 31)
@@ -89,11 +105,22 @@ def test_a_far_future_stamp_cannot_age_out_the_others() -> None:
     tracker.observe(created(0), now=now)
     tracker.observe(migrating("node01", 3), now=now)
     far = at(0).replace(year=2262)  # time_unix_nano = 2**63 - 1
-    bogus = tracker.observe(vmi_event("Migrating", "VirtualMachineInstance is migrating.", "node03", 0,
-                                      vm="other"), now=now)  # fmt: skip
-    bogus = tracker.observe(parse_event(reason="Migrated", message="The VirtualMachineInstance migrated to node n9.",
-                                        event_type="Normal", object_kind=VMI, object_name="other", namespace="vms",
-                                        host="node03", timestamp=far), now=now)  # fmt: skip
+    bogus = tracker.observe(
+        vmi_event("Migrating", "VirtualMachineInstance is migrating.", "node03", 0, vm="other"), now=now
+    )
+    bogus = tracker.observe(
+        parse_event(
+            reason="Migrated",
+            message="The VirtualMachineInstance migrated to node n9.",
+            event_type="Normal",
+            object_kind=VMI,
+            object_name="other",
+            namespace="vms",
+            host="node03",
+            timestamp=far,
+        ),
+        now=now,
+    )
     assert bogus.duration_seconds is None
     done = tracker.observe(migrated("node01", "node02", 40), now=now)
     assert (done.migration_name, done.duration_seconds) == ("kubevirt-migrate-vm-aaaaa", 40)
@@ -101,11 +128,23 @@ def test_a_far_future_stamp_cannot_age_out_the_others() -> None:
 
 def test_go_zero_and_calendar_end_times_are_undated_not_an_overflow() -> None:
     tracker = MigrationTracker()
-    zero = parse_event(reason="Migrating", message="VirtualMachineInstance is migrating.", object_kind=VMI,
-                       object_name="vm", host="node01", timestamp="0001-01-01T00:00:00Z")  # fmt: skip
+    zero = parse_event(
+        reason="Migrating",
+        message="VirtualMachineInstance is migrating.",
+        object_kind=VMI,
+        object_name="vm",
+        host="node01",
+        timestamp="0001-01-01T00:00:00Z",
+    )
     tracker.observe(zero)
-    end = parse_event(reason="Migrated", message="The VirtualMachineInstance migrated to node node02.",
-                      object_kind=VMI, object_name="vm", host="node01", timestamp="9999-12-31T23:59:59Z")  # fmt: skip
+    end = parse_event(
+        reason="Migrated",
+        message="The VirtualMachineInstance migrated to node node02.",
+        object_kind=VMI,
+        object_name="vm",
+        host="node01",
+        timestamp="9999-12-31T23:59:59Z",
+    )
     tracker.observe(end)
     after = tracker.observe(
         parse_event(

@@ -63,16 +63,26 @@ class TrackerMachine(RuleBasedStateMachine):
         failure=st.sampled_from(FAILURES),
         suffix=names.random_suffix,
     )
-    def start(self, vm: int, nodes: list[str], succeeded: bool, v16: bool, gap: int, running: int, failure: str,
-              suffix: str) -> None:  # fmt: skip
+    def start(
+        self, vm: int, nodes: list[str], succeeded: bool, v16: bool, gap: int, running: int, failure: str, suffix: str
+    ) -> None:
         if vm in self.playing:
             return  # KubeVirt runs one migration of a VMI at a time
         ns, name = VMS[vm]
         source = self.location.get(vm, nodes[0])
         target = next(n for n in nodes if n != source)
         self.started += 1
-        truth = Truth(ns, name, f"kubevirt-migrate-vm-{self.started:05d}", f"uid-{self.started}", source, target,
-                      f"virt-launcher-{name}-{suffix}", succeeded, None if succeeded else failure)  # fmt: skip
+        truth = Truth(
+            ns,
+            name,
+            f"kubevirt-migrate-vm-{self.started:05d}",
+            f"uid-{self.started}",
+            source,
+            target,
+            f"virt-launcher-{name}-{suffix}",
+            succeeded,
+            None if succeeded else failure,
+        )
         start = max(self.clock, self.last_end.get(vm, BASE)) + timedelta(seconds=gap)
         self.clock = start
         events = migration_events(truth, start=start, handler_v16=v16, vmi_uid=f"vmi-{vm}", running_seconds=running)
@@ -107,15 +117,27 @@ class TrackerMachine(RuleBasedStateMachine):
     @rule(vm=st.integers(0, len(VMS) - 1), host=st.sampled_from(NODES))
     def unrelated(self, vm: int, host: str) -> None:
         ns, name = VMS[vm]
-        event = parse_event(reason="Started", message="VirtualMachineInstance started.", object_kind=VMI,
-                            object_name=name, namespace=ns, host=host, timestamp=self.clock)  # fmt: skip
+        event = parse_event(
+            reason="Started",
+            message="VirtualMachineInstance started.",
+            object_kind=VMI,
+            object_name=name,
+            namespace=ns,
+            host=host,
+            timestamp=self.clock,
+        )
         assert self.tracker.observe(event) is event
 
     def check(self, out: MigrationEvent, play: Playing) -> None:
         truth = play.truth
-        for fact, true in (("vm_name", truth.vm), ("migration_name", truth.migration),
-                           ("migration_uid", truth.migration_uid), ("target_pod", truth.target_pod),
-                           ("source_node", truth.source), ("target_node", truth.target)):  # fmt: skip
+        for fact, true in (
+            ("vm_name", truth.vm),
+            ("migration_name", truth.migration),
+            ("migration_uid", truth.migration_uid),
+            ("target_pod", truth.target_pod),
+            ("source_node", truth.source),
+            ("target_node", truth.target),
+        ):
             assert getattr(out, fact) in (None, true), (fact, getattr(out, fact), true)
         assert out.source_node is None or out.source_node != out.target_node
         if out.phase == "Failed":
@@ -129,8 +151,11 @@ class TrackerMachine(RuleBasedStateMachine):
             return
         last = play.outputs[-1]
         truth = play.truth
-        assert (last.vm_name, last.migration_name, last.migration_uid) == (truth.vm, truth.migration,
-                                                                            truth.migration_uid)  # fmt: skip
+        assert (last.vm_name, last.migration_name, last.migration_uid) == (
+            truth.vm,
+            truth.migration,
+            truth.migration_uid,
+        )
         assert (last.source_node, last.target_node) == (truth.source, truth.target)
         assert last.duration_seconds == play.duration
         assert last.failure_reason == (truth.failure_reason.strip() if truth.failure_reason else None)

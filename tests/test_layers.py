@@ -27,8 +27,11 @@ def test_every_package_and_top_level_module_is_a_layer() -> None:
 
 def test_kubevirt_imports_only_itself_and_the_standard_library() -> None:
     found = modules(ROOT, "otelkv")
-    outside = [e for e in edges(found) if e.importer.startswith("otelkv.kubevirt") and
-               not e.imported.startswith("otelkv.kubevirt")]  # fmt: skip
+    outside = [
+        e
+        for e in edges(found)
+        if e.importer.startswith("otelkv.kubevirt") and not e.imported.startswith("otelkv.kubevirt")
+    ]
     assert outside == []
     for name, path in found.items():
         if not name.startswith("otelkv.kubevirt"):
@@ -48,17 +51,20 @@ def _plant(tmp_path: Path, files: dict[str, str]) -> Path:
 
 
 def test_the_checks_catch_a_planted_upward_import_and_circle(tmp_path: Path) -> None:
-    root = _plant(tmp_path, {
-        "otelkv/__init__.py": "",
-        "otelkv/errors.py": "",
-        "otelkv/kubevirt/__init__.py": "",
-        "otelkv/kubevirt/a.py": "from . import b\n",
-        "otelkv/kubevirt/b.py": "def f():\n    from otelkv.kubevirt import a  # a lazy import counts\n",
-        "otelkv/otlp/__init__.py": "",
-        "otelkv/otlp/enrich.py": "from otelkv.kubevirt import a\n",
-        "otelkv/config/__init__.py": "",
-        "otelkv/config/load.py": "import otelkv.otlp.enrich\n",  # ground floor reaching up
-    })  # fmt: skip
+    root = _plant(
+        tmp_path,
+        {
+            "otelkv/__init__.py": "",
+            "otelkv/errors.py": "",
+            "otelkv/kubevirt/__init__.py": "",
+            "otelkv/kubevirt/a.py": "from . import b\n",
+            "otelkv/kubevirt/b.py": "def f():\n    from otelkv.kubevirt import a  # a lazy import counts\n",
+            "otelkv/otlp/__init__.py": "",
+            "otelkv/otlp/enrich.py": "from otelkv.kubevirt import a\n",
+            "otelkv/config/__init__.py": "",
+            "otelkv/config/load.py": "import otelkv.otlp.enrich\n",  # ground floor reaching up
+        },
+    )
     found = edges(modules(root, "otelkv"))
     assert upward(found) == ["otelkv.config.load:1 -> otelkv.otlp.enrich"]
     assert circles(found) == [["otelkv.kubevirt.a", "otelkv.kubevirt.b"]]
@@ -69,6 +75,9 @@ def test_architecture_map_lists_the_layers_in_order() -> None:
     text = (ROOT / "docs" / "architecture.md").read_text()
     table = text.split("<!-- rooms -->", 2)[1]
     listed = re.findall(r"^\| `(otelkv[\w./]*)`", table, flags=re.MULTILINE)
-    expected = [f"{name.replace('.', '/')}/" if (ROOT / name.replace(".", "/")).is_dir() else
-                f"{name.replace('.', '/')}.py" for name in LAYERS if name != "otelkv"]  # fmt: skip
+    expected = [
+        f"{name.replace('.', '/')}/" if (ROOT / name.replace(".", "/")).is_dir() else f"{name.replace('.', '/')}.py"
+        for name in LAYERS
+        if name != "otelkv"
+    ]
     assert listed == expected

@@ -17,8 +17,16 @@ def _line(record: logging.LogRecord) -> dict[str, object]:
 
 def test_the_keys_are_zaps_ts_level_caller_msg() -> None:
     logger = logging.getLogger("otelkv.server")
-    record = logger.makeRecord("otelkv.server", logging.WARNING, "/x/otelkv/server.py", 85, "forward failed: %s",
-                               ("HTTP 401",), None, extra={"target": "http://loki/otlp/v1/logs"})  # fmt: skip
+    record = logger.makeRecord(
+        "otelkv.server",
+        logging.WARNING,
+        "/x/otelkv/server.py",
+        85,
+        "forward failed: %s",
+        ("HTTP 401",),
+        None,
+        extra={"target": "http://loki/otlp/v1/logs"},
+    )
     line = _line(record)
     assert list(line)[:5] == ["ts", "level", "caller", "msg", "logger"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", str(line["ts"]))

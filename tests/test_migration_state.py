@@ -26,15 +26,34 @@ from tests.test_kubevirt_tracker import created, migrated, migrating, succeeded
 
 
 def vmi(reason: str, message: str, host: str, t: float) -> ResourceLogs:
-    return to_resource_logs(event(kind=VMI, name="fedora-vm", namespace="vms", uid="vmi-uid", reason=reason,
-                                  message=message, type_="Normal", at=BASE + timedelta(seconds=t),
-                                  component="virt-handler", host=host))  # fmt: skip
+    return to_resource_logs(
+        event(
+            kind=VMI,
+            name="fedora-vm",
+            namespace="vms",
+            uid="vmi-uid",
+            reason=reason,
+            message=message,
+            type_="Normal",
+            at=BASE + timedelta(seconds=t),
+            component="virt-handler",
+            host=host,
+        )
+    )
 
 
 def started_migration() -> list[ResourceLogs]:
-    create = event(kind=VMIM, name="mig-1", namespace="vms", uid="uid-mig-1", reason="SuccessfulCreate",
-                   message="Created migration target pod virt-launcher-fedora-vm-x2bcd", type_="Normal", at=BASE,
-                   component="virtualmachine-controller")  # fmt: skip
+    create = event(
+        kind=VMIM,
+        name="mig-1",
+        namespace="vms",
+        uid="uid-mig-1",
+        reason="SuccessfulCreate",
+        message="Created migration target pod virt-launcher-fedora-vm-x2bcd",
+        type_="Normal",
+        at=BASE,
+        component="virtualmachine-controller",
+    )
     return [to_resource_logs(create), vmi("Migrating", "VirtualMachineInstance is migrating.", "node01", 3)]
 
 
@@ -63,8 +82,10 @@ def test_a_restart_mid_migration_keeps_the_source_node_and_the_start(sink: LokiS
 
 
 def test_without_a_store_a_restart_forgets(sink: LokiSink) -> None:
-    for records in (started_migration(), [vmi("Migrated", "The VirtualMachineInstance migrated to node node02.",
-                                                 "node02", 35)]):  # fmt: skip
+    for records in (
+        started_migration(),
+        [vmi("Migrated", "The VirtualMachineInstance migrated to node node02.", "node02", 35)],
+    ):
         service = Service(make_config(sink.url))
         service.start()
         with grpc.insecure_channel(f"127.0.0.1:{service.grpc_port}") as channel:
@@ -95,8 +116,13 @@ def test_the_file_is_bounded_by_max_entries(tmp_path: Path) -> None:
     assert [m["vm"] for m in saved] == ["vm-7", "vm-8", "vm-9"]
 
 
-DAMAGED = [b"{not json", b'{"version": 9}', b'{"version": 1, "migrations": [{"vm": 3}]}',
-           b'{"version": 1, "migrations": [{"started": "yesterday"}]}', b"[" * 100_000]  # fmt: skip
+DAMAGED = [
+    b"{not json",
+    b'{"version": 9}',
+    b'{"version": 1, "migrations": [{"vm": 3}]}',
+    b'{"version": 1, "migrations": [{"started": "yesterday"}]}',
+    b"[" * 100_000,
+]
 
 
 @pytest.mark.parametrize("content", DAMAGED)

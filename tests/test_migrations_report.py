@@ -19,16 +19,28 @@ LONG_REASON = "Live migration failed error encountered during MigrateToURI3 libv
 
 
 def migrations(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "otelkv", "migrations", *args], capture_output=True, text=True,
-                          check=False, env={**ENV, **(env or {})}, cwd=ROOT, timeout=60)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "otelkv", "migrations", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**ENV, **(env or {})},
+        cwd=ROOT,
+        timeout=60,
+    )
 
 
 def on_a_terminal(*args: str, env: dict[str, str] | None = None) -> str:
     """What ``otelkv migrations`` writes when its stdout is a real pseudo-terminal."""
     leader, follower = pty.openpty()
     environ = {**ENV, "COLUMNS": "250", **(env or {})}
-    process = subprocess.Popen([sys.executable, "-m", "otelkv", "migrations", *args], stdout=follower,
-                               stderr=subprocess.PIPE, env=environ, cwd=ROOT)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "otelkv", "migrations", *args],
+        stdout=follower,
+        stderr=subprocess.PIPE,
+        env=environ,
+        cwd=ROOT,
+    )
     os.close(follower)
     chunks = []
     while True:
@@ -124,8 +136,12 @@ def test_json_is_one_array_and_jsonl_one_object_a_line() -> None:
 
 def test_events_without_migrations_say_what_was_expected(tmp_path: Path) -> None:
     path = tmp_path / "pods.json"
-    pod = {"involvedObject": {"kind": "Pod", "name": "p"}, "reason": "Pulled", "message": "pulled",
-           "lastTimestamp": "2026-11-20T09:00:00Z"}  # fmt: skip
+    pod = {
+        "involvedObject": {"kind": "Pod", "name": "p"},
+        "reason": "Pulled",
+        "message": "pulled",
+        "lastTimestamp": "2026-11-20T09:00:00Z",
+    }
     path.write_text(json.dumps({"items": [pod]}))
     done = migrations(str(path))
     assert done.returncode == 0

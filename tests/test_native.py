@@ -30,8 +30,11 @@ from tests.conftest import ROOT, make_config, why_no_compiler
 from tests.loki_sink import LokiSink
 
 #: A child otelkv that sees this tree (as tests/test_cli.py runs it), and no OTELKV_* from outside.
-ENV = {**{k: v for k, v in os.environ.items() if not k.startswith("OTELKV_")}, "PYTHONPATH": str(ROOT),
-       "PYTHONUNBUFFERED": "1"}  # fmt: skip
+ENV = {
+    **{k: v for k, v in os.environ.items() if not k.startswith("OTELKV_")},
+    "PYTHONPATH": str(ROOT),
+    "PYTHONUNBUFFERED": "1",
+}
 
 
 @pytest.fixture
@@ -76,8 +79,10 @@ def test_a_core_with_another_abi_is_not_used(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setitem(sys.modules, native.MODULE, older)
     chosen = native.decide({})
     assert chosen.module is None
-    assert chosen.reason == (f"no compiled core: otelkv.otlp._wire has ABI_VERSION 0, this otelkv calls "
-                             f"{native.ABI_VERSION} (rebuild it: pip install .)")  # fmt: skip
+    assert chosen.reason == (
+        f"no compiled core: otelkv.otlp._wire has ABI_VERSION 0, this otelkv calls "
+        f"{native.ABI_VERSION} (rebuild it: pip install .)"
+    )
     del older.ABI_VERSION
     assert "has ABI_VERSION None" in native.decide({}).reason
 
@@ -119,8 +124,15 @@ def test_version_names_the_core(core: native.Choice, capsys: pytest.CaptureFixtu
 
 def test_version_says_why_the_reference_path_runs() -> None:
     env = {**ENV, native.NO_EXTENSIONS_ENV: "1"}
-    done = subprocess.run([sys.executable, "-m", "otelkv", "--version"], capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=60, check=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "otelkv", "--version"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+        check=True,
+    )
     assert done.stdout == f"otelkv {__version__} (core: python; OTELKV_NO_EXTENSIONS=1)\n"
 
 
@@ -159,9 +171,13 @@ def test_otelkv_serve_reports_its_core_in_log_and_metrics(disabled: bool) -> Non
     if not disabled and why_no_compiler() is None:
         assert expected.name == "native", expected.reason  # make test builds it where it can
     env = {**ENV, native.NO_EXTENSIONS_ENV: "1"} if disabled else ENV
-    serve = subprocess.Popen([sys.executable, "-m", "otelkv", "serve", "--grpc-listen", "127.0.0.1:0",
-                              "--http-listen", "127.0.0.1:0"], stderr=subprocess.PIPE, text=True, env=env,
-                             cwd=ROOT)  # fmt: skip
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "otelkv", "serve", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     try:
         assert serve.stderr is not None
         serving = next(json.loads(line) for line in serve.stderr if '"otelkv serving"' in line)

@@ -43,8 +43,9 @@ def sdist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """otelkv's sdist, built from this tree by setuptools' own build backend."""
     out = tmp_path_factory.mktemp("sdist")
     build = "import sys; from setuptools import build_meta; print(build_meta.build_sdist(sys.argv[1]))"
-    done = subprocess.run([sys.executable, "-c", build, str(out)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, check=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", build, str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
+    )
     return out / done.stdout.splitlines()[-1]
 
 
@@ -55,28 +56,60 @@ class Venv:
         subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True, timeout=120)
         self.path = path
         self.python = path / "bin" / "python"
-        purelib = subprocess.run([self.python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                 capture_output=True, text=True, check=True, timeout=60).stdout.strip()  # fmt: skip
+        purelib = subprocess.run(
+            [self.python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout.strip()
         outside = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
         Path(purelib, "otelkv-test-deps.pth").write_text("\n".join(sorted(outside)) + "\n")
 
     def pip_install(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         """``pip install --no-deps --no-build-isolation ARGS`` into this venv, offline, with ``env`` set."""
-        command = [sys.executable, "-m", "pip", "--python", str(self.python), "install", "--no-deps",
-                   "--no-build-isolation", "--no-index", "--no-cache-dir", "--verbose", *args]  # fmt: skip
-        return subprocess.run(command, capture_output=True, text=True, env={**BASE_ENV, **env}, cwd=self.path,
-                              timeout=300, check=False)  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(self.python),
+            "install",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--no-cache-dir",
+            "--verbose",
+            *args,
+        ]
+        return subprocess.run(
+            command, capture_output=True, text=True, env={**BASE_ENV, **env}, cwd=self.path, timeout=300, check=False
+        )
 
     def report(self, **env: str) -> tuple[str, str | None]:
         """(description, the core's file) as the installed otelkv decides them, with ``env`` set."""
-        done = subprocess.run([self.python, "-c", _REPORT], capture_output=True, text=True, check=True, timeout=60,
-                              env={**BASE_ENV, **env}, cwd=self.path)  # fmt: skip
+        done = subprocess.run(
+            [self.python, "-c", _REPORT],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+            env={**BASE_ENV, **env},
+            cwd=self.path,
+        )
         description, where = json.loads(done.stdout)
         return description, where
 
     def version(self, **env: str) -> str:
-        done = subprocess.run([self.path / "bin" / "otelkv", "--version"], capture_output=True, text=True,
-                              check=True, timeout=60, env={**BASE_ENV, **env}, cwd=self.path)  # fmt: skip
+        done = subprocess.run(
+            [self.path / "bin" / "otelkv", "--version"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+            env={**BASE_ENV, **env},
+            cwd=self.path,
+        )
         return done.stdout.strip()
 
 

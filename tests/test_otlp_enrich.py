@@ -27,16 +27,21 @@ def request_of(events: list[dict[str, Any]]) -> ExportLogsServiceRequest:
     return ExportLogsServiceRequest(resource_logs=[to_resource_logs(e) for e in events])
 
 
-def run(request: ExportLogsServiceRequest, options: EnrichOptions | None = None,
-        delivered: set[Hashable] | None = None) -> Any:  # fmt: skip
+def run(
+    request: ExportLogsServiceRequest, options: EnrichOptions | None = None, delivered: set[Hashable] | None = None
+) -> Any:
     return enrich(
         request, MigrationTracker(), options or EnrichOptions(summaries=False), (delivered or set()).__contains__
     )
 
 
 def records(request: ExportLogsServiceRequest) -> list[tuple[dict[str, Any], LogRecord]]:
-    return [(to_dict(r.resource.attributes), rec) for r in request.resource_logs for s in r.scope_logs
-            for rec in s.log_records]  # fmt: skip
+    return [
+        (to_dict(r.resource.attributes), rec)
+        for r in request.resource_logs
+        for s in r.scope_logs
+        for rec in s.log_records
+    ]
 
 
 def test_kubevirt_records_gain_attributes_and_keep_everything_else() -> None:
@@ -58,18 +63,32 @@ def test_kubevirt_records_gain_attributes_and_keep_everything_else() -> None:
         added = [kv.key for kv in record.attributes][n:]
         assert added and set(added) <= set(ATTRIBUTES)
         assert all(kv.value.string_value != "" for kv in record.attributes[n:] if kv.value.HasField("string_value"))
-        for name in ("body", "time_unix_nano", "observed_time_unix_nano", "severity_number", "severity_text",
-                     "flags", "trace_id", "span_id"):  # fmt: skip
+        for name in (
+            "body",
+            "time_unix_nano",
+            "observed_time_unix_nano",
+            "severity_number",
+            "severity_text",
+            "flags",
+            "trace_id",
+            "span_id",
+        ):
             assert getattr(record, name) == getattr(src_record, name), name
-        assert resource == {**src_resource, "service.name": "kubevirt-events",
-                            "k8s.namespace.name": to_dict(src_record.attributes)["k8s.namespace.name"]}  # fmt: skip
+        assert resource == {
+            **src_resource,
+            "service.name": "kubevirt-events",
+            "k8s.namespace.name": to_dict(src_record.attributes)["k8s.namespace.name"],
+        }
 
 
 def test_the_terminal_record_carries_the_whole_story() -> None:
     result = run(request_of(example_events()))
-    terminal = [to_dict(rec.attributes) for _, rec in records(result.request)
-                if to_dict(rec.attributes).get("kubevirt.migration.phase") == "Failed"
-                and to_dict(rec.attributes).get("kubevirt.vm.name") == "rhel9-db.prod"]  # fmt: skip
+    terminal = [
+        to_dict(rec.attributes)
+        for _, rec in records(result.request)
+        if to_dict(rec.attributes).get("kubevirt.migration.phase") == "Failed"
+        and to_dict(rec.attributes).get("kubevirt.vm.name") == "rhel9-db.prod"
+    ]
     assert len(terminal) == 2
     for attrs in terminal:
         assert attrs["kubevirt.migration.source_node"] == "worker-a.lab.example.com"
@@ -128,7 +147,7 @@ def _watch_record(event: dict[str, Any]) -> LogRecord:
         )
     )
     record.attributes.add(key="event.domain").value.string_value = "k8s"
-    return record  # fmt: skip
+    return record
 
 
 def test_others_dropped_when_configured() -> None:
@@ -194,8 +213,12 @@ def _any(value: Any) -> AnyValue:
 
 
 def test_a_summary_comes_again_on_a_retry_until_delivered_even_without_an_event_uid() -> None:
-    events = [e for e in example_events() if e["metadata"]["namespace"] == "virtualmachines"
-              and e["involvedObject"]["name"] in ("fedora-vm", "kubevirt-migrate-vm-x7k2p")]  # fmt: skip
+    events = [
+        e
+        for e in example_events()
+        if e["metadata"]["namespace"] == "virtualmachines"
+        and e["involvedObject"]["name"] in ("fedora-vm", "kubevirt-migrate-vm-x7k2p")
+    ]
     request = request_of(events)
     for resource_logs in request.resource_logs:  # a receiver that sends no k8s.event.uid
         record = resource_logs.scope_logs[0].log_records[0]
@@ -206,8 +229,11 @@ def test_a_summary_comes_again_on_a_retry_until_delivered_even_without_an_event_
 
     def summaries() -> tuple[list[str], list[Hashable]]:
         result = enrich(request, tracker, EnrichOptions(), delivered.__contains__)
-        found = [rec.body.string_value for _, rec in records(result.request)
-                 if to_dict(rec.attributes).get("event.name") == "kubevirt.migration.summary"]  # fmt: skip
+        found = [
+            rec.body.string_value
+            for _, rec in records(result.request)
+            if to_dict(rec.attributes).get("event.name") == "kubevirt.migration.summary"
+        ]
         return found, result.keys
 
     first, _ = summaries()

@@ -76,8 +76,15 @@ def test_image_healthcheck_probes_healthz_on_the_http_port(tmp_path: Path) -> No
         assert subprocess.run([sys.executable, "-c", probe], check=False, timeout=10).returncode == 0
     finally:
         svc.stop(1)
-    assert subprocess.run([sys.executable, "-c", command[2].replace(f":{HTTP_PORT}/", ":1/")], check=False,
-                          capture_output=True, timeout=10).returncode != 0  # fmt: skip
+    assert (
+        subprocess.run(
+            [sys.executable, "-c", command[2].replace(f":{HTTP_PORT}/", ":1/")],
+            check=False,
+            capture_output=True,
+            timeout=10,
+        ).returncode
+        != 0
+    )
 
 
 def test_image_installs_what_the_package_needs() -> None:

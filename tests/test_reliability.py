@@ -22,13 +22,17 @@ from tests.loki_sink import LokiSink, Scripted
 from tests.reliability import Collector, numbered_events, requests_of, stored, wait_until
 
 SCALE = 10 if os.environ.get("OTELKV_SOAK") else 1
-FAST_RETRY = {"delivery.retry.initial_interval": 0.02, "delivery.retry.max_interval": 0.2,
-              "delivery.retry.max_elapsed": 60.0}  # fmt: skip
+FAST_RETRY = {
+    "delivery.retry.initial_interval": 0.02,
+    "delivery.retry.max_interval": 0.2,
+    "delivery.retry.max_elapsed": 60.0,
+}
 
 
 def queue_config(sink: LokiSink, tmp_path: Path, **more: Any) -> Any:
-    return make_config(sink.url, **{"delivery.mode": "queue", "delivery.store_path": str(tmp_path / "store.db"),
-                                    **FAST_RETRY, **more})  # fmt: skip
+    return make_config(
+        sink.url, **{"delivery.mode": "queue", "delivery.store_path": str(tmp_path / "store.db"), **FAST_RETRY, **more}
+    )
 
 
 @pytest.fixture
@@ -91,7 +95,7 @@ def test_flapping_target_with_every_kind_of_trouble(sink: LokiSink, tmp_path: Pa
         Scripted(504),
         Scripted(200, {"Content-Type": "application/x-protobuf"}, b"\xff\xfe\x00"),
     ]
-    sink.script.extend(trouble * 3)  # fmt: skip
+    sink.script.extend(trouble * 3)
     config = queue_config(sink, tmp_path) if mode == "queue" else make_config(sink.url)
     svc = Service(config)
     svc.start()

@@ -30,8 +30,11 @@ from tests.loki_sink import LokiSink
 from tests.reliability import Collector, numbered_events, requests_of, stored, wait_until
 
 HTTP = urllib3.PoolManager(retries=False)
-FAST_RETRY = {"delivery.retry.initial_interval": 0.02, "delivery.retry.max_interval": 0.2,
-              "delivery.retry.max_elapsed": 60.0}  # fmt: skip
+FAST_RETRY = {
+    "delivery.retry.initial_interval": 0.02,
+    "delivery.retry.max_interval": 0.2,
+    "delivery.retry.max_elapsed": 60.0,
+}
 
 
 @pytest.fixture
@@ -39,11 +42,14 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 2 MiB tmpfs mounted for the test."""
     disk = tmp_path / "disk"
     disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)],
-                             capture_output=True, text=True, check=False)  # fmt: skip
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], capture_output=True, text=True, check=False
+    )
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a 2 MiB tmpfs here (needs root): {mounted.stderr.strip()}; "
-                    "test_disk_full_injected runs the same scenario")  # fmt: skip
+        pytest.skip(
+            f"cannot mount a 2 MiB tmpfs here (needs root): {mounted.stderr.strip()}; "
+            "test_disk_full_injected runs the same scenario"
+        )
     yield disk
     subprocess.run(["umount", "-l", str(disk)], check=False)
 
@@ -86,24 +92,28 @@ def refused_while_full(svc: Service, request: Any) -> None:
     assert "disk is full" in (caught.value.details() or "")
     assert (retry_delay(caught.value) or 0) >= 1
     base = f"http://127.0.0.1:{svc.http_port}"
-    posted = HTTP.request("POST", f"{base}/v1/logs", body=request.SerializeToString(),
-                          headers={"Content-Type": "application/x-protobuf"})  # fmt: skip
+    posted = HTTP.request(
+        "POST", f"{base}/v1/logs", body=request.SerializeToString(), headers={"Content-Type": "application/x-protobuf"}
+    )
     assert posted.status == 503 and int(posted.headers["Retry-After"]) >= 1
     ready = HTTP.request("GET", f"{base}/readyz")
     assert ready.status == 503 and b"disk is full" in ready.data
 
 
-def disk_full_scenario(tmp_path: Path, store_path: Path, fill_disk: Callable[[], None],
-                       free_disk: Callable[[], None], prepare: Callable[[Service], None] = lambda _: None,
-                       ) -> float:  # fmt: skip
+def disk_full_scenario(
+    tmp_path: Path,
+    store_path: Path,
+    fill_disk: Callable[[], None],
+    free_disk: Callable[[], None],
+    prepare: Callable[[Service], None] = lambda _: None,
+) -> float:
     """Batches queued while the target is down; the disk fills; the target comes back (it takes the
     first batch, whose removal cannot be written); new data is refused; the disk gets room again.
     Returns the seconds from room to an empty queue and ready again."""
     sink = LokiSink().start()
     port = sink.port
     sink.stop()
-    config = make_config(sink.url, **{"delivery.mode": "queue", "delivery.store_path": str(store_path),
-                                      **FAST_RETRY})  # fmt: skip
+    config = make_config(sink.url, **{"delivery.mode": "queue", "delivery.store_path": str(store_path), **FAST_RETRY})
     svc = Service(config)
     prepare(svc)
     svc.start()
@@ -143,8 +153,9 @@ def disk_full_scenario(tmp_path: Path, store_path: Path, fill_disk: Callable[[],
 
 
 def test_disk_full_on_a_real_small_filesystem(tmp_path: Path, small_disk: Path) -> None:
-    recovered = disk_full_scenario(tmp_path, small_disk / "store.db", lambda: fill(small_disk),
-                                   (small_disk / "ballast").unlink)  # fmt: skip
+    recovered = disk_full_scenario(
+        tmp_path, small_disk / "store.db", lambda: fill(small_disk), (small_disk / "ballast").unlink
+    )
     print(f"recovered {recovered:.2f}s after the disk had room again")  # docs/reliability.md quotes it
 
 

@@ -48,12 +48,23 @@ class Child:
 
 def write_config(tmp_path: Path, sink_url: str, **delivery: Any) -> Path:
     path = tmp_path / "otelkv.yaml"
-    path.write_text(yaml.safe_dump({
-        "grpc_listen": "127.0.0.1:0", "http_listen": "127.0.0.1:0", "shutdown_grace_seconds": 10,
-        "forward": {"endpoint": sink_url, "tenant": "kubevirt", "timeout": 1}, "enrich": {"summaries": False},
-        "delivery": {"mode": "queue", "store_path": str(tmp_path / "store.db"),
-                     "retry": {"initial_interval": 0.02, "max_interval": 0.2, "max_elapsed": 60}, **delivery},
-    }))  # fmt: skip
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "grpc_listen": "127.0.0.1:0",
+                "http_listen": "127.0.0.1:0",
+                "shutdown_grace_seconds": 10,
+                "forward": {"endpoint": sink_url, "tenant": "kubevirt", "timeout": 1},
+                "enrich": {"summaries": False},
+                "delivery": {
+                    "mode": "queue",
+                    "store_path": str(tmp_path / "store.db"),
+                    "retry": {"initial_interval": 0.02, "max_interval": 0.2, "max_elapsed": 60},
+                    **delivery,
+                },
+            }
+        )
+    )
     return path
 
 
@@ -147,8 +158,11 @@ HTTP = urllib3.PoolManager(retries=False)
 
 
 @settings(max_examples=60)
-@given(st.binary(max_size=2048), st.sampled_from(["application/x-protobuf", "application/json", "text/plain", ""]),
-       st.sampled_from([None, "gzip", "deflate"]))  # fmt: skip
+@given(
+    st.binary(max_size=2048),
+    st.sampled_from(["application/x-protobuf", "application/json", "text/plain", ""]),
+    st.sampled_from([None, "gzip", "deflate"]),
+)
 def test_random_bytes_get_a_proper_status_and_the_server_keeps_serving(
     serving: tuple[Service, LokiSink], payload: bytes, content_type: str, encoding: str | None
 ) -> None:

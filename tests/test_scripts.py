@@ -35,9 +35,16 @@ def play(scenario: str, tmp_path: Path, **env: str) -> tuple[subprocess.Complete
     kubectl.chmod(0o755)
     log = tmp_path / "calls.jsonl"
     path = env.pop("PATH", os.environ["PATH"])
-    environ = {**os.environ, "PATH": f"{bin_dir}:{path}", "FAKE_SCENARIO": scenario,
-               "FAKE_LOG": str(log), "FAKE_STATE": str(tmp_path / "state"), "POLL": "0.05", "TIMEOUT": "3",
-               **env}  # fmt: skip
+    environ = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{path}",
+        "FAKE_SCENARIO": scenario,
+        "FAKE_LOG": str(log),
+        "FAKE_STATE": str(tmp_path / "state"),
+        "POLL": "0.05",
+        "TIMEOUT": "3",
+        **env,
+    }
     done = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, env=environ, timeout=60, check=False)
     calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     return done, [c for c in calls if c != ["wait", "--help"]]  # the feature probe; all others name -n
@@ -133,8 +140,9 @@ def test_a_timed_out_migration_is_cancelled_before_the_vm_is_stopped(tmp_path: P
     """Deleting the VMIM asks KubeVirt to abort it; only once it is gone is the VM stopped again."""
     done, calls = play("timeout", tmp_path, TIMEOUT="1")
     assert done.returncode == 1
-    delete = calls.index(["-n", "virtualmachines", "delete", "vmim", "kubevirt-migrate-vm-x7k2p", "--wait=true",
-                          "--timeout=120s"])  # fmt: skip
+    delete = calls.index(
+        ["-n", "virtualmachines", "delete", "vmim", "kubevirt-migrate-vm-x7k2p", "--wait=true", "--timeout=120s"]
+    )
     stop = max(i for i, c in enumerate(calls) if c[2] == "patch")
     assert delete < stop and restores(calls)[-1] == '{"spec":{"runStrategy":"Halted"}}'
 
@@ -159,11 +167,18 @@ def test_ctrl_c_cancels_the_migration_then_stops_the_vm(tmp_path: Path) -> None:
     (bin_dir / "kubectl").write_text(f'#!/bin/sh\nexec {sys.executable} {ROOT / "tests" / "fake_kubectl.py"} "$@"\n')
     (bin_dir / "kubectl").chmod(0o755)
     log = tmp_path / "calls.jsonl"
-    environ = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_SCENARIO": "timeout",
-               "FAKE_LOG": str(log), "FAKE_STATE": str(tmp_path / "state"), "POLL": "0.05",
-               "TIMEOUT": "60"}  # fmt: skip
-    proc = subprocess.Popen(["bash", str(SCRIPT)], env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)  # fmt: skip
+    environ = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "FAKE_SCENARIO": "timeout",
+        "FAKE_LOG": str(log),
+        "FAKE_STATE": str(tmp_path / "state"),
+        "POLL": "0.05",
+        "TIMEOUT": "60",
+    }
+    proc = subprocess.Popen(
+        ["bash", str(SCRIPT)], env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and '"vmim"' not in (log.read_text() if log.exists() else ""):
         time.sleep(0.05)
@@ -192,8 +207,10 @@ def test_virtctl_is_preferred_for_the_subresources(tmp_path: Path) -> None:
     (tmp_path / "vbin" / "virtctl").chmod(0o755)
     done, calls = play("success", tmp_path, FAKE_VM="manual", PATH=f"{tmp_path / 'vbin'}:{os.environ['PATH']}")
     assert done.returncode == 0, done.stderr
-    assert virtctl_log.read_text().splitlines() == ["-n virtualmachines start fedora-vm",
-                                                    "-n virtualmachines stop fedora-vm"]  # fmt: skip
+    assert virtctl_log.read_text().splitlines() == [
+        "-n virtualmachines start fedora-vm",
+        "-n virtualmachines stop fedora-vm",
+    ]
     assert not [c for c in calls if c[:2] == ["replace", "--raw"]]
 
 

@@ -87,14 +87,26 @@ class Setup:
 SETUPS = [
     Setup("token file and header", {"auth": {"bearer_token_file": "{token_file}"}, "headers": {"X-Api-Key": SENTINEL}}),
     Setup("password variable", {"auth": {"username": "otelkv", "password_env": "OTELKV_TEST_SENTINEL"}}),
-    Setup("header through ${env:}", {"headers": {"X-Api-Key": "key ${env:OTELKV_TEST_SENTINEL}"},
-                                      "auth": {"bearer_token_env": "OTELKV_TEST_SENTINEL"}}),
-]  # fmt: skip
+    Setup(
+        "header through ${env:}",
+        {
+            "headers": {"X-Api-Key": "key ${env:OTELKV_TEST_SENTINEL}"},
+            "auth": {"bearer_token_env": "OTELKV_TEST_SENTINEL"},
+        },
+    ),
+]
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "otelkv", *args], capture_output=True, text=True, check=False,
-                          env=env or ENV, cwd=ROOT, timeout=60)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "otelkv", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env or ENV,
+        cwd=ROOT,
+        timeout=60,
+    )
 
 
 @pytest.fixture
@@ -105,9 +117,13 @@ def workdir(tmp_path: Path) -> Path:
 
 def write_config(workdir: Path, setup: Setup, endpoint: str) -> Path:
     forward = json.loads(json.dumps(setup.forward).replace("{token_file}", str(workdir / "token")))
-    data = {"grpc_listen": "127.0.0.1:0", "http_listen": "127.0.0.1:0", "log_level": "debug",
-            "forward": {"endpoint": endpoint, "timeout": 1, "tenant": "kubevirt", **forward},
-            "delivery": {"store_path": str(workdir / "otelkv.db")}}  # fmt: skip
+    data = {
+        "grpc_listen": "127.0.0.1:0",
+        "http_listen": "127.0.0.1:0",
+        "log_level": "debug",
+        "forward": {"endpoint": endpoint, "timeout": 1, "tenant": "kubevirt", **forward},
+        "delivery": {"store_path": str(workdir / "otelkv.db")},
+    }
     path = workdir / "otelkv.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -117,9 +133,14 @@ class Serve:
     """``otelkv serve --config`` in a child process; ports from its start-up log."""
 
     def __init__(self, config: Path) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "otelkv", "serve", "--config", str(config)],
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
-                                        cwd=ROOT)  # fmt: skip
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "otelkv", "serve", "--config", str(config)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=ENV,
+            cwd=ROOT,
+        )
         assert self.process.stderr is not None
         self.stderr: list[str] = []
         for line in self.process.stderr:
@@ -148,8 +169,12 @@ def talk_to(serving: Serve) -> dict[str, str]:
             seen["grpc answer"] = str(answer) + str(call.trailing_metadata())
         except grpc.RpcError as error:
             seen["grpc status"] = f"{error.code()} {error.details()} {error.trailing_metadata()} {error}"
-    post = urllib.request.Request(f"{serving.http}/v1/logs", data=request.SerializeToString(), method="POST",
-                                  headers={"Content-Type": "application/x-protobuf"})  # fmt: skip
+    post = urllib.request.Request(
+        f"{serving.http}/v1/logs",
+        data=request.SerializeToString(),
+        method="POST",
+        headers={"Content-Type": "application/x-protobuf"},
+    )
     gets = {path: urllib.request.Request(f"{serving.http}/{path}") for path in ("readyz", "metrics")}
     for name, req in [("http export", post), *gets.items()]:
         try:
@@ -229,10 +254,14 @@ def test_credentials_in_the_url_are_refused_without_being_echoed(workdir: Path, 
 
 @pytest.mark.parametrize(
     ("content", "says"),
-    [(f"{SENTINEL}\nsecond-line\n", "holds a line break"), (f"{SENTINEL}\rmore\r\n", "holds a line break"),
-     ("\n", "is empty"), (b"\xff\xfe\x00", "is not UTF-8 text")],
+    [
+        (f"{SENTINEL}\nsecond-line\n", "holds a line break"),
+        (f"{SENTINEL}\rmore\r\n", "holds a line break"),
+        ("\n", "is empty"),
+        (b"\xff\xfe\x00", "is not UTF-8 text"),
+    ],
     ids=["inner LF", "inner CR", "empty", "binary"],
-)  # fmt: skip
+)
 def test_a_bad_token_file_is_refused_naming_the_file_never_the_content(
     content: str | bytes, says: str, workdir: Path
 ) -> None:

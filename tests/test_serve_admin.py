@@ -34,8 +34,13 @@ def test_admin_listener_serves_health_and_metrics_and_nothing_else(sink: LokiSin
             assert status(svc.admin_port, path)[0] == 200
             assert status(svc.admin_port, path, "HEAD") == (200, b"")
             assert status(svc.http_port, path)[0] == 404  # moved off the OTLP port
-        answer = HTTP.request("POST", f"http://127.0.0.1:{svc.admin_port}/v1/logs", body=b"",
-                              headers={"Content-Type": "application/x-protobuf"}, timeout=5)  # fmt: skip
+        answer = HTTP.request(
+            "POST",
+            f"http://127.0.0.1:{svc.admin_port}/v1/logs",
+            body=b"",
+            headers={"Content-Type": "application/x-protobuf"},
+            timeout=5,
+        )
         assert answer.status == 404
         svc.pipeline.health.draining = True
         assert status(svc.admin_port, "/readyz") == (503, b"draining\n")
@@ -52,10 +57,24 @@ def test_admin_listen_from_the_environment() -> None:
 def test_admin_listen_flag(sink: LokiSink) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     serve = subprocess.Popen(
-        [sys.executable, "-m", "otelkv", "serve", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
-         "--admin-listen", "127.0.0.1:0", "--forward", sink.url],
-        stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "otelkv",
+            "serve",
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--forward",
+            sink.url,
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         assert serve.stderr is not None
         for line in serve.stderr:
@@ -70,10 +89,19 @@ def test_admin_listen_flag(sink: LokiSink) -> None:
         serve.wait(30)
 
 
-@pytest.mark.parametrize(("address", "loopback"), [
-    ("127.0.0.1:4319", True), ("127.0.0.2:1", True), ("[::1]:4319", True), ("localhost:4319", True),
-    ("0.0.0.0:4319", False), ("[::]:4319", False), ("10.1.2.3:4319", False), ("otelkv.svc:4319", False),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("address", "loopback"),
+    [
+        ("127.0.0.1:4319", True),
+        ("127.0.0.2:1", True),
+        ("[::1]:4319", True),
+        ("localhost:4319", True),
+        ("0.0.0.0:4319", False),
+        ("[::]:4319", False),
+        ("10.1.2.3:4319", False),
+        ("otelkv.svc:4319", False),
+    ],
+)
 def test_loopback_addresses(address: str, loopback: bool) -> None:
     assert is_loopback(address) is loopback
 

@@ -29,10 +29,16 @@ from tests.test_serve_grpc import events
 HTTP = urllib3.PoolManager(retries=False)
 
 
-def post(service: Service, body: bytes, content_type: str = "application/x-protobuf",
-         **headers: str) -> urllib3.BaseHTTPResponse:  # fmt: skip
-    return HTTP.request("POST", f"http://127.0.0.1:{service.http_port}/v1/logs", body=body,
-                        headers={"Content-Type": content_type, **headers}, timeout=10)  # fmt: skip
+def post(
+    service: Service, body: bytes, content_type: str = "application/x-protobuf", **headers: str
+) -> urllib3.BaseHTTPResponse:
+    return HTTP.request(
+        "POST",
+        f"http://127.0.0.1:{service.http_port}/v1/logs",
+        body=body,
+        headers={"Content-Type": content_type, **headers},
+        timeout=10,
+    )
 
 
 def message(answer: urllib3.BaseHTTPResponse) -> str:
@@ -50,10 +56,13 @@ def test_every_gzip_member_is_read(sink: LokiSink, service: Service) -> None:
     assert len(sink.entries) == 8
 
 
-@pytest.mark.parametrize(("tail", "named"), [
-    (b"garbage", "bytes after the gzip stream"),
-    (b"\x1f\x8b\x08\x00garbage", "not valid gzip"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("tail", "named"),
+    [
+        (b"garbage", "bytes after the gzip stream"),
+        (b"\x1f\x8b\x08\x00garbage", "not valid gzip"),
+    ],
+)
 def test_bytes_after_the_gzip_stream_are_400(sink: LokiSink, service: Service, tail: bytes, named: str) -> None:
     body = gzip.compress(next(batches(events(), 4)).SerializeToString()) + tail
     answer = post(service, body, **{"Content-Encoding": "gzip"})
@@ -77,24 +86,30 @@ def nested_kvlist(levels: int) -> bytes:
     return f'{{"resourceLogs": [{{"scopeLogs": [{{"logRecords": [{record}]}}]}}]}}'.encode()
 
 
-@pytest.mark.parametrize("body", [
-    nested_kvlist(300),
-    b'{"resourceLogs": ' + b"[" * 1000 + b"]" * 1000 + b"}",
-    b"[" * 100_000,
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "body",
+    [
+        nested_kvlist(300),
+        b'{"resourceLogs": ' + b"[" * 1000 + b"]" * 1000 + b"}",
+        b"[" * 100_000,
+    ],
+)
 def test_deep_json_is_400_not_retryable(sink: LokiSink, service: Service, body: bytes) -> None:
     answer = post(service, body, "application/json")
     assert answer.status == 400 and "nested" in message(answer)
     assert sink.requests == []
 
 
-@pytest.mark.parametrize("body", [
-    b'{"resourceLogs": 5}',
-    b'{"resourceLogs": [{"scopeLogs": 5}]}',
-    b'{"resourceLogs": [{"scopeLogs": [{"logRecords": 7}]}]}',
-    b"[]",
-    b'"x"',
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"resourceLogs": 5}',
+        b'{"resourceLogs": [{"scopeLogs": 5}]}',
+        b'{"resourceLogs": [{"scopeLogs": [{"logRecords": 7}]}]}',
+        b"[]",
+        b'"x"',
+    ],
+)
 def test_json_of_the_wrong_shape_is_400_and_counted(sink: LokiSink, service: Service, body: bytes) -> None:
     # Found by probing: lists where objects belong raised TypeError before protobuf's parser saw
     # them (503 "internal error", retried by the collector, never counted); [] and "x" were 200.
@@ -158,8 +173,10 @@ def test_a_record_deeper_than_upb_allows_is_forwarded_as_it_came(capturing: tupl
     assert post(svc, request.SerializeToString()).status == 200
     assert len(capture.sent) == 2
     for sent in capture.sent:
-        assert sent.resource_logs[0].scope_logs[0].log_records[0].body == request.resource_logs[0].scope_logs[
-            0].log_records[0].body  # fmt: skip
+        assert (
+            sent.resource_logs[0].scope_logs[0].log_records[0].body
+            == request.resource_logs[0].scope_logs[0].log_records[0].body
+        )
 
 
 def test_a_record_deeper_than_otelkv_allows_is_400(capturing: tuple[Service, Capture]) -> None:
@@ -174,15 +191,18 @@ def test_a_record_deeper_than_otelkv_allows_is_400(capturing: tuple[Service, Cap
     assert ExportLogsServiceRequest.FromString(next(batches(events(), 4)).SerializeToString())  # upb's limit is back
 
 
-@pytest.mark.parametrize(("payload", "depth"), [
-    (b"", 1),
-    # request, resource logs, scope logs, log record, attribute (KeyValue), its AnyValue
-    (next(batches(events(), 4)).SerializeToString(), 6),
-    # request, resource logs, scope logs, log record, body (AnyValue), then 3 a kvlist level
-    (deep_request(40).SerializeToString(), 5 + 3 * 40),
-    (deep_request(40).SerializeToString()[:-3], None),  # cut short
-    (b"\x0a\xff\xff\xff\xff\x0f", None),  # a length past the end
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("payload", "depth"),
+    [
+        (b"", 1),
+        # request, resource logs, scope logs, log record, attribute (KeyValue), its AnyValue
+        (next(batches(events(), 4)).SerializeToString(), 6),
+        # request, resource logs, scope logs, log record, body (AnyValue), then 3 a kvlist level
+        (deep_request(40).SerializeToString(), 5 + 3 * 40),
+        (deep_request(40).SerializeToString()[:-3], None),  # cut short
+        (b"\x0a\xff\xff\xff\xff\x0f", None),  # a length past the end
+    ],
+)
 def test_message_depth(payload: bytes, depth: int | None) -> None:
     assert message_depth(payload, ExportLogsServiceRequest.DESCRIPTOR, 400) == depth
 
@@ -191,8 +211,9 @@ def test_a_record_deeper_than_upb_allows_goes_through_the_queue_too(tmp_path: Pa
     # Queue mode stores the request's bytes and decodes them again before sending: that decode
     # must lift upb's limit as the receivers do, or the batch is refused as corrupt.
     capture = Capture()
-    config = make_config("http://127.0.0.1:9/otlp", **{"delivery.mode": "queue",
-                                                       "delivery.store_path": str(tmp_path / "q.db")})  # fmt: skip
+    config = make_config(
+        "http://127.0.0.1:9/otlp", **{"delivery.mode": "queue", "delivery.store_path": str(tmp_path / "q.db")}
+    )
     svc = Service(config, forwarder=capture)
     svc.start()
     try:

@@ -158,8 +158,9 @@ def test_oversized_request_is_resource_exhausted_naming_the_limit(sink: LokiSink
     assert "4096" in details(error)
 
 
-def test_exact_duplicates_dropped_but_a_retry_after_failure_is_delivered(core: native.Choice, sink: LokiSink,
-                                                                          stub: LogsServiceStub) -> None:  # fmt: skip
+def test_exact_duplicates_dropped_but_a_retry_after_failure_is_delivered(
+    core: native.Choice, sink: LokiSink, stub: LogsServiceStub
+) -> None:
     request = requests()[0]
     sink.script.append(Scripted(503))
     failure(stub, request)  # not delivered: the keys are not remembered
@@ -257,8 +258,12 @@ def test_stop_without_start(sink: LokiSink) -> None:
 
 
 def test_sync_mode_retries_quick_failures_within_the_answer_budget(sink: LokiSink) -> None:
-    svc = Service(make_config(sink.url, **{"forward.timeout": 3.0, "delivery.retry.initial_interval": 0.05,
-                                           "delivery.retry.max_interval": 0.1}))  # fmt: skip
+    svc = Service(
+        make_config(
+            sink.url,
+            **{"forward.timeout": 3.0, "delivery.retry.initial_interval": 0.05, "delivery.retry.max_interval": 0.1},
+        )
+    )
     svc.start()
     try:
         sink.script.extend([Scripted(503), Scripted(0), Scripted(502)])  # a quick 503, a reset, a 502

@@ -33,8 +33,13 @@ def _grpc(service: Service, body: bytes) -> grpc.StatusCode:
 
 
 def _http(service: Service, body: bytes) -> int:
-    answer = HTTP.request("POST", f"http://127.0.0.1:{service.http_port}/v1/logs", body=body,
-                          headers={"Content-Type": "application/x-protobuf"}, timeout=30)  # fmt: skip
+    answer = HTTP.request(
+        "POST",
+        f"http://127.0.0.1:{service.http_port}/v1/logs",
+        body=body,
+        headers={"Content-Type": "application/x-protobuf"},
+        timeout=30,
+    )
     return answer.status
 
 

@@ -27,14 +27,20 @@ def url(service: Service, path: str) -> str:
     return f"http://127.0.0.1:{service.http_port}{path}"
 
 
-def post(service: Service, body: bytes, content_type: str = "application/x-protobuf",
-         encoding: str | None = "gzip", **headers: str) -> urllib3.BaseHTTPResponse:  # fmt: skip
+def post(
+    service: Service,
+    body: bytes,
+    content_type: str = "application/x-protobuf",
+    encoding: str | None = "gzip",
+    **headers: str,
+) -> urllib3.BaseHTTPResponse:
     if encoding == "gzip":
         body = gzip.compress(body)
     if encoding:
         headers["Content-Encoding"] = encoding
-    return HTTP.request("POST", url(service, "/v1/logs"), body=body,
-                        headers={"Content-Type": content_type, **headers}, timeout=10)  # fmt: skip
+    return HTTP.request(
+        "POST", url(service, "/v1/logs"), body=body, headers={"Content-Type": content_type, **headers}, timeout=10
+    )
 
 
 def first_request() -> bytes:
@@ -77,12 +83,16 @@ def test_unknown_encoding_is_415(service: Service) -> None:
     assert post(service, first_request(), encoding="br").status == 415
 
 
-@pytest.mark.parametrize(("body", "encoding", "named"), [
-    (b"\x0a\xff\xff\xff\xff\x0f", None, "malformed ExportLogsServiceRequest"),
-    (b"not gzip at all", "identity-but-says-gzip", "not valid gzip"),
-])  # fmt: skip
-def test_malformed_bodies_are_400_naming_the_problem(service: Service, body: bytes, encoding: str | None,
-                                                     named: str) -> None:  # fmt: skip
+@pytest.mark.parametrize(
+    ("body", "encoding", "named"),
+    [
+        (b"\x0a\xff\xff\xff\xff\x0f", None, "malformed ExportLogsServiceRequest"),
+        (b"not gzip at all", "identity-but-says-gzip", "not valid gzip"),
+    ],
+)
+def test_malformed_bodies_are_400_naming_the_problem(
+    service: Service, body: bytes, encoding: str | None, named: str
+) -> None:
     if encoding == "identity-but-says-gzip":
         answer = post(service, body, encoding=None, **{"Content-Encoding": "gzip"})
     else:

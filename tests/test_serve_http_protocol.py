@@ -65,8 +65,9 @@ def post_head(length: int | None, *extra: str, path: str = "/v1/logs") -> bytes:
 @pytest.fixture
 def quick(sink: LokiSink) -> Iterator[Service]:
     """otelkv with short HTTP timeouts."""
-    running = Service(make_config(sink.url, **{"receive.http.read_timeout": 1.0,
-                                               "receive.http.read_header_timeout": 1.0}))  # fmt: skip
+    running = Service(
+        make_config(sink.url, **{"receive.http.read_timeout": 1.0, "receive.http.read_header_timeout": 1.0})
+    )
     running.start()
     yield running
     running.stop(2)
@@ -92,11 +93,14 @@ def test_a_415_keeps_the_connection_usable(service: Service) -> None:
         assert read_response(raw)[:3:2] == (200, b"ok\n")
 
 
-@pytest.mark.parametrize("framing", [
-    ("Content-Length: 0", "Content-Length: 0"),
-    ("Content-Length: 0", "Content-Length: 5"),
-    ("Transfer-Encoding: chunked", "Content-Length: 0"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "framing",
+    [
+        ("Content-Length: 0", "Content-Length: 0"),
+        ("Content-Length: 0", "Content-Length: 5"),
+        ("Transfer-Encoding: chunked", "Content-Length: 0"),
+    ],
+)
 def test_ambiguous_framing_is_400(sink: LokiSink, service: Service, framing: tuple[str, str]) -> None:
     with connect(service) as raw:
         raw.sendall(post_head(None, *framing) + b"0\r\n\r\n")  # an empty request, were it taken
@@ -133,8 +137,9 @@ def test_a_413_is_readable_after_a_large_body(sink: LokiSink) -> None:
     small.start()
     try:
         connection = http.client.HTTPConnection("127.0.0.1", small.http_port, timeout=10)
-        connection.request("POST", "/v1/logs", body=b"\x00" * (8 << 20),
-                           headers={"Content-Type": "application/x-protobuf"})  # fmt: skip
+        connection.request(
+            "POST", "/v1/logs", body=b"\x00" * (8 << 20), headers={"Content-Type": "application/x-protobuf"}
+        )
         answer = connection.getresponse()
         assert answer.status == 413
         assert "8192" in status_pb2.Status.FromString(answer.read()).message
@@ -154,8 +159,9 @@ def test_head_on_health_answers_like_get(service: Service, path: str) -> None:
 def test_the_backlog_is_configured(sink: LokiSink) -> None:
     svc = Service(make_config(sink.url, **{"receive.http.backlog": 7}))
     try:  # for a listening socket, ss shows the backlog as Send-Q
-        shown = subprocess.run(["ss", "-ltnH", f"sport = :{svc.http_port}"], capture_output=True, text=True,
-                               check=True).stdout.split()  # fmt: skip
+        shown = subprocess.run(
+            ["ss", "-ltnH", f"sport = :{svc.http_port}"], capture_output=True, text=True, check=True
+        ).stdout.split()
         assert shown[0] == "LISTEN" and shown[2] == "7"
     finally:
         svc.stop(1)
@@ -195,10 +201,24 @@ def test_sigterm_ends_the_process_within_the_grace_while_clients_drip(sink: Loki
     config_file.write_text("shutdown_grace_seconds: 1\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     serve = subprocess.Popen(
-        [sys.executable, "-m", "otelkv", "serve", "--config", str(config_file), "--grpc-listen", "127.0.0.1:0",
-         "--http-listen", "127.0.0.1:0", "--forward", sink.url],
-        stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "otelkv",
+            "serve",
+            "--config",
+            str(config_file),
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--forward",
+            sink.url,
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     drips: list[socket.socket] = []
     done = threading.Event()
     try:

@@ -52,8 +52,13 @@ def stack() -> Iterator[ExitStack]:
 
 
 def http_export(svc: Service, body: bytes, **headers: str) -> urllib3.BaseHTTPResponse:
-    return HTTP.request("POST", f"http://127.0.0.1:{svc.http_port}/v1/logs", body=body,
-                        headers={"Content-Type": "application/x-protobuf", **headers}, timeout=10)  # fmt: skip
+    return HTTP.request(
+        "POST",
+        f"http://127.0.0.1:{svc.http_port}/v1/logs",
+        body=body,
+        headers={"Content-Type": "application/x-protobuf", **headers},
+        timeout=10,
+    )
 
 
 def grpc_export(svc: Service, request: ExportLogsServiceRequest) -> grpc.StatusCode:

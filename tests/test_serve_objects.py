@@ -42,9 +42,20 @@ def send(stub: LogsServiceStub, *resource_logs: ResourceLogs) -> None:
 
 def migrated_on_target(t: float) -> ResourceLogs:
     """KubeVirt >= 1.6: the target's handler records ``Migrated``; the text never names the source."""
-    return to_resource_logs(event(kind=VMI, name="fedora-vm", namespace="vms", uid="vmi-uid", reason="Migrated",
-                                  message="The VirtualMachineInstance migrated to node node02.", type_="Normal",
-                                  at=BASE + timedelta(seconds=t), component="virt-handler", host="node02"))  # fmt: skip
+    return to_resource_logs(
+        event(
+            kind=VMI,
+            name="fedora-vm",
+            namespace="vms",
+            uid="vmi-uid",
+            reason="Migrated",
+            message="The VirtualMachineInstance migrated to node node02.",
+            type_="Normal",
+            at=BASE + timedelta(seconds=t),
+            component="virt-handler",
+            host="node02",
+        )
+    )
 
 
 def summaries(sink: LokiSink) -> list[Entry]:

@@ -19,13 +19,32 @@ from tests.scenarios import BASE, VMI, VMIM, event
 
 
 def vmi(reason: str, message: str, host: str, t: float, vm: str = "fedora-vm", type_: str = "Normal") -> Any:
-    return event(kind=VMI, name=vm, namespace="vms", uid=f"uid-{vm}", reason=reason, message=message, type_=type_,
-                 at=BASE + timedelta(seconds=t), component="virt-handler", host=host)  # fmt: skip
+    return event(
+        kind=VMI,
+        name=vm,
+        namespace="vms",
+        uid=f"uid-{vm}",
+        reason=reason,
+        message=message,
+        type_=type_,
+        at=BASE + timedelta(seconds=t),
+        component="virt-handler",
+        host=host,
+    )
 
 
 def vmim(reason: str, message: str, t: float, name: str = "mig-1") -> Any:
-    return event(kind=VMIM, name=name, namespace="vms", uid=f"uid-{name}", reason=reason, message=message,
-                 type_="Normal", at=BASE + timedelta(seconds=t), component="virtualmachine-controller")  # fmt: skip
+    return event(
+        kind=VMIM,
+        name=name,
+        namespace="vms",
+        uid=f"uid-{name}",
+        reason=reason,
+        message=message,
+        type_="Normal",
+        at=BASE + timedelta(seconds=t),
+        component="virtualmachine-controller",
+    )
 
 
 def send(stub: LogsServiceStub, *resource_logs: ResourceLogs) -> None:
@@ -47,8 +66,10 @@ def test_go_zero_start_time_without_timestamp_is_forwarded(sink: LokiSink, stub:
 
 
 def test_a_far_future_record_does_not_age_out_a_running_migration(sink: LokiSink, stub: LogsServiceStub) -> None:
-    send(stub, to_resource_logs(vmim("SuccessfulCreate", "Created migration target pod virt-launcher-fedora-vm-x2bcd",
-                                     0)))  # fmt: skip
+    send(
+        stub,
+        to_resource_logs(vmim("SuccessfulCreate", "Created migration target pod virt-launcher-fedora-vm-x2bcd", 0)),
+    )
     send(stub, to_resource_logs(vmi("Migrating", "VirtualMachineInstance is migrating.", "node01", 3)))
     future = to_resource_logs(vmi("Migrating", "VirtualMachineInstance is migrating.", "node07", 4, vm="other"))
     future.scope_logs[0].log_records[0].time_unix_nano = 2**63 - 1
@@ -62,9 +83,11 @@ def test_a_far_future_record_does_not_age_out_a_running_migration(sink: LokiSink
 def test_the_collector_record_shape_in_all_its_versions() -> None:
     """Lower-case severity, a start time in the collector's zone, the namespace on the resource,
     no node, no reporting_controller (FACTS §1)."""
-    items = [vmim("SuccessfulCreate", "Created migration target pod virt-launcher-fedora-vm-x2bcd", 0),
-             vmi("Migrating", "VirtualMachineInstance is migrating.", "node01", 3),
-             vmi("Migrated", "The VirtualMachineInstance migrated to node node02.", "node01", 32)]  # fmt: skip
+    items = [
+        vmim("SuccessfulCreate", "Created migration target pod virt-launcher-fedora-vm-x2bcd", 0),
+        vmi("Migrating", "VirtualMachineInstance is migrating.", "node01", 3),
+        vmi("Migrated", "The VirtualMachineInstance migrated to node node02.", "node01", 32),
+    ]
     request = ExportLogsServiceRequest()
     for item in items:
         rl = to_resource_logs(item)

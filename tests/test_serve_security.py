@@ -82,9 +82,16 @@ def stopping() -> Iterator[list[Service]]:
         svc.stop(1)
 
 
-def https(svc: Service, pki: Pki, method: str = "GET", path: str = "/healthz", *,
-          client: tuple[Path, Path] | None = None, body: bytes | None = None,
-          headers: dict[str, str] | None = None) -> tuple[int, bytes, str]:  # fmt: skip
+def https(
+    svc: Service,
+    pki: Pki,
+    method: str = "GET",
+    path: str = "/healthz",
+    *,
+    client: tuple[Path, Path] | None = None,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, bytes, str]:
     """An HTTPS request; the status, body and the server certificate's common name."""
     context = ssl.create_default_context(cafile=str(pki.ca_file))
     if client:
@@ -103,8 +110,9 @@ def https(svc: Service, pki: Pki, method: str = "GET", path: str = "/healthz", *
         connection.close()
 
 
-def grpc_call(svc: Service, pki: Pki | None, *, client: tuple[Path, Path] | None = None,
-              token: str | None = None) -> grpc.StatusCode:  # fmt: skip
+def grpc_call(
+    svc: Service, pki: Pki | None, *, client: tuple[Path, Path] | None = None, token: str | None = None
+) -> grpc.StatusCode:
     target = f"127.0.0.1:{svc.grpc_port}"
     if pki is None:
         channel = grpc.insecure_channel(target)
@@ -134,8 +142,9 @@ def test_tls_on_both_listeners(sink: LokiSink, pki: Pki, stopping: list[Service]
         assert b"200" not in raw.recv(100)
 
 
-def test_mtls_refuses_clients_without_a_certificate_from_the_ca(sink: LokiSink, pki: Pki,
-                                                                stopping: list[Service]) -> None:  # fmt: skip
+def test_mtls_refuses_clients_without_a_certificate_from_the_ca(
+    sink: LokiSink, pki: Pki, stopping: list[Service]
+) -> None:
     svc = tls_service(sink, pki, mutual=True)
     stopping.append(svc)
     good = pki.client_files()
@@ -166,8 +175,12 @@ def test_tls_1_1_is_refused(sink: LokiSink, pki: Pki, stopping: list[Service], l
     if caught.value.reason == "NO_PROTOCOLS_AVAILABLE":
         pytest.skip("this OpenSSL cannot offer TLS 1.1 at all, so the server's refusal cannot be seen")
     # the server ends the handshake (an alert or a close); the same client allowed 1.2 gets through
-    assert caught.value.reason in ("UNEXPECTED_EOF_WHILE_READING", "TLSV1_ALERT_PROTOCOL_VERSION",
-                                   "UNSUPPORTED_PROTOCOL", "WRONG_VERSION_NUMBER")  # fmt: skip
+    assert caught.value.reason in (
+        "UNEXPECTED_EOF_WHILE_READING",
+        "TLSV1_ALERT_PROTOCOL_VERSION",
+        "UNSUPPORTED_PROTOCOL",
+        "WRONG_VERSION_NUMBER",
+    )
     context.maximum_version = ssl.TLSVersion.TLSv1_2
     with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
         assert context.wrap_socket(raw, server_hostname="localhost").version() == "TLSv1.2"
@@ -182,8 +195,7 @@ def test_tls_1_3_minimum_refuses_1_2_on_http(sink: LokiSink, pki: Pki, stopping:
         context.wrap_socket(raw, server_hostname="localhost")
 
 
-def test_renewed_certificates_are_served_without_a_restart(sink: LokiSink, pki: Pki,
-                                                           stopping: list[Service]) -> None:  # fmt: skip
+def test_renewed_certificates_are_served_without_a_restart(sink: LokiSink, pki: Pki, stopping: list[Service]) -> None:
     svc = tls_service(sink, pki)
     stopping.append(svc)
     assert https(svc, pki)[2] == "first"
@@ -225,8 +237,9 @@ def test_a_half_rotated_pair_keeps_the_previous_certificate_serving(
         pytest.fail("the completed rotation was not picked up")
 
 
-def test_bearer_token_on_both_listeners(sink: LokiSink, stopping: list[Service], monkeypatch: pytest.MonkeyPatch,
-                                        caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+def test_bearer_token_on_both_listeners(
+    sink: LokiSink, stopping: list[Service], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)  # the token must not appear at any level
     monkeypatch.setenv("OTELKV_TEST_TOKEN", TOKEN)
     svc = Service(make_config(sink.url, **{"receive.auth.bearer_token_env": "OTELKV_TEST_TOKEN"}))
@@ -264,8 +277,11 @@ def test_bearer_token_on_both_listeners(sink: LokiSink, stopping: list[Service],
 
 def test_metrics_can_be_left_open(sink: LokiSink, stopping: list[Service], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTELKV_TEST_TOKEN", TOKEN)
-    svc = Service(make_config(sink.url, **{"receive.auth.bearer_token_env": "OTELKV_TEST_TOKEN",
-                                           "receive.auth.protect_metrics": False}))  # fmt: skip
+    svc = Service(
+        make_config(
+            sink.url, **{"receive.auth.bearer_token_env": "OTELKV_TEST_TOKEN", "receive.auth.protect_metrics": False}
+        )
+    )
     svc.start()
     stopping.append(svc)
     connection = http.client.HTTPConnection("127.0.0.1", svc.http_port, timeout=10)
@@ -273,14 +289,17 @@ def test_metrics_can_be_left_open(sink: LokiSink, stopping: list[Service], monke
     assert connection.getresponse().status == 200
 
 
-@pytest.mark.parametrize(("content", "taken"), [
-    (f"{TOKEN}\n", TOKEN),
-    (f"{TOKEN}\r\n", TOKEN),
-    (TOKEN, TOKEN),
-    (f"{TOKEN}\nsecond-line\n", None),
-    (f"{TOKEN}\r\n\n", None),
-    ("\n", None),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("content", "taken"),
+    [
+        (f"{TOKEN}\n", TOKEN),
+        (f"{TOKEN}\r\n", TOKEN),
+        (TOKEN, TOKEN),
+        (f"{TOKEN}\nsecond-line\n", None),
+        (f"{TOKEN}\r\n\n", None),
+        ("\n", None),
+    ],
+)
 def test_token_files_are_checked_and_never_shown(tmp_path: Path, content: str, taken: str | None) -> None:
     path = tmp_path / "token"
     path.write_text(content)

@@ -46,8 +46,15 @@ def _imported(tmp_path: Path, overrides: dict[str, str], file: str = "") -> set[
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTELKV_")}
     overrides = {"grpc_listen": "127.0.0.1:0", "http_listen": "127.0.0.1:0", **overrides}
     program = _PROGRAM.format(optional=repr(OPTIONAL + NEVER))
-    done = subprocess.run([sys.executable, "-c", program, file, json.dumps(overrides)], capture_output=True,
-                          text=True, timeout=60, env=env, cwd=tmp_path, check=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", program, file, json.dumps(overrides)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+        check=True,
+    )
     return set(json.loads(done.stdout.splitlines()[-1]))
 
 

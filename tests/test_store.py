@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from otelkv.config import RetryConfig
-from otelkv.delivery.store import QueueFull, Store
+from otelkv.delivery.store import Store
+from otelkv.errors import QueueFull
 from otelkv.forward.retry import Backoff
 
 
@@ -102,8 +103,9 @@ def test_dead_letter_cli_lists_and_replays(tmp_path: Path, capsys: pytest.Captur
     sink = LokiSink().start()
     try:
         config = tmp_path / "otelkv.yaml"
-        config.write_text(f"forward: {{endpoint: '{sink.url}', tenant: kubevirt}}\n"
-                          f"delivery: {{store_path: '{tmp_path / 'q.db'}'}}\n")  # fmt: skip
+        config.write_text(
+            f"forward: {{endpoint: '{sink.url}', tenant: kubevirt}}\ndelivery: {{store_path: '{tmp_path / 'q.db'}'}}\n"
+        )
         s = store(tmp_path)
         batch = requests_of(numbered_events(4, "dl"), 4)[0]
         s.dead_letter(batch.SerializeToString(), 4, "gave up after 12 attempts: 503")

@@ -12,7 +12,8 @@ import pytest
 import urllib3
 
 from otelkv.delivery import salvage
-from otelkv.delivery.store import Store, StoreUnavailable
+from otelkv.delivery.store import Store
+from otelkv.errors import StoreUnavailable
 from otelkv.server import Service
 from tests.conftest import make_config
 from tests.loki_sink import LokiSink
@@ -55,8 +56,10 @@ def damaged_page_2(path: Path) -> None:  # the root page of the queue table
 
 
 def serve(sink: LokiSink, store: Path) -> Service:
-    config = make_config(sink.url, **{"delivery.mode": "queue", "delivery.store_path": str(store),
-                                      "delivery.retry.initial_interval": 0.02})  # fmt: skip
+    config = make_config(
+        sink.url,
+        **{"delivery.mode": "queue", "delivery.store_path": str(store), "delivery.retry.initial_interval": 0.02},
+    )
     svc = Service(config)  # no exit 2: it comes up
     svc.start()
     return svc

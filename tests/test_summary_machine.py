@@ -42,23 +42,40 @@ def migration(draw: st.DrawFn, index: int, round_: int) -> list[ResourceLogs]:
     succeeded, v16 = draw(st.booleans()), draw(st.booleans())
     running = draw(st.integers(1, 300))
     name = f"kubevirt-migrate-vm-{index}{round_}xyz"
-    truth = Truth(ns, vm, name, f"uid-{name}", source, target, f"virt-launcher-{vm}-x2bcd", succeeded,
-                  None if succeeded else "Live migration failed")  # fmt: skip
+    truth = Truth(
+        ns,
+        vm,
+        name,
+        f"uid-{name}",
+        source,
+        target,
+        f"virt-launcher-{vm}-x2bcd",
+        succeeded,
+        None if succeeded else "Live migration failed",
+    )
     start = BASE + ROUND * round_ + timedelta(seconds=index)
     told_by = draw(st.sampled_from(["events", "objects", "both"]))
     records: list[ResourceLogs] = []
     if told_by != "objects":
-        events = migration_events(truth, start=start, handler_v16=v16, vmi_uid=f"vmi-{index}",
-                                  running_seconds=running)  # fmt: skip
+        events = migration_events(truth, start=start, handler_v16=v16, vmi_uid=f"vmi-{index}", running_seconds=running)
         records += [to_resource_logs(e) for e in events]
     if told_by != "events":
         at = (start - BASE).total_seconds()
-        common: dict[str, Any] = {"start": at, "name": name, "vm": vm, "ns": ns, "source": source,
-                                  "target": target, "failure": truth.failure_reason}  # fmt: skip
+        common: dict[str, Any] = {
+            "start": at,
+            "name": name,
+            "vm": vm,
+            "ns": ns,
+            "source": source,
+            "target": target,
+            "failure": truth.failure_reason,
+        }
         terminal = "Succeeded" if succeeded else "Failed"
-        records += [object_record(vmim("Pending", t=at, **common), "ADDED"),
-                    object_record(vmim("Running", t=at + 5, version=2, **common)),
-                    object_record(vmim(terminal, t=at + 5 + running, version=3, **common))]  # fmt: skip
+        records += [
+            object_record(vmim("Pending", t=at, **common), "ADDED"),
+            object_record(vmim("Running", t=at + 5, version=2, **common)),
+            object_record(vmim(terminal, t=at + 5 + running, version=3, **common)),
+        ]
     order = draw(st.permutations(records))
     twice = draw(st.lists(st.sampled_from(order), max_size=2))
     return [*order, *twice]

@@ -60,8 +60,14 @@ def test_metrics_are_exported_over_otlp_when_configured() -> None:
         telemetry.enriched.add(5)
 
     received = export_over_otlp(record)
-    points = {m.name: sum(p.as_int for p in m.sum.data_points) for r in received for rm in r.resource_metrics
-              for sm in rm.scope_metrics for m in sm.metrics if m.HasField("sum")}  # fmt: skip
+    points = {
+        m.name: sum(p.as_int for p in m.sum.data_points)
+        for r in received
+        for rm in r.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.HasField("sum")
+    }
     assert points["otelkv.records.received"] == 7 and points["otelkv.records.enriched"] == 5
     resource = {kv.key: kv.value.string_value for kv in received[0].resource_metrics[0].resource.attributes}
     assert resource["service.name"] == "otelkv"
@@ -134,8 +140,16 @@ def test_failed_records_tell_a_401_from_a_503_in_sync_mode(sink: LokiSink) -> No
 
 def test_queue_mode_counts_failed_records_once_not_per_attempt(sink: LokiSink, tmp_path: Path) -> None:
     sink.script.extend([Scripted(503)] * 3)
-    svc = Service(make_config(sink.url, **{"delivery.mode": "queue", "delivery.store_path": str(tmp_path / "q.db"),
-                                           "delivery.retry.initial_interval": 0.02}))  # fmt: skip
+    svc = Service(
+        make_config(
+            sink.url,
+            **{
+                "delivery.mode": "queue",
+                "delivery.store_path": str(tmp_path / "q.db"),
+                "delivery.retry.initial_interval": 0.02,
+            },
+        )
+    )
     svc.start()
     try:
         with grpc.insecure_channel(f"127.0.0.1:{svc.grpc_port}") as channel:

@@ -14,7 +14,7 @@ from unittest.mock import patch
 import grpc
 import pytest
 
-from otelkv.delivery.store import StoreUnavailable
+from otelkv.errors import StoreUnavailable
 from otelkv.server import Service
 from tests.conftest import ROOT, make_config
 from tests.loki_sink import LokiSink
@@ -31,8 +31,9 @@ def metrics(svc: Service) -> dict[str, float]:
     """The refusal counters' samples, ``{name + labels: value}``."""
     text = svc.telemetry.prometheus_text().decode()
     found = {f"requests{labels}": value for labels, value in samples(text, "otelkv_requests_refused_total").items()}
-    found.update({f"connections{labels}": value
-                  for labels, value in samples(text, "otelkv_connections_closed_total").items()})  # fmt: skip
+    found.update(
+        {f"connections{labels}": value for labels, value in samples(text, "otelkv_connections_closed_total").items()}
+    )
     return found
 
 
@@ -45,8 +46,7 @@ def stack() -> Iterator[ExitStack]:
 def test_refusal_counters_exist_from_the_start_at_zero_with_their_attributes(sink: LokiSink) -> None:
     svc = Service(make_config(sink.url))
     try:
-        assert metrics(svc) == {f"requests{BUSY}": 0.0, f"connections{LIMIT}": 0.0,
-                                f"connections{HEADER_TIMEOUT}": 0.0}  # fmt: skip
+        assert metrics(svc) == {f"requests{BUSY}": 0.0, f"connections{LIMIT}": 0.0, f"connections{HEADER_TIMEOUT}": 0.0}
     finally:
         svc.stop(0)
 
@@ -109,8 +109,14 @@ def test_queue_mode_counts_requests_the_store_refused(sink: LokiSink, tmp_path: 
     """Queue full (the bound reached while the target is down) and the store unable to write (disk
     full, I/O error) are answered UNAVAILABLE like the rest: counted by error type."""
     sink.stop()  # nothing drains the queue
-    svc = started(sink, **{"delivery.mode": "queue", "delivery.store_path": str(tmp_path / "store.db"),
-                           "delivery.queue_max_records": 1})  # fmt: skip
+    svc = started(
+        sink,
+        **{
+            "delivery.mode": "queue",
+            "delivery.store_path": str(tmp_path / "store.db"),
+            "delivery.queue_max_records": 1,
+        },
+    )
     stack.callback(svc.stop, 1)
     assert metrics(svc)[f"requests{QUEUE_FULL}"] == 0 and metrics(svc)[f"requests{STORE}"] == 0
     request = large_request(1024)

@@ -25,16 +25,29 @@ def _open(config: Config) -> Store:
         raise ConfigError("delivery.store_path: not set, so there are no dead letters")
     if not Path(d.store_path).is_file():  # opening would create an empty database
         raise DeadLetterError(f"delivery.store_path: no store at {d.store_path!r} (has otelkv serve run with it?)")
-    return Store(d.store_path, max_bytes=d.queue_max_bytes, max_records=d.queue_max_records,
-                 max_dead_letters=d.dead_letter_max_entries, durable=d.fsync == "durable")  # fmt: skip
+    return Store(
+        d.store_path,
+        max_bytes=d.queue_max_bytes,
+        max_records=d.queue_max_records,
+        max_dead_letters=d.dead_letter_max_entries,
+        durable=d.fsync == "durable",
+    )
 
 
 def list_dead_letters(config: Config) -> str:
     """A table of the dead letters: id, when, records, bytes, why."""
     store = _open(config)
     try:
-        rows = [(d.id, datetime.fromtimestamp(d.failed, UTC).strftime("%Y-%m-%d %H:%M:%S"), d.records, d.bytes,
-                 d.error[:100]) for d in store.dead_letters()]  # fmt: skip
+        rows = [
+            (
+                d.id,
+                datetime.fromtimestamp(d.failed, UTC).strftime("%Y-%m-%d %H:%M:%S"),
+                d.records,
+                d.bytes,
+                d.error[:100],
+            )
+            for d in store.dead_letters()
+        ]
     finally:
         store.close()
     return tabulate(rows, headers=["ID", "FAILED (UTC)", "RECORDS", "BYTES", "ERROR"]) + "\n"

@@ -41,6 +41,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as error:  # a bug: still one line, with what to report
-        print(f"otelkv: internal error (please report it): {type(error).__name__}: {one_line(error)}",
-              file=sys.stderr)  # fmt: skip
+        print(f"otelkv: internal error (please report it): {type(error).__name__}: {one_line(error)}", file=sys.stderr)
         return 70  # EX_SOFTWARE

@@ -19,8 +19,11 @@ def run(args: argparse.Namespace) -> int:
     events = read_event_file(args.file)
     found = track(events)
     if not found:
-        print(f"otelkv: no KubeVirt migrations in {len(events)} events from {source_name(args.file)} (expected events "
-              "of VirtualMachineInstance and VirtualMachineInstanceMigration objects)", file=sys.stderr)  # fmt: skip
+        print(
+            f"otelkv: no KubeVirt migrations in {len(events)} events from {source_name(args.file)} (expected events "
+            "of VirtualMachineInstance and VirtualMachineInstanceMigration objects)",
+            file=sys.stderr,
+        )
     filters = Filters(namespace=args.namespace, vm=args.vm, phase=args.phase, since=args.since)
     migrations = [m for m in found if filters.keep(m)]
     if found and not migrations:
@@ -28,8 +31,12 @@ def run(args: argparse.Namespace) -> int:
     if args.output == "table":
         tty = sys.stdout.isatty()
         colour = tty and not os.environ.get("NO_COLOR")  # https://no-color.org: set and not empty
-        style = TableStyle(now=datetime.now(UTC), zone=_local_zone() if args.local else UTC,
-                           width=None if args.wide else _width(tty), colour=colour)  # fmt: skip
+        style = TableStyle(
+            now=datetime.now(UTC),
+            zone=_local_zone() if args.local else UTC,
+            width=None if args.wide else _width(tty),
+            colour=colour,
+        )
         sys.stdout.write(render_table(migrations, style))
     else:
         sys.stdout.write((render_json if args.output == "json" else render_jsonl)(migrations))

@@ -104,24 +104,34 @@ def rows(migrations: Iterable[Migration], style: TableStyle) -> list[list[str]]:
         shown = m.phase or "?"
         if style.colour:
             shown = f"{_COLOURS[outcome]}{shown}{_RESET}"
-        out.append([
-            f"{m.namespace or '?'}/{m.vm_name or '?'}",
-            m.migration_name or "-",
-            f"{m.source_node or '?'} → {m.target_node or '?'}",
-            shown,
-            _time(m.started, style),
-            _time(m.ended if outcome != "running" else None, style),
-            duration,
-            m.failure_reason or "",
-        ])  # fmt: skip
+        out.append(
+            [
+                f"{m.namespace or '?'}/{m.vm_name or '?'}",
+                m.migration_name or "-",
+                f"{m.source_node or '?'} → {m.target_node or '?'}",
+                shown,
+                _time(m.started, style),
+                _time(m.ended if outcome != "running" else None, style),
+                duration,
+                m.failure_reason or "",
+            ]
+        )
     return out
 
 
 def render_table(migrations: Sequence[Migration], style: TableStyle) -> str:
     """The table and the summary line, ending in a newline."""
     zone = _zone_label(style)
-    headers = ["VM", "MIGRATION", "SOURCE → TARGET", "OUTCOME", f"START ({zone})", f"END ({zone})", "DURATION",
-               "FAILURE REASON"]  # fmt: skip
+    headers = [
+        "VM",
+        "MIGRATION",
+        "SOURCE → TARGET",
+        "OUTCOME",
+        f"START ({zone})",
+        f"END ({zone})",
+        "DURATION",
+        "FAILURE REASON",
+    ]
     body = rows(migrations, style)
     if style.width is not None and body:
         without = tabulate([r[:-1] for r in body], headers=headers[:-1], tablefmt="simple")
@@ -145,20 +155,28 @@ def summary(migrations: Sequence[Migration]) -> str:
     line = f"{len(migrations)} migration{'s' if len(migrations) != 1 else ''}: {counts}"
     durations = [m.duration_seconds for m in migrations if m.duration_seconds is not None]
     if durations:
-        line += (f"; duration p50 {duration_text(percentile(durations, 0.5))}, "
-                 f"p95 {duration_text(percentile(durations, 0.95))} (of {len(durations)} finished)")  # fmt: skip
+        line += (
+            f"; duration p50 {duration_text(percentile(durations, 0.5))}, "
+            f"p95 {duration_text(percentile(durations, 0.95))} (of {len(durations)} finished)"
+        )
     return line
 
 
 def as_dict(m: Migration) -> dict[str, Any]:
     """One migration as plain data (times in RFC 3339, UTC)."""
     return {
-        "namespace": m.namespace, "vm": m.vm_name, "migration": m.migration_name, "uid": m.migration_uid,
-        "source_node": m.source_node, "target_node": m.target_node, "phase": m.phase,
+        "namespace": m.namespace,
+        "vm": m.vm_name,
+        "migration": m.migration_name,
+        "uid": m.migration_uid,
+        "source_node": m.source_node,
+        "target_node": m.target_node,
+        "phase": m.phase,
         "started": m.started.isoformat() if m.started else None,
         "ended": m.ended.isoformat() if m.ended else None,
-        "duration_seconds": m.duration_seconds, "failure_reason": m.failure_reason,
-    }  # fmt: skip
+        "duration_seconds": m.duration_seconds,
+        "failure_reason": m.failure_reason,
+    }
 
 
 def render_json(migrations: Iterable[Migration]) -> str:

@@ -95,64 +95,122 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
         return commands.add_parser(name, help=summary, description=description, formatter_class=_Help)
 
-    serve = command("serve", "receive OTLP logs, enrich KubeVirt events, forward them",
-                    "Receive OTLP logs from the OpenTelemetry Collector (gRPC and HTTP), enrich KubeVirt\n"
-                    "migration events and forward every record to the target. Flags win over\n"
-                    "OTELKV_* variables, which win over the file (docs/configuration.md).")  # fmt: skip
+    serve = command(
+        "serve",
+        "receive OTLP logs, enrich KubeVirt events, forward them",
+        "Receive OTLP logs from the OpenTelemetry Collector (gRPC and HTTP), enrich KubeVirt\n"
+        "migration events and forward every record to the target. Flags win over\n"
+        "OTELKV_* variables, which win over the file (docs/configuration.md).",
+    )
     serve.add_argument("--config", help="YAML configuration file (default: $OTELKV_CONFIG, else built-in defaults)")
-    serve.add_argument("--grpc-listen", metavar="HOST:PORT", help="OTLP/gRPC listen address (default: grpc_listen, "
-                       f"{config.Config.grpc_listen})")  # fmt: skip
-    serve.add_argument("--http-listen", metavar="HOST:PORT", help="OTLP/HTTP, health and metrics listen address "
-                       f"(default: http_listen, {config.Config.http_listen})")  # fmt: skip
-    serve.add_argument("--forward", metavar="URL", help="target: stdout, http(s)://host/path (OTLP/HTTP, /v1/logs "
-                       "appended) or grpc(s)://host:port (default: forward.endpoint, stdout)")  # fmt: skip
+    serve.add_argument(
+        "--grpc-listen",
+        metavar="HOST:PORT",
+        help=f"OTLP/gRPC listen address (default: grpc_listen, {config.Config.grpc_listen})",
+    )
+    serve.add_argument(
+        "--http-listen",
+        metavar="HOST:PORT",
+        help=f"OTLP/HTTP, health and metrics listen address (default: http_listen, {config.Config.http_listen})",
+    )
+    serve.add_argument(
+        "--forward",
+        metavar="URL",
+        help="target: stdout, http(s)://host/path (OTLP/HTTP, /v1/logs "
+        "appended) or grpc(s)://host:port (default: forward.endpoint, stdout)",
+    )
     serve.add_argument("--tenant", help="X-Scope-OrgID sent to the target (default: forward.tenant, none)")
-    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
-                       help="log level of the JSON logs on stderr (default: log_level, info)")  # fmt: skip
-    serve.add_argument("--admin-listen", metavar="HOST:PORT", help="/healthz, /readyz and /metrics on a listener "
-                       "of their own, plain HTTP (default: admin_listen, none: on --http-listen)")  # fmt: skip
+    serve.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="log level of the JSON logs on stderr (default: log_level, info)",
+    )
+    serve.add_argument(
+        "--admin-listen",
+        metavar="HOST:PORT",
+        help="/healthz, /readyz and /metrics on a listener "
+        "of their own, plain HTTP (default: admin_listen, none: on --http-listen)",
+    )
 
-    check = command("check-config", "validate a configuration file and print the effective one",
-                    "Load a configuration as serve would (file, OTELKV_* variables, ${env:NAME}), check it,\n"
-                    "and print the effective configuration, header values redacted. Exit 2 naming the key\n"
-                    "when it is wrong.")  # fmt: skip
+    check = command(
+        "check-config",
+        "validate a configuration file and print the effective one",
+        "Load a configuration as serve would (file, OTELKV_* variables, ${env:NAME}), check it,\n"
+        "and print the effective configuration, header values redacted. Exit 2 naming the key\n"
+        "when it is wrong.",
+    )
     check.add_argument("file", help="the YAML configuration file")
-    check.add_argument("--offline", action="store_true", help="skip the checks that need this machine: "
-                       "credential variables and files, CA file, the store, listen addresses (for CI)")  # fmt: skip
+    check.add_argument(
+        "--offline",
+        action="store_true",
+        help="skip the checks that need this machine: "
+        "credential variables and files, CA file, the store, listen addresses (for CI)",
+    )
 
-    rep = command("replay", "send recorded events as the collector's k8s_events receiver would",
-                  "Send recorded Kubernetes Events to otelkv's OTLP/gRPC port, in time order, shaped as\n"
-                  "the collector's k8s_events receiver sends them.")  # fmt: skip
+    rep = command(
+        "replay",
+        "send recorded events as the collector's k8s_events receiver would",
+        "Send recorded Kubernetes Events to otelkv's OTLP/gRPC port, in time order, shaped as\n"
+        "the collector's k8s_events receiver sends them.",
+    )
     rep.add_argument("file", help="kubectl get events -A -o json (or -o yaml) output, or JSON lines ('-': stdin)")
-    rep.add_argument("--to", required=True, metavar="HOST:PORT", type=_grpc_address,
-                     help="otelkv's OTLP/gRPC address (no scheme), for instance 127.0.0.1:4319")  # fmt: skip
+    rep.add_argument(
+        "--to",
+        required=True,
+        metavar="HOST:PORT",
+        type=_grpc_address,
+        help="otelkv's OTLP/gRPC address (no scheme), for instance 127.0.0.1:4319",
+    )
     rep.add_argument("--batch", type=_positive_int, default=100, help="events a request")
     rep.add_argument("--timeout", type=_positive_float, default=10.0, help="seconds for each request")
 
-    dead = command("dead-letter", "list or replay the batches otelkv gave up on",
-                   "List the dead letters in the store of a serve configuration, or send them again to\n"
-                   "its target (a delivered one is deleted).")  # fmt: skip
+    dead = command(
+        "dead-letter",
+        "list or replay the batches otelkv gave up on",
+        "List the dead letters in the store of a serve configuration, or send them again to\n"
+        "its target (a delivered one is deleted).",
+    )
     dead.add_argument("action", choices=["list", "replay"], help="list them, or replay them")
     dead.add_argument("ids", nargs="*", type=int, help="dead letters to replay (default: all)")
-    dead.add_argument("--config", help="the serve configuration (its delivery.store_path and forward target; "
-                      "default: $OTELKV_CONFIG)")  # fmt: skip
+    dead.add_argument(
+        "--config", help="the serve configuration (its delivery.store_path and forward target; default: $OTELKV_CONFIG)"
+    )
 
-    mig = command("migrations", "print the migrations in recorded events",
-                  "Read recorded Kubernetes Events and print the KubeVirt live migrations in them: a table\n"
-                  "(times in UTC unless --local; running ones with the time so far; the failure reason cut\n"
-                  "to the terminal unless --wide) and a summary line with p50/p95 durations. Colour only\n"
-                  "on a terminal, never with NO_COLOR set.")  # fmt: skip
-    mig.add_argument("file", nargs="?", default="-", help="kubectl get events -A -o json (or -o yaml) output, "
-                     "or JSON lines; '-' for stdin")  # fmt: skip
-    mig.add_argument("--output", choices=["table", "json", "jsonl"], default="table",
-                     help="a table; a JSON array; or JSON Lines (one JSON object a line)")  # fmt: skip
+    mig = command(
+        "migrations",
+        "print the migrations in recorded events",
+        "Read recorded Kubernetes Events and print the KubeVirt live migrations in them: a table\n"
+        "(times in UTC unless --local; running ones with the time so far; the failure reason cut\n"
+        "to the terminal unless --wide) and a summary line with p50/p95 durations. Colour only\n"
+        "on a terminal, never with NO_COLOR set.",
+    )
+    mig.add_argument(
+        "file",
+        nargs="?",
+        default="-",
+        help="kubectl get events -A -o json (or -o yaml) output, or JSON lines; '-' for stdin",
+    )
+    mig.add_argument(
+        "--output",
+        choices=["table", "json", "jsonl"],
+        default="table",
+        help="a table; a JSON array; or JSON Lines (one JSON object a line)",
+    )
     mig.add_argument("--namespace", help="only migrations of VMs in this namespace (default: all)")
     mig.add_argument("--vm", help="only migrations of this VM (default: all)")
-    mig.add_argument("--phase", type=str.lower, choices=["succeeded", "failed", "running"],
-                     help="only migrations with this outcome (running: not finished; default: all)")  # fmt: skip
-    mig.add_argument("--since", type=since, metavar="DURATION|TIME",
-                     help="only migrations started since then: a duration back from now (2h, 30m) or an RFC 3339 "
-                     "time (2025-01-31T08:00:00Z) (default: all)")  # fmt: skip
+    mig.add_argument(
+        "--phase",
+        type=str.lower,
+        choices=["succeeded", "failed", "running"],
+        help="only migrations with this outcome (running: not finished; default: all)",
+    )
+    mig.add_argument(
+        "--since",
+        type=since,
+        metavar="DURATION|TIME",
+        help="only migrations started since then: a duration back from now (2h, 30m) or an RFC 3339 "
+        "time (2025-01-31T08:00:00Z) (default: all)",
+    )
     mig.add_argument("--local", action="store_true", help="times in the local zone instead of UTC")
     mig.add_argument("--wide", action="store_true", help="the whole failure reason, however long")
     return parser

@@ -52,8 +52,13 @@ def batches(events: Sequence[dict[str, Any]], size: int) -> Iterator[ExportLogsS
         yield ExportLogsServiceRequest(resource_logs=[to_resource_logs(e) for e in events[start : start + size]])
 
 
-def replay(events: Sequence[dict[str, Any]], address: str, *, batch: int = 100, timeout: float = 10.0,
-           ) -> ReplayResult:  # fmt: skip
+def replay(
+    events: Sequence[dict[str, Any]],
+    address: str,
+    *,
+    batch: int = 100,
+    timeout: float = 10.0,
+) -> ReplayResult:
     """Send ``events`` (in time order) to ``address``; raises :class:`ReplayError` when a call fails.
 
     No ``wait_for_ready``: nothing listening is said at once ("connection refused"), not after

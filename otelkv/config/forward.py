@@ -138,8 +138,10 @@ def header_value_problem(value: str) -> str | None:
     """
     for position, char in enumerate(value):
         if not " " <= char <= "~":
-            return (f"must be printable ASCII (no control characters, tabs, CR/LF or non-ASCII): "
-                    f"U+{ord(char):04X} at position {position}")  # fmt: skip
+            return (
+                f"must be printable ASCII (no control characters, tabs, CR/LF or non-ASCII): "
+                f"U+{ord(char):04X} at position {position}"
+            )
     return None
 
 
@@ -156,10 +158,12 @@ def _validate_metadata(f: ForwardConfig, *, grpc: bool, offline: bool = False) -
     for name, value in f.headers.items():
         if not _FIELD_NAME.fullmatch(name):
             raise ConfigError(f"forward.headers.{name}: not a valid header name")
-        if grpc and (not _GRPC_KEY.fullmatch(name.lower()) or name.lower().startswith("grpc-")
-                     or name.lower().endswith("-bin")):  # fmt: skip
-            raise ConfigError(f"forward.headers.{name}: not a valid gRPC metadata key (a-z 0-9 - _ ., not grpc-*, "
-                              "not *-bin)")  # fmt: skip
+        if grpc and (
+            not _GRPC_KEY.fullmatch(name.lower()) or name.lower().startswith("grpc-") or name.lower().endswith("-bin")
+        ):
+            raise ConfigError(
+                f"forward.headers.{name}: not a valid gRPC metadata key (a-z 0-9 - _ ., not grpc-*, not *-bin)"
+            )
         problem = None if unexpanded(value) else header_value_problem(value)
         if problem:
             raise ConfigError(f"forward.headers.{name}: {problem}")

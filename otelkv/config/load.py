@@ -114,8 +114,9 @@ def read_file(path: Path, environ: Mapping[str, str], *, offline: bool) -> dict[
     return expanded
 
 
-def expand(data: Any, environ: Mapping[str, str], key: str, *, offline: bool,
-           seen: dict[int, Any] | None = None) -> Any:  # fmt: skip
+def expand(
+    data: Any, environ: Mapping[str, str], key: str, *, offline: bool, seen: dict[int, Any] | None = None
+) -> Any:
     """``data`` with ``${env:NAME}`` replaced in every string, errors naming the key; keys must be strings.
 
     A node YAML shares through an alias (``*name``) is expanded once (``seen``): nested aliases
@@ -131,8 +132,9 @@ def expand(data: Any, environ: Mapping[str, str], key: str, *, offline: bool,
                 raise ConfigError(f"{key}{name!r}: keys must be strings (quote it)")
         result = {k: expand(v, environ, f"{key}{k}.", offline=offline, seen=seen) for k, v in data.items()}
     elif isinstance(data, list):
-        result = [expand(v, environ, f"{key.rstrip('.')}[{i}].", offline=offline, seen=seen)
-                  for i, v in enumerate(data)]  # fmt: skip
+        result = [
+            expand(v, environ, f"{key.rstrip('.')}[{i}].", offline=offline, seen=seen) for i, v in enumerate(data)
+        ]
     elif isinstance(data, str):
         try:
             return notation.expand(data, environ)

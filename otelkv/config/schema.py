@@ -78,6 +78,8 @@ class Config:
             for (other_host, other_port), other in seen.items():
                 wildcard = {host, other_host} & {"0.0.0.0", "::", ""}
                 if port == other_port and (host == other_host or wildcard):
-                    raise ConfigError(f"{key}: {value} overlaps {other} ({getattr(self, other)}); give each listener a "
-                                      "port of its own")  # fmt: skip
+                    raise ConfigError(
+                        f"{key}: {value} overlaps {other} ({getattr(self, other)}); give each listener a "
+                        "port of its own"
+                    )
             seen[(host, port)] = key

@@ -34,8 +34,9 @@ def redacted(effective: dict[str, Any]) -> dict[str, Any]:
     return {**effective, "forward": forward}
 
 
-def read_secret(key: str, *, env: str | None = None, file: str | None = None,
-                environ: Mapping[str, str] | None = None) -> str | None:  # fmt: skip
+def read_secret(
+    key: str, *, env: str | None = None, file: str | None = None, environ: Mapping[str, str] | None = None
+) -> str | None:
     """The credential named by ``env`` or ``file``, or None; errors name ``{key}_env`` / ``{key}_file``."""
     if env:
         environ = os.environ if environ is None else environ
@@ -60,8 +61,10 @@ def _checked(value: str, where: str) -> str:
     if not value.strip():
         raise ConfigError(f"{where} is empty")
     if _CONTROL.search(value):
-        raise ConfigError(f"{where} holds a line break or another control character inside the value; "
-                          "a header cannot carry it (one trailing newline is fine)")  # fmt: skip
+        raise ConfigError(
+            f"{where} holds a line break or another control character inside the value; "
+            "a header cannot carry it (one trailing newline is fine)"
+        )
     return value
 
 

@@ -187,9 +187,13 @@ class Marker:
         """Replace the marker atomically; a failure (a full disk) is ignored: it is a hint only."""
         path = self.path_for(store)
         temporary = path.with_name(path.name + ".tmp")
-        data = {"generation": self.generation, "records": self.records, "batches": self.batches,
-                "dead_letters": self.dead_letters,
-                "written": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
+        data = {
+            "generation": self.generation,
+            "records": self.records,
+            "batches": self.batches,
+            "dead_letters": self.dead_letters,
+            "written": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
         with contextlib.suppress(OSError):
             temporary.write_text(json.dumps(data) + "\n")
             os.replace(temporary, path)

@@ -23,8 +23,8 @@ from typing import Final, TypeVar
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from otelkv.config import RetryConfig
-from otelkv.delivery.store import Entry, Store, StoreUnavailable
-from otelkv.errors import Retryable
+from otelkv.delivery.store import Entry, Store
+from otelkv.errors import Retryable, StoreUnavailable
 from otelkv.forward import Forwarder
 from otelkv.forward.retry import Backoff
 from otelkv.otlp.decode import decode_protobuf  # deep records, as they were received
@@ -42,8 +42,16 @@ STORE_PAUSE: Final = (0.05, 2.0, 1.0)
 class QueueSender:
     """The background thread of queue mode; :meth:`stop` is safe twice and before start."""
 
-    def __init__(self, store: Store, forwarder: Forwarder, *, retry: RetryConfig, timeout: float,
-                 telemetry: Telemetry, health: Health) -> None:  # fmt: skip
+    def __init__(
+        self,
+        store: Store,
+        forwarder: Forwarder,
+        *,
+        retry: RetryConfig,
+        timeout: float,
+        telemetry: Telemetry,
+        health: Health,
+    ) -> None:
         self._store = store
         self._forwarder = forwarder
         self._retry = retry
@@ -141,8 +149,9 @@ class QueueSender:
                 if wait is None:
                     reason = f"gave up after {backoff.attempts} attempts: {error}"
                     log.error("queue entry %d: %s", entry.id, reason)
-                    if self._settled(partial(self._store.dead_letter, entry.payload, entry.records, reason,
-                                            entry_id=entry.id)):  # fmt: skip
+                    if self._settled(
+                        partial(self._store.dead_letter, entry.payload, entry.records, reason, entry_id=entry.id)
+                    ):
                         t.dead_letters.add(entry.records)
                     return
                 self._stop.wait(wait)
@@ -152,8 +161,9 @@ class QueueSender:
             self._failures.recovered()
             self._health.succeeded()
             if delivery.rejected >= entry.records:
-                if self._settled(partial(self._store.dead_letter, entry.payload, entry.records, delivery.message,
-                                        entry_id=entry.id)):  # fmt: skip
+                if self._settled(
+                    partial(self._store.dead_letter, entry.payload, entry.records, delivery.message, entry_id=entry.id)
+                ):
                     t.dead_letters.add(entry.records)
                 t.rejected_records(entry.records, delivery.error_type)
                 log.warning("target refused queue entry %d: %s", entry.id, delivery.message)

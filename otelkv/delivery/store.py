@@ -28,7 +28,7 @@ from typing import Final, TypeVar
 
 from otelkv.delivery import salvage
 from otelkv.delivery.salvage import is_damage
-from otelkv.errors import Retryable
+from otelkv.errors import QueueFull, StoreUnavailable
 from otelkv.telemetry.streak import FailureStreak
 
 log = logging.getLogger(__name__)
@@ -61,14 +61,6 @@ CREATE TABLE IF NOT EXISTS meta (
 """
 
 
-class QueueFull(Retryable):
-    """The queue is at its bound: the collector must hold the data and retry (backpressure)."""
-
-
-class StoreUnavailable(Retryable):
-    """The store cannot be written now (disk full, I/O error): nothing was acknowledged."""
-
-
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One queued batch: an encoded ExportLogsServiceRequest."""
@@ -99,8 +91,16 @@ class Store:
     it (:mod:`otelkv.delivery.salvage`), counted in :attr:`damaged` and logged at error.
     """
 
-    def __init__(self, path: str | Path, *, max_bytes: int, max_records: int, max_dead_letters: int,
-                 durable: bool = True, retry_after: float = 5.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        max_bytes: int,
+        max_records: int,
+        max_dead_letters: int,
+        durable: bool = True,
+        retry_after: float = 5.0,
+    ) -> None:
         self.path = str(path)
         self._lock = threading.Lock()
         self._durable = durable
@@ -130,8 +130,9 @@ class Store:
             if not is_damage(error):
                 raise
             if not salvage.was_a_store(self.path):
-                raise sqlite3.DatabaseError(f"{error}: not an otelkv store (no {self.path}.state beside it, no "
-                                            "SQLite header); left untouched") from error  # fmt: skip
+                raise sqlite3.DatabaseError(
+                    f"{error}: not an otelkv store (no {self.path}.state beside it, no SQLite header); left untouched"
+                ) from error
             try:
                 self._db = self._replace(error)
             except OSError as failed:  # a read-only volume: nothing could work
@@ -140,8 +141,13 @@ class Store:
                 self._db = sqlite3.connect(":memory:", check_same_thread=False)
                 self._db.close()
                 self._write_error = f"the store is damaged and there is no room to replace it yet ({failed})"
-                log.error("the store %s is damaged (%s) and cannot be replaced yet: %s", self.path, error, failed,
-                          extra={"store": self.path})  # fmt: skip
+                log.error(
+                    "the store %s is damaged (%s) and cannot be replaced yet: %s",
+                    self.path,
+                    error,
+                    failed,
+                    extra={"store": self.path},
+                )
         self._mark()
 
     def _open(self, path: str, *, check: bool) -> sqlite3.Connection:
@@ -177,12 +183,23 @@ class Store:
             return
         if marker.records or marker.dead_letters:
             self.damaged += 1
-            log.error("the store %s is new or empty, but held %d queued records (%d batches) and %d dead letters "
-                      "at last count (generation %s): they are lost", self.path, marker.records, marker.batches,
-                      marker.dead_letters, marker.generation, extra={"store": self.path})  # fmt: skip
+            log.error(
+                "the store %s is new or empty, but held %d queued records (%d batches) and %d dead letters "
+                "at last count (generation %s): they are lost",
+                self.path,
+                marker.records,
+                marker.batches,
+                marker.dead_letters,
+                marker.generation,
+                extra={"store": self.path},
+            )
         else:
-            log.warning("the store %s is new; the one otelkv used before (generation %s, empty at last count) is "
-                        "gone", self.path, marker.generation, extra={"store": self.path})  # fmt: skip
+            log.warning(
+                "the store %s is new; the one otelkv used before (generation %s, empty at last count) is gone",
+                self.path,
+                marker.generation,
+                extra={"store": self.path},
+            )
 
     def _replace(self, error: BaseException) -> sqlite3.Connection:
         """Build a fresh store beside the damaged one holding what can be read of it; only then set
@@ -208,10 +225,17 @@ class Store:
         self._closed = False
         self.damaged += 1
         self.set_aside.append(aside)
-        log.error("the store %s is damaged (%s): moved to %s for inspection and replaced by a fresh one; what "
-                  "could be read was kept: %d queued batches (%d records) and %d dead letters", self.path, error,
-                  aside, kept.batches, kept.records, kept.dead_letters,
-                  extra={"store": self.path, "set_aside": aside})  # fmt: skip
+        log.error(
+            "the store %s is damaged (%s): moved to %s for inspection and replaced by a fresh one; what "
+            "could be read was kept: %d queued batches (%d records) and %d dead letters",
+            self.path,
+            error,
+            aside,
+            kept.batches,
+            kept.records,
+            kept.dead_letters,
+            extra={"store": self.path, "set_aside": aside},
+        )
         self._marked = 0.0
         return db
 
@@ -301,8 +325,12 @@ class Store:
     def oldest(self) -> Entry | None:
         """The first batch in the queue, if any (it stays there until removed)."""
         with self._lock:
-            row = self._run("read", lambda: self._db.execute(
-                "SELECT id, enqueued, records, crc, payload FROM queue ORDER BY id LIMIT 1").fetchone())  # fmt: skip
+            row = self._run(
+                "read",
+                lambda: self._db.execute(
+                    "SELECT id, enqueued, records, crc, payload FROM queue ORDER BY id LIMIT 1"
+                ).fetchone(),
+            )
         if row is None:
             return None
         entry_id, enqueued, records, crc, payload = row
@@ -358,22 +386,33 @@ class Store:
     def probe(self) -> None:
         """Write a little (the time, in ``meta``) to learn whether the store can be written again."""
         with self._lock:
-            self._run("probe", lambda: self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('probe', ?)",
-                                                        (repr(time.time()),)), write=True)  # fmt: skip
+            self._run(
+                "probe",
+                lambda: self._db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('probe', ?)", (repr(time.time()),)
+                ),
+                write=True,
+            )
 
     # -- dead letters --------------------------------------------------------------------------
 
     def dead_letter(self, payload: bytes, records: int, error: str, *, entry_id: int | None = None) -> None:
         """Keep a batch that was given up on (and take it off the queue, if it came from there)."""
         with self._lock:
-            removed, dropped = self._run("dead_letter", lambda: self._dead_letter(payload, records, error, entry_id),
-                                         write=True)  # fmt: skip
+            removed, dropped = self._run(
+                "dead_letter", lambda: self._dead_letter(payload, records, error, entry_id), write=True
+            )
             self._records -= removed[0]
             self._bytes -= removed[1]
             self.dropped_dead_letters += dropped
 
-    def _dead_letter(self, payload: bytes, records: int, error: str, entry_id: int | None,
-                     ) -> tuple[tuple[int, int], int]:  # fmt: skip
+    def _dead_letter(
+        self,
+        payload: bytes,
+        records: int,
+        error: str,
+        entry_id: int | None,
+    ) -> tuple[tuple[int, int], int]:
         """One transaction: the dead letter in, the entry out, the oldest beyond the bound gone."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
@@ -389,8 +428,9 @@ class Store:
                     removed = (row[0], row[1])
             over = self._db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0] - self._max_dead
             if over > 0:  # bounded: the oldest go, counted
-                self._db.execute("DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters ORDER BY id "
-                                 "LIMIT ?)", (over,))  # fmt: skip
+                self._db.execute(
+                    "DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters ORDER BY id LIMIT ?)", (over,)
+                )
             self._db.execute("COMMIT")
         except BaseException:
             if self._db.in_transaction:
@@ -408,22 +448,29 @@ class Store:
     def dead_letters(self) -> list[DeadLetter]:
         """The dead letters, oldest first."""
         with self._lock:
-            rows = self._run("read", lambda: self._db.execute(
-                "SELECT id, failed, records, bytes, error FROM dead_letters ORDER BY id").fetchall())  # fmt: skip
+            rows = self._run(
+                "read",
+                lambda: self._db.execute(
+                    "SELECT id, failed, records, bytes, error FROM dead_letters ORDER BY id"
+                ).fetchall(),
+            )
         return [DeadLetter(*row) for row in rows]
 
     def dead_letter_payload(self, letter_id: int) -> bytes | None:
         """The batch of one dead letter."""
         with self._lock:
-            row = self._run("read", lambda: self._db.execute(
-                "SELECT payload FROM dead_letters WHERE id = ?", (letter_id,)).fetchone())  # fmt: skip
+            row = self._run(
+                "read",
+                lambda: self._db.execute("SELECT payload FROM dead_letters WHERE id = ?", (letter_id,)).fetchone(),
+            )
         return None if row is None else bytes(row[0])
 
     def forget_dead_letter(self, letter_id: int) -> None:
         """Delete one dead letter (after it was replayed)."""
         with self._lock:
-            self._run("forget", lambda: self._db.execute("DELETE FROM dead_letters WHERE id = ?", (letter_id,)),
-                      write=True)  # fmt: skip
+            self._run(
+                "forget", lambda: self._db.execute("DELETE FROM dead_letters WHERE id = ?", (letter_id,)), write=True
+            )
 
     def close(self) -> None:
         """Write the marker, close the database; safe twice."""

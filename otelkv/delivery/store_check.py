@@ -32,8 +32,11 @@ def check_store_path(store_path: str) -> None:
             if is_damage(error) and was_a_store(store_path):  # serve sets it aside (otelkv.delivery.salvage): say so
                 log.warning(
                     "delivery.store_path: %r is damaged or not an SQLite file (%s); serve will move it aside as "
-                    "%s.damaged-<time> and start a fresh store", store_path, error, store_path,
-                )  # fmt: skip
+                    "%s.damaged-<time> and start a fresh store",
+                    store_path,
+                    error,
+                    store_path,
+                )
                 return
             raise ConfigError(f"delivery.store_path: cannot open {store_path!r}: {error}") from None
         return

@@ -77,8 +77,15 @@ class PersistentTracker(MigrationTracker):
             self._changed()
         return tracked
 
-    def track_object(self, obj: MigrationObject, *, now: datetime | None = None, key: Hashable | None = None,
-                     listing: bool = False, deleted: bool = False) -> Tracked | None:  # fmt: skip
+    def track_object(
+        self,
+        obj: MigrationObject,
+        *,
+        now: datetime | None = None,
+        key: Hashable | None = None,
+        listing: bool = False,
+        deleted: bool = False,
+    ) -> Tracked | None:
         """As :meth:`MigrationTracker.track_object`, then save if it is time to."""
         with self._lock:
             tracked = super().track_object(obj, now=now, key=key, listing=listing, deleted=deleted)

@@ -15,19 +15,29 @@ from . import Delivery, Redactor, Request, count_records, wire
 
 _EXPORT: Final = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 
-# The codes the collector itself retries (FACTS §2); RESOURCE_EXHAUSTED only with RetryInfo.
+# The codes the collector itself retries (exporter/otlpexporter/otlp.go, shouldRetry);
+# RESOURCE_EXHAUSTED only with RetryInfo.
 # Beside them, never a permanent rejection of the client's data:
 # - INTERNAL: grpcio's own client answers it for what otelkv got wrong before anything was sent
 #   ("Invalid metadata" for a header value it refuses), as well as a server for its own faults;
 # - set-up errors, like the HTTP target's 401/403/404: UNAUTHENTICATED, PERMISSION_DENIED,
 #   NOT_FOUND, UNIMPLEMENTED (not an OTLP logs receiver). The data is kept (the collector's or
 #   otelkv's queue) while an operator fixes credentials, tenant or address.
-_RETRYABLE: Final = frozenset({
-    grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED,
-    grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DATA_LOSS,
-    grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED,
-    grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNIMPLEMENTED,
-})  # fmt: skip
+_RETRYABLE: Final = frozenset(
+    {
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.OUT_OF_RANGE,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DATA_LOSS,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.UNIMPLEMENTED,
+    }
+)
 
 
 class GrpcForwarder:
@@ -76,8 +86,9 @@ class GrpcForwarder:
             details = self._redact((error.details() if isinstance(error, grpc.Call) else str(error)) or "")
             delay = retry_delay(error)
             if code in _RETRYABLE or (code == grpc.StatusCode.RESOURCE_EXHAUSTED and delay is not None):
-                raise Retryable(f"{self.target}: {code.name}: {details}", retry_after=delay,
-                                error_type=code.name) from error  # fmt: skip
+                raise Retryable(
+                    f"{self.target}: {code.name}: {details}", retry_after=delay, error_type=code.name
+                ) from error
             return Delivery(count_records(request), f"{self.target}: {code.name}: {details}", code.name)
         partial = answer.partial_success
         kind = "partial_success" if partial.rejected_log_records or partial.error_message else ""

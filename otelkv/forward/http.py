@@ -1,6 +1,7 @@
 """OTLP/HTTP protobuf to Loki's native OTLP endpoint (or any OTLP/HTTP receiver).
 
-Loki's rules (FACTS §3): POST ``<endpoint>/v1/logs`` (the collector's ``otlp_http``
+Loki's rules (Loki 3.6, ``pkg/loghttp/push/otlp.go`` and ``pkg/distributor/http.go``):
+POST ``<endpoint>/v1/logs`` (the collector's ``otlp_http``
 convention; Loki's endpoint is ``…/otlp``), Content-Type exactly ``application/x-protobuf``,
 204 for success, 400 when some entries failed validation — the valid ones are stored, so the
 request must not be sent again; Loki's message ends ``total ignored: N out of M``, and a 400
@@ -60,9 +61,12 @@ class HttpForwarder:
         self._url = endpoint.rstrip("/") + "/v1/logs"
         self._shown = shown_url(self._url)  # for logs, metrics and answers: never credentials
         if urlsplit(endpoint).path.rstrip("/").endswith("/v1/logs"):
-            log.warning("forward.endpoint %s already ends in /v1/logs; otelkv appends /v1/logs (the collector's "
-                        "otlp_http convention), so requests go to %s: give the base URL (Loki: …/otlp)",
-                        shown_url(endpoint), self._shown)  # fmt: skip
+            log.warning(
+                "forward.endpoint %s already ends in /v1/logs; otelkv appends /v1/logs (the collector's "
+                "otlp_http convention), so requests go to %s: give the base URL (Loki: …/otlp)",
+                shown_url(endpoint),
+                self._shown,
+            )
         self._headers = {"User-Agent": f"otelkv/{__version__}", **(headers or {}), "Content-Type": CONTENT_TYPE}
         if compression:
             self._headers["Content-Encoding"] = "gzip"
@@ -110,8 +114,10 @@ class HttpForwarder:
         if len(request.resource_logs) < 2:
             return delivery
         half = len(request.resource_logs) // 2
-        parts = [ExportLogsServiceRequest(resource_logs=request.resource_logs[:half]),
-                 ExportLogsServiceRequest(resource_logs=request.resource_logs[half:])]  # fmt: skip
+        parts = [
+            ExportLogsServiceRequest(resource_logs=request.resource_logs[:half]),
+            ExportLogsServiceRequest(resource_logs=request.resource_logs[half:]),
+        ]
         done = [self._send(part, deadline) for part in parts]
         rejected = sum(d.rejected for d in done)
         kinds = sorted({d.error_type for d in done if d.error_type})
@@ -129,11 +135,18 @@ class HttpForwarder:
             kind = "timeout" if isinstance(error, urllib3.exceptions.TimeoutError) else "connection"
             raise Retryable(f"{self._shown}: {_reason(error)}", error_type=kind) from error
         try:
-            delivery = classify(response.status, response.headers, response.data, count_records(request), self._shown,
-                                redact=self._redact)  # fmt: skip
+            delivery = classify(
+                response.status,
+                response.headers,
+                response.data,
+                count_records(request),
+                self._shown,
+                redact=self._redact,
+            )
         except Retryable as error:  # the target's words go to logs and to otelkv's client: no secrets
-            raise Retryable(self._redact(str(error)), retry_after=error.retry_after,
-                            error_type=error.error_type) from error  # fmt: skip
+            raise Retryable(
+                self._redact(str(error)), retry_after=error.retry_after, error_type=error.error_type
+            ) from error
         return response.status, replace(delivery, message=self._redact(delivery.message))
 
     def close(self) -> None:

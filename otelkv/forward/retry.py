@@ -16,8 +16,13 @@ class Backoff:
     would pass ``max_elapsed`` since the first attempt: then the batch is given up (dead-lettered).
     """
 
-    def __init__(self, config: RetryConfig, *, clock: Callable[[], float], rand: Callable[[], float] = random.random,
-                 ) -> None:  # fmt: skip
+    def __init__(
+        self,
+        config: RetryConfig,
+        *,
+        clock: Callable[[], float],
+        rand: Callable[[], float] = random.random,
+    ) -> None:
         self._config = config
         self._clock = clock
         self._rand = rand

@@ -23,13 +23,15 @@ def record_lines(request: ExportLogsServiceRequest) -> list[dict[str, Any]]:
         for scope_logs in resource_logs.scope_logs:
             for record in scope_logs.log_records:
                 nanos = record.time_unix_nano or record.observed_time_unix_nano
-                lines.append({
-                    "time": datetime.fromtimestamp(nanos / 1e9, UTC).isoformat() if nanos else None,
-                    "severity": record.severity_text,
-                    "body": value_of(record.body),
-                    "resource": resource,
-                    "attributes": to_dict(record.attributes),
-                })  # fmt: skip
+                lines.append(
+                    {
+                        "time": datetime.fromtimestamp(nanos / 1e9, UTC).isoformat() if nanos else None,
+                        "severity": record.severity_text,
+                        "body": value_of(record.body),
+                        "resource": resource,
+                        "attributes": to_dict(record.attributes),
+                    }
+                )
     return lines
 
 

@@ -28,14 +28,23 @@ def make_forwarder(config: ForwardConfig, *, max_message_bytes: int) -> Forwarde
     if parts.scheme in ("grpc", "grpcs"):
         from .grpc import GrpcForwarder  # noqa: PLC0415
 
-        forwarder = GrpcForwarder(parts.netloc, secure=parts.scheme == "grpcs", headers=headers,
-                             ca_file=config.tls.ca_file, max_message_bytes=max_message_bytes)  # fmt: skip
+        forwarder = GrpcForwarder(
+            parts.netloc,
+            secure=parts.scheme == "grpcs",
+            headers=headers,
+            ca_file=config.tls.ca_file,
+            max_message_bytes=max_message_bytes,
+        )
     else:
         from .http import HttpForwarder  # noqa: PLC0415
 
-        forwarder = HttpForwarder(config.endpoint, headers=headers, ca_file=config.tls.ca_file,
-                                  insecure_skip_verify=config.tls.insecure_skip_verify,
-                                  compression=config.compression == "gzip")  # fmt: skip
+        forwarder = HttpForwarder(
+            config.endpoint,
+            headers=headers,
+            ca_file=config.tls.ca_file,
+            insecure_skip_verify=config.tls.insecure_skip_verify,
+            compression=config.compression == "gzip",
+        )
     return forwarder  # each forwarder redacts the credentials it sends from what the target says
 
 

@@ -1,12 +1,13 @@
-"""The facts otelkv reads from one KubeVirt event, as a frozen record."""
+"""The facts otelkv reads from one KubeVirt event, as a frozen record; KubeVirt's phase names.
+
+Plain dataclasses. Building them fast (slot by slot) is :mod:`.event_builders`'s.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import MISSING, dataclass
+from dataclasses import dataclass
 from datetime import datetime
-from operator import attrgetter
-from typing import Any, Final
+from typing import Final
 
 VMI: Final = "VirtualMachineInstance"
 VMIM: Final = "VirtualMachineInstanceMigration"
@@ -71,47 +72,3 @@ class MigrationEvent:
     # and whether the message looked cut off (then the cut argument is left out).
     template: str | None = None
     truncated: bool = False
-
-
-# -- building events fast -------------------------------------------------------------------
-# A frozen dataclass's __init__ sets each field with object.__setattr__: with 26 fields that is
-# most of the cost of reading an event (about 3x a slot write). ``new_event`` and ``evolve`` build
-# the same objects by writing the slots directly, one line a field, generated below from the
-# dataclass's own fields (as dataclasses generates __init__). tests/test_kubevirt_model_fast.py
-# checks them against the dataclass's __init__ and dataclasses.replace, and that no field has a
-# default factory or a post-init step they would skip.
-_FIELDS: Final = tuple(MigrationEvent.__dataclass_fields__)
-_READ_ALL: Final = attrgetter(*_FIELDS)
-_INDEX: Final = {name: i for i, name in enumerate(_FIELDS)}
-
-
-def _generated() -> tuple[Callable[..., MigrationEvent], Callable[..., MigrationEvent]]:
-    """``new_event(*, reason, message, ...)`` with the dataclass's defaults, and ``build(*values)``
-    taking every field in order."""
-    scope: dict[str, Any] = {"new": object.__new__, "cls": MigrationEvent}
-    params, writes, positional = [], [], []
-    for i, (name, f) in enumerate(MigrationEvent.__dataclass_fields__.items()):
-        scope[f"set_{i}"] = getattr(MigrationEvent, name).__set__  # the slot's own setter
-        if f.default is MISSING:
-            params.append(name)
-        else:
-            scope[f"default_{i}"] = f.default
-            params.append(f"{name}=default_{i}")
-        writes.append(f"    set_{i}(event, {name})\n")
-        positional.append(name)
-    body = "    event = new(cls)\n" + "".join(writes) + "    return event\n"
-    exec(f"def new_event(*, {', '.join(params)}):\n{body}", scope)  # our own field names only
-    exec(f"def build({', '.join(positional)}):\n{body}", scope)
-    return scope["new_event"], scope["build"]
-
-
-new_event, _build = _generated()
-new_event.__doc__ = "``MigrationEvent(**values)``, built slot by slot."
-
-
-def evolve(event: MigrationEvent, **changes: Any) -> MigrationEvent:
-    """``dataclasses.replace(event, **changes)``, built slot by slot."""
-    values = list(_READ_ALL(event))
-    for name, value in changes.items():
-        values[_INDEX[name]] = value
-    return _build(*values)

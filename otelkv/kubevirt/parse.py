@@ -11,7 +11,8 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Final
 
-from .model import VM, VMI, VMIM, MigrationEvent, new_event
+from .event_builders import new_event
+from .model import VM, VMI, VMIM, MigrationEvent
 from .names import vm_from_launcher_pod
 from .rules import FROM_MESSAGE, NO_PHASE, RULES, Rule
 from .template import match
@@ -19,7 +20,8 @@ from .timestamps import parse_time
 
 # client-go's EventCorrelator prefix for >10 similar events within 10 minutes.
 _COMBINED: Final = "(combined from similar events): "
-# The collector's k8s_events receiver lower-cases the event type (FACTS §1): read it in any case.
+# The collector's k8s_events receiver lower-cases the event type (k8s_event_to_logdata.go): read it
+# in any case.
 _TYPES: Final = {t.lower(): t for t in ("Normal", "Warning", "Error", "Critical")}
 # Go prints surplus Sprintf arguments as "%!(EXTRA type=value, …)".
 _EXTRA: Final = re.compile(r"%!\(EXTRA [^)]*\)")

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from .model import TERMINAL_PHASES, MigrationEvent, evolve
+from .event_builders import evolve
+from .model import TERMINAL_PHASES, MigrationEvent
 
 NEVER: Final = datetime.max.replace(tzinfo=UTC)
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -73,10 +74,29 @@ class Record:
     """The mutable facts of one migration (slotted: thousands are kept)."""
 
     __slots__ = (
-        "abort", "concluded_as", "concluded_by", "events", "failure", "first_seen", "fixed", "key", "mode", "name",
-        "namespace", "obj_end", "obj_start", "phase", "pod", "source", "started", "target",
-        "terminal_at", "touched", "uid", "vm",
-    )  # fmt: skip
+        "abort",
+        "concluded_as",
+        "concluded_by",
+        "events",
+        "failure",
+        "first_seen",
+        "fixed",
+        "key",
+        "mode",
+        "name",
+        "namespace",
+        "obj_end",
+        "obj_start",
+        "phase",
+        "pod",
+        "source",
+        "started",
+        "target",
+        "terminal_at",
+        "touched",
+        "uid",
+        "vm",
+    )
 
     def __init__(self, key: int, namespace: str | None) -> None:
         self.key = key

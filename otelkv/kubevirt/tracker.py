@@ -70,8 +70,12 @@ class MigrationTracker:
     ) -> None:
         if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
             raise ValueError(f"max_entries must be a positive int, got {max_entries!r}")
-        for name, value in (("ttl", ttl), ("reorder_window", reorder_window), ("trailing_window", trailing_window),
-                            ("clock_skew", clock_skew)):  # fmt: skip
+        for name, value in (
+            ("ttl", ttl),
+            ("reorder_window", reorder_window),
+            ("trailing_window", trailing_window),
+            ("clock_skew", clock_skew),
+        ):
             if not isinstance(value, timedelta) or value < timedelta(0):
                 raise ValueError(f"{name} must be a non-negative timedelta, got {value!r}")
         self._max = max_entries
@@ -107,8 +111,15 @@ class MigrationTracker:
         self._evict()
         return _tracked(event, record, stamp, concluded)
 
-    def track_object(self, obj: MigrationObject, *, now: datetime | None = None, key: Hashable | None = None,
-                     listing: bool = False, deleted: bool = False) -> Tracked | None:  # fmt: skip
+    def track_object(
+        self,
+        obj: MigrationObject,
+        *,
+        now: datetime | None = None,
+        key: Hashable | None = None,
+        listing: bool = False,
+        deleted: bool = False,
+    ) -> Tracked | None:
         """Take the facts of a migration object; they win over facts read from events.
 
         ``listing``: the object comes from a list (pull mode, a watch's initial state), not from a
@@ -121,11 +132,23 @@ class MigrationTracker:
         if not (obj.uid or obj.name):
             return None
         event = MigrationEvent(
-            reason="", message="", object_kind=VMIM, object_name=obj.name, object_uid=obj.uid,
-            namespace=obj.namespace, timestamp=obj.latest, vm_name=obj.vm_name, migration_name=obj.name,
-            migration_uid=obj.uid, phase=obj.phase, source_node=obj.source_node, target_node=obj.target_node,
-            target_pod=obj.target_pod, failure_reason=obj.failure_reason, is_migration=True,
-        )  # fmt: skip
+            reason="",
+            message="",
+            object_kind=VMIM,
+            object_name=obj.name,
+            object_uid=obj.uid,
+            namespace=obj.namespace,
+            timestamp=obj.latest,
+            vm_name=obj.vm_name,
+            migration_name=obj.name,
+            migration_uid=obj.uid,
+            phase=obj.phase,
+            source_node=obj.source_node,
+            target_node=obj.target_node,
+            target_pod=obj.target_pod,
+            failure_reason=obj.failure_reason,
+            is_migration=True,
+        )
         stamp = self._plausible(obj.latest, now)
         known = self._named(obj.namespace, obj.uid, obj.name)
         if known is None and deleted:
@@ -252,16 +275,27 @@ class MigrationTracker:
             self._adopt_vm(record)
         elif record.vm and (ns, record.vm) not in self._by_vm:
             self._by_vm[(ns, record.vm)] = record
-        absorb(record, source=event.source_node, target=event.target_node, pod=event.target_pod,
-                failure=event.failure_reason, phase=event.phase)  # fmt: skip
+        absorb(
+            record,
+            source=event.source_node,
+            target=event.target_node,
+            pod=event.target_pod,
+            failure=event.failure_reason,
+            phase=event.phase,
+        )
         record.touched = max(filter(None, (record.touched, stamp, self._now)), default=None)
         record.events += 1
         self._records.move_to_end(record.key)
 
     def _fix(self, record: Record, obj: MigrationObject, now: datetime | None) -> None:
         """Make the object's facts the record's: KubeVirt's word beats what text suggested."""
-        for fact, value in (("vm", obj.vm_name), ("source", obj.source_node), ("target", obj.target_node),
-                            ("pod", obj.target_pod), ("failure", obj.failure_reason)):  # fmt: skip
+        for fact, value in (
+            ("vm", obj.vm_name),
+            ("source", obj.source_node),
+            ("target", obj.target_node),
+            ("pod", obj.target_pod),
+            ("failure", obj.failure_reason),
+        ):
             if value is not None:
                 setattr(record, fact, value)
                 record.fixed.add(fact)

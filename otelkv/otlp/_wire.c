@@ -256,7 +256,8 @@ static PyObject *span_text(const uint8_t *b, Span s) {
     return text;
 }
 
-/* The attribute names the collector's k8s_events receiver writes (FACTS §1): made into str once. */
+/* The attribute names the collector's k8s_events receiver writes (contrib
+   receiver/k8seventsreceiver/k8s_event_to_logdata.go): made into str once. */
 static struct {
     const char *text;
     Py_ssize_t len;

@@ -17,7 +17,7 @@ duplicate window); it walks resource → scope → record and leaves the reading
 Records that are not KubeVirt events keep their resource and bytes (or are dropped when so
 configured). Exact duplicates — same ``k8s.event.uid`` and count as a record already delivered
 or earlier in the same request — are dropped; the caller marks keys delivered only once the
-target accepted them (FACTS §2: otherwise a retry after an outage would be dropped).
+target accepted them: a request the collector sends again after an outage must not be dropped.
 """
 
 from __future__ import annotations

@@ -64,8 +64,9 @@ class EnrichResult:
         return self.enriched + self.passed + self.summaries
 
 
-def first_time(key: Hashable | None, seen: set[Hashable], delivered: Callable[[Hashable], bool],
-                result: EnrichResult) -> bool:  # fmt: skip
+def first_time(
+    key: Hashable | None, seen: set[Hashable], delivered: Callable[[Hashable], bool], result: EnrichResult
+) -> bool:
     """False for a record already in this request or delivered before (counted a duplicate);
     else its key (if it has one) is remembered, to be marked delivered with the request."""
     if key is None:

@@ -1,6 +1,6 @@
 """Kubernetes Events as the collector's ``k8s_events`` receiver turns them into OTLP logs.
 
-Follows FACTS §1 (contrib ``k8seventsreceiver``, v0.147+): one Event → one ResourceLogs with one
+Follows the contrib ``k8seventsreceiver`` (v0.147+, ``k8s_event_to_logdata.go``): one Event → one ResourceLogs with one
 ScopeLogs and one LogRecord; empty fields sent as empty strings; ``k8s.event.count`` only when
 non-zero; severity from the event type; time = eventTime, else lastTimestamp, else
 firstTimestamp; observed time 0. Used by ``otelkv replay`` and by the tests to stand in for the

@@ -57,8 +57,14 @@ class KubevirtRecords:
     now: datetime | None
     summarized: set[Hashable] = field(default_factory=set)
 
-    def read(self, resource: dict[str, Any], attributes: dict[str, Any], record: LogRecord,
-             body: Mapping[str, Any] | None, key: Hashable | None) -> tuple[bool, Tracked | None]:  # fmt: skip
+    def read(
+        self,
+        resource: dict[str, Any],
+        attributes: dict[str, Any],
+        record: LogRecord,
+        body: Mapping[str, Any] | None,
+        key: Hashable | None,
+    ) -> tuple[bool, Tracked | None]:
         """Whether ``record`` is a KubeVirt event, and its facts once the tracker saw it."""
         view = event_view(resource, attributes, record, body, self.options.kinds)
         if view is None:
@@ -74,8 +80,7 @@ class KubevirtRecords:
         """Feed a migration object to the tracker; forward it only when so configured."""
         obj = read_migration_object(found.object)
         key = ("object", obj.uid or obj.name, obj.resource_version, found.watch_type)
-        tracked = self.tracker.track_object(obj, now=self.now, key=key, listing=found.listing,
-                                            deleted=found.deleted)  # fmt: skip
+        tracked = self.tracker.track_object(obj, now=self.now, key=key, listing=found.listing, deleted=found.deleted)
         namespace = obj.namespace or _text(resource.get(NAMESPACE))
         if self.options.forward_objects:
             copy = out.add(record, namespace, True)
@@ -87,8 +92,9 @@ class KubevirtRecords:
         if tracked is not None:
             self.summarize(tracked, key, record, namespace, out)
 
-    def summarize(self, tracked: Tracked, owner: Hashable, beside: LogRecord, namespace: str | None,
-                  out: Regrouped) -> None:  # fmt: skip
+    def summarize(
+        self, tracked: Tracked, owner: Hashable, beside: LogRecord, namespace: str | None, out: Regrouped
+    ) -> None:
         """Add the migration's summary beside the record that ended it (:meth:`summary`)."""
         record = self.summary(tracked, owner, lambda: beside)
         if record is not None:
@@ -121,7 +127,7 @@ def event_view(
 ) -> Mapping[str, Any] | None:
     """The record as a mapping :func:`parse_k8s_event` reads, if it is a KubeVirt event."""
     kind = resource.get(OBJECT_KIND)
-    if isinstance(kind, str) and kind in kinds:  # the k8s_events receiver's shape (FACTS §1)
+    if isinstance(kind, str) and kind in kinds:  # the k8s_events receiver's shape (k8s_event_to_logdata.go)
         # Namespace (and anything else) from the record, else from the resource: a newer receiver
         # moves k8s.namespace.name to the resource, and empty fields arrive as "".
         view = {**resource, **{k: v for k, v in attributes.items() if v != ""}}
@@ -143,8 +149,11 @@ def event_view(
 
 def facts_of(event: MigrationEvent) -> list[tuple[str, Any]]:
     """The record attributes ``event`` gives: those of :data:`ATTRIBUTES` whose value is known."""
-    return [(attribute, value) for attribute, name in ATTRIBUTES.items() if (value := getattr(event, name)) not in
-            (None, "")]  # fmt: skip
+    return [
+        (attribute, value)
+        for attribute, name in ATTRIBUTES.items()
+        if (value := getattr(event, name)) not in (None, "")
+    ]
 
 
 def annotate(record: LogRecord, event: MigrationEvent, *, enriched_before: bool) -> None:

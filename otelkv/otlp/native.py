@@ -58,8 +58,11 @@ def decide(environ: Mapping[str, str] | None = None) -> Choice:
         return Choice(module=None, reason=f"no compiled core: {error}")
     found = getattr(module, "ABI_VERSION", None)
     if found != ABI_VERSION:
-        return Choice(module=None, reason=f"no compiled core: {MODULE} has ABI_VERSION {found!r}, "
-                                          f"this otelkv calls {ABI_VERSION} (rebuild it: pip install .)")  # fmt: skip
+        return Choice(
+            module=None,
+            reason=f"no compiled core: {MODULE} has ABI_VERSION {found!r}, "
+            f"this otelkv calls {ABI_VERSION} (rebuild it: pip install .)",
+        )
     return Choice(module=module)
 
 

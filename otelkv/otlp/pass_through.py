@@ -80,5 +80,7 @@ def _as_built(resource_logs: ResourceLogs, parts: list[tuple[ScopeLogs, list[Log
         return False
     if len(UnknownFieldSet(resource_logs)):
         return False
-    return all(kept is None and scope_logs.HasField("scope") and not len(UnknownFieldSet(scope_logs))
-               for scope_logs, kept in parts)  # fmt: skip
+    return all(
+        kept is None and scope_logs.HasField("scope") and not len(UnknownFieldSet(scope_logs))
+        for scope_logs, kept in parts
+    )

@@ -36,8 +36,11 @@ def copy_limit(request_size: int) -> int:
 
 def too_many_copies(copied: int, limit: int) -> BadRequest:
     """The error for a request whose enrichment would copy more than ``limit`` bytes."""
-    return BadRequest(f"enriching this request would copy its resources and scopes {copied} bytes (once per namespace "
-                      f"of a ResourceLogs' records), more than {limit}", too_large=True)  # fmt: skip
+    return BadRequest(
+        f"enriching this request would copy its resources and scopes {copied} bytes (once per namespace "
+        f"of a ResourceLogs' records), more than {limit}",
+        too_large=True,
+    )
 
 
 class CopyBudget:

@@ -42,8 +42,9 @@ def line(m: Migration) -> str:
 
 def summary_record(m: Migration, beside: LogRecord) -> LogRecord:
     """The summary of terminal migration ``m``, timed like the record ``beside`` it."""
-    record = LogRecord(time_unix_nano=beside.time_unix_nano or _nanos(m.ended),
-                       observed_time_unix_nano=beside.observed_time_unix_nano)  # fmt: skip
+    record = LogRecord(
+        time_unix_nano=beside.time_unix_nano or _nanos(m.ended), observed_time_unix_nano=beside.observed_time_unix_nano
+    )
     record.body.string_value = line(m)
     ok = m.phase == "Succeeded"
     record.severity_number = SeverityNumber.SEVERITY_NUMBER_INFO if ok else SeverityNumber.SEVERITY_NUMBER_WARN

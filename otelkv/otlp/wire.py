@@ -74,8 +74,9 @@ def enrich_wire(
         tracked = tracker.track(event, now=now, key=owner)
         result.enriched += 1
         summary = run.summary(tracked, owner, beside) if tracked.concluded else None
-        decisions.append((tracked.event.namespace, tracked.event,
-                          None if summary is None else summary.SerializeToString()))  # fmt: skip
+        decisions.append(
+            (tracked.event.namespace, tracked.event, None if summary is None else summary.SerializeToString())
+        )
     result.keys.extend(keys[done:])
     limit = copy_limit(len(payload))
     wire = core.build(payload, plan, decisions, options.service_name, _PAIRS, limit)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from otelkv.config import RetryConfig
-from otelkv.errors import Retryable
+from otelkv.errors import QueueFull, Retryable, StoreUnavailable
 from otelkv.forward import Delivery, Encoded, Forwarder, Request
 from otelkv.forward.retry import Backoff
 from otelkv.kubevirt import MigrationTracker
@@ -50,9 +50,18 @@ class Settings:
 class Pipeline:
     """Enriches and forwards one request at a time per caller; shared state behind one lock."""
 
-    def __init__(self, forwarder: Forwarder, tracker: MigrationTracker, delivered: DeliveredKeys, *,
-                 telemetry: Telemetry, health: Health, settings: Settings, store: Store | None = None,
-                 inflight: InflightBytes | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        forwarder: Forwarder,
+        tracker: MigrationTracker,
+        delivered: DeliveredKeys,
+        *,
+        telemetry: Telemetry,
+        health: Health,
+        settings: Settings,
+        store: Store | None = None,
+        inflight: InflightBytes | None = None,
+    ) -> None:
         if settings.queue and store is None:
             raise ValueError("queue mode needs a store")
         self.store = store
@@ -75,11 +84,22 @@ class Pipeline:
         self._telemetry.invalid_request("too_large" if getattr(error, "too_large", False) else "malformed")
 
     def export(self, request: ExportLogsServiceRequest, *, payload: bytes | None = None) -> Delivery:
-        """Enrich and forward ``request``; raises :class:`Retryable` when the target cannot take it.
+        """Enrich ``request``, then send it (sync mode) or enqueue it (queue mode), then settle:
+        three steps in a row, as the Collector's exporterhelper layers them. Raises
+        :class:`Retryable` when the target or the store cannot take it now.
 
         ``payload``: the bytes ``request`` was decoded from, for the native core (which reads and
         writes the wire format) when it is built and takes this request's shape.
         """
+        result = self._enrich(request, payload)
+        if result.forwarded == 0:
+            return Delivery()
+        if self.settings.queue:
+            return self._enqueue(result)
+        return self._settle(result, self._send(result))
+
+    def _enrich(self, request: ExportLogsServiceRequest, payload: bytes | None) -> EnrichResult:
+        """Enrich under the lock that guards the tracker and the duplicate window; counted."""
         core = native.core() if payload is not None else None
         with self._lock:
             now = datetime.now(UTC)
@@ -96,13 +116,14 @@ class Pipeline:
         t.enriched.add(result.enriched)
         t.duplicates.add(result.duplicates)
         t.dropped.add(result.dropped_others)
-        if result.forwarded == 0:
-            return Delivery()
-        if self.settings.queue:
-            return self._enqueue(result)
+        return result
+
+    def _send(self, result: EnrichResult) -> Delivery:
+        """Sync mode: forward with retry inside the budget; a failure is counted and raised."""
+        t = self._telemetry
         start = time.perf_counter()
         try:
-            delivery = self._send_within_budget(_outgoing(result))
+            return self._send_within_budget(_outgoing(result))
         except Exception as error:
             if not isinstance(error, Retryable):
                 log.exception("forwarding to %s failed unexpectedly", self.forwarder.target)
@@ -112,17 +133,19 @@ class Pipeline:
             raise
         finally:
             t.latency.record(time.perf_counter() - start)
+
+    def _settle(self, result: EnrichResult, delivery: Delivery) -> Delivery:
+        """The target answered: mark the keys delivered, count what it took and what it refused,
+        and keep a request it refused whole as a dead letter (when there is a store)."""
+        t = self._telemetry
         self._failures.recovered()
         self.health.succeeded()
         self._remember(result)
         t.forwarded.add(result.forwarded - delivery.rejected)
         if delivery.rejected or delivery.message:
             t.rejected_records(delivery.rejected, delivery.error_type)
-            log.warning("target %s refused %d records: %s", self.forwarder.target, delivery.rejected,
-                        delivery.message)  # fmt: skip
+            log.warning("target %s refused %d records: %s", self.forwarder.target, delivery.rejected, delivery.message)
         if self.store is not None and delivery.rejected >= result.forwarded:  # refused whole: keep it
-            from otelkv.delivery.store import StoreUnavailable  # noqa: PLC0415 - loaded with the store
-
             try:
                 self.store.dead_letter(result.payload, result.forwarded, delivery.message)
             except StoreUnavailable:  # counted and logged by the store; the client's answer stands
@@ -148,8 +171,6 @@ class Pipeline:
 
     def _enqueue(self, result: EnrichResult) -> Delivery:
         """Queue mode: persist the enriched batch; acknowledged once it is in the store."""
-        from otelkv.delivery.store import QueueFull, StoreUnavailable  # noqa: PLC0415 - loaded with the store
-
         assert self.store is not None
         try:
             self.store.put(result.payload, result.forwarded)

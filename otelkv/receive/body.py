@@ -33,10 +33,6 @@ class Charge(Protocol):
     def add(self, size: int) -> None: ...
 
 
-class Unsupported(BadRequest):
-    """An unsupported Content-Type or Content-Encoding (415)."""
-
-
 def gunzip(body: bytes, limit: int, charge: Charge) -> bytes:
     """Every gzip member of ``body``, at most ``limit`` bytes in all; :class:`BadRequest` for
     anything else (not gzip, cut short, bytes after the last member, too large)."""
@@ -127,7 +123,8 @@ def decode_json(body: bytes) -> ExportLogsServiceRequest:
         raise BadRequest(f"body is not OTLP/JSON: a JSON {type(data).__name__}, not an object")
     _hex_ids_to_base64(data)
     try:
-        return json_format.ParseDict(data, ExportLogsServiceRequest(), ignore_unknown_fields=True,
-                                     max_recursion_depth=MAX_JSON_DEPTH)  # fmt: skip
+        return json_format.ParseDict(
+            data, ExportLogsServiceRequest(), ignore_unknown_fields=True, max_recursion_depth=MAX_JSON_DEPTH
+        )
     except (json_format.ParseError, TypeError, ValueError, binascii.Error, RecursionError) as error:
         raise BadRequest(f"not an OTLP/JSON ExportLogsServiceRequest: {error}") from error

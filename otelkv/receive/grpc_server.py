@@ -114,9 +114,16 @@ def server_options(limits: ReceiveGRPCConfig, max_message_bytes: int) -> list[tu
 class GrpcReceiver:
     """The gRPC server: LogsService and grpc.health.v1.Health. Binds at construction."""
 
-    def __init__(self, pipeline: Pipeline, address: str, *, max_message_bytes: int,
-                 limits: ReceiveGRPCConfig | None = None, credentials: grpc.ServerCredentials | None = None,
-                 interceptors: Sequence[grpc.aio.ServerInterceptor] = ()) -> None:  # fmt: skip
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        address: str,
+        *,
+        max_message_bytes: int,
+        limits: ReceiveGRPCConfig | None = None,
+        credentials: grpc.ServerCredentials | None = None,
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    ) -> None:
         limits = limits or ReceiveGRPCConfig()
         self._pool = ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="otelkv-grpc")
         self._handler = LogsHandler(pipeline, self._pool)
@@ -125,15 +132,21 @@ class GrpcReceiver:
         self._thread.start()
         self.health = health.aio.HealthServicer()
         try:
-            self._server, self.port = self._call(self._bind(address, limits, max_message_bytes, credentials,
-                                                            list(interceptors)), 30)  # fmt: skip
+            self._server, self.port = self._call(
+                self._bind(address, limits, max_message_bytes, credentials, list(interceptors)), 30
+            )
         except BaseException:
             self._end()
             raise
 
-    async def _bind(self, address: str, limits: ReceiveGRPCConfig, max_message_bytes: int,
-                    credentials: grpc.ServerCredentials | None,
-                    interceptors: list[grpc.aio.ServerInterceptor]) -> tuple[grpc.aio.Server, int]:  # fmt: skip
+    async def _bind(
+        self,
+        address: str,
+        limits: ReceiveGRPCConfig,
+        max_message_bytes: int,
+        credentials: grpc.ServerCredentials | None,
+        interceptors: list[grpc.aio.ServerInterceptor],
+    ) -> tuple[grpc.aio.Server, int]:
         server = grpc.aio.server(interceptors=interceptors, options=server_options(limits, max_message_bytes))
         method: grpc.RpcMethodHandler[bytes, ExportLogsServiceResponse] = grpc.unary_unary_rpc_method_handler(
             self._handler.export,

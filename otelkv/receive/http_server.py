@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 # aiohttp's low-level server (the classes ``aiohttp.web`` exports as Server, BaseRequest, Response)
 # from the modules that define it: ``aiohttp.web`` would also import the web framework otelkv does
@@ -31,11 +31,11 @@ from google.protobuf import json_format
 from google.rpc import status_pb2
 
 from otelkv.config import ReceiveHTTPConfig, split_host_port
-from otelkv.errors import BadRequest, Retryable, http_answer
+from otelkv.errors import BadRequest, RequestTimeout, Retryable, Unauthenticated, Unsupported, http_answer
 from otelkv.forward import Delivery
 from otelkv.otlp.decode import decode_protobuf
 from otelkv.pipeline import Pipeline, Reservation
-from otelkv.receive.body import JSON, PROTOBUF, Unsupported, decode_json, gunzip
+from otelkv.receive.body import JSON, PROTOBUF, decode_json, gunzip
 from otelkv.receive.charge import DECODE_COST, decode_charge
 from otelkv.receive.connections import ConnectionGuard, Connections
 from otelkv.receive.pool import run_charged
@@ -47,7 +47,6 @@ log = logging.getLogger(__name__)
 
 # google.rpc.Code for the Status body: INVALID_ARGUMENT, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED,
 # UNAUTHENTICATED, UNAVAILABLE.
-_RPC_CODES: Final = {400: 3, 401: 16, 408: 4, 413: 8, 415: 3, 503: 14}
 
 
 class _Debug(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -55,10 +54,6 @@ class _Debug(logging.LoggerAdapter):  # type: ignore[type-arg]
 
     def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
         super().log(logging.DEBUG, msg, *args, **kwargs)
-
-
-class _Timeout(BadRequest):
-    """The request did not arrive within ``read_timeout`` (408, connection closed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +184,7 @@ class HttpReceiver:
                 return _text(200 if ready else 503, f"{why}\n".encode())
             refused = self._refused(request) if opts.protect_metrics else None
             if refused is not None:
-                return _text(401, f"{refused}\n".encode(), {"WWW-Authenticate": "Bearer"})
+                return _text(401, f"{refused}\n".encode(), dict(http_answer(Unauthenticated(refused)).headers))
             body = await asyncio.get_running_loop().run_in_executor(self._pool, self.telemetry.prometheus_text)
             return _text(200, body, content_type="text/plain; version=0.0.4")
         if opts.otlp and path == "/v1/logs" and method == "POST":
@@ -209,7 +204,7 @@ class HttpReceiver:
         try:
             refused = self._refused(request)
             if refused is not None:
-                return self._fail(_Unauthenticated(refused), encoding)
+                return self._fail(Unauthenticated(refused), encoding)
             if content_type not in (PROTOBUF, JSON):
                 raise Unsupported(f"Content-Type must be {PROTOBUF} or {JSON}, got {content_type or 'none'!r}")
             coding = (request.headers.get("Content-Encoding") or "identity").strip().lower()
@@ -217,8 +212,9 @@ class HttpReceiver:
                 raise Unsupported(f"Content-Encoding must be gzip or identity, got {coding!r}")
             length = request.content_length
             if length is not None and length > self._body_limit:
-                raise BadRequest(f"request of {length} bytes exceeds {self._body_key} {self._body_limit}",
-                                 too_large=True)  # fmt: skip
+                raise BadRequest(
+                    f"request of {length} bytes exceeds {self._body_key} {self._body_limit}", too_large=True
+                )
             held = Reservation(self.pipeline.inflight)
             try:
                 remaining = self.options.limits.read_timeout - (time.monotonic() - started)
@@ -226,7 +222,7 @@ class HttpReceiver:
                     async with asyncio.timeout(remaining):
                         body = await self._read(request, held)
                 except TimeoutError as error:
-                    raise _Timeout(
+                    raise RequestTimeout(
                         f"request not received within read_timeout {self.options.limits.read_timeout}s"
                     ) from error
                 delivery = await run_charged(self._pool, held, self._process, body, content_type, coding, held)
@@ -265,36 +261,21 @@ class HttpReceiver:
         return self.pipeline.export(decode_protobuf(body), payload=body)
 
     def _fail(self, error: BaseException, encoding: str) -> StreamResponse:
-        if isinstance(error, BadRequest) and not isinstance(error, _Unauthenticated):
+        if isinstance(error, BadRequest) and not isinstance(error, Unauthenticated):
             self.pipeline.invalid(error)
-        headers: dict[str, str] = {}
-        if isinstance(error, Unsupported):
-            status, message = 415, str(error)
-        elif isinstance(error, _Timeout):
-            status, message = 408, str(error)
-        elif isinstance(error, _Unauthenticated):
-            status, message = 401, str(error)
-            headers["WWW-Authenticate"] = "Bearer"
-        else:
-            answer = http_answer(error)
-            status, message = answer.status, answer.message
-            if answer.retry_after is not None:
-                headers["Retry-After"] = str(answer.retry_after)
-            if not isinstance(error, BadRequest):
-                log.log(logging.DEBUG if isinstance(error, Retryable) else logging.ERROR, "export failed: %r", error)
-        response = _message(status, status_pb2.Status(code=_RPC_CODES.get(status, 14), message=message), encoding,
-                            headers)  # fmt: skip
-        if status in (408, 413):  # the body is not all read: end the connection after the answer
+        elif not isinstance(error, BadRequest):
+            log.log(logging.DEBUG if isinstance(error, Retryable) else logging.ERROR, "export failed: %r", error)
+        answer = http_answer(error)
+        status = status_pb2.Status(code=answer.code.value[0], message=answer.message)
+        response = _message(answer.status, status, encoding, dict(answer.headers))
+        if answer.closes:  # the body is not all read: end the connection after the answer
             response.force_close()
         return response
 
 
-class _Unauthenticated(BadRequest):
-    """No or a wrong bearer token (401)."""
-
-
-def _text(status: int, body: bytes, headers: dict[str, str] | None = None, *,
-          content_type: str = "text/plain") -> Response:  # fmt: skip
+def _text(
+    status: int, body: bytes, headers: dict[str, str] | None = None, *, content_type: str = "text/plain"
+) -> Response:
     return Response(status=status, body=body, headers={"Content-Type": content_type, **(headers or {})})
 
 

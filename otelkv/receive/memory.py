@@ -2,8 +2,8 @@
 
 With its defaults, glibc raises its mmap threshold each time a large block is freed, so the next
 multi-MiB request bodies land in per-thread heap arenas (up to 8 per core) that keep their pages
-after the request: RSS grows far beyond what is in use (issue 8 item 4: 175 MiB peak for 4 gRPC
-clients where 119 MiB with these settings, docs/reliability.md). A fixed threshold keeps large
+after the request: RSS grows far beyond what is in use (175 MiB peak for 4 gRPC clients where
+119 MiB with these settings, docs/reliability.md). A fixed threshold keeps large
 buffers in mmap (returned on free) and two arenas bound the rest. Same as setting
 ``MALLOC_MMAP_THRESHOLD_=262144 MALLOC_ARENA_MAX=2``; a no-op where the C library is not glibc.
 """

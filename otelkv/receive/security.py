@@ -27,7 +27,7 @@ from typing import Any, Final
 import grpc
 
 from otelkv.config import ReceiveTLSConfig
-from otelkv.errors import ConfigError
+from otelkv.errors import ConfigError, Unauthenticated, grpc_answer
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,9 @@ class ServerTLS:
                 context.load_verify_locations(c.client_ca_file)
                 context.verify_mode = ssl.CERT_REQUIRED
         except (OSError, ssl.SSLError) as error:
-            raise ConfigError(f"receive.tls: cannot load {c.cert_file!r}, {c.key_file!r} "
-                              f"or {c.client_ca_file!r}: {error}") from error  # fmt: skip
+            raise ConfigError(
+                f"receive.tls: cannot load {c.cert_file!r}, {c.key_file!r} or {c.client_ca_file!r}: {error}"
+            ) from error
 
     def refresh(self) -> bool:
         """Load changed files into the HTTP context; True if they changed. A bad new file is logged
@@ -123,8 +124,9 @@ class ServerTLS:
             log.info("gRPC TLS certificate files changed: reloaded")
             return fresh
 
-        return grpc.dynamic_ssl_server_credentials(self._grpc_config(), fetch,
-                                                   require_client_authentication=self.mutual)  # fmt: skip
+        return grpc.dynamic_ssl_server_credentials(
+            self._grpc_config(), fetch, require_client_authentication=self.mutual
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,10 +152,15 @@ class GrpcAuthInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, auth: BearerAuth) -> None:
         self._auth = auth
 
-        async def deny(_: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, REFUSED)
+        answer = grpc_answer(Unauthenticated(REFUSED))
 
-        self._deny: grpc.RpcMethodHandler[Any, Any] = grpc.unary_unary_rpc_method_handler(deny)
+        async def deny(_: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+            await context.abort(answer.code, answer.details)
+
+        # Request-streaming, so that grpc hands over the call before reading its message: a unary
+        # handler is called only once the whole message (up to max_message_bytes) is in memory,
+        # so a caller without the token could pin that much per stream.
+        self._deny: grpc.RpcMethodHandler[Any, Any] = grpc.stream_unary_rpc_method_handler(deny)
 
     async def intercept_service(self, continuation: Any, details: Any) -> Any:
         """Pass the call on when it carries the token (or is a health check), else refuse it."""

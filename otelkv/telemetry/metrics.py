@@ -72,8 +72,9 @@ class Telemetry:
         resource = Resource.create({"service.name": "otelkv", "service.version": __version__}).merge(
             OTELResourceDetector().detect()
         )
-        seconds = View(instrument_name="otelkv.forward.duration",
-                       aggregation=ExplicitBucketHistogramAggregation(DURATION_BUCKETS))  # fmt: skip
+        seconds = View(
+            instrument_name="otelkv.forward.duration", aggregation=ExplicitBucketHistogramAggregation(DURATION_BUCKETS)
+        )
         self._provider = MeterProvider(metric_readers=readers, resource=resource, views=[seconds])
         meter = self._provider.get_meter("otelkv", __version__)
         records = "{record}"
@@ -84,10 +85,11 @@ class Telemetry:
             "otelkv.records.rejected", records, "Records the target refused for good, by error.type"
         )
         self.failed = meter.create_counter(
-            "otelkv.records.failed", records,
+            "otelkv.records.failed",
+            records,
             "Records the target could not take now, by error.type (sync: each request answered retryable; "
             "queue: each batch once, however many attempts)",
-        )  # fmt: skip
+        )
         self.duplicates = meter.create_counter("otelkv.records.duplicates", records, "Exact duplicates dropped")
         self.dropped = meter.create_counter("otelkv.records.dropped", records, "Non-KubeVirt records dropped")
         self.bad_requests = meter.create_counter("otelkv.requests.invalid", "{request}", "Requests refused as bad")
@@ -95,12 +97,12 @@ class Telemetry:
         self.dead_letters = meter.create_counter(
             "otelkv.records.dead_lettered", records, "Records kept as dead letters (given up on or refused)"
         )
-        # receive side (issue 9): refusals for a missing or wrong bearer token
+        # receive side: refusals for a missing or wrong bearer token
         self.unauthenticated = meter.create_counter(
             "otelkv.requests.unauthenticated", "{request}", "Requests refused for a missing or wrong bearer token"
         )
         self._meter = meter
-        # issue 13: which enrichment core runs (native | python), as Prometheus' *_info convention
+        # which enrichment core runs (native | python), as Prometheus' *_info convention
         build = meter.create_up_down_counter("otelkv.build.info", "", "otelkv's version and enrichment core (always 1)")
         build.add(1, {"version": __version__, "core": native.choice().name})
         # which path each request took: with the compiled core, "python" counts the requests it
@@ -110,8 +112,18 @@ class Telemetry:
         )
         for core in ("native", "python") if native.choice().module is not None else ("python",):
             self.requests_enriched.add(0, {"core": core})
-        for counter in (self.received, self.enriched, self.forwarded, self.rejected, self.failed, self.duplicates,
-                        self.dropped, self.bad_requests, self.dead_letters, self.unauthenticated):  # fmt: skip
+        for counter in (
+            self.received,
+            self.enriched,
+            self.forwarded,
+            self.rejected,
+            self.failed,
+            self.duplicates,
+            self.dropped,
+            self.bad_requests,
+            self.dead_letters,
+            self.unauthenticated,
+        ):
             counter.add(0)  # a series from the start
 
     def failed_records(self, count: int, error: BaseException) -> None:
@@ -157,12 +169,15 @@ class Telemetry:
             "otelkv.queue.store_errors", [errors], "{error}", "Failed reads and writes of the store (disk full, I/O)"
         )
         m.create_observable_counter(
-            "otelkv.queue.damaged", [damaged], "{store}",
+            "otelkv.queue.damaged",
+            [damaged],
+            "{store}",
             "Damaged stores set aside and replaced, and stores found empty where records were expected",
-        )  # fmt: skip
+        )
 
-    def observe_refusals(self, refused: Callable[[], Mapping[str, int]],
-                         closed: Callable[[], Mapping[str, int]]) -> None:  # fmt: skip
+    def observe_refusals(
+        self, refused: Callable[[], Mapping[str, int]], closed: Callable[[], Mapping[str, int]]
+    ) -> None:
         """Export the requests refused for now (``refused``: running counts by error type: ``busy``
         for lack of in-flight room; in queue mode ``queue_full`` and ``store_unavailable``), and the
         connections otelkv closed itself (``closed``: running counts by reason, ``limit`` or
@@ -176,15 +191,19 @@ class Telemetry:
 
         m = self._meter
         m.create_observable_counter(
-            "otelkv.requests.refused", [requests], "{request}",
+            "otelkv.requests.refused",
+            [requests],
+            "{request}",
             "Requests refused for now (retryable), by error.type: busy (delivery.max_inflight_bytes reached); "
             "queue mode: queue_full (delivery.queue_max_*), store_unavailable (disk full, I/O error)",
-        )  # fmt: skip
+        )
         m.create_observable_counter(
-            "otelkv.connections.closed", [connections], "{connection}",
+            "otelkv.connections.closed",
+            [connections],
+            "{connection}",
             "HTTP connections otelkv closed, by reason: limit (receive.http.max_connections; answered 503), "
             "header_timeout (no whole request head within receive.http.read_header_timeout)",
-        )  # fmt: skip
+        )
 
     def prometheus_text(self) -> bytes:
         """The metrics in the Prometheus text format."""

@@ -21,8 +21,15 @@ DEFAULT_EVERY = 30.0
 class FailureStreak:
     """Thread-safe; ``what`` names the thing that fails (``forwarding to http://…``)."""
 
-    def __init__(self, logger: logging.Logger, what: str, *, level: int = logging.WARNING,
-                 every: float = DEFAULT_EVERY, clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+    def __init__(
+        self,
+        logger: logging.Logger,
+        what: str,
+        *,
+        level: int = logging.WARNING,
+        every: float = DEFAULT_EVERY,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._log = logger
         self._what = what
         self._level = level
@@ -57,9 +64,17 @@ class FailureStreak:
         if first:
             self._log.log(self._level, "%s failed: %s", self._what, reason, extra=extra)
         else:
-            self._log.log(self._level, "%s still failing: %d failures in the last %.0fs, %d over %.0fs: %s",
-                          self._what, count, window, failures, since, reason,
-                          extra={"failures": failures, **extra})  # fmt: skip
+            self._log.log(
+                self._level,
+                "%s still failing: %d failures in the last %.0fs, %d over %.0fs: %s",
+                self._what,
+                count,
+                window,
+                failures,
+                since,
+                reason,
+                extra={"failures": failures, **extra},
+            )
 
     def recovered(self) -> None:
         """It worked: end the streak, saying so if there was one."""
@@ -68,5 +83,6 @@ class FailureStreak:
             failures, since = self._failures, now - self._started
             self._failures = self._unlogged = 0
         if failures:
-            self._log.info("%s works again after %d failures over %.0fs", self._what, failures, since,
-                           extra={"failures": failures})  # fmt: skip
+            self._log.info(
+                "%s works again after %d failures over %.0fs", self._what, failures, since, extra={"failures": failures}
+            )
