@@ -122,7 +122,7 @@ def test_a_body_shorter_than_its_content_length_is_408_after_read_timeout(quick:
         status, headers, body = read_response(raw)
         assert status == 408 and headers["connection"] == "close"
         assert "read_timeout" in status_pb2.Status.FromString(body).message
-    assert quick.pipeline.inflight.held == 0
+    assert quick.pipeline.inflight.charged == 0
 
 
 def test_headers_that_never_end_close_the_connection(quick: Service) -> None:

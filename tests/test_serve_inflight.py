@@ -83,9 +83,9 @@ def test_a_grpc_call_past_its_deadline_stays_charged_until_its_worker_is_done(ga
         assert calls_running(loop) > idle
         call.cancel()  # as a deadline does: the call ends, the worker goes on
         assert wait_until(lambda: calls_running(loop) == idle, 10)  # the call's coroutine has ended
-    assert inflight.held > 0 and not gate.left.is_set()  # the request is still in memory, and counted
+    assert inflight.charged > 0 and not gate.left.is_set()  # the request is still in memory, and counted
     gate.opened.set()
-    assert wait_until(lambda: inflight.held == 0, 10)
+    assert wait_until(lambda: inflight.charged == 0, 10)
 
 
 def test_a_grpc_deadline_expiring_in_the_forwarder_keeps_the_charge(gated: tuple[Service, Gate]) -> None:
@@ -100,9 +100,9 @@ def test_a_grpc_deadline_expiring_in_the_forwarder_keeps_the_charge(gated: tuple
         assert isinstance(caught.value, grpc.Call) and caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
         assert gate.entered.wait(10)  # the worker is (or gets) inside the forwarder all the same
         assert wait_until(lambda: calls_running(loop) == idle, 10)
-        assert inflight.held > 0 and not gate.left.is_set()
+        assert inflight.charged > 0 and not gate.left.is_set()
         gate.opened.set()
-        assert wait_until(lambda: inflight.held == 0, 10)
+        assert wait_until(lambda: inflight.charged == 0, 10)
 
 
 def test_an_http_request_cut_off_at_shutdown_stays_charged_until_its_worker_is_done(
@@ -117,11 +117,11 @@ def test_an_http_request_cut_off_at_shutdown_stays_charged_until_its_worker_is_d
     with socket.create_connection(("127.0.0.1", svc.http_port), timeout=10) as raw:
         raw.sendall(post_head(len(body)) + body)
         assert gate.entered.wait(10)
-    assert inflight.held > 0  # the client is gone, its request still being forwarded
+    assert inflight.charged > 0  # the client is gone, its request still being forwarded
     svc._http.stop(0.1)
-    assert inflight.held > 0 and not gate.left.is_set()
+    assert inflight.charged > 0 and not gate.left.is_set()
     gate.opened.set()
-    assert wait_until(lambda: inflight.held == 0, 10)
+    assert wait_until(lambda: inflight.charged == 0, 10)
 
 
 class _Marker:

@@ -21,6 +21,8 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 
 from otelkv.config.secrets import scrub, secret_values
 
+__all__ = ["Delivery", "Encoded", "Forwarder", "Redactor", "Request", "count_records", "message", "wire"]
+
 
 @dataclass(frozen=True, slots=True)
 class Delivery:

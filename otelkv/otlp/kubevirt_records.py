@@ -48,7 +48,7 @@ ATTRIBUTES: Final[Mapping[str, str]] = {
 @dataclass(slots=True)
 class KubevirtRecords:
     """Reads one request's KubeVirt records into the tracker: events, migration objects, and the
-    summary beside the record that ends a migration. What one call of :func:`enrich` shares."""
+    summary ending the record that ends a migration. What one call of :func:`enrich` shares."""
 
     result: EnrichResult
     tracker: MigrationTracker
@@ -93,14 +93,14 @@ class KubevirtRecords:
             self.summarize(tracked, key, record, namespace, out)
 
     def summarize(
-        self, tracked: Tracked, owner: Hashable, beside: LogRecord, namespace: str | None, out: Regrouped
+        self, tracked: Tracked, owner: Hashable, ending: LogRecord, namespace: str | None, out: Regrouped
     ) -> None:
-        """Add the migration's summary beside the record that ended it (:meth:`summary`)."""
-        record = self.summary(tracked, owner, lambda: beside)
+        """Add the migration's summary ending the record that ended it (:meth:`summary`)."""
+        record = self.summary(tracked, owner, lambda: ending)
         if record is not None:
             out.add(record, namespace, True)
 
-    def summary(self, tracked: Tracked, owner: Hashable, beside: Callable[[], LogRecord]) -> LogRecord | None:
+    def summary(self, tracked: Tracked, owner: Hashable, ending: Callable[[], LogRecord]) -> LogRecord | None:
         """The migration's summary when this record is the one that ended it (again on a retry of
         that record, unless the summary was delivered), counted and its key kept; else None."""
         if not (self.options.summaries and tracked.concluded and tracked.migration is not None):
@@ -111,7 +111,7 @@ class KubevirtRecords:
         self.summarized.add(key)
         self.result.summaries += 1
         self.result.keys.append(key)
-        return summary_record(tracked.migration, beside())
+        return summary_record(tracked.migration, ending())
 
 
 def _text(value: Any) -> str | None:

@@ -40,10 +40,10 @@ def line(m: Migration) -> str:
     return f"{m.vm_name} migration {nodes} failed{took}{reason}"
 
 
-def summary_record(m: Migration, beside: LogRecord) -> LogRecord:
-    """The summary of terminal migration ``m``, timed like the record ``beside`` it."""
+def summary_record(m: Migration, ending: LogRecord) -> LogRecord:
+    """The summary of terminal migration ``m``, timed like the ``ending`` record it is added beside."""
     record = LogRecord(
-        time_unix_nano=beside.time_unix_nano or _nanos(m.ended), observed_time_unix_nano=beside.observed_time_unix_nano
+        time_unix_nano=ending.time_unix_nano or _nanos(m.ended), observed_time_unix_nano=ending.observed_time_unix_nano
     )
     record.body.string_value = line(m)
     ok = m.phase == "Succeeded"

@@ -65,15 +65,15 @@ def enrich_wire(
             continue
         record: list[LogRecord] = []  # decoded only when needed
 
-        def beside(start: int = start, end: int = end, record: list[LogRecord] = record) -> LogRecord:
+        def ending(start: int = start, end: int = end, record: list[LogRecord] = record) -> LogRecord:
             if not record:
                 record.append(LogRecord.FromString(payload[start:end]))
             return record[0]
 
-        owner = key if key is not None else content_key(beside())
+        owner = key if key is not None else content_key(ending())
         tracked = tracker.track(event, now=now, key=owner)
         result.enriched += 1
-        summary = run.summary(tracked, owner, beside) if tracked.concluded else None
+        summary = run.summary(tracked, owner, ending) if tracked.concluded else None
         decisions.append(
             (tracked.event.namespace, tracked.event, None if summary is None else summary.SerializeToString())
         )

@@ -21,7 +21,7 @@ class InflightBytes:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.held = 0
+        self.charged = 0
         self.peak = 0
         #: requests refused for lack of room (``otelkv_requests_refused_total{error_type="busy"}``)
         self.refused = 0
@@ -39,7 +39,7 @@ class InflightBytes:
 
     def _give_back(self, size: int) -> None:
         with self._lock:
-            self.held -= size
+            self.charged -= size
 
     @contextmanager
     def admit(self, size: int) -> Iterator[None]:
@@ -50,18 +50,18 @@ class InflightBytes:
 
     def _take(self, reservation: Reservation, size: int) -> None:
         with self._lock:
-            if reservation.held + size > self.limit:  # would not fit even alone: never will
+            if reservation.charged + size > self.limit:  # would not fit even alone: never will
                 raise BadRequest(
-                    f"request needs about {reservation.held + size} bytes of memory, more than "
+                    f"request needs about {reservation.charged + size} bytes of memory, more than "
                     f"delivery.max_inflight_bytes {self.limit}",
                     too_large=True,
                 )
-            if self.held + size > self.limit:
+            if self.charged + size > self.limit:
                 self.refused += 1
-                raise Retryable(f"otelkv is busy: {self.held} request bytes in flight, limit {self.limit}")
-            self.held += size
-            reservation.held += size
-            self.peak = max(self.peak, self.held)
+                raise Retryable(f"otelkv is busy: {self.charged} request bytes in flight, limit {self.limit}")
+            self.charged += size
+            reservation.charged += size
+            self.peak = max(self.peak, self.charged)
 
 
 class Reservation:
@@ -70,7 +70,7 @@ class Reservation:
 
     def __init__(self, owner: InflightBytes) -> None:
         self._owner = owner
-        self.held = 0
+        self.charged = 0
         self._kept = False
         self._released = False
         self._lock = threading.Lock()
@@ -100,4 +100,4 @@ class Reservation:
             if self._released:
                 return
             self._released = True
-        self._owner._give_back(self.held)
+        self._owner._give_back(self.charged)

@@ -68,16 +68,16 @@ class LogsHandler:
     async def export(self, payload: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> ExportLogsServiceResponse:
         """Handle one Export call: charged to the in-flight cap before it is decoded, until its worker
         is done with it (even when the call ends first: :func:`run_charged`)."""
-        held = Reservation(self._pipeline.inflight)
+        reservation = Reservation(self._pipeline.inflight)
         try:
-            held.add(len(payload) + decode_charge(payload))
-            delivery = await run_charged(self._pool, held, self._process, payload)
+            reservation.add(len(payload) + decode_charge(payload))
+            delivery = await run_charged(self._pool, reservation, self._process, payload)
         except Exception as error:
             failure = _detached(error)
         else:
             return response_for(delivery)
         finally:
-            held.release()  # nothing once the worker has it: given back when it is done
+            reservation.release()  # nothing once the worker has it: given back when it is done
         del payload  # this frame may live on in the abort's traceback: not with the request in it
         if isinstance(failure, BadRequest):
             self._pipeline.invalid(failure)

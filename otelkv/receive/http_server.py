@@ -215,24 +215,26 @@ class HttpReceiver:
                 raise BadRequest(
                     f"request of {length} bytes exceeds {self._body_key} {self._body_limit}", too_large=True
                 )
-            held = Reservation(self.pipeline.inflight)
+            reservation = Reservation(self.pipeline.inflight)
             try:
                 remaining = self.options.limits.read_timeout - (time.monotonic() - started)
                 try:
                     async with asyncio.timeout(remaining):
-                        body = await self._read(request, held)
+                        body = await self._read(request, reservation)
                 except TimeoutError as error:
                     raise RequestTimeout(
                         f"request not received within read_timeout {self.options.limits.read_timeout}s"
                     ) from error
-                delivery = await run_charged(self._pool, held, self._process, body, content_type, coding, held)
+                delivery = await run_charged(
+                    self._pool, reservation, self._process, body, content_type, coding, reservation
+                )
             finally:
-                held.release()  # nothing once the worker has it: given back when it is done
+                reservation.release()  # nothing once the worker has it: given back when it is done
         except Exception as error:
             return self._fail(error, encoding)
         return _message(200, response_for(delivery), encoding)
 
-    async def _read(self, request: BaseRequest, held: Reservation) -> bytes:
+    async def _read(self, request: BaseRequest, reservation: Reservation) -> bytes:
         """The body as it arrives, each chunk charged to the in-flight cap before the next."""
         chunks: list[bytes] = []
         size = 0
@@ -240,24 +242,24 @@ class HttpReceiver:
             size += len(chunk)
             if size > self._body_limit:
                 raise BadRequest(f"request body exceeds {self._body_key} {self._body_limit}", too_large=True)
-            held.add(len(chunk))
+            reservation.add(len(chunk))
             chunks.append(chunk)
         if len(chunks) == 1:
             return chunks[0]
-        held.add(size)  # the joined copy
+        reservation.add(size)  # the joined copy
         return b"".join(chunks)
 
-    def _process(self, body: bytes, content_type: str, coding: str, held: Reservation) -> Delivery:
+    def _process(self, body: bytes, content_type: str, coding: str, reservation: Reservation) -> Delivery:
         """Inflate, decode, enrich and forward (in the thread pool): the part that blocks."""
         limit = self.options.max_message_bytes
         if coding == "gzip":
-            body = gunzip(body, limit, held)
+            body = gunzip(body, limit, reservation)
         if len(body) > limit:
             raise BadRequest(f"request of {len(body)} bytes exceeds max_message_bytes {limit}", too_large=True)
         if content_type == JSON:
-            held.add(DECODE_COST * len(body))
+            reservation.add(DECODE_COST * len(body))
             return self.pipeline.export(decode_json(body))
-        held.add(decode_charge(body))
+        reservation.add(decode_charge(body))
         return self.pipeline.export(decode_protobuf(body), payload=body)
 
     def _fail(self, error: BaseException, encoding: str) -> StreamResponse:

@@ -12,10 +12,10 @@ from otelkv.pipeline import Reservation
 T = TypeVar("T")
 
 
-def run_charged(pool: Executor, held: Reservation, work: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-    """``work(*args)`` in ``pool``, the request's reservation ``held`` given back when the work ends,
+def run_charged(pool: Executor, reservation: Reservation, work: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    """``work(*args)`` in ``pool``, the request's reservation ``reservation`` given back when the work ends,
     not when the awaiting coroutine does (:meth:`Reservation.keep_until`). If the pool does not take
-    the work (it is shut down), ``held`` stays the caller's to release.
+    the work (it is shut down), ``reservation`` stays the caller's to release.
 
     A plain function returning the future to await, not a coroutine: a coroutine's frame would hold
     the concurrent future and ``args`` while the work's exception passes through it, and the
@@ -24,5 +24,5 @@ def run_charged(pool: Executor, held: Reservation, work: Callable[..., T], *args
     load (``bench/bench.py --memory-only``: 768 MiB peak against 100).
     """
     future = pool.submit(work, *args)
-    held.keep_until(future)  # before any await: no cancellation between
+    reservation.keep_until(future)  # before any await: no cancellation between
     return asyncio.wrap_future(future)
