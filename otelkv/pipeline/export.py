@@ -7,20 +7,20 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from otelkv.config import RetryConfig
 from otelkv.errors import QueueFull, Retryable, StoreUnavailable
-from otelkv.forward import Delivery, Encoded, Forwarder, Request
+from otelkv.forward import Delivery, Encoded, Forwarder, Request, count_records
 from otelkv.forward.retry import Backoff
 from otelkv.kubevirt import MigrationTracker
 from otelkv.otlp import native
 from otelkv.otlp.enrich import EnrichOptions, EnrichResult, enrich
 from otelkv.otlp.wire import enrich_wire
 from otelkv.pipeline.dedup import DeliveredKeys
-from otelkv.pipeline.inflight import InflightBytes
+from otelkv.pipeline.inflight import Charge, InflightBytes
 from otelkv.telemetry.health import Health
 from otelkv.telemetry.metrics import Telemetry
 from otelkv.telemetry.streak import FailureStreak
@@ -30,6 +30,9 @@ if TYPE_CHECKING:  # the store (sqlite3) is imported only by a configuration tha
 
 log = logging.getLogger(__name__)
 
+#: What the reference path (the Python one) makes for each record beyond what decoding charged: the
+#: record's message copy and its attribute dicts (measured with VmHWM: ~470 bytes; docs/reliability.md).
+REFERENCE_RECORD_COST: Final = 512
 #: The least time worth giving another attempt in sync mode.
 _MIN_ATTEMPT = 0.5
 
@@ -83,23 +86,27 @@ class Pipeline:
         else ``malformed`` (malformed, wrong type)."""
         self._telemetry.invalid_request("too_large" if getattr(error, "too_large", False) else "malformed")
 
-    def export(self, request: ExportLogsServiceRequest, *, payload: bytes | None = None) -> Delivery:
+    def export(
+        self, request: ExportLogsServiceRequest, *, payload: bytes | None = None, charge: Charge | None = None
+    ) -> Delivery:
         """Enrich ``request``, then send it (sync mode) or enqueue it (queue mode), then settle:
         three steps in a row, as the Collector's exporterhelper layers them. Raises
         :class:`Retryable` when the target or the store cannot take it now.
 
         ``payload``: the bytes ``request`` was decoded from, for the native core (which reads and
-        writes the wire format) when it is built and takes this request's shape.
+        writes the wire format) when it is built and takes this request's shape. ``charge``: where
+        the memory the reference path makes is charged before it runs (the receiver's reservation).
         """
-        result = self._enrich(request, payload)
+        result = self._enrich(request, payload, charge)
         if result.forwarded == 0:
             return Delivery()
         if self.settings.queue:
             return self._enqueue(result)
         return self._settle(result, self._send(result))
 
-    def _enrich(self, request: ExportLogsServiceRequest, payload: bytes | None) -> EnrichResult:
-        """Enrich under the lock that guards the tracker and the duplicate window; counted."""
+    def _enrich(self, request: ExportLogsServiceRequest, payload: bytes | None, charge: Charge | None) -> EnrichResult:
+        """Enrich under the lock that guards the tracker and the duplicate window; counted. A request
+        the compiled core does not take is charged :data:`REFERENCE_RECORD_COST` a record first."""
         core = native.core() if payload is not None else None
         with self._lock:
             now = datetime.now(UTC)
@@ -109,6 +116,8 @@ class Pipeline:
             if core is not None and payload is not None:
                 result = enrich_wire(payload, self._tracker, options, delivered, core=core, now=now)
             if result is None:
+                if charge is not None:  # the reference path copies every record in Python
+                    charge.add(REFERENCE_RECORD_COST * count_records(request))
                 result = enrich(request, self._tracker, options, delivered, now=now)
         t = self._telemetry
         t.requests_enriched.add(1, {"core": "python" if result.wire is None else "native"})

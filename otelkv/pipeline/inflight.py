@@ -8,11 +8,20 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from otelkv.errors import BadRequest, Retryable
 
-__all__ = ["InflightBytes", "Reservation"]
+__all__ = ["Charge", "InflightBytes", "Reservation"]
+
+
+class Charge(Protocol):
+    """Where the memory a step is about to make is counted (:meth:`Reservation.add`): it raises
+    :class:`~otelkv.errors.Retryable` when the cap is full now, :class:`~otelkv.errors.BadRequest`
+    (too large) when the request could never fit."""
+
+    def add(self, size: int) -> None:
+        """Charge ``size`` more bytes."""
 
 
 class InflightBytes:

@@ -71,7 +71,7 @@ class LogsHandler:
         reservation = Reservation(self._pipeline.inflight)
         try:
             reservation.add(len(payload) + decode_charge(payload))
-            delivery = await run_charged(self._pool, reservation, self._process, payload)
+            delivery = await run_charged(self._pool, reservation, self._process, payload, reservation)
         except Exception as error:
             failure = _detached(error)
         else:
@@ -86,8 +86,8 @@ class LogsHandler:
         await _abort(context, failure)
         raise AssertionError("unreachable: abort raises")
 
-    def _process(self, payload: bytes) -> Delivery:
-        return self._pipeline.export(decode_protobuf(payload), payload=payload)
+    def _process(self, payload: bytes, reservation: Reservation) -> Delivery:
+        return self._pipeline.export(decode_protobuf(payload), payload=payload, charge=reservation)
 
 
 def server_options(limits: ReceiveGRPCConfig, max_message_bytes: int) -> list[tuple[str, int]]:

@@ -36,7 +36,7 @@ from otelkv.forward import Delivery
 from otelkv.otlp.decode import decode_protobuf
 from otelkv.pipeline import Pipeline, Reservation
 from otelkv.receive.body import JSON, PROTOBUF, decode_json, gunzip
-from otelkv.receive.charge import DECODE_COST, decode_charge
+from otelkv.receive.charge import decode_charge
 from otelkv.receive.connections import ConnectionGuard, Connections
 from otelkv.receive.pool import run_charged
 from otelkv.receive.response import response_for
@@ -257,10 +257,13 @@ class HttpReceiver:
         if len(body) > limit:
             raise BadRequest(f"request of {len(body)} bytes exceeds max_message_bytes {limit}", too_large=True)
         if content_type == JSON:
-            reservation.add(DECODE_COST * len(body))
-            return self.pipeline.export(decode_json(body))
+            request = decode_json(body, reservation)
+            del body
+            payload = request.SerializeToString()  # the compiled core enriches bytes: no copy per record
+            reservation.add(len(payload))
+            return self.pipeline.export(request, payload=payload, charge=reservation)
         reservation.add(decode_charge(body))
-        return self.pipeline.export(decode_protobuf(body), payload=body)
+        return self.pipeline.export(decode_protobuf(body), payload=body, charge=reservation)
 
     def _fail(self, error: BaseException, encoding: str) -> StreamResponse:
         if isinstance(error, BadRequest) and not isinstance(error, Unauthenticated):

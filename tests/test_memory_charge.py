@@ -1,0 +1,160 @@
+"""Memory is charged for what it really costs (issue 18 item 1 and the Python-path gap left open by
+issue 13): requests are sent to a real ``otelkv serve`` child, whose peak RSS (VmHWM, from /proc)
+is read before and after.
+
+- The finding: a 4,144-byte gzip of OTLP/JSON with 1.4 million empty records took otelkv from 64
+  to 665 MiB and was answered 503 (so a collector sent it again). It must be answered 413 (it can
+  never fit) and cost a bounded amount.
+- A protobuf request the compiled core leaves to the reference path (a record with a map body)
+  was charged as if the core took it: it is now charged per record before the reference runs.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import urllib3
+import yaml
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValueList
+
+from otelkv.receive.body import JSON_OBJECT_COST, decode_json
+from otelkv.server import Service
+from tests.conftest import ROOT
+from tests.loki_sink import LokiSink
+from tests.otlp_requests import POOL
+
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+HTTP = urllib3.PoolManager(retries=False)
+MiB = 1024 * 1024
+
+
+class Serving:
+    """``otelkv serve`` in a child process with default limits, forwarding to ``sink``."""
+
+    def __init__(self, tmp_path: Path, sink: LokiSink) -> None:
+        config = tmp_path / "otelkv.yaml"
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "grpc_listen": "127.0.0.1:0",
+                    "http_listen": "127.0.0.1:0",
+                    "forward": {"endpoint": sink.url, "tenant": "kubevirt", "timeout": 2},
+                }
+            )
+        )
+        command = [sys.executable, "-m", "otelkv", "serve", "--config", str(config)]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            if '"otelkv serving"' in line:
+                self.http = f"http://127.0.0.1:{json.loads(line)['http_port']}/v1/logs"
+                break
+        else:
+            pytest.fail("otelkv serve did not start")
+        threading.Thread(target=self.process.stderr.read, daemon=True).start()
+
+    def status(self, field: str) -> int:
+        """A /proc/<pid>/status figure in bytes (VmRSS, VmHWM)."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError(field)
+
+    def post(self, body: bytes, content_type: str, *, gzipped: bool = False) -> int:
+        headers = {"Content-Type": content_type, **({"Content-Encoding": "gzip"} if gzipped else {})}
+        return HTTP.request("POST", self.http, body=body, headers=headers, timeout=60).status
+
+
+@pytest.fixture
+def serving(tmp_path: Path, sink: LokiSink) -> Iterator[Serving]:
+    child = Serving(tmp_path, sink)
+    yield child
+    child.process.kill()
+    child.process.wait()
+
+
+def _good() -> bytes:
+    return ExportLogsServiceRequest(resource_logs=POOL[:3]).SerializeToString()
+
+
+@pytest.mark.hostile
+def test_a_small_gzip_of_a_million_empty_json_records_is_refused_413_at_a_bounded_cost(
+    serving: Serving, sink: LokiSink
+) -> None:
+    flood = ('{"resourceLogs":[{"scopeLogs":[{"logRecords":[' + ",".join(["{}"] * 1_398_017) + "]}]}]}").encode()
+    small = gzip.compress(flood, 9)
+    assert len(small) < 8 * 1024 and len(flood) <= 4 * MiB
+    before = serving.status("VmHWM")
+    for _ in range(3):  # a client that retries: still refused, still bounded
+        assert serving.post(small, "application/json", gzipped=True) == 413
+    grown = serving.status("VmHWM") - before
+    assert grown < 100 * MiB, f"peak grew {grown / MiB:.0f} MiB (665 MiB before the fix)"
+    assert serving.post(_good(), "application/x-protobuf") == 200
+    assert sink.requests, "the good request after the flood was forwarded"
+
+
+def _map_body_records(count: int) -> bytes:
+    """Records with a map body (the k8sobjects shape), which the compiled core leaves to the reference."""
+    request = ExportLogsServiceRequest()
+    scope = request.resource_logs.add().scope_logs.add()
+    body = AnyValue(kvlist_value=KeyValueList())
+    for _ in range(count):
+        scope.log_records.add().body.CopyFrom(body)
+    return request.SerializeToString()
+
+
+def test_the_reference_path_is_charged_per_record_before_it_runs(serving: Serving) -> None:
+    """150,000 records of an empty map body are 1 MiB, charged 128 bytes a message (58 MiB, under
+    the default cap of 64 MiB), but the reference path takes ~470 bytes more a record (126 MiB in
+    all): charged before it runs, refused as too large (it can never fit the default cap)."""
+    payload = _map_body_records(150_000)
+    assert len(payload) < 2 * MiB
+    before = serving.status("VmHWM")
+    assert serving.post(payload, "application/x-protobuf") == 413
+    assert serving.status("VmHWM") - before < 90 * MiB
+    assert serving.post(_good(), "application/x-protobuf") == 200
+
+
+class _Budget:
+    """A charge that records what it was asked for, refusing past ``limit`` like a Reservation."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.total = limit, 0
+
+    def add(self, size: int) -> None:
+        self.total += size
+        if self.total > self.limit:
+            raise OverflowError(self.total)
+
+
+def test_json_objects_are_charged_while_they_are_parsed() -> None:
+    body = ('{"resourceLogs":[{"scopeLogs":[{"logRecords":[' + ",".join(["{}"] * 50_000) + "]}]}]}").encode()
+    budget = _Budget(limit=2**62)
+    request = decode_json(body, budget)
+    assert len(request.resource_logs[0].scope_logs[0].log_records) == 50_000
+    assert budget.total >= (50_000 + 3) * JSON_OBJECT_COST  # every object, the rounding step included
+    stopped = _Budget(limit=1 * MiB)
+    with pytest.raises(OverflowError):  # parsing stops at the cap, long before 50,000 objects
+        decode_json(body, stopped)
+    assert stopped.total < 1 * MiB + 1024 * JSON_OBJECT_COST
+
+
+def test_json_nested_deeper_than_the_parser_allows_is_malformed_not_an_internal_error(service: Service) -> None:
+    deep = ("[" * 5000 + "]" * 5000).encode()
+    answer = HTTP.request(
+        "POST",
+        f"http://127.0.0.1:{service.http_port}/v1/logs",
+        body=b'{"resourceLogs":' + deep + b"}",
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert answer.status == 400 and b"nested" in answer.data
