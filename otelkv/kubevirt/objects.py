@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from .model import PHASES, TERMINAL_PHASES, VMIM
+from .names import bounded_reason, kubernetes_name
 from .timestamps import parse_time
 
 
@@ -86,18 +87,18 @@ def read_migration_object(obj: Mapping[str, Any]) -> MigrationObject:
     known = [t for t in stamps if t is not None]
     failure = _str(state, "failureReason")
     return MigrationObject(
-        namespace=_str(meta, "namespace"),
-        name=_str(meta, "name"),
-        uid=_str(meta, "uid"),
-        resource_version=_str(meta, "resourceVersion"),
-        vm_name=_str(spec, "vmiName"),
+        namespace=kubernetes_name(_str(meta, "namespace")),
+        name=kubernetes_name(_str(meta, "name")),
+        uid=kubernetes_name(_str(meta, "uid")),
+        resource_version=kubernetes_name(_str(meta, "resourceVersion")),
+        vm_name=kubernetes_name(_str(spec, "vmiName")),
         phase=phase,
-        source_node=_str(state, "sourceNode"),
-        target_node=_str(state, "targetNode"),
-        target_pod=_str(state, "targetPod"),
-        failure_reason=failure if phase == "Failed" or state.get("failed") is True else None,
-        mode=_str(state, "mode"),
-        abort_status=_str(state, "abortStatus"),
+        source_node=kubernetes_name(_str(state, "sourceNode")),
+        target_node=kubernetes_name(_str(state, "targetNode")),
+        target_pod=kubernetes_name(_str(state, "targetPod")),
+        failure_reason=bounded_reason(failure) if phase == "Failed" or state.get("failed") is True else None,
+        mode=kubernetes_name(_str(state, "mode")),
+        abort_status=kubernetes_name(_str(state, "abortStatus")),
         started=started,
         ended=ended,
         latest=max(known, default=None),

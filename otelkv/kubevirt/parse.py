@@ -13,7 +13,7 @@ from typing import Final
 
 from .event_builders import new_event
 from .model import VM, VMI, VMIM, MigrationEvent
-from .names import vm_from_launcher_pod
+from .names import bounded_reason, kubernetes_name, vm_from_launcher_pod
 from .rules import FROM_MESSAGE, NO_PHASE, RULES, Rule
 from .template import match
 from .timestamps import parse_time
@@ -111,21 +111,21 @@ def parse_event(
         object_kind=kind,
         object_name=name,
         object_uid=uid,
-        namespace=namespace or None,
+        namespace=kubernetes_name(namespace or None),
         component=component or None,
         host=host,
         timestamp=_timestamp(timestamp),
         count=count,
-        vm_name=facts.vm_name,
-        migration_name=facts.migration_name,
-        migration_uid=facts.migration_uid,
+        vm_name=kubernetes_name(facts.vm_name),
+        migration_name=kubernetes_name(facts.migration_name),
+        migration_uid=kubernetes_name(facts.migration_uid),
         phase=facts.phase,
-        source_node=facts.source_node,
-        target_node=facts.target_node,
-        target_pod=facts.target_pod,
+        source_node=kubernetes_name(facts.source_node),
+        target_node=kubernetes_name(facts.target_node),
+        target_pod=kubernetes_name(facts.target_pod),
         target_address=facts.target_address,
         target_ports=facts.target_ports,
-        failure_reason=facts.failure_reason,
+        failure_reason=bounded_reason(facts.failure_reason),
         is_migration=facts.is_migration,
         template=facts.template,
         truncated=facts.truncated,
@@ -159,13 +159,22 @@ def _timestamp(value: datetime | str | None) -> datetime | None:
     raise TypeError(f"timestamp must be a datetime, an RFC 3339 str or None, got {type(value).__name__}")
 
 
-@lru_cache(maxsize=4096)
-def _find_any(reason: str, event_type: str | None, kind: str | None, component: str | None, text: str) -> _Found | None:
-    """Read ``text`` as it is, then without trailing white space, then without Go artifacts.
+#: Messages read again are answered from a cache (the same ones come again and again:
+#: "VirtualMachineInstance is migrating.", counted repeats) — only those of at most this many
+#: characters, so that the cache holds at most ~4,096 x 2 x 1 KiB, whatever events arrive.
+_CACHED_TEXT: Final = 1024
 
-    A pure function of its arguments over an immutable table: cached, as the same messages
-    come again and again ("VirtualMachineInstance is migrating.", counted repeats).
-    """
+
+def _find_any(reason: str, event_type: str | None, kind: str | None, component: str | None, text: str) -> _Found | None:
+    """Read ``text`` as it is, then without trailing white space, then without Go artifacts."""
+    if len(text) + len(reason) > _CACHED_TEXT:
+        return _find_variants(reason, event_type, kind, component, text)
+    return _find_cached(reason, event_type, kind, component, text)
+
+
+def _find_variants(
+    reason: str, event_type: str | None, kind: str | None, component: str | None, text: str
+) -> _Found | None:
     found = _find(reason, event_type, kind, component, text)
     for variant in (text.rstrip(), _EXTRA.sub("", text).rstrip()):
         if found is not None and found.complete:
@@ -173,6 +182,10 @@ def _find_any(reason: str, event_type: str | None, kind: str | None, component: 
         if variant != text:
             found = _find(reason, event_type, kind, component, variant) or found
     return found
+
+
+#: A pure function of its arguments over an immutable table: cached.
+_find_cached: Final = lru_cache(maxsize=4096)(_find_variants)
 
 
 def _find(reason: str, event_type: str | None, kind: str | None, component: str | None, text: str) -> _Found | None:

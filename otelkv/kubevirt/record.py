@@ -89,6 +89,7 @@ class Record:
         "obj_start",
         "phase",
         "pod",
+        "size",
         "source",
         "started",
         "target",
@@ -118,6 +119,8 @@ class Record:
         self.obj_end: datetime | None = None
         self.touched: datetime | None = None
         self.events = 0
+        #: Bytes counted for it against the tracker's ``max_bytes`` (the tracker keeps it).
+        self.size = 0
         self.fixed: set[str] = set()
         self.concluded_by: Hashable | None = None
         #: The migration as it was when it concluded: a retry's summary says the very same.
