@@ -94,10 +94,12 @@ audit: $(STAMP)
 	$(BIN)/pip-audit --strict --require-hashes --disable-pip -r requirements.lock
 
 ## lock: re-pin the runtime dependencies of pyproject.toml, with hashes, for the image and the demo
+# The image has no pip to add an extra later: the lock holds the ones it ships with.
+IMAGE_EXTRAS := otlp-metrics
 lock: $(STAMP)
 	$(BIN)/python -m pip install --quiet pip-tools
 	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url \
-	  --no-emit-find-links --output-file requirements.lock pyproject.toml
+	  --no-emit-find-links $(addprefix --extra ,$(IMAGE_EXTRAS)) --output-file requirements.lock pyproject.toml
 
 clean:
 	rm -rf $(VENV) $(DEMO_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage
