@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 RUNTIME := $(VENV)/.runtime
 LOGQL := tests/logql/node_modules/.installed
 
-.PHONY: demo test test-long soak lint bench docs clean audit lock
+.PHONY: demo test test-long soak sanitize lint bench docs clean audit lock
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -52,6 +52,28 @@ test-long: $(STAMP) $(CORE) $(LOGQL)
 soak: $(STAMP) $(CORE) $(LOGQL)
 	OTELKV_SOAK=1 $(BIN)/python -m pytest tests/test_reliability.py tests/test_reliability_process.py tests/test_real_collector.py
 
+## sanitize: the compiled core built with ASan + UBSan (in build/sanitize, apart from the in-place
+## build) under the differential tests, the message count and the fuzz corpus
+# gcc's own runtimes (Debian's gcc brings libasan and libubsan): nothing else to install. The ASan
+# runtime must be the first library loaded, hence LD_PRELOAD into an uninstrumented python;
+# PYTHONMALLOC=malloc puts every bytes object in a malloc block of its own (pymalloc's arenas
+# would hide a read past a small payload); CPython leaks by design, hence detect_leaks=0;
+# --capture=sys: a sanitizer's report goes to the terminal, not to pytest's capture of fd 2 (lost
+# when the process aborts). A failed check aborts the run: the report says where.
+SANITIZE := build/sanitize
+SANITIZE_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+SANITIZE_TESTS := tests/test_enrich_native.py tests/test_enrich_native_hostile.py tests/test_decode_charge.py \
+  tests/test_native.py tests/test_wire_fuzz.py tests/test_sanitizers.py
+sanitize: $(STAMP)
+	test -f "$$(gcc -print-file-name=libasan.so)" || { echo "make sanitize: gcc has no libasan.so (Debian: apt-get install gcc)" >&2; exit 1; }
+	rm -rf $(SANITIZE)
+	OTELKV_NO_EXTENSIONS= CFLAGS="$(SANITIZE_FLAGS) -g -O1" LDFLAGS="$(SANITIZE_FLAGS)" $(BIN)/python setup.py \
+	  --quiet build_ext --build-lib $(SANITIZE)/lib --build-temp $(SANITIZE)/tmp
+	LD_PRELOAD="$$(gcc -print-file-name=libasan.so)" PYTHONMALLOC=malloc \
+	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  HYPOTHESIS_PROFILE=ci WIRE_FUZZ_MUTANTS=200000 \
+	  $(BIN)/python -m pytest --capture=sys -p tests.sanitized_core --sanitized-core $(SANITIZE)/lib $(SANITIZE_TESTS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check otelkv tests bench examples setup.py
 	$(BIN)/ruff format --check otelkv tests bench examples setup.py
@@ -72,10 +94,12 @@ audit: $(STAMP)
 	$(BIN)/pip-audit --strict --require-hashes --disable-pip -r requirements.lock
 
 ## lock: re-pin the runtime dependencies of pyproject.toml, with hashes, for the image and the demo
+# The image has no pip to add an extra later: the lock holds the ones it ships with.
+IMAGE_EXTRAS := otlp-metrics
 lock: $(STAMP)
 	$(BIN)/python -m pip install --quiet pip-tools
 	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url \
-	  --no-emit-find-links --output-file requirements.lock pyproject.toml
+	  --no-emit-find-links $(addprefix --extra ,$(IMAGE_EXTRAS)) --output-file requirements.lock pyproject.toml
 
 clean:
 	rm -rf $(VENV) $(DEMO_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage

@@ -8,6 +8,7 @@ order, so the first wrong key is always the one named. Loading (file, environmen
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 
 from otelkv.config.delivery import DeliveryConfig
@@ -18,6 +19,15 @@ from otelkv.config.values import Duration, MiB, Size, host_port, positive
 from otelkv.errors import ConfigError
 
 __all__ = ["Config"]
+
+
+def _otlp_metrics_missing() -> bool:
+    """Whether the exporter ``metrics_otlp_endpoint`` needs (the extra ``otlp-metrics``) is absent;
+    looked for, not imported (only its parent namespace packages are)."""
+    try:
+        return importlib.util.find_spec("opentelemetry.exporter.otlp.proto.grpc") is None
+    except ModuleNotFoundError:  # a parent package is missing
+        return True
 
 
 @dataclass
@@ -57,6 +67,11 @@ class Config:
             raise ConfigError(f"log_level: must be debug, info, warning or error, got {self.log_level!r}")
         if self.metrics_otlp_endpoint:
             host_port("metrics_otlp_endpoint", self.metrics_otlp_endpoint)
+            if not offline and _otlp_metrics_missing():
+                raise ConfigError(
+                    "metrics_otlp_endpoint: needs the OTLP metrics exporter, which is not installed: "
+                    "pip install 'otelkv[otlp-metrics]'"
+                )
         self.forward.validate(sync=self.delivery.mode == "sync", offline=offline)
         self.enrich.validate()
         self.delivery.validate(self.max_message_bytes)
