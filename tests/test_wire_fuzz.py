@@ -27,7 +27,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 
 from otelkv.commands.event_file import read_event_file
 from otelkv.commands.replay import batches
-from otelkv.kubevirt.model import new_event
+from otelkv.kubevirt.event_builders import new_event
 from otelkv.otlp.enrichment import EnrichOptions
 from otelkv.otlp.wire import _ENRICHED, _PAIRS
 from tests.conftest import DATA, EXAMPLE, compiled_core

@@ -356,7 +356,10 @@ typedef struct {
     PyObject *normal, *warning, *empty;       /* owned constants */
 } Scan;
 
-/* A record's key (uid, count) as the reference makes it (enrich._key), or None. */
+/* The longest uid or count text a key holds (otelkv.otlp.record_keys.MAX_KEY_BYTES). */
+#define MAX_KEY_BYTES 64
+
+/* A record's key (uid, count) as the reference makes it (record_keys.key_of), or None. */
 static int record_key(Scan *sc, Span uid, Span count, PyObject **key) {
     const uint8_t *b = sc->b;
     *key = NULL;
@@ -364,6 +367,7 @@ static int record_key(Scan *sc, Span uid, Span count, PyObject **key) {
     Any a;
     if (read_any(b, uid.start, uid.end, &a)) return UNSUPPORTED;
     if (a.kind != AV_STRING || a.field.vend == a.field.vstart) goto none;
+    if (a.field.vend - a.field.vstart > MAX_KEY_BYTES) goto none; /* record_keys.MAX_KEY_BYTES */
     PyObject *text = span_text(b, (Span){a.field.vstart, a.field.vend});
     if (text == NULL) return UNSUPPORTED;
     PyObject *n;
@@ -373,6 +377,10 @@ static int record_key(Scan *sc, Span uid, Span count, PyObject **key) {
     } else {
         Any c;
         int st = read_any(b, count.start, count.end, &c);
+        if (st == OK && (c.kind == AV_STRING || c.kind == AV_BYTES) && c.field.vend - c.field.vstart > MAX_KEY_BYTES) {
+            Py_DECREF(text);
+            goto none; /* a count too long for a key: not deduplicated, as the reference */
+        }
         if (st == OK) st = any_object(b, &c, &n);
         if (st != OK) {
             Py_DECREF(text);

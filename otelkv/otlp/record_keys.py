@@ -11,18 +11,22 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from .attributes import value_of
 
-__all__ = ["EVENT_COUNT", "EVENT_UID", "content_key", "key_of", "record_key"]
+__all__ = ["EVENT_COUNT", "EVENT_UID", "MAX_KEY_BYTES", "content_key", "key_of", "record_key"]
 
 EVENT_UID: Final = "k8s.event.uid"
 EVENT_COUNT: Final = "k8s.event.count"
+#: The longest event uid or count text a key holds (a Kubernetes uid is a 36-character UUID).
+MAX_KEY_BYTES: Final = 64
 
 
 def key_of(attributes: Mapping[str, Any]) -> Hashable | None:
-    """The duplicate key of a record from its attributes: (event uid, count), or None without a uid."""
+    """The duplicate key of a record from its attributes: (event uid, count); None without a uid,
+    or when the uid or the count is longer than :data:`MAX_KEY_BYTES` (then the record is not
+    deduplicated: the duplicate window holds only keys of a bounded size)."""
     uid = attributes.get(EVENT_UID)
-    if not isinstance(uid, str) or not uid:
+    if not isinstance(uid, str) or not uid or _too_long(uid):
         return None
-    return (uid, hashable_count(attributes.get(EVENT_COUNT)))
+    return _key(uid, hashable_count(attributes.get(EVENT_COUNT)))
 
 
 def record_key(record: LogRecord) -> Hashable | None:
@@ -36,7 +40,24 @@ def record_key(record: LogRecord) -> Hashable | None:
             count = kv.value
     if uid is None or uid.WhichOneof("value") != "string_value" or not uid.string_value:
         return None
-    return (uid.string_value, None if count is None else hashable_count(value_of(count)))
+    if _too_long(uid.string_value):
+        return None
+    return _key(uid.string_value, None if count is None else hashable_count(value_of(count)))
+
+
+def _key(uid: str, count: Hashable) -> Hashable | None:
+    if isinstance(count, str | bytes) and _too_long(count):
+        return None
+    return (uid, count)
+
+
+def _too_long(text: str | bytes) -> bool:
+    """Longer than :data:`MAX_KEY_BYTES` in UTF-8 (as the compiled core measures it)."""
+    if isinstance(text, bytes):
+        return len(text) > MAX_KEY_BYTES
+    if len(text) > MAX_KEY_BYTES:
+        return True
+    return not text.isascii() and len(text.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES
 
 
 def content_key(record: LogRecord) -> Hashable:
