@@ -12,11 +12,6 @@ is read before and after.
 from __future__ import annotations
 
 import gzip
-import json
-import os
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,17 +23,16 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValueList
 
 from otelkv.receive.body import JSON_OBJECT_COST, decode_json
 from otelkv.server import Service
-from tests.conftest import ROOT
 from tests.loki_sink import LokiSink
 from tests.otlp_requests import POOL
+from tests.serve_child import ServeChild
 
-ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
 HTTP = urllib3.PoolManager(retries=False)
 MiB = 1024 * 1024
 
 
-class Serving:
-    """``otelkv serve`` in a child process with default limits, forwarding to ``sink``."""
+class Serving(ServeChild):
+    """``otelkv serve`` with default limits, forwarding to ``sink``."""
 
     def __init__(self, tmp_path: Path, sink: LokiSink) -> None:
         config = tmp_path / "otelkv.yaml"
@@ -51,23 +45,8 @@ class Serving:
                 }
             )
         )
-        command = [sys.executable, "-m", "otelkv", "serve", "--config", str(config)]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            if '"otelkv serving"' in line:
-                self.http = f"http://127.0.0.1:{json.loads(line)['http_port']}/v1/logs"
-                break
-        else:
-            pytest.fail("otelkv serve did not start")
-        threading.Thread(target=self.process.stderr.read, daemon=True).start()
-
-    def status(self, field: str) -> int:
-        """A /proc/<pid>/status figure in bytes (VmRSS, VmHWM)."""
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-        raise AssertionError(field)
+        super().__init__(config)
+        self.http = f"http://127.0.0.1:{self.http_port}/v1/logs"
 
     def post(self, body: bytes, content_type: str, *, gzipped: bool = False) -> int:
         headers = {"Content-Type": content_type, **({"Content-Encoding": "gzip"} if gzipped else {})}
@@ -78,8 +57,7 @@ class Serving:
 def serving(tmp_path: Path, sink: LokiSink) -> Iterator[Serving]:
     child = Serving(tmp_path, sink)
     yield child
-    child.process.kill()
-    child.process.wait()
+    child.stop()
 
 
 def _good() -> bytes:

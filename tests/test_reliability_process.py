@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,28 +18,12 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from otelkv.server import Service
-from tests.conftest import ROOT, make_config
+from tests.conftest import make_config
 from tests.loki_sink import LokiSink
 from tests.reliability import Collector, numbered_events, requests_of, stored, wait_until
+from tests.serve_child import ServeChild as Child
 
-ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
 SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
-
-
-class Child:
-    """``otelkv serve --config`` in a child process, its ports read from its start-up log."""
-
-    def __init__(self, config_path: Path) -> None:
-        command = [sys.executable, "-m", "otelkv", "serve", "--config", str(config_path)]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            if '"otelkv serving"' in line:
-                self.grpc = f"127.0.0.1:{json.loads(line)['grpc_port']}"
-                break
-        else:
-            pytest.fail("otelkv serve did not start")
-        threading.Thread(target=self.process.stderr.read, daemon=True).start()  # keep the pipe drained
 
 
 def write_config(tmp_path: Path, sink_url: str, **delivery: Any) -> Path:
