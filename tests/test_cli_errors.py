@@ -44,6 +44,36 @@ BOMB = b"a: &a [x, x, x, x, x, x, x, x, x]\n" + b"".join(
     f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n".encode() for p, n in zip("abcdefgh", "bcdefghi", strict=True)
 )
 CASES = [
+    # issue 20: config values that routed data wrong or crashed, and error messages that misled
+    Case(
+        "a text key given a YAML 1.1 octal number",
+        ("check-config", "--offline", "{cfg}"),
+        "forward.tenant: must be text, got the number 83",
+        (("cfg", b"forward: {tenant: 0123}\n"),),
+    ),
+    Case(
+        "a superscript digit in a port",
+        ("check-config", "--offline", "{cfg}"),
+        "grpc_listen: must be HOST:PORT",
+        (("cfg", "grpc_listen: '0.0.0.0:\u00b2'\n".encode()),),
+    ),
+    Case(
+        "a superscript digit in a whole number",
+        ("check-config", "--offline", "{cfg}"),
+        "delivery.queue_max_records: must be a whole number",
+        (("cfg", "delivery: {queue_max_records: '\u00b2'}\n".encode()),),
+    ),
+    Case("a port out of range", ("serve", "--grpc-listen", "127.0.0.1:99999"), "port out of range (0-65535)"),
+    Case(
+        "a YAML alias loop",
+        ("check-config", "--offline", "{cfg}"),
+        "a YAML alias refers to a node that holds it",
+        (("cfg", b"a: &a [*a]\nlog_level: info\n"),),
+    ),
+    Case("a mistyped top-level flag", ("--versoin",), "unrecognized option --versoin"),
+    Case("a mistyped serve flag", ("serve", "--foward", "x"), "(see otelkv serve --help)"),
+    Case("dead-letter without an action", ("dead-letter",), "required: action (see"),
+    Case("an unknown log level", ("serve", "--log-level", "verbose"), "invalid choice: 'verbose'"),
     Case(
         "check-config on a binary file",
         ("check-config", "{bin}"),
@@ -429,3 +459,69 @@ JSON = st.recursive(
 def test_migrations_never_tracebacks_on_event_shaped_json(items: list[dict[str, object]], output: str) -> None:
     code, _, stderr = _run(["migrations", "--output", output], stdin=json.dumps({"items": items}).encode())
     _assert_one_clean_line(code, stderr)
+
+
+def test_a_missing_file_named_by_otelkv_config_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTELKV_CONFIG", "/nope.yaml")
+    code, _, stderr = _run(["check-config", "--offline", ""])  # no file given: the variable's is read
+    assert code == 2 and "OTELKV_CONFIG=/nope.yaml: cannot read" in stderr, stderr
+
+
+@pytest.mark.parametrize("spelling", ["warn", "WARN", "Warning", "DEBUG", "info", "Error"])
+def test_log_levels_take_the_collectors_spellings_in_any_case(spelling: str, tmp_path: Path) -> None:
+    path = tmp_path / "otelkv.yaml"
+    path.write_text(f"log_level: {spelling}\n")
+    loaded = config.load(path, environ={})
+    assert loaded.log_level == {"warn": "warning"}.get(spelling.lower(), spelling.lower())
+    assert config.load(environ={"OTELKV_LOG_LEVEL": spelling}).log_level == loaded.log_level
+    from otelkv.commands.parser import build_parser  # noqa: PLC0415
+
+    assert build_parser().parse_args(["serve", "--log-level", spelling]).log_level == spelling.lower()
+
+
+TEXT_KEYS = ["forward.tenant", "grpc_listen", "forward.endpoint", "enrich.service_name"]
+NUMBER_KEYS = ["delivery.queue_max_records", "enrich.max_migrations", "receive.grpc.workers"]
+
+
+@given(
+    key=st.sampled_from(TEXT_KEYS + NUMBER_KEYS),
+    value=st.text(max_size=12) | st.integers() | st.floats() | st.booleans() | st.none(),
+    where=st.sampled_from(["file", "environment"]),
+)
+def test_value_conversion_answers_every_value_with_a_value_or_one_config_error(
+    key: str, value: object, where: str
+) -> None:
+    """Hypothesis over the conversion of a value, from the file or from an OTELKV_* variable: a
+    value or a ConfigError naming the key, never another exception (``'\u00b2'.isdigit()`` was True)."""
+    environ: dict[str, str] = {}
+    data: dict[str, object] = {}
+    if where == "environment":
+        name = next((n for n, k in config.ENVIRONMENT.items() if k == key), None)
+        if name is None or not isinstance(value, str) or not value:
+            return
+        environ[name] = value
+    else:
+        node = data
+        *parents, last = key.split(".")
+        for parent in parents:
+            node = node.setdefault(parent, {})  # type: ignore[assignment]
+        node[last] = value
+    try:
+        loaded = config.load(environ=environ, overrides=_flatten(data))
+    except config.ConfigError:
+        return  # one error, naming a key (the bad-input table checks the wording)
+    got = loaded
+    for part in key.split("."):
+        got = getattr(got, part)
+    if key in TEXT_KEYS and value is not None:
+        assert isinstance(got, str)
+
+
+def _flatten(data: dict[str, object], prefix: str = "") -> dict[str, object]:
+    flat: dict[str, object] = {}
+    for name, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{name}."))
+        else:
+            flat[f"{prefix}{name}"] = value
+    return flat

@@ -53,4 +53,4 @@ def _width(tty: bool) -> int | None:
     if tty:
         return shutil.get_terminal_size().columns
     columns = os.environ.get("COLUMNS", "")
-    return int(columns) if columns.isdigit() else None
+    return int(columns) if columns.isascii() and columns.isdigit() else None

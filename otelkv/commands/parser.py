@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
@@ -17,7 +18,25 @@ __all__ = ["build_parser"]
 class _Parser(argparse.ArgumentParser):
     """argparse, with usage errors in one line (and still exit 2)."""
 
+    #: The subcommands' parsers by name (the top parser only), so that an error found by the top
+    #: parser about a subcommand's arguments points to that subcommand's help.
+    commands: dict[str, argparse.ArgumentParser]
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        words = list(sys.argv[1:] if args is None else args)
+        self._words = words
+        parsed, extras = self.parse_known_args(words, namespace)
+        if extras:
+            chosen = self.commands.get(getattr(parsed, "command", None) or "")
+            (chosen or self).error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
     def error(self, message: str) -> NoReturn:
+        if "required: COMMAND" in message:  # argparse names the missing command before a bad option
+            words = getattr(self, "_words", sys.argv[1:])
+            unknown = next((w for w in words if w.startswith("-") and w not in self._option_string_actions), None)
+            if unknown is not None:
+                message = f"unrecognized option {unknown}"
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
@@ -91,9 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="otelkv", description="KubeVirt live migrations, from Kubernetes Events to Grafana Loki.")
     parser.add_argument("--version", action=_Version, help="show the version and which enrichment core runs, and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.commands = {}
 
     def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
-        return commands.add_parser(name, help=summary, description=description, formatter_class=_Help)
+        made = commands.add_parser(name, help=summary, description=description, formatter_class=_Help)
+        parser.commands[name] = made
+        return made
 
     serve = command(
         "serve",
@@ -122,8 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tenant", help="X-Scope-OrgID sent to the target (default: forward.tenant, none)")
     serve.add_argument(
         "--log-level",
-        choices=["debug", "info", "warning", "error"],
-        help="log level of the JSON logs on stderr (default: log_level, info)",
+        type=str.lower,
+        choices=["debug", "info", "warn", "warning", "error"],
+        help="log level of the JSON logs on stderr, any case (default: log_level, info)",
     )
     serve.add_argument(
         "--admin-listen",
@@ -171,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
         "its target (a delivered one is deleted).",
     )
     dead.add_argument("action", choices=["list", "replay"], help="list them, or replay them")
-    dead.add_argument("ids", nargs="*", type=int, help="dead letters to replay (default: all)")
+    dead.add_argument("ids", nargs="*", type=int, default=None, help="dead letters to replay (default: all)")
     dead.add_argument(
         "--config", help="the serve configuration (its delivery.store_path and forward target; default: $OTELKV_CONFIG)"
     )

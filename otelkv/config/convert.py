@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import types
 from collections.abc import Mapping
-from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Final, Union, get_args, get_origin, get_type_hints
 
 from otelkv.config import notation
 from otelkv.errors import ConfigError
@@ -71,7 +71,7 @@ def _scalar(hint: type[Any], value: Any, key: str) -> Any:
     elif hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.strip().isdigit():
+        if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
             return int(value)
     elif hint is float:
         try:
@@ -84,6 +84,17 @@ def _scalar(hint: type[Any], value: Any, key: str) -> Any:
                 raise ConfigError(f"{key}: {error}") from None
         except OverflowError:
             raise ConfigError(f"{key}: must be a finite number, got {value!r}") from None
-    elif hint is str and isinstance(value, str | int | float) and not isinstance(value, bool):
-        return str(value)
-    raise ConfigError(f"{key}: must be {hint.__name__}, got {value!r}")
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            # YAML 1.1 reads 0123 as 83 and 1e3 as 1000.0: taking the number's text would route data
+            # to a tenant or address nobody wrote. Refused, with the way to keep it as written.
+            raise ConfigError(
+                f"{key}: must be text, got the number {value!r} (YAML read it as a number: quote the "
+                "value to keep it as written, e.g. '0123')"
+            )
+    raise ConfigError(f"{key}: must be {_KIND.get(hint, hint.__name__)}, got {value!r}")
+
+
+_KIND: Final = {str: "text", int: "a whole number", float: "a number", bool: "true or false"}

@@ -25,6 +25,9 @@ from otelkv.textfile import TextError, decode
 
 __all__ = ["CONFIG_FILE_ENV", "ENVIRONMENT", "expand", "load", "read_file", "to_dict"]
 
+#: Marks a node of the YAML being expanded (an alias that reaches it again is a loop).
+_EXPANDING: Final = object()
+
 #: Every environment variable otelkv reads, and the key it sets.
 ENVIRONMENT: Final[Mapping[str, str]] = {
     "OTELKV_GRPC_LISTEN": "grpc_listen",
@@ -58,10 +61,16 @@ def load(
     ``offline``: skip the checks that need this machine (``check-config --offline``).
     """
     environ = os.environ if environ is None else environ
+    from_environment = not path and bool(environ.get(CONFIG_FILE_ENV))
     path = path or environ.get(CONFIG_FILE_ENV) or None
     data: dict[str, Any] = {}
     if path is not None:
-        data = read_file(Path(path), environ, offline=offline)
+        try:
+            data = read_file(Path(path), environ, offline=offline)
+        except ConfigError as error:
+            if from_environment:  # say where the file's name came from
+                raise ConfigError(f"{CONFIG_FILE_ENV}={path}: {str(error).removeprefix(f'{path}: ')}") from None
+            raise
     sources: dict[str, str] = {}
     for name, key in ENVIRONMENT.items():
         if environ.get(name):
@@ -124,7 +133,11 @@ def expand(
     """
     seen = {} if seen is None else seen
     if isinstance(data, dict | list) and id(data) in seen:
+        if seen[id(data)] is _EXPANDING:  # an alias inside the node it names: YAML allows it, no config is one
+            raise ConfigError(f"{key.rstrip('.') or 'config'}: a YAML alias refers to a node that holds it (a loop)")
         return seen[id(data)]
+    if isinstance(data, dict | list):
+        seen[id(data)] = _EXPANDING
     result: Any = data
     if isinstance(data, dict):
         for name in data:

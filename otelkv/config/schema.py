@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass, field
+from typing import Final
 
 from otelkv.config.delivery import DeliveryConfig
 from otelkv.config.enrich import EnrichConfig
@@ -18,7 +19,10 @@ from otelkv.config.receive import ReceiveConfig
 from otelkv.config.values import Duration, MiB, Size, host_port, positive
 from otelkv.errors import ConfigError
 
-__all__ = ["Config"]
+__all__ = ["LOG_LEVELS", "Config"]
+
+#: The log levels, in any case, with the Collector's spellings (``warn``): each to otelkv's own.
+LOG_LEVELS: Final = {"debug": "debug", "info": "info", "warn": "warning", "warning": "warning", "error": "error"}
 
 
 def _otlp_metrics_missing() -> bool:
@@ -63,8 +67,10 @@ class Config:
         positive("max_message_bytes", self.max_message_bytes)
         positive("shutdown_grace_seconds", self.shutdown_grace_seconds)
         positive("unready_after_failing_seconds", self.unready_after_failing_seconds)
-        if self.log_level.lower() not in ("debug", "info", "warning", "error"):
-            raise ConfigError(f"log_level: must be debug, info, warning or error, got {self.log_level!r}")
+        level = LOG_LEVELS.get(self.log_level.strip().lower())
+        if level is None:
+            raise ConfigError(f"log_level: must be debug, info, warn (warning) or error, got {self.log_level!r}")
+        self.log_level = level  # one spelling from here on, whichever the user wrote
         if self.metrics_otlp_endpoint:
             host_port("metrics_otlp_endpoint", self.metrics_otlp_endpoint)
             if not offline and _otlp_metrics_missing():

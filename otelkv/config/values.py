@@ -28,8 +28,10 @@ def positive(key: str, value: float) -> None:
 def host_port(key: str, value: str) -> tuple[str, int]:
     """``HOST:PORT`` (or ``[v6]:PORT``) as a pair; ConfigError naming ``key`` when it is not one."""
     host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not sep or not (port.isascii() and port.isdigit()):
         raise ConfigError(f"{key}: must be HOST:PORT, got {value!r}")
+    if int(port) > 65535:
+        raise ConfigError(f"{key}: port out of range (0-65535), got {value!r}")
     return host.strip("[]"), int(port)
 
 

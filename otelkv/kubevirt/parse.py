@@ -255,7 +255,7 @@ def _read(found: _Found, kind: str | None, host: str | None, text: str, facts: _
             facts.source_node = host  # KubeVirt <= v1.5: the source handler records it
     facts.target_address = values.get("target_address") or _address_of(values.get("target_endpoint"))
     ports = values.get("target_ports")
-    if ports and all(p.isdigit() for p in ports.split(",")):
+    if ports and all(p.isascii() and p.isdigit() for p in ports.split(",")):
         facts.target_ports = tuple(int(p) for p in ports.split(","))
     if rule.failure == FROM_MESSAGE:
         facts.failure_reason = _EXTRA.sub("", text).strip() if found.complete else None
@@ -270,7 +270,7 @@ def _address_of(endpoint: str | None) -> str | None:
     if endpoint is None:
         return None
     host, sep, port = endpoint.rpartition(":")
-    if not sep or not port.isdigit():
+    if not sep or not (port.isascii() and port.isdigit()):
         return None
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
