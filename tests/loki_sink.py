@@ -21,7 +21,8 @@ No Loki binary can run here, so this double follows ``shared/FACTS.md`` §3 (Lok
 - Through the chart's gateway, bodies over ``max_body_bytes`` (4 MiB) get an HTML 413.
 
 Faults for tests: ``script`` answers the next requests with given statuses (and headers) before
-normal service resumes (status 0: reset the connection); ``delay`` sleeps before answering (and
+normal service resumes (status 0: reset the connection; ``cut``: store, then close half-way
+through the answer); ``delay`` sleeps before answering (and
 still stores: a client that timed out may have been served, as with a real slow Loki);
 :meth:`stop` takes the port down; a new sink on the same ``port`` brings it back.
 """
@@ -95,6 +96,9 @@ class Scripted:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     delay: float = 0.0
+    #: Answer normally (storing), but close the connection half-way through the status line:
+    #: the client never learns that the request was stored.
+    cut: bool = False
 
 
 class LokiSink:
@@ -127,6 +131,12 @@ class LokiSink:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 status, headers, answer = sink.handle(self.path, dict(self.headers.items()), body)
+                if status < 0:  # a scripted cut: part of the answer, then the connection closes
+                    self.wfile.write(f"HTTP/1.1 {-status} ".encode())
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 if status == 0:  # a scripted connection reset: no answer at all
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     self.close_connection = True
@@ -181,6 +191,12 @@ class LokiSink:
             time.sleep(scripted.delay)
         if scripted is not None and scripted.status is not None:
             return scripted.status, scripted.headers, scripted.body
+        if scripted is not None and scripted.cut:
+            status, headers, answer = self._answer(path, headers, body)
+            return -status, headers, answer
+        return self._answer(path, headers, body)
+
+    def _answer(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
         text = {"Content-Type": "text/plain; charset=utf-8"}
         if path != "/otlp/v1/logs":
             return 404, text, b"404 page not found\n"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from otelkv.config import RetryConfig
-from otelkv.delivery.store import Store
+from otelkv.delivery.store import DeadLettersFull, Store
 from otelkv.errors import QueueFull
 from otelkv.forward.retry import Backoff
 
@@ -60,17 +60,25 @@ def test_a_corrupt_entry_is_detected(tmp_path: Path) -> None:
 
 
 def test_dead_letters_are_kept_bounded_and_take_the_entry_off_the_queue(tmp_path: Path) -> None:
+    """Issue 18 item 3: at the bound a dead letter is refused (DeadLettersFull), never made room
+    for by evicting the oldest — the eviction lost 14,920 acknowledged records."""
     s = store(tmp_path, max_dead_letters=2)
     queued = s.put(b"q", 5)
     s.dead_letter(b"q", 5, "gave up", entry_id=queued)
     assert s.oldest() is None and s.stats()[:2] == (0, 0)
     s.dead_letter(b"b", 1, "refused")
-    s.dead_letter(b"c", 1, "refused again")
+    held = s.put(b"held", 3)
+    with pytest.raises(DeadLettersFull, match=r"dead_letter_max_entries 2"):
+        s.dead_letter(b"held", 3, "refused again", entry_id=held)
+    assert s.dead_letters_full == 1
+    assert [d.error for d in s.dead_letters()] == ["gave up", "refused"]  # nothing evicted
+    entry = s.oldest()
+    assert entry is not None and entry.id == held and s.stats()[:2] == (3, 4)  # the batch stays queued
     letters = s.dead_letters()
-    assert [d.error for d in letters] == ["refused", "refused again"] and s.dropped_dead_letters == 1
-    assert s.dead_letter_payload(letters[0].id) == b"b"
-    s.forget_dead_letter(letters[0].id)
-    assert [d.error for d in s.dead_letters()] == ["refused again"]
+    assert s.dead_letter_payload(letters[0].id) == b"q"
+    s.forget_dead_letter(letters[0].id)  # a replay makes room
+    s.dead_letter(b"held", 3, "refused again", entry_id=held)
+    assert [d.error for d in s.dead_letters()] == ["refused", "refused again"] and s.oldest() is None
     s.close()
     s.close()
 
@@ -86,13 +94,29 @@ def test_backoff_grows_is_capped_honours_the_hint_and_gives_up() -> None:
         waits.append(wait)
         now[0] += wait
     assert waits == [1, 2, 4, 4, 4]
-    assert backoff.next(hint=30) is None  # the hint would pass max_elapsed
+    assert now[0] == 15 and backoff.next() == 4
+    now[0] = 19
+    assert backoff.next() == 1  # the last wait ends at max_elapsed: the last attempt is made then
+    now[0] = 20.0
+    assert backoff.next() is None  # max_elapsed passed: given up
     now[0] = 0.0
     fresh = Backoff(config, clock=lambda: now[0], rand=lambda: 0.5)
-    assert fresh.next(hint=7) == 7  # the target's Retry-After is longer than our wait
+    assert fresh.next(hint=3) == 3  # the target's Retry-After is longer than our wait
     low = Backoff(config, clock=lambda: 0.0, rand=lambda: 0.0).next()
     high = Backoff(config, clock=lambda: 0.0, rand=lambda: 1.0).next()
     assert (low, high) == (0.5, 1.5)  # jitter bounds
+
+
+def test_a_retry_after_past_max_elapsed_is_a_pause_not_a_reason_to_give_up() -> None:
+    """Issue 18 item 3: ``Retry-After: 99999`` made ``next`` give up at once (the batch was
+    dead-lettered after one attempt); now the wait is cut to end at max_elapsed, and the last
+    attempt is made then (the queue sender also caps the hint at max_interval)."""
+    now = [0.0]
+    config = RetryConfig(initial_interval=1, max_interval=4, multiplier=2, jitter=0.5, max_elapsed=20)
+    backoff = Backoff(config, clock=lambda: now[0], rand=lambda: 0.5)
+    assert backoff.next(hint=99999) == 20
+    now[0] = 20
+    assert backoff.next(hint=99999) is None
 
 
 def test_dead_letter_cli_lists_and_replays(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
 from tabulate import tabulate
 
 from otelkv.config import Config, ConfigError, load
-from otelkv.delivery.store import Store
+from otelkv.delivery.store import Store, read_dead_letters
 from otelkv.errors import UserError
 from otelkv.forward.targets import make_forwarder
 from otelkv.otlp.decode import decode_protobuf  # deep records, as they were received
@@ -35,28 +36,36 @@ def _open(config: Config) -> Store:
 
 
 def list_dead_letters(config: Config) -> str:
-    """A table of the dead letters: id, when, records, bytes, why."""
-    store = _open(config)
+    """A table of the dead letters: id, when, records, bytes, why. Read without the store's lock,
+    so that it works beside a running ``otelkv serve`` (docs/reliability.md)."""
+    d = config.delivery
+    if not d.store_path:
+        raise ConfigError("delivery.store_path: not set, so there are no dead letters")
+    if not Path(d.store_path).is_file():
+        raise DeadLetterError(f"delivery.store_path: no store at {d.store_path!r} (has otelkv serve run with it?)")
     try:
-        rows = [
-            (
-                d.id,
-                datetime.fromtimestamp(d.failed, UTC).strftime("%Y-%m-%d %H:%M:%S"),
-                d.records,
-                d.bytes,
-                d.error[:100],
-            )
-            for d in store.dead_letters()
-        ]
-    finally:
-        store.close()
+        letters = read_dead_letters(d.store_path)
+    except sqlite3.Error as error:
+        raise DeadLetterError(f"delivery.store_path: cannot read dead letters in {d.store_path!r}: {error}") from None
+    rows = [
+        (
+            letter.id,
+            datetime.fromtimestamp(letter.failed, UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            letter.records,
+            letter.bytes,
+            letter.error[:100],
+        )
+        for letter in letters
+    ]
     return tabulate(rows, headers=["ID", "FAILED (UTC)", "RECORDS", "BYTES", "ERROR"]) + "\n"
 
 
 def replay_dead_letters(config: Config, ids: list[int] | None) -> tuple[int, int]:
     """Send dead letters (all, or ``ids``) to the configured target; delivered ones are deleted.
 
-    Returns (replayed, still failing). A letter the target refuses again stays.
+    Returns (replayed, still failing). A letter the target refuses again stays. It writes the
+    store, so it takes the store's lock: beside a running ``otelkv serve`` it stops with
+    :class:`~otelkv.delivery.files.StoreLocked` (exit 2, naming the holder's pid).
     """
     store = _open(config)
     letters = store.dead_letters()

@@ -33,6 +33,10 @@ def run(args: argparse.Namespace) -> int:
     flags = {key: flag for flag, key in SERVE_FLAGS.items()}
     cfg = config.load(args.config, overrides=overrides, flags=flags)
     logs.setup(cfg.log_level)
+    if cfg.delivery.store_path:  # another otelkv on this store: say that, before any port is tried
+        from otelkv.delivery.files import StoreLock  # noqa: PLC0415
+
+        StoreLock.check(cfg.delivery.store_path)
     preflight(cfg, flags=flags)
     try:
         service = Service(cfg)

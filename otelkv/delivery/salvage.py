@@ -17,15 +17,19 @@ import contextlib
 import json
 import os
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from otelkv.delivery.files import write_private
+
 #: SQLite's primary result codes for a damaged file.
 _DAMAGE_CODES: Final = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
-#: Rows copied per table at most, and the most ids probed past damaged pages (bounds the walk).
-_MAX_PROBES: Final = 1_000_000
+#: The most reads tried past damaged pages, per table (each probe doubles the ids it skips, so
+#: this bounds the walk, not the ids: a store whose ids pass 2**62 is still read to its end).
+_MAX_PROBES: Final = 10_000
 _TABLES: Final = {
     "queue": "id, enqueued, records, bytes, crc, payload",
     "dead_letters": "id, failed, records, bytes, error, payload",
@@ -100,30 +104,33 @@ class Salvaged:
 
 def salvage(damaged: str, into: sqlite3.Connection) -> Salvaged:
     """Copy every queued batch and dead letter readable in the file ``damaged`` into ``into``
-    (one transaction, ids kept). Rows on damaged pages are stepped over: after a failed read the
-    next ids are tried one by one, up to the highest id the file still names."""
+    (one transaction, ids kept), one row at a time: memory holds one payload, never the store.
+
+    Rows are read in id order; after a read fails (a damaged page), the ids past it are probed
+    with growing steps (1, 2, 4, … ids) until one reads, then the step is halved back down to the
+    first id that reads, so only the rows on the damaged pages are lost, whatever the ids are."""
     try:  # read-write, so that SQLite can read the file's WAL; a checkpoint on close keeps its content
         old = sqlite3.connect(damaged, isolation_level=None)
     except sqlite3.Error:
         return Salvaged()
-    copied: dict[str, list[tuple[Any, ...]]] = {}
-    try:
-        for table, columns in _TABLES.items():
-            copied[table] = list(_readable_rows(old, table, columns))
-    finally:
-        old.close()
+    counts = {"queue": [0, 0], "dead_letters": [0, 0]}
     into.execute("BEGIN IMMEDIATE")
     try:
-        for table, rows in copied.items():
-            marks = ", ".join("?" * len(_TABLES[table].split(",")))
-            into.executemany(f"INSERT OR IGNORE INTO {table} ({_TABLES[table]}) VALUES ({marks})", rows)
+        for table, columns in _TABLES.items():
+            marks = ", ".join("?" * len(columns.split(",")))
+            insert = f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({marks})"
+            for row in readable_rows(old, table, columns):
+                into.execute(insert, row)
+                counts[table][0] += 1
+                counts[table][1] += int(row[2])
         into.execute("COMMIT")
     except BaseException:
         with contextlib.suppress(sqlite3.Error):
             into.execute("ROLLBACK")
         raise
-    queue = copied.get("queue", [])
-    return Salvaged(len(queue), sum(int(row[2]) for row in queue), len(copied.get("dead_letters", [])))
+    finally:
+        old.close()
+    return Salvaged(counts["queue"][0], counts["queue"][1], counts["dead_letters"][0])
 
 
 def _highest_id(db: sqlite3.Connection, table: str) -> int:
@@ -137,24 +144,44 @@ def _highest_id(db: sqlite3.Connection, table: str) -> int:
     return 0
 
 
-def _readable_rows(db: sqlite3.Connection, table: str, columns: str) -> list[tuple[Any, ...]]:
-    rows: list[tuple[Any, ...]] = []
+def readable_rows(db: sqlite3.Connection, table: str, columns: str) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``table`` that can be read, in id order, streamed (see :func:`salvage`)."""
     highest = _highest_id(db, table)
-    after, probes = 0, 0
-    while probes < _MAX_PROBES:
+    probes = 0
+
+    def readable(after: int) -> bool:
+        nonlocal probes
+        probes += 1
         try:
-            row = db.execute(f"SELECT {columns} FROM {table} WHERE id > ? ORDER BY id LIMIT 1", (after,)).fetchone()
+            db.execute(f"SELECT {columns} FROM {table} WHERE id > ? ORDER BY id LIMIT 1", (after,)).fetchone()
         except sqlite3.Error:
-            if after >= highest:
-                break
-            after += 1  # step over the id on the damaged page
-            probes += 1
-            continue
-        if row is None:
-            break
-        rows.append(tuple(row))
-        after = int(row[0])
-    return rows
+            return False
+        return True
+
+    after = 0
+    while True:
+        try:
+            for row in db.execute(f"SELECT {columns} FROM {table} WHERE id > ? ORDER BY id", (after,)):
+                after = int(row[0])
+                yield tuple(row)
+            return
+        except sqlite3.Error:
+            pass
+        # ``after`` is the last id read; the read past it failed. Step over the damage, growing.
+        bad, step = after, 1
+        while not readable(after + step):
+            bad = after + step
+            if bad >= highest or probes >= _MAX_PROBES:
+                return
+            step *= 2
+        good = after + step
+        while good - bad > 1 and probes < _MAX_PROBES:  # back down to the first id past the damage
+            middle = (bad + good) // 2
+            if readable(middle):
+                good = middle
+            else:
+                bad = middle
+        after = good
 
 
 # -- the marker -----------------------------------------------------------------------------------
@@ -185,8 +212,6 @@ class Marker:
 
     def write(self, store: str) -> None:
         """Replace the marker atomically; a failure (a full disk) is ignored: it is a hint only."""
-        path = self.path_for(store)
-        temporary = path.with_name(path.name + ".tmp")
         data = {
             "generation": self.generation,
             "records": self.records,
@@ -195,5 +220,4 @@ class Marker:
             "written": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         with contextlib.suppress(OSError):
-            temporary.write_text(json.dumps(data) + "\n")
-            os.replace(temporary, path)
+            write_private(self.path_for(store), (json.dumps(data) + "\n").encode(), fsync=False)

@@ -5,6 +5,12 @@ target accepted it (or refused it for good: then it becomes a dead letter), or w
 passed ``retry.max_elapsed`` (a dead letter too). On stop the batch being retried stays queued
 for the next start.
 
+Nothing acknowledged is dropped here: when ``dead_letter_max_entries`` dead letters are kept, a
+batch that should become one stays at the head of the queue instead (a batch given up on is sent
+again every ``retry.max_interval``; one the target refused for good is not sent again, only its
+keeping is retried), so the queue fills and the collector feels the backpressure. The store
+counts and logs each refusal (:attr:`otelkv.delivery.store.Store.dead_letters_full`).
+
 The thread never dies: a store that cannot be read or written (a full disk) is retried with a
 short backoff (:data:`STORE_PAUSE`), counted and logged by the store. A batch the target took but
 whose removal cannot be written yet is not sent again: only its removal is retried, in this
@@ -23,7 +29,7 @@ from typing import Final, TypeVar
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from otelkv.config import RetryConfig
-from otelkv.delivery.store import Entry, Store
+from otelkv.delivery.store import DeadLettersFull, Entry, Store
 from otelkv.errors import Retryable, StoreUnavailable
 from otelkv.forward import Forwarder
 from otelkv.forward.retry import Backoff
@@ -141,6 +147,8 @@ class QueueSender:
                 if not isinstance(error, Retryable):
                     log.exception("forwarding queue entry %d failed unexpectedly", entry.id)
                 hint = error.retry_after if isinstance(error, Retryable) else None
+                if hint is not None:  # a throttling hint is a pause, asked again at max_interval
+                    hint = min(hint, self._retry.max_interval)
                 self._failures.failed(str(error) or type(error).__name__, entry=entry.id)
                 if backoff.attempts == 0:  # records, not attempts: a batch counts once
                     t.failed_records(entry.records, error)
@@ -148,12 +156,12 @@ class QueueSender:
                 wait = backoff.next(hint)
                 if wait is None:
                     reason = f"gave up after {backoff.attempts} attempts: {error}"
-                    log.error("queue entry %d: %s", entry.id, reason)
-                    if self._settled(
-                        partial(self._store.dead_letter, entry.payload, entry.records, reason, entry_id=entry.id)
-                    ):
-                        t.dead_letters.add(entry.records)
-                    return
+                    kept = self._keep(entry, entry.payload, entry.records, reason)
+                    if kept is not False:  # kept (or stopping: the batch stays queued)
+                        if kept:
+                            log.error("queue entry %d: %s", entry.id, reason)
+                        return
+                    wait = self._retry.max_interval  # dead letters full: held, and sent again
                 self._stop.wait(wait)
                 continue
             finally:
@@ -161,19 +169,47 @@ class QueueSender:
             self._failures.recovered()
             self._health.succeeded()
             if delivery.rejected >= entry.records:
-                if self._settled(
-                    partial(self._store.dead_letter, entry.payload, entry.records, delivery.message, entry_id=entry.id)
-                ):
-                    t.dead_letters.add(entry.records)
                 t.rejected_records(entry.records, delivery.error_type)
                 log.warning("target refused queue entry %d: %s", entry.id, delivery.message)
-            else:  # delivered: only its removal is retried from here on, never the sending
+                self._hold_until_kept(entry, entry.payload, entry.records, delivery.message)
+                return
+            # delivered: from here on only its removal is retried (or the keeping of what the
+            # target refused whole, a 413'd part, with it), never the sending
+            if delivery.rejected and delivery.refused is not None:
+                refused = delivery.refused
+                self._hold_until_kept(entry, refused.payload, refused.records, delivery.message)
+            else:
                 self._settle(partial(self._store.remove, entry.id))
-                t.forwarded.add(entry.records - delivery.rejected)
-                if delivery.rejected:
-                    t.rejected_records(delivery.rejected, delivery.error_type)
-                    log.warning("target refused %d records: %s", delivery.rejected, delivery.message)
+            t.forwarded.add(entry.records - delivery.rejected)
+            if delivery.rejected:
+                t.rejected_records(delivery.rejected, delivery.error_type)
+                log.warning("target refused %d records: %s", delivery.rejected, delivery.message)
             return
+
+    def _keep(self, entry: Entry, payload: bytes, records: int, reason: str) -> bool | None:
+        """Make ``payload`` a dead letter and take ``entry`` off the queue, in one transaction
+        (retried while the store cannot be written). True once kept, False when the dead letters
+        are full (the store counts and logs it; the entry stays queued), None if stopped first."""
+
+        def attempt() -> bool:
+            try:
+                self._store.dead_letter(payload, records, reason, entry_id=entry.id)
+            except DeadLettersFull:
+                return False
+            return True
+
+        kept = self._settle(attempt)
+        if kept:
+            self._telemetry.dead_letters.add(records)
+        return kept
+
+    def _hold_until_kept(self, entry: Entry, payload: bytes, records: int, reason: str) -> None:
+        """Keep a batch (or the part of it) the target refused for good: it is not sent again, and
+        while the dead letters are full it stays queued, tried every ``retry.max_interval``, until
+        there is room (a replay) or otelkv stops (then the next start sends it again)."""
+        while self._keep(entry, payload, records, reason) is False:
+            if self._stop.wait(self._retry.max_interval):
+                return
 
 
 class _Pause:

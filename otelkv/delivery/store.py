@@ -10,11 +10,16 @@ A write that fails (a full disk: ``database or disk is full``; an I/O error) rai
 :class:`StoreUnavailable`, a :class:`Retryable`: nothing is acknowledged, the collector keeps the
 data and retries. The failure is counted (:attr:`Store.errors`), logged once a streak (then
 rate-limited), and :meth:`Store.refusing` says so to readiness until a write succeeds again.
+
+The dead letters are bounded by ``max_dead_letters`` and never evicted: at the bound a new one is
+refused with :class:`DeadLettersFull` (counted in :attr:`Store.dead_letters_full`, logged once a
+streak), and the sender keeps its batch in the queue instead (docs/reliability.md).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 import time
 import zlib
@@ -23,9 +28,17 @@ from pathlib import Path
 
 from otelkv.delivery import salvage
 from otelkv.delivery.store_file import MARK_EVERY, StoreFile
-from otelkv.errors import QueueFull
+from otelkv.errors import QueueFull, StoreUnavailable
+from otelkv.telemetry.streak import FailureStreak
 
-__all__ = ["DeadLetter", "Entry", "Store"]
+__all__ = ["DeadLetter", "DeadLettersFull", "Entry", "Store", "read_dead_letters"]
+
+log = logging.getLogger(__name__)
+
+
+class DeadLettersFull(StoreUnavailable):
+    """``dead_letter_max_entries`` dead letters are kept: no room for another until some are
+    replayed. Nothing is evicted; the caller keeps the batch (the queue sender holds it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +80,12 @@ class Store(StoreFile):
         self._max_records = max_records
         self._max_dead = max_dead_letters
         self.corrupt = 0
-        self.dropped_dead_letters = 0
+        #: Dead letters refused because ``max_dead_letters`` were kept (never evicted instead).
+        self.dead_letters_full = 0
         super().__init__(path, durable=durable, retry_after=retry_after)
+        self._full_streak = FailureStreak(
+            log, f"keeping dead letters in {self.path} (dead_letter_max_entries {max_dead_letters} reached)"
+        )
 
     # -- the queue ---------------------------------------------------------------------------------
 
@@ -98,6 +115,7 @@ class Store(StoreFile):
             entry_id = self._run("put", insert, write=True)
             self._records += records
             self._bytes += len(payload)
+            self._batches += 1
             self._arrived.notify_all()
             self._mark(every=MARK_EVERY)
             return entry_id
@@ -132,6 +150,7 @@ class Store(StoreFile):
             if row is not None:
                 self._records -= row[0]
                 self._bytes -= row[1]
+                self._batches -= 1
             self._mark(every=MARK_EVERY)
 
     def wait(self, timeout: float) -> None:
@@ -177,52 +196,66 @@ class Store(StoreFile):
     # -- dead letters --------------------------------------------------------------------------
 
     def dead_letter(self, payload: bytes, records: int, error: str, *, entry_id: int | None = None) -> None:
-        """Keep a batch that was given up on (and take it off the queue, if it came from there)."""
-        with self._lock:
-            removed, dropped = self._run(
-                "dead_letter", lambda: self._dead_letter(payload, records, error, entry_id), write=True
-            )
-            self._records -= removed[0]
-            self._bytes -= removed[1]
-            self.dropped_dead_letters += dropped
+        """Keep a batch that was given up on (and take it off the queue, if it came from there).
 
-    def _dead_letter(
-        self,
-        payload: bytes,
-        records: int,
-        error: str,
-        entry_id: int | None,
-    ) -> tuple[tuple[int, int], int]:
-        """One transaction: the dead letter in, the entry out, the oldest beyond the bound gone."""
+        Raises :class:`DeadLettersFull` when ``max_dead_letters`` are kept: nothing is evicted, the
+        entry stays queued; :class:`StoreUnavailable` when the store cannot be written."""
+        with self._lock:
+            if self._dead >= self._max_dead:
+                self.dead_letters_full += 1
+                self._full_streak.failed(f"{self._dead} dead letters kept; replay or delete some")
+                raise DeadLettersFull(
+                    f"dead letters full ({self._dead} kept, delivery.dead_letter_max_entries {self._max_dead}): "
+                    "replay them with `otelkv dead-letter replay`",
+                    retry_after=self._retry_after,
+                )
+            removed = self._run("dead_letter", lambda: self._dead_letter(payload, records, error, entry_id), write=True)
+            self._dead += 1
+            if removed is not None:
+                self._records -= removed[0]
+                self._bytes -= removed[1]
+                self._batches -= 1
+            self._full_streak.recovered()
+            self._mark(every=MARK_EVERY)
+
+    def _dead_letter(self, payload: bytes, records: int, error: str, entry_id: int | None) -> tuple[int, int] | None:
+        """One transaction: the dead letter in, the entry (if queued) out; the entry's size."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
             self._db.execute(
                 "INSERT INTO dead_letters (failed, records, bytes, error, payload) VALUES (?, ?, ?, ?, ?)",
                 (time.time(), records, len(payload), error, payload),
             )
-            removed = (0, 0)
+            removed = None
             if entry_id is not None:
                 row = self._db.execute("SELECT records, bytes FROM queue WHERE id = ?", (entry_id,)).fetchone()
                 if row is not None:
                     self._db.execute("DELETE FROM queue WHERE id = ?", (entry_id,))
-                    removed = (row[0], row[1])
-            over = self._db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0] - self._max_dead
-            if over > 0:  # bounded: the oldest go, counted
-                self._db.execute(
-                    "DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters ORDER BY id LIMIT ?)", (over,)
-                )
+                    removed = (int(row[0]), int(row[1]))
             self._db.execute("COMMIT")
         except BaseException:
             if self._db.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
             raise
-        return removed, max(0, over)
+        return removed
 
     def skip_corrupt(self, entry: Entry) -> None:
         """Move an entry that fails its CRC or no longer decodes to the dead letters, counted (once,
-        however often a full disk makes the move fail)."""
-        self.dead_letter(entry.payload, entry.records, "corrupt queue entry", entry_id=entry.id)
+        however often a full disk makes the move fail). With the dead letters full it is deleted
+        instead, logged at error: it can never be delivered, and holding it would stop the queue
+        behind it (the one loss docs/reliability.md names)."""
+        try:
+            self.dead_letter(entry.payload, entry.records, "corrupt queue entry", entry_id=entry.id)
+        except DeadLettersFull:
+            self.remove(entry.id)
+            log.error(
+                "queue entry %d is corrupt and the dead letters are full: deleted (%d records, %d bytes)",
+                entry.id,
+                entry.records,
+                len(entry.payload),
+                extra={"store": self.path},
+            )
         self.corrupt += 1
 
     def dead_letters(self) -> list[DeadLetter]:
@@ -248,6 +281,21 @@ class Store(StoreFile):
     def forget_dead_letter(self, letter_id: int) -> None:
         """Delete one dead letter (after it was replayed)."""
         with self._lock:
-            self._run(
+            cursor = self._run(
                 "forget", lambda: self._db.execute("DELETE FROM dead_letters WHERE id = ?", (letter_id,)), write=True
             )
+            self._dead -= max(0, cursor.rowcount)
+            self._mark(every=MARK_EVERY)
+
+
+def read_dead_letters(path: str) -> list[DeadLetter]:
+    """The dead letters of the store at ``path``, oldest first, read without taking the store's
+    lock (``otelkv dead-letter list`` beside a running ``serve``): a read-only connection, which
+    in WAL mode sees the last committed state and never blocks or changes the writer's file.
+    Raises :class:`sqlite3.Error` when the file cannot be read as a store."""
+    db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT id, failed, records, bytes, error FROM dead_letters ORDER BY id").fetchall()
+    finally:
+        db.close()
+    return [DeadLetter(*row) for row in rows]

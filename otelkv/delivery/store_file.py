@@ -2,7 +2,12 @@
 damaged file set aside and replaced by a fresh one holding what could be read of it
 (:mod:`otelkv.delivery.salvage`), a marker beside it that tells a store emptied behind otelkv's
 back from a new one, and every read and write run through one place that counts failures and
-turns a failed write into :class:`~otelkv.errors.StoreUnavailable`.
+turns a failed write into :class:`~otelkv.errors.StoreUnavailable`. The store is locked for the
+life of the object (:class:`otelkv.delivery.files.StoreLock`: one process per store) and its
+files are ``0600``.
+
+The counts (records, bytes, batches, dead letters) are read once at open and then kept as
+batches come and go, so the marker never counts rows under the lock.
 
 :class:`otelkv.delivery.store.Store` builds the queue and the dead letters on it.
 """
@@ -20,6 +25,7 @@ from pathlib import Path
 from typing import Final, TypeVar
 
 from otelkv.delivery import salvage
+from otelkv.delivery.files import StoreLock, create_private
 from otelkv.delivery.salvage import is_damage
 from otelkv.errors import StoreUnavailable
 from otelkv.telemetry.streak import FailureStreak
@@ -28,7 +34,10 @@ __all__ = ["MARK_EVERY", "StoreFile"]
 
 log = logging.getLogger("otelkv.delivery.store")
 _T = TypeVar("_T")
-_COUNTS: Final = "SELECT COALESCE(SUM(records), 0), COALESCE(SUM(bytes), 0) FROM queue"
+_COUNTS: Final = (
+    "SELECT COALESCE(SUM(records), 0), COALESCE(SUM(bytes), 0), COUNT(*), "
+    "(SELECT COUNT(*) FROM dead_letters) FROM queue"
+)
 #: Seconds between two writes of the marker while batches come and go.
 MARK_EVERY: Final = 5.0
 
@@ -71,10 +80,18 @@ class StoreFile:
         durable: bool = True,
         retry_after: float = 5.0,
     ) -> None:
-        self.path = str(path)
-        self._lock = threading.Lock()
         self._durable = durable
         self._retry_after = retry_after
+        self.path = str(path)
+        self._file_lock = StoreLock(self.path)  # first: raises StoreLocked while another process has it
+        try:
+            self._start()
+        except BaseException:
+            self._file_lock.release(remove=True)
+            raise
+
+    def _start(self) -> None:
+        self._lock = threading.Lock()
         #: Failed reads and writes of the database (a full disk, an I/O error), counted.
         self.errors = 0
         #: Damaged stores set aside, and stores found new where the marker expected records.
@@ -86,7 +103,7 @@ class StoreFile:
         self._arrived = threading.Condition(self._lock)
         self._generation = ""
         self._marked = 0.0
-        self._records = self._bytes = 0
+        self._records = self._bytes = self._batches = self._dead = 0
         #: The connection was closed by a replacement that failed half-way: open again first.
         self._closed = False
         try:
@@ -118,6 +135,7 @@ class StoreFile:
     def _open(self, path: str, *, check: bool) -> sqlite3.Connection:
         """Connect, make the schema, learn the generation and the counts; with ``check``, check the
         pages first and compare a new store with the marker (a replacement after damage is not)."""
+        create_private(path)  # SQLite gives -wal and -shm the database file's mode
         db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode=WAL")
@@ -134,11 +152,11 @@ class StoreFile:
                 db.execute("INSERT INTO meta (key, value) VALUES ('generation', ?)", (self._generation,))
             else:
                 self._generation = str(row[0])
-            records, size = db.execute(_COUNTS).fetchone()
+            counts = db.execute(_COUNTS).fetchone()
         except BaseException:
             db.close()
             raise
-        self._records, self._bytes = int(records), int(size)
+        self._records, self._bytes, self._batches, self._dead = (int(n) for n in counts)
         return db
 
     def _expected_but_new(self) -> None:
@@ -210,12 +228,7 @@ class StoreFile:
         if self._marked and now - self._marked < every:
             return
         self._marked = now
-        try:
-            batches = self._db.execute("SELECT COUNT(*) FROM queue").fetchone()[0]
-            dead = self._db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0]
-        except sqlite3.Error:  # a hint only: the next read or write meets the trouble and handles it
-            return
-        salvage.Marker(self._generation, self._records, int(batches), int(dead)).write(self.path)
+        salvage.Marker(self._generation, self._records, self._batches, self._dead).write(self.path)
 
     def _run(self, operation: str, action: Callable[[], _T], *, write: bool = False) -> _T:
         """Run a read or write (the lock held). A damaged store is replaced once and the action run
@@ -258,5 +271,7 @@ class StoreFile:
     def close(self) -> None:
         """Write the marker, close the database; safe twice."""
         with self._lock:
-            self._mark()
-            self._db.close()
+            if self._file_lock.held:
+                self._mark()
+                self._db.close()
+            self._file_lock.release()

@@ -25,22 +25,27 @@ __all__ = ["Delivery", "Encoded", "Forwarder", "Redactor", "Request", "count_rec
 
 
 @dataclass(frozen=True, slots=True)
-class Delivery:
-    """The target took the request; ``rejected`` records of it were refused, with ``message``, and
-    ``error_type`` (a status like ``400``, a gRPC code name, ``partial_success``) for metrics."""
-
-    rejected: int = 0
-    message: str = ""
-    error_type: str = ""
-
-
-@dataclass(frozen=True, slots=True)
 class Encoded:
     """A request already serialized (the native core writes one), and how many records it holds:
     sent as it is, decoded only by a target that needs the message."""
 
     payload: bytes
     records: int
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """The target took the request; ``rejected`` records of it were refused, with ``message``, and
+    ``error_type`` (a status like ``400``, a gRPC code name, ``partial_success``) for metrics.
+
+    ``refused``: when the target took part of the request and refused the rest whole (a 413 for
+    one resource after the request was split), the refused records as a request of their own, so
+    that they can be kept as a dead letter and replayed; None when the target did not say which."""
+
+    rejected: int = 0
+    message: str = ""
+    error_type: str = ""
+    refused: Encoded | None = None
 
 
 #: What a forwarder sends: a request as a message, or on the wire.

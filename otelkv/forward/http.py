@@ -34,7 +34,7 @@ from urllib3.exceptions import HTTPError, InsecureRequestWarning
 from otelkv import __version__
 from otelkv.errors import Retryable
 
-from . import Delivery, Redactor, Request, count_records, message, wire
+from . import Delivery, Encoded, Redactor, Request, count_records, message, wire
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,8 @@ class HttpForwarder:
         A 413 (the gateway's body limit) splits the request in halves and sends each, down to
         single resources; only a single resource too large for the target is reported rejected.
         If a later half then fails, the collector's retry re-sends the halves already stored
-        (at-least-once). ``timeout`` bounds all of it: the halves share what is left of it.
+        (at-least-once). ``timeout`` bounds all of it: the halves share what is left of it. The
+        parts refused whole come back in :attr:`Delivery.refused`, to be kept as a dead letter.
         """
         return self._send(request, time.monotonic() + timeout)
 
@@ -121,7 +122,14 @@ class HttpForwarder:
         done = [self._send(part, deadline) for part in parts]
         rejected = sum(d.rejected for d in done)
         kinds = sorted({d.error_type for d in done if d.error_type})
-        return Delivery(rejected, "; ".join(d.message for d in done if d.message), ",".join(kinds))
+        refused = [r for r in map(_refused, parts, done) if r is not None]
+        return Delivery(
+            rejected,
+            "; ".join(d.message for d in done if d.message),
+            ",".join(kinds),
+            # serialized requests concatenated are one request holding all their resources
+            Encoded(b"".join(r.payload for r in refused), sum(r.records for r in refused)) if refused else None,
+        )
 
     def _post(self, request: Request, timeout: float) -> tuple[int, Delivery]:
         body = wire(request)
@@ -196,6 +204,17 @@ def classify(
         summary = f"{first} … {found.group(0)}" if found and found.group(0) not in first else first
         return Delivery(rejected, f"{url} answered 400: {summary}", "400")
     return Delivery(records, f"{url} answered {status}: {text[:300]}", str(status))
+
+
+def _refused(part: ExportLogsServiceRequest, delivery: Delivery) -> Encoded | None:
+    """The records of ``part`` refused for good that can be kept as they were: all of it when the
+    target refused it whole, what its own halves refused otherwise (None if it did not say)."""
+    if delivery.refused is not None:
+        return delivery.refused
+    records = count_records(part)
+    if delivery.rejected and delivery.rejected >= records:
+        return Encoded(part.SerializeToString(), records)
+    return None
 
 
 def retry_after(value: str | None) -> float | None:

@@ -12,8 +12,13 @@ class Backoff:
     """The waits between attempts of one batch.
 
     ``next(hint)`` returns how long to wait before the next attempt — the jittered exponential
-    interval, or the target's ``Retry-After`` hint when that is longer — or None once waiting
-    would pass ``max_elapsed`` since the first attempt: then the batch is given up (dead-lettered).
+    interval, or the target's ``Retry-After`` hint when that is longer — or None once
+    ``max_elapsed`` has passed since the first attempt: then the batch is given up
+    (dead-lettered). A wait that would pass ``max_elapsed`` is cut to end there, so that the last
+    attempt is made then: a throttling hint is a pause, never a reason to give up at once (a
+    ``Retry-After: 99999`` dead-lettered every batch after one attempt, issue 18 item 3). The
+    queue sender also caps the hint at ``max_interval`` (it asks again, as after a 503); sync
+    mode compares the hint with its answer budget and passes it on to the collector.
     """
 
     def __init__(
@@ -37,6 +42,7 @@ class Backoff:
         jittered = self._interval * (1 - c.jitter + 2 * c.jitter * self._rand())
         self._interval = min(self._interval * c.multiplier, c.max_interval)
         wait = max(jittered, hint or 0.0)
-        if self._clock() + wait - self._started > c.max_elapsed:
+        left = c.max_elapsed - (self._clock() - self._started)
+        if left <= 0:
             return None
-        return wait
+        return min(wait, left)

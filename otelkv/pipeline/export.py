@@ -154,13 +154,20 @@ class Pipeline:
         if delivery.rejected or delivery.message:
             t.rejected_records(delivery.rejected, delivery.error_type)
             log.warning("target %s refused %d records: %s", self.forwarder.target, delivery.rejected, delivery.message)
-        if self.store is not None and delivery.rejected >= result.forwarded:  # refused whole: keep it
+        if self.store is None or not delivery.rejected:
+            return delivery
+        kept = None
+        if delivery.rejected >= result.forwarded:  # refused whole: keep it
+            kept = (result.payload, result.forwarded)
+        elif delivery.refused is not None:  # a part refused whole (a 413 after a split): keep that part
+            kept = (delivery.refused.payload, delivery.refused.records)
+        if kept is not None:
             try:
-                self.store.dead_letter(result.payload, result.forwarded, delivery.message)
-            except StoreUnavailable:  # counted and logged by the store; the client's answer stands
+                self.store.dead_letter(kept[0], kept[1], delivery.message)
+            except StoreUnavailable:  # counted and logged by the store (dead letters full too); the answer stands
                 pass
             else:
-                t.dead_letters.add(result.forwarded)
+                t.dead_letters.add(kept[1])
         return delivery
 
     def _send_within_budget(self, request: Request) -> Delivery:

@@ -24,6 +24,7 @@ class QueueGauges(Protocol):
     corrupt: int
     errors: int
     damaged: int
+    dead_letters_full: int
 
     def stats(self) -> tuple[int, int, float | None]:
         """Records and bytes queued, and the oldest entry's time (or None)."""
@@ -167,6 +168,16 @@ class Telemetry:
         m.create_observable_counter("otelkv.queue.corrupt", [corrupt], "{entry}", "Corrupt queue entries skipped")
         m.create_observable_counter(
             "otelkv.queue.store_errors", [errors], "{error}", "Failed reads and writes of the store (disk full, I/O)"
+        )
+
+        def dead_letters_full(_: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(store.dead_letters_full)]
+
+        m.create_observable_counter(
+            "otelkv.queue.dead_letters_full",
+            [dead_letters_full],
+            "{refusal}",
+            "Dead letters refused because delivery.dead_letter_max_entries were kept: the batch stayed queued",
         )
         m.create_observable_counter(
             "otelkv.queue.damaged",
