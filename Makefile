@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 RUNTIME := $(VENV)/.runtime
 LOGQL := tests/logql/node_modules/.installed
 
-.PHONY: demo test test-long soak lint bench docs clean audit lock
+.PHONY: demo test test-long soak hostile lint bench docs clean audit lock
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -51,6 +51,10 @@ test-long: $(STAMP) $(CORE) $(LOGQL)
 ## soak: the fault-injection suite with ten times the records
 soak: $(STAMP) $(CORE) $(LOGQL)
 	OTELKV_SOAK=1 $(BIN)/python -m pytest tests/test_reliability.py tests/test_reliability_process.py tests/test_real_collector.py
+
+## hostile: the adversarial suite (tests/hostile) at full length: each attack ~20 s, more connections
+hostile: $(STAMP) $(CORE)
+	OTELKV_HOSTILE=full $(BIN)/python -m pytest -m hostile -s
 
 lint: $(STAMP)
 	$(BIN)/ruff check otelkv tests bench examples setup.py
