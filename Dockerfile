@@ -43,10 +43,12 @@ ENV PATH=/opt/otelkv/bin:$PATH \
 VOLUME ["/var/lib/otelkv", "/tmp"]
 WORKDIR /var/lib/otelkv
 USER 10001:10001
-# OTLP/gRPC, and OTLP/HTTP + /healthz + /readyz + /metrics (otelkv's defaults; with
+# OTLP/gRPC, and OTLP/HTTP + /healthz + /readyz + /metrics (otelkv's ports; with
 # --admin-listen the health and metrics move to that port: override the HEALTHCHECK then).
 EXPOSE 4319 4320
 HEALTHCHECK --interval=30s --timeout=3s --start-period=5s --retries=3 \
   CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:4320/healthz', timeout=2).status != 200)"]
 ENTRYPOINT ["otelkv"]
-CMD ["serve"]
+# otelkv listens on 127.0.0.1 unless told otherwise; in a container that is unreachable, so the
+# image's command says 0.0.0.0 (`docker run -p 4319:4319` works; docs/security.md: add TLS/a token).
+CMD ["serve", "--grpc-listen=0.0.0.0:4319", "--http-listen=0.0.0.0:4320"]

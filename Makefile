@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 RUNTIME := $(VENV)/.runtime
 LOGQL := tests/logql/node_modules/.installed
 
-.PHONY: demo test test-long soak sanitize lint bench docs clean audit lock
+.PHONY: demo test test-long soak sanitize hostile lint bench docs clean audit lock
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -73,6 +73,11 @@ sanitize: $(STAMP)
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  HYPOTHESIS_PROFILE=ci WIRE_FUZZ_MUTANTS=200000 \
 	  $(BIN)/python -m pytest --capture=sys -p tests.sanitized_core --sanitized-core $(SANITIZE)/lib $(SANITIZE_TESTS)
+
+## hostile: the adversarial suite (every test marked hostile: tests/hostile, delivery, memory) at full
+## length: each attack ~20 s, more connections (make test runs them short)
+hostile: $(STAMP) $(CORE)
+	OTELKV_HOSTILE=full $(BIN)/python -m pytest -m hostile -s
 
 lint: $(STAMP)
 	$(BIN)/ruff check otelkv tests bench examples setup.py

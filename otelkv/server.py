@@ -147,10 +147,13 @@ class Service:
         self.telemetry.observe_refusals(
             lambda: {"busy": self.pipeline.inflight.refused, **by_store}, lambda: closed_connections(listeners)
         )
+        # who may write: a token, or a client certificate (mTLS); TLS alone proves no identity
+        self._auth = "bearer token" if auth else "mTLS" if tls and tls.mutual else "none"
+        self._tls = ("mTLS" if tls.mutual else "TLS") if tls else "off"
         self._open = [
             key
             for key in ("grpc_listen", "http_listen")
-            if not tls and not auth and not is_loopback(getattr(config, key))
+            if self._auth == "none" and not is_loopback(getattr(config, key))
         ]
         self.grpc_port = self._grpc.port
         self.http_port = self._http.port
@@ -169,14 +172,19 @@ class Service:
             self.tracker.start_saver()
         for key in self._open:
             log.warning(
-                "%s %s is reachable beyond this host without TLS or a bearer token: anyone who reaches "
-                "it writes into the target (docs/security.md)",
+                "%s %s is reachable beyond this host without a bearer token or client certificates: "
+                "anyone who reaches it writes into the target and can spend its memory (docs/security.md)",
                 key,
                 getattr(self.config, key),
             )
         log.info(
             "otelkv serving",
             extra={
+                "grpc_listen": self.config.grpc_listen,
+                "http_listen": self.config.http_listen,
+                "admin_listen": self.config.admin_listen,
+                "auth": self._auth,
+                "tls": self._tls,
                 "grpc_port": self.grpc_port,
                 "http_port": self.http_port,
                 "admin_port": self.admin_port,

@@ -61,7 +61,14 @@ def test_image_is_slim_non_root_and_exposes_the_default_ports() -> None:
     user = ops["USER"].split(":")[0]
     assert user.isdigit() and int(user) != 0
     assert sorted(int(p) for p in ops["EXPOSE"].split()) == sorted([GRPC_PORT, HTTP_PORT])
-    assert yaml.safe_load(ops["ENTRYPOINT"]) == ["otelkv"] and yaml.safe_load(ops["CMD"]) == ["serve"]
+    assert yaml.safe_load(ops["ENTRYPOINT"]) == ["otelkv"]
+    # otelkv's own default is loopback: the image's command must listen on every address, on the
+    # exposed ports, or `docker run -p` reaches nothing
+    assert yaml.safe_load(ops["CMD"]) == [
+        "serve",
+        f"--grpc-listen=0.0.0.0:{GRPC_PORT}",
+        f"--http-listen=0.0.0.0:{HTTP_PORT}",
+    ]
     assert not any(op == "RUN" and re.search(r"apt-get|gcc|build-essential", args) for op, args in stage)
     assert any(op == "COPY" and "--from=build" in args for op, args in stage)
 

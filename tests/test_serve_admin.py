@@ -112,5 +112,5 @@ def test_an_open_listener_is_warned_about(sink: LokiSink, caplog: pytest.LogCapt
     svc.start()
     svc.stop(0.5)
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any("grpc_listen 0.0.0.0:0" in m and "without TLS or a bearer token" in m for m in warned)
+    assert any("grpc_listen 0.0.0.0:0" in m and "without a bearer token or client certificates" in m for m in warned)
     assert not any("http_listen" in m for m in warned)  # 127.0.0.1: no warning

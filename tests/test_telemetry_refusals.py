@@ -46,7 +46,13 @@ def stack() -> Iterator[ExitStack]:
 def test_refusal_counters_exist_from_the_start_at_zero_with_their_attributes(sink: LokiSink) -> None:
     svc = Service(make_config(sink.url))
     try:
-        assert metrics(svc) == {f"requests{BUSY}": 0.0, f"connections{LIMIT}": 0.0, f"connections{HEADER_TIMEOUT}": 0.0}
+        tls = ('{reason="tls_handshake"}', '{reason="handshake_limit"}')
+        assert metrics(svc) == {
+            f"requests{BUSY}": 0.0,
+            f"connections{LIMIT}": 0.0,
+            f"connections{HEADER_TIMEOUT}": 0.0,
+            **{f"connections{reason}": 0.0 for reason in tls},
+        }
     finally:
         svc.stop(0)
 

@@ -39,6 +39,8 @@ class ReceiveGRPCConfig:
     max_concurrent_streams: int = 16
     #: Open connections; beyond it a new one is closed at once.
     max_connections: int = 256
+    #: Seconds for a new connection's TLS and HTTP/2 preface; a connection that says nothing is closed.
+    handshake_timeout: Duration = 5.0
     #: Seconds without a call before a connection is closed (GOAWAY); 0: never.
     max_connection_idle: Duration = 300.0
     #: Seconds before a connection is asked to reconnect (spreads clients over replicas); 0: never.
@@ -91,7 +93,7 @@ class ReceiveConfig:
             positive(f"receive.http.{key}", getattr(h, key))
         if h.max_request_body_size is not None:
             positive("receive.http.max_request_body_size", h.max_request_body_size)
-        for key in ("max_concurrent_streams", "max_connections", "keepalive_min_time", "workers"):
+        for key in ("max_concurrent_streams", "max_connections", "handshake_timeout", "keepalive_min_time", "workers"):
             positive(f"receive.grpc.{key}", getattr(g, key))
         for key in ("max_connection_idle", "max_connection_age", "max_connection_age_grace"):
             if getattr(g, key) < 0:

@@ -39,8 +39,8 @@ class Config:
     """Everything ``otelkv serve`` needs."""
 
     #: Sidecar-friendly defaults: the collector's own receivers hold the pod IP on 4317/4318.
-    grpc_listen: str = "0.0.0.0:4319"
-    http_listen: str = "0.0.0.0:4320"
+    grpc_listen: str = "127.0.0.1:4319"
+    http_listen: str = "127.0.0.1:4320"
     #: Largest request accepted; the collector's ``send_batch_max_size`` keeps batches below it.
     max_message_bytes: Size = 4 * MiB
     #: Seconds to finish in-flight requests after SIGTERM.

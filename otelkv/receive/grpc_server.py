@@ -90,25 +90,48 @@ class LogsHandler:
         return self._pipeline.export(decode_protobuf(payload), payload=payload, charge=reservation)
 
 
+#: grpc core's channel arguments that bound what one connection can make it hold, whatever the
+#: configuration (measured with raw HTTP/2 clients against grpcio 1.85; docs/reliability.md#memory).
+HARDENING: Final[dict[str, int]] = {
+    # No BDP probing: without it a connection's window stays at 64 KiB instead of growing to MiBs,
+    # so an unfinished stream cannot make grpc buffer megabytes (16 x 16 streams: 178 MiB -> ~50).
+    "grpc.http2.bdp_probe": 0,
+    # How far grpc reads ahead of a stream's consumer (default 64 KiB) before flow control stops it.
+    "grpc.http2.lookahead_bytes": 16384,
+    # Experimental (not in grpc's public header, pinned by tests/test_serve_grpc_options.py): the most
+    # a connection's endpoint reads ahead of the parser. Without it a WINDOW_UPDATE flood whose
+    # answers are never read grew to 202-428 MiB and one endless header to 248-260 MiB; with it ~40.
+    "grpc.experimental.tcp_max_read_buffer_size": 1 << 20,
+}
+
+
 def server_options(limits: ReceiveGRPCConfig, max_message_bytes: int) -> list[tuple[str, int]]:
-    """gRPC core's channel arguments for ``receive.grpc`` (the names of configgrpc's keepalive)."""
+    """gRPC core's channel arguments for ``receive.grpc`` (the names of configgrpc's keepalive).
+
+    One value per key: grpc core keeps the *first* of two values for a key, so a later one added
+    by mistake would be silently ignored.
+    """
     ms = 1000
-    options = [
-        ("grpc.max_receive_message_length", max_message_bytes),
-        ("grpc.max_send_message_length", max_message_bytes),
-        ("grpc.max_concurrent_streams", limits.max_concurrent_streams),
-        ("grpc.max_allowed_incoming_connections", limits.max_connections),
+    options: dict[str, int] = {
+        "grpc.max_receive_message_length": max_message_bytes,
+        "grpc.max_send_message_length": max_message_bytes,
+        "grpc.max_concurrent_streams": limits.max_concurrent_streams,
+        "grpc.max_allowed_incoming_connections": limits.max_connections,
+        # a connection that has not finished its HTTP/2 preface (and TLS) by then is closed: grpc's
+        # default, 120 s, let 256 silent sockets take every connection slot for two minutes
+        "grpc.server_handshake_timeout_ms": int(limits.handshake_timeout * ms),
         # keepalive enforcement: pings closer than this are strikes; two strikes end the connection
-        ("grpc.http2.min_ping_interval_without_data_ms", int(limits.keepalive_min_time * ms)),
-        ("grpc.keepalive_permit_without_calls", int(limits.keepalive_permit_without_stream)),
-        ("grpc.http2.max_ping_strikes", 2),
-    ]
+        "grpc.http2.min_ping_interval_without_data_ms": int(limits.keepalive_min_time * ms),
+        "grpc.keepalive_permit_without_calls": int(limits.keepalive_permit_without_stream),
+        "grpc.http2.max_ping_strikes": 2,
+        **HARDENING,
+    }
     if limits.max_connection_idle > 0:
-        options.append(("grpc.max_connection_idle_ms", int(limits.max_connection_idle * ms)))
+        options["grpc.max_connection_idle_ms"] = int(limits.max_connection_idle * ms)
     if limits.max_connection_age > 0:
-        options.append(("grpc.max_connection_age_ms", int(limits.max_connection_age * ms)))
-        options.append(("grpc.max_connection_age_grace_ms", int(limits.max_connection_age_grace * ms)))
-    return options
+        options["grpc.max_connection_age_ms"] = int(limits.max_connection_age * ms)
+        options["grpc.max_connection_age_grace_ms"] = int(limits.max_connection_age_grace * ms)
+    return list(options.items())
 
 
 class GrpcReceiver:

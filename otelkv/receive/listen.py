@@ -34,6 +34,14 @@ _WHY = {
 }
 
 
+def bind_family(host: str) -> socket.AddressFamily:
+    """The address family the HTTP listener binds for ``host`` (and the trial bind checks): IPv6
+    for an IPv6 literal, else IPv4, so ``""`` and ``0.0.0.0`` are every IPv4 address, as in
+    ``socket.create_server``. The trial bind used to take getaddrinfo's first answer, which for
+    ``""`` may be ``::`` (IPv6 first in gai.conf): it checked another socket than the one bound."""
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
 def check_listen(key: str, address: str, *, flag: str | None = None, in_use_ok: bool = False) -> None:
     """Raise :class:`ListenError` when ``address`` cannot be listened on, naming ``key``.
 
@@ -42,7 +50,9 @@ def check_listen(key: str, address: str, *, flag: str | None = None, in_use_ok: 
     name = f"{flag} ({key})" if flag else key
     host, port = split_host_port(address)
     try:
-        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        infos = socket.getaddrinfo(
+            host or None, port, family=bind_family(host), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
     except (socket.gaierror, UnicodeError) as error:
         raise ListenError(f"{name}: cannot listen on {address}: cannot resolve {host!r} ({error})") from None
     family, kind, proto, _, sockaddr = infos[0]

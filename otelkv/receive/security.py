@@ -66,6 +66,8 @@ class ServerTLS:
     def _new_context(self) -> ssl.SSLContext:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = _VERSIONS[self.config.min_version]
+        # TLS 1.2 renegotiation is a client's way to make the server redo handshakes: never needed
+        context.options |= ssl.OP_NO_RENEGOTIATION
         self._load(context)
         context.set_alpn_protocols(["http/1.1"])
         return context

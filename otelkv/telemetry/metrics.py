@@ -191,8 +191,9 @@ class Telemetry:
     ) -> None:
         """Export the requests refused for now (``refused``: running counts by error type: ``busy``
         for lack of in-flight room; in queue mode ``queue_full`` and ``store_unavailable``), and the
-        connections otelkv closed itself (``closed``: running counts by reason, ``limit`` or
-        ``header_timeout``): all answered as retryable, so the collector shows only UNAVAILABLE."""
+        connections otelkv closed itself (``closed``: running counts by reason: ``limit``,
+        ``header_timeout``, ``tls_handshake``, ``handshake_limit``): all answered as retryable, so
+        the collector shows only UNAVAILABLE."""
 
         def requests(_: CallbackOptions) -> Iterable[Observation]:
             return [Observation(count, {ERROR_TYPE: kind}) for kind, count in refused().items()]
@@ -212,8 +213,9 @@ class Telemetry:
             "otelkv.connections.closed",
             [connections],
             "{connection}",
-            "HTTP connections otelkv closed, by reason: limit (receive.http.max_connections; answered 503), "
-            "header_timeout (no whole request head within receive.http.read_header_timeout)",
+            "HTTP connections otelkv closed, by reason: limit (receive.http.max_connections; answered 503, "
+            "or closed before TLS), header_timeout (no whole request head within receive.http.read_header_timeout), "
+            "tls_handshake (failed or timed out), handshake_limit (the oldest of too many TLS handshakes)",
         )
 
     def prometheus_text(self) -> bytes:
