@@ -22,7 +22,9 @@ from otelkv.delivery.store import Store
 from otelkv.delivery.tracker_state import PersistentTracker, state_path
 from tests.loki_sink import LokiSink
 from tests.reliability import numbered_events, requests_of, stored
-from tests.test_reliability_process import ENV, Child, child_cleanup, write_config
+from tests.serve_child import ENV
+from tests.serve_child import ServeChild as Child
+from tests.test_reliability_process import child_cleanup, write_config
 
 __all__ = ["child_cleanup"]  # the fixture, used here
 
