@@ -27,6 +27,10 @@ import grpc
 #: Retry hint sent with UNAVAILABLE when the target gave none: the collector waits the longer of
 #: this and its own backoff (``exporterhelper``'s retry sender), so 1 s keeps its own policy in charge.
 DEFAULT_RETRY_AFTER: Final = 1.0
+#: The longest retry hint passed on: a target's longer one (Loki's 429 with Retry-After: 99999) is
+#: cut to the collector's own longest wait (``max_interval: 30s``). Its retry gives up, dropping the
+#: data, once a wait would pass its ``max_elapsed_time`` (300 s): a throttling hint means "pause".
+MAX_RETRY_AFTER: Final = 30.0
 
 
 class OtelkvError(Exception):
@@ -137,7 +141,7 @@ def _retry_after(error: BaseException, code: grpc.StatusCode) -> float | None:
     if code != grpc.StatusCode.UNAVAILABLE:
         return None
     hint = error.retry_after if isinstance(error, Retryable) else None
-    return hint or DEFAULT_RETRY_AFTER
+    return min(hint or DEFAULT_RETRY_AFTER, MAX_RETRY_AFTER)
 
 
 def grpc_answer(error: BaseException) -> GrpcAnswer:

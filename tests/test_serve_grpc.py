@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 import pytest
+import urllib3
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
@@ -98,6 +99,26 @@ def test_429_retry_after_is_honoured(sink: LokiSink, stub: LogsServiceStub) -> N
     assert "429" in details(error)
     assert retry_delay(error) == 7.0
     export(stub, requests()[0])  # the collector's retry goes through
+    assert len(sink.entries) == len(events())
+
+
+def test_a_huge_retry_after_is_passed_on_cut_to_the_collectors_longest_wait(
+    sink: LokiSink, stub: LogsServiceStub, service: Service
+) -> None:
+    """Issue 18 item 3, sync side: Loki's Retry-After: 99999 passed on whole made the collector give
+    up at once (its retry stops when a wait passes its max_elapsed_time, 300 s) and drop the data."""
+    sink.script.append(Scripted(429, {"Retry-After": "99999"}, b"Ingestion rate limit exceeded"))
+    error = failure(stub, requests()[0])
+    assert error.code() == grpc.StatusCode.UNAVAILABLE and retry_delay(error) == 30.0
+    sink.script.append(Scripted(429, {"Retry-After": "99999"}, b"Ingestion rate limit exceeded"))
+    answer = urllib3.PoolManager(retries=False).request(
+        "POST",
+        f"http://127.0.0.1:{service.http_port}/v1/logs",
+        body=requests()[0].SerializeToString(),
+        headers={"Content-Type": "application/x-protobuf"},
+    )
+    assert answer.status == 503 and answer.headers["Retry-After"] == "30"
+    export(stub, requests()[0])
     assert len(sink.entries) == len(events())
 
 
