@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .model import PHASES, TERMINAL_PHASES, VMIM
+from .model import PHASES, TERMINAL_PHASES, VMIM, MigrationEvent
 from .names import bounded_reason, kubernetes_name
 from .timestamps import parse_time
 
@@ -44,6 +44,27 @@ class MigrationObject:
     ended: datetime | None = None
     #: The latest time the object states (a phase transition, or the migration's start or end).
     latest: datetime | None = None
+
+    def as_event(self) -> MigrationEvent:
+        """The object's facts as the tracker learns an event's."""
+        return MigrationEvent(
+            reason="",
+            message="",
+            object_kind=VMIM,
+            object_name=self.name,
+            object_uid=self.uid,
+            namespace=self.namespace,
+            timestamp=self.latest,
+            vm_name=self.vm_name,
+            migration_name=self.name,
+            migration_uid=self.uid,
+            phase=self.phase,
+            source_node=self.source_node,
+            target_node=self.target_node,
+            target_pod=self.target_pod,
+            failure_reason=self.failure_reason,
+            is_migration=True,
+        )
 
     @property
     def terminal(self) -> bool:

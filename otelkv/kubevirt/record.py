@@ -13,9 +13,12 @@ from typing import Final
 
 from .event_builders import evolve
 from .model import TERMINAL_PHASES, MigrationEvent
+from .objects import MigrationObject
 
 NEVER: Final = datetime.max.replace(tzinfo=UTC)
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+#: The phases a migration starts in: the earliest of them is its start.
+START_PHASES: Final = frozenset({"Pending", "Scheduling", "Scheduled"})
 #: Facts an object states; once set from one, event text no longer changes them.
 OBJECT_FACTS: Final = ("vm", "source", "target", "pod", "failure")
 
@@ -229,3 +232,82 @@ def snapshot(record: Record) -> Migration:
         mode=record.mode,
         abort_status=record.abort,
     )
+
+
+# -- which record an event belongs to ---------------------------------------------------------
+
+
+def contradicts(record: Record, event: MigrationEvent) -> bool:
+    """Whether ``event`` names another migration, or other nodes, than ``record``."""
+    return bool(
+        (event.migration_uid and record.uid not in (None, event.migration_uid))
+        or (event.migration_name and record.name not in (None, event.migration_name))
+        or (event.source_node and record.source not in (None, event.source_node))
+        or (event.target_node and record.target not in (None, event.target_node))
+    )
+
+
+def trails(record: Record, event: MigrationEvent, stamp: datetime | None, trailing: timedelta) -> bool:
+    """Whether a phase-less event belongs to ``record``: while it runs, or just after its end."""
+    if contradicts(record, event):
+        return False
+    if record.terminal_at is None:
+        return True
+    return stamp is not None and stamp <= plus(record.terminal_at, trailing)
+
+
+def joins(record: Record, event: MigrationEvent, stamp: datetime | None, window: timedelta) -> bool:
+    """Whether an event that does not name its migration belongs to ``record``."""
+    if contradicts(record, event):
+        return False
+    if record.terminal_at is None:
+        return True
+    if stamp is None:
+        return False
+    if stamp <= record.terminal_at:
+        return event.phase not in START_PHASES  # happened before the end, arrived after it
+    # After the end, only the other side's word on the outcome still belongs to it.
+    return event.phase in TERMINAL_PHASES and stamp <= plus(record.terminal_at, window)
+
+
+def same_migration(named: Record, vm_only: Record, window: timedelta) -> bool:
+    """Whether a VM-only record is the named migration seen from the VMI's side."""
+    if not compatible(named, vm_only):
+        return False
+    if vm_only.terminal_at is None:
+        return named.terminal_at is None or (vm_only.first_seen or EPOCH) <= named.terminal_at
+    if named.first_seen is None:
+        return False
+    if named.first_seen <= vm_only.terminal_at:
+        return True  # the named one was under way before the VMI's side saw the end
+    # Seen only at its end: the other side's word on the same outcome, within the window.
+    only_end = named.started is None and named.first_seen == named.terminal_at
+    return only_end and named.first_seen <= plus(vm_only.terminal_at, window)
+
+
+def take_object_facts(record: Record, obj: MigrationObject, started: datetime | None, ended: datetime | None) -> None:
+    """Make the object's facts the record's: KubeVirt's word beats what text suggested (``started``
+    and ``ended``: the object's times, where they are plausible)."""
+    for fact, value in (
+        ("vm", obj.vm_name),
+        ("source", obj.source_node),
+        ("target", obj.target_node),
+        ("pod", obj.target_pod),
+        ("failure", obj.failure_reason),
+    ):
+        if value is not None:
+            setattr(record, fact, value)
+            record.fixed.add(fact)
+    if record.source is not None and record.source == record.target:  # text said otherwise: drop it
+        if obj.source_node is None:
+            record.source = None
+        else:
+            record.target = None
+    record.mode = obj.mode or record.mode
+    record.abort = obj.abort_status or record.abort
+    if obj.phase is not None and (record.phase not in TERMINAL_PHASES or obj.terminal):
+        record.phase = obj.phase
+    record.obj_start = started or record.obj_start
+    if obj.terminal:
+        record.obj_end = ended or record.obj_end
+        record.terminal_at = record.terminal_at or record.obj_end

@@ -38,11 +38,26 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from . import state
-from .model import TERMINAL_PHASES, VMIM, MigrationEvent
+from .model import TERMINAL_PHASES, MigrationEvent
 from .objects import MigrationObject
-from .record import EPOCH, NEVER, SILENT, Migration, Record, Tracked, absorb, compatible, fill, merge, plus, snapshot
+from .record import (
+    EPOCH,
+    NEVER,
+    SILENT,
+    START_PHASES,
+    Migration,
+    Record,
+    Tracked,
+    absorb,
+    fill,
+    joins,
+    merge,
+    same_migration,
+    snapshot,
+    take_object_facts,
+    trails,
+)
 
-_START_PHASES: Final = frozenset({"Pending", "Scheduling", "Scheduled"})
 #: What one remembered migration takes beside its strings: the record's slots, its times, its
 #: snapshot when it ends and its entries in three indexes (measured with tracemalloc: ~650 bytes
 #: a finished migration, strings aside).
@@ -143,24 +158,7 @@ class MigrationTracker:
             raise TypeError(f"obj must be a MigrationObject, got {type(obj).__name__}")
         if not (obj.uid or obj.name):
             return None
-        event = MigrationEvent(
-            reason="",
-            message="",
-            object_kind=VMIM,
-            object_name=obj.name,
-            object_uid=obj.uid,
-            namespace=obj.namespace,
-            timestamp=obj.latest,
-            vm_name=obj.vm_name,
-            migration_name=obj.name,
-            migration_uid=obj.uid,
-            phase=obj.phase,
-            source_node=obj.source_node,
-            target_node=obj.target_node,
-            target_pod=obj.target_pod,
-            failure_reason=obj.failure_reason,
-            is_migration=True,
-        )
+        event = obj.as_event()
         stamp = self._plausible(obj.latest, now)
         known = self._named(obj.namespace, obj.uid, obj.name)
         if known is None and deleted:
@@ -231,43 +229,14 @@ class MigrationTracker:
             return found
         current = self._by_vm.get((ns, vm)) if vm else None
         if event.phase is None:  # never opens a migration; joins the current or just-ended one
-            if current is not None and self._trails(current, event, stamp):
+            if current is not None and trails(current, event, stamp, self._trailing):
                 return current
             return None
-        if current is not None and self._joins(current, event, stamp):
+        if current is not None and joins(current, event, stamp, self._window):
             return current
         if not (event.migration_uid or event.migration_name or vm):
             return None
         return self._new(ns)
-
-    def _contradicts(self, record: Record, event: MigrationEvent) -> bool:
-        return bool(
-            (event.migration_uid and record.uid not in (None, event.migration_uid))
-            or (event.migration_name and record.name not in (None, event.migration_name))
-            or (event.source_node and record.source not in (None, event.source_node))
-            or (event.target_node and record.target not in (None, event.target_node))
-        )
-
-    def _trails(self, record: Record, event: MigrationEvent, stamp: datetime | None) -> bool:
-        """Whether a phase-less event belongs to ``record``: while it runs, or just after its end."""
-        if self._contradicts(record, event):
-            return False
-        if record.terminal_at is None:
-            return True
-        return stamp is not None and stamp <= plus(record.terminal_at, self._trailing)
-
-    def _joins(self, record: Record, event: MigrationEvent, stamp: datetime | None) -> bool:
-        """Whether an event that does not name its migration belongs to ``record``."""
-        if self._contradicts(record, event):
-            return False
-        if record.terminal_at is None:
-            return True
-        if stamp is None:
-            return False
-        if stamp <= record.terminal_at:
-            return event.phase not in _START_PHASES  # happened before the end, arrived after it
-        # After the end, only the other side's word on the outcome still belongs to it.
-        return event.phase in TERMINAL_PHASES and stamp <= plus(record.terminal_at, self._window)
 
     # -- learning --------------------------------------------------------------------------
 
@@ -281,7 +250,7 @@ class MigrationTracker:
             self._by_name[(ns, record.name)] = record
         if stamp is not None and event.phase is not None:
             record.first_seen = min(record.first_seen or stamp, stamp)
-            if event.phase in _START_PHASES:
+            if event.phase in START_PHASES:
                 record.started = min(record.started or stamp, stamp)
             if event.phase in TERMINAL_PHASES:
                 record.terminal_at = max(record.terminal_at or stamp, stamp)
@@ -304,29 +273,7 @@ class MigrationTracker:
 
     def _fix(self, record: Record, obj: MigrationObject, now: datetime | None) -> None:
         """Make the object's facts the record's: KubeVirt's word beats what text suggested."""
-        for fact, value in (
-            ("vm", obj.vm_name),
-            ("source", obj.source_node),
-            ("target", obj.target_node),
-            ("pod", obj.target_pod),
-            ("failure", obj.failure_reason),
-        ):
-            if value is not None:
-                setattr(record, fact, value)
-                record.fixed.add(fact)
-        if record.source is not None and record.source == record.target:  # text said otherwise: drop it
-            if obj.source_node is None:
-                record.source = None
-            else:
-                record.target = None
-        record.mode = obj.mode or record.mode
-        record.abort = obj.abort_status or record.abort
-        if obj.phase is not None and (record.phase not in TERMINAL_PHASES or obj.terminal):
-            record.phase = obj.phase
-        record.obj_start = self._plausible(obj.started, now) or record.obj_start
-        if obj.terminal:
-            record.obj_end = self._plausible(obj.ended, now) or record.obj_end
-            record.terminal_at = record.terminal_at or record.obj_end
+        take_object_facts(record, obj, self._plausible(obj.started, now), self._plausible(obj.ended, now))
 
     def _conclude(self, record: Record, key: Hashable | None, *, silent: bool) -> bool:
         """Whether the observation keyed ``key`` made ``record`` terminal (with its VM known)."""
@@ -343,7 +290,7 @@ class MigrationTracker:
         current = self._by_vm.get(key)
         if current is not None and current is not record:
             named = record.name is not None or record.uid is not None
-            if named and current.name is None and current.uid is None and self._same(record, current):
+            if named and current.name is None and current.uid is None and same_migration(record, current, self._window):
                 merge(into=record, other=current)
                 self._drop(current)
             elif current.terminal_at is None and current.name is not None:
@@ -353,20 +300,6 @@ class MigrationTracker:
             ):
                 return  # an old migration (a listed object) does not displace a newer one
         self._by_vm[key] = record
-
-    def _same(self, named: Record, vm_only: Record) -> bool:
-        """Whether a VM-only record is the named migration seen from the VMI's side."""
-        if not compatible(named, vm_only):
-            return False
-        if vm_only.terminal_at is None:
-            return named.terminal_at is None or (vm_only.first_seen or EPOCH) <= named.terminal_at
-        if named.first_seen is None:
-            return False
-        if named.first_seen <= vm_only.terminal_at:
-            return True  # the named one was under way before the VMI's side saw the end
-        # Seen only at its end: the other side's word on the same outcome, within the window.
-        only_end = named.started is None and named.first_seen == named.terminal_at
-        return only_end and named.first_seen <= plus(vm_only.terminal_at, self._window)
 
     # -- bounding --------------------------------------------------------------------------
 
