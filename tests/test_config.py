@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +11,7 @@ import pytest
 import yaml
 
 from otelkv import config
+from otelkv.commands import main
 from otelkv.commands.preflight import preflight
 from tests.conftest import ROOT
 
@@ -85,3 +88,32 @@ def test_shipped_example_configs_load(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(paths) >= 2
     for path in paths:
         assert config.load(path, environ={}).forward.endpoint.startswith("http")
+
+
+def _main(args: list[str]) -> tuple[int, str]:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(args)
+    return code, err.getvalue()
+
+
+@pytest.mark.parametrize("name", sorted(INVALID))
+def test_check_config_and_serve_give_the_same_verdict(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """check-config passed what serve refused (issue 20 item 3): both run one preflight now."""
+    monkeypatch.delenv("OTELKV_CONFIG", raising=False)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(INVALID[name]["config"]))
+    checked = _main(["check-config", str(path)])
+    served = _main(["serve", "--config", str(path)])  # refused before it binds anything
+    assert checked[0] == served[0] == 2, (checked, served)
+    assert INVALID[name]["error"] in checked[1] and INVALID[name]["error"] in served[1]
+
+
+def test_check_config_warns_about_an_endpoint_ending_in_v1_logs(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("forward: {endpoint: 'http://loki.example/otlp/v1/logs', timeout: 2}\n")
+    for offline in ([], ["--offline"]):
+        code, stderr = _main(["check-config", *offline, str(path)])
+        assert code == 0 and "otelkv: warning: forward.endpoint:" in stderr, stderr

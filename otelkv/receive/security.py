@@ -76,13 +76,20 @@ class ServerTLS:
         c = self.config
         try:
             context.load_cert_chain(str(c.cert_file), str(c.key_file))
-            if c.client_ca_file:
-                context.load_verify_locations(c.client_ca_file)
-                context.verify_mode = ssl.CERT_REQUIRED
         except (OSError, ssl.SSLError) as error:
             raise ConfigError(
-                f"receive.tls: cannot load {c.cert_file!r}, {c.key_file!r} or {c.client_ca_file!r}: {error}"
+                f"receive.tls.cert_file: cannot load {c.cert_file!r} with receive.tls.key_file {c.key_file!r} "
+                f"(a PEM certificate and its PEM key): {_reason(error)}"
             ) from error
+        if c.client_ca_file:
+            try:
+                context.load_verify_locations(c.client_ca_file)
+            except (OSError, ssl.SSLError) as error:
+                raise ConfigError(
+                    f"receive.tls.client_ca_file: cannot load {c.client_ca_file!r} (PEM CA certificates): "
+                    f"{_reason(error)}"
+                ) from error
+            context.verify_mode = ssl.CERT_REQUIRED
 
     def refresh(self) -> bool:
         """Load changed files into the HTTP context; True if they changed. A bad new file is logged
@@ -172,3 +179,11 @@ class GrpcAuthInterceptor(grpc.aio.ServerInterceptor):
         if self._auth.check(header if isinstance(header, str) else None) is None:
             return await continuation(details)
         return self._deny
+
+
+def _reason(error: OSError | ssl.SSLError) -> str:
+    """What ssl says, without its ``[SSL] PEM lib (_ssl.c:3900)`` internals where it has a reason."""
+    reason = getattr(error, "reason", None)
+    if isinstance(reason, str) and reason:
+        return reason.replace("_", " ").lower()
+    return error.strerror if isinstance(error, OSError) and error.strerror else str(error)
