@@ -19,6 +19,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2_grpc import (
     add_MetricsServiceServicer_to_server,
 )
 
+from otelkv.errors import Retryable
 from otelkv.server import Service
 from otelkv.telemetry.metrics import DURATION_BUCKETS, Telemetry
 from tests.conftest import make_config
@@ -93,10 +94,23 @@ def samples(text: str, name: str) -> dict[str, float]:
 def test_counters_exist_from_the_start_at_zero_without_scope_labels() -> None:
     telemetry = Telemetry()
     text = telemetry.prometheus_text().decode()
-    for name in ("failed", "rejected", "dead_lettered", "forwarded", "received"):
+    for name in ("dead_lettered", "forwarded", "received"):
         assert sum(samples(text, f"otelkv_records_{name}_total").values()) == 0.0, name
         assert samples(text, f"otelkv_records_{name}_total"), f"no series for {name}"
-    assert samples(text, "otelkv_requests_invalid_total") == {"": 0.0}
+    assert samples(text, "otelkv_requests_invalid_total") == {
+        f'{{error_type="{kind}"}}': 0.0 for kind in ("malformed", "too_large", "unsupported")
+    }
+
+
+def test_no_series_has_an_empty_label_value_after_failures() -> None:
+    """Issue 20 item 6: a counter started without its error.type label showed error_type="" beside
+    the real series once the first failure came (failed, rejected, requests_invalid)."""
+    telemetry = Telemetry()
+    telemetry.failed_records(3, Retryable("down", error_type="connection"))
+    telemetry.rejected_records(2, "400")
+    telemetry.invalid_request("malformed")
+    text = telemetry.prometheus_text().decode()
+    assert '=""' not in text, [line for line in text.splitlines() if '=""' in line]
     assert "otel_scope_" not in text
     telemetry.shutdown()
 

@@ -117,15 +117,16 @@ class Telemetry:
             self.received,
             self.enriched,
             self.forwarded,
-            self.rejected,
-            self.failed,
             self.duplicates,
             self.dropped,
-            self.bad_requests,
             self.dead_letters,
             self.unauthenticated,
         ):
             counter.add(0)  # a series from the start
+        # A counter with an error.type label starts with a series per known value, never one without
+        # the label: Prometheus would show it as error_type="" beside the others.
+        for kind in ("malformed", "too_large", "unsupported"):
+            self.bad_requests.add(0, {ERROR_TYPE: kind})
 
     def failed_records(self, count: int, error: BaseException) -> None:
         """``count`` records the target could not take now, by the failure's ``error.type``."""
