@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Final
 
@@ -87,7 +88,7 @@ class GrpcForwarder:
             delay = retry_delay(error)
             if code in _RETRYABLE or (code == grpc.StatusCode.RESOURCE_EXHAUSTED and delay is not None):
                 raise Retryable(
-                    f"{self.target}: {code.name}: {details}", retry_after=delay, error_type=code.name
+                    f"{self.target}: {code.name}: {details}", retry_after=delay, error_type=failure_class(code, details)
                 ) from error
             return Delivery(count_records(request), f"{self.target}: {code.name}: {details}", code.name)
         partial = answer.partial_success
@@ -112,3 +113,25 @@ def retry_delay(error: grpc.RpcError | grpc.Call) -> float | None:
                     detail.Unpack(info)
                     return float(info.retry_delay.seconds + info.retry_delay.nanos / 1e9)
     return None
+
+
+_TLS: Final = re.compile(r"handshake|ssl|tls|certificate", re.IGNORECASE)
+_CONNECTION: Final = re.compile(
+    r"failed to connect|connection refused|errors resolving|name not found|unreachable|socket closed|"
+    r"connection reset|broken pipe",
+    re.IGNORECASE,
+)
+
+
+def failure_class(code: grpc.StatusCode, details: str) -> str:
+    """The class of a retryable failure as the Collector's exporters name it: ``timeout`` for a
+    deadline, ``tls`` and ``connection`` (refused, unreachable, the name not resolved) from grpc's
+    UNAVAILABLE details, else the code's name (the target's own answer)."""
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return "timeout"
+    if code == grpc.StatusCode.UNAVAILABLE:
+        if _TLS.search(details):
+            return "tls"
+        if _CONNECTION.search(details):
+            return "connection"
+    return code.name

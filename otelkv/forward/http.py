@@ -140,8 +140,8 @@ class HttpForwarder:
                 "POST", self._url, body=body, headers=self._headers, timeout=urllib3.Timeout(total=timeout)
             )
         except HTTPError as error:
-            kind = "timeout" if isinstance(error, urllib3.exceptions.TimeoutError) else "connection"
-            raise Retryable(f"{self._shown}: {_reason(error)}", error_type=kind) from error
+            kind, cause = failure_of(error)
+            raise Retryable(f"{self._shown}: {cause}", error_type=kind) from error
         try:
             delivery = classify(
                 response.status,
@@ -240,6 +240,26 @@ def shown_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2], query="", fragment=""))
 
 
-def _reason(error: HTTPError) -> str:
-    reason = getattr(error, "reason", None)
-    return f"{type(error).__name__}: {reason or error}"
+_ERRNO: Final = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+
+
+def failure_of(error: HTTPError) -> tuple[str, str]:
+    """The class of a failure to talk to the target, as the Collector's exporters name it
+    (``connection``: refused, unreachable, the name not resolved, reset; ``tls``; ``timeout``), and
+    its cause in a few words (urllib3's own text repeats the host and names its classes)."""
+    reason: BaseException = error
+    while isinstance(reason, urllib3.exceptions.MaxRetryError) and reason.reason is not None:
+        reason = reason.reason
+    found = _ERRNO.search(str(reason))
+    why = found.group(1).strip().lower() if found else ""
+    if isinstance(reason, urllib3.exceptions.NameResolutionError):
+        return "connection", f"cannot resolve the name{f' ({why})' if why else ''}"
+    if isinstance(reason, urllib3.exceptions.NewConnectionError):  # a ConnectTimeoutError too: first
+        return "connection", f"cannot connect: {why or 'connection failed'}"
+    if isinstance(reason, urllib3.exceptions.SSLError):
+        return "tls", f"TLS: {reason}"
+    if isinstance(reason, urllib3.exceptions.TimeoutError):
+        return "timeout", "timed out"
+    if isinstance(reason, urllib3.exceptions.ProtocolError):
+        return "connection", f"connection lost: {why or reason}"
+    return "connection", f"{why or reason}"
