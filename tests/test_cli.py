@@ -185,7 +185,8 @@ def test_replay_to_nothing_says_connection_refused_naming_the_address() -> None:
     assert done.returncode == 2
     assert (
         done.stderr
-        == "otelkv: connection refused to 127.0.0.1:1 (is otelkv serve listening there? see --grpc-listen)\n"
+        == "otelkv: cannot reach otelkv serve at 127.0.0.1:1: connection refused (is it listening there? see "
+        "--grpc-listen)\n"
     )
 
 

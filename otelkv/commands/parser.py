@@ -186,6 +186,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.add_argument("--batch", type=_positive_int, default=100, help="events a request")
     rep.add_argument("--timeout", type=_positive_float, default=10.0, help="seconds for each request")
+    rep.add_argument(
+        "--bearer-token-file",
+        metavar="FILE",
+        help="send Authorization: Bearer with the token in FILE (a receiver with receive.auth; default: none)",
+    )
+    rep.add_argument(
+        "--bearer-token-env",
+        metavar="NAME",
+        help="the same, with the token in environment variable NAME (default: none)",
+    )
+    rep.add_argument("--tls", action="store_true", help="TLS to the receiver (a receiver with receive.tls)")
+    rep.add_argument(
+        "--ca-file",
+        metavar="FILE",
+        help="CA certificates (PEM) to verify the receiver with --tls (default: the system's)",
+    )
 
     dead = command(
         "dead-letter",
