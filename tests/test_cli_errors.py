@@ -74,6 +74,13 @@ CASES = [
     Case("a mistyped serve flag", ("serve", "--foward", "x"), "(see otelkv serve --help)"),
     Case("dead-letter without an action", ("dead-letter",), "required: action (see"),
     Case("an unknown log level", ("serve", "--log-level", "verbose"), "invalid choice: 'verbose'"),
+    Case("a negative --since", ("migrations", "--since=-2h", "{ev}"), "cannot be negative", (("ev", EVENTS),)),
+    Case(
+        "a cut event file",
+        ("migrations", "{ev}"),
+        "cut short: the JSON ends at line",
+        (("ev", EVENTS[: len(EVENTS) // 2]),),
+    ),
     Case(
         "check-config on a binary file",
         ("check-config", "{bin}"),
@@ -198,7 +205,7 @@ CASES = [
     Case(
         "replay to nothing",
         ("replay", "{ev}", "--to", "127.0.0.1:1"),
-        "connection refused to 127.0.0.1:1",
+        "cannot reach otelkv serve at 127.0.0.1:1: connection refused",
         (("ev", EVENTS),),
     ),
     Case(

@@ -51,6 +51,11 @@ def parse_events(text: str, source: str = "input") -> list[dict[str, Any]]:
     try:  # one document (a List, an array, one Event), parsed once
         return _items(json.loads(stripped), source)
     except json.JSONDecodeError as whole:
+        if whole.pos >= len(stripped.rstrip()):  # the text ends before the document does
+            raise EventFileError(
+                f"{source}: cut short: the JSON ends at line {whole.lineno} column {whole.colno} before its "
+                f"document does ({whole.msg.lower()}); {EXPECTED}"
+            ) from None
         if stripped[0] == "[":
             raise EventFileError(f"{source}: not JSON: {whole}") from whole
         if stripped[0] != "{":

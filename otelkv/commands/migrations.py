@@ -9,7 +9,15 @@ import sys
 from datetime import UTC, datetime, tzinfo
 
 from otelkv.commands.event_file import read_event_file, source_name
-from otelkv.commands.migrations_table import Filters, TableStyle, render_json, render_jsonl, render_table, track
+from otelkv.commands.migrations_table import (
+    Filters,
+    TableStyle,
+    render_json,
+    render_jsonl,
+    render_table,
+    render_yaml,
+    track,
+)
 
 __all__ = ["run"]
 
@@ -28,18 +36,19 @@ def run(args: argparse.Namespace) -> int:
     migrations = [m for m in found if filters.keep(m)]
     if found and not migrations:
         print(f"otelkv: none of the {len(found)} migrations match the filters", file=sys.stderr)
-    if args.output == "table":
+    if args.output in ("table", "wide"):
         tty = sys.stdout.isatty()
         colour = tty and not os.environ.get("NO_COLOR")  # https://no-color.org: set and not empty
         style = TableStyle(
             now=datetime.now(UTC),
             zone=_local_zone() if args.local else UTC,
-            width=None if args.wide else _width(tty),
+            width=None if args.wide or args.output == "wide" else _width(tty),
             colour=colour,
         )
         sys.stdout.write(render_table(migrations, style))
     else:
-        sys.stdout.write((render_json if args.output == "json" else render_jsonl)(migrations))
+        render = {"json": render_json, "jsonl": render_jsonl, "yaml": render_yaml}[args.output]
+        sys.stdout.write(render(migrations))
     return 0
 
 

@@ -49,8 +49,10 @@ class Filters:
         """Whether ``m`` passes every filter."""
         if self.namespace is not None and m.namespace != self.namespace:
             return False
-        if self.vm is not None and m.vm_name != self.vm:
-            return False
+        if self.vm is not None:
+            namespace, slash, name = self.vm.rpartition("/")
+            if m.vm_name != name or (slash and m.namespace != namespace):
+                return False
         if self.phase is not None and self.phase.lower() != _outcome(m).lower():
             return False
         when = m.started or m.ended
@@ -182,6 +184,13 @@ def as_dict(m: Migration) -> dict[str, Any]:
 def render_json(migrations: Iterable[Migration]) -> str:
     """``migrations`` as one JSON array."""
     return json.dumps([as_dict(m) for m in migrations], indent=2) + "\n"
+
+
+def render_yaml(migrations: Iterable[Migration]) -> str:
+    """``migrations`` as one YAML list (the objects of :func:`render_json`)."""
+    import yaml  # noqa: PLC0415 - yaml is loaded with the event files anyway
+
+    return str(yaml.safe_dump([as_dict(m) for m in migrations], sort_keys=False))
 
 
 def render_jsonl(migrations: Iterable[Migration]) -> str:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any, Final, NoReturn
 
 from otelkv import __version__, config
 from otelkv.config.notation import parse_duration
@@ -79,16 +80,28 @@ def _grpc_address(text: str) -> str:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+_DAYS: Final = re.compile(r"([0-9]+)([dw])")
+
+
 def since(text: str) -> datetime:
-    """``--since``: a duration back from now, or an RFC 3339 time (UTC when it has no zone)."""
+    """``--since``: a duration back from now (Go's ``2h``, ``30m``, and days and weeks as Loki and
+    Prometheus write them: ``7d``, ``2w``), or an RFC 3339 time (UTC when it has no zone)."""
+    days = _DAYS.fullmatch(text.strip())
     try:
-        return datetime.now(UTC) - timedelta(seconds=parse_duration(text))
-    except (ValueError, OverflowError):
-        pass
+        seconds = int(days.group(1)) * (86400 if days.group(2) == "d" else 7 * 86400) if days else parse_duration(text)
+    except ValueError:
+        seconds = None
+    if seconds is not None:
+        if seconds < 0:
+            raise argparse.ArgumentTypeError(f"a duration back from now cannot be negative, got {text!r}")
+        try:
+            return datetime.now(UTC) - timedelta(seconds=seconds)
+        except OverflowError:
+            raise argparse.ArgumentTypeError(f"too far back, got {text!r}") from None
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"give a duration (2h, 30m) or an RFC 3339 time, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"give a duration (2h, 30m, 7d) or an RFC 3339 time, got {text!r}") from None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
@@ -230,13 +243,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="kubectl get events -A -o json (or -o yaml) output, or JSON lines; '-' for stdin",
     )
     mig.add_argument(
+        "-o",
         "--output",
-        choices=["table", "json", "jsonl"],
+        choices=["table", "wide", "json", "jsonl", "yaml"],
         default="table",
-        help="a table; a JSON array; or JSON Lines (one JSON object a line)",
+        help="a table (wide: the whole failure reason); a JSON array; JSON Lines (one object a line); YAML",
     )
     mig.add_argument("--namespace", help="only migrations of VMs in this namespace (default: all)")
-    mig.add_argument("--vm", help="only migrations of this VM (default: all)")
+    mig.add_argument(
+        "--vm", help="only migrations of this VM: NAME or NAMESPACE/NAME, as the table shows it (default: all)"
+    )
     mig.add_argument(
         "--phase",
         type=str.lower,
