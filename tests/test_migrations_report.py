@@ -146,3 +146,22 @@ def test_events_without_migrations_say_what_was_expected(tmp_path: Path) -> None
     done = migrations(str(path))
     assert done.returncode == 0
     assert "no KubeVirt migrations in 1 events" in done.stderr and "VirtualMachineInstanceMigration" in done.stderr
+
+
+def test_with_colour_the_failure_reason_fills_the_width_exactly() -> None:
+    """Issue 20 item 12: the colour codes were counted as width, cutting the reason 9 characters
+    short of the terminal (5 for the colour, 4 for the reset)."""
+    import re  # noqa: PLC0415
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from otelkv.commands.event_file import read_event_file  # noqa: PLC0415
+    from otelkv.commands.migrations_table import TableStyle, render_table, track  # noqa: PLC0415
+
+    found = track(read_event_file(str(EXAMPLE)))
+    assert any(m.failure_reason for m in found)
+    now = datetime.now(UTC)
+    for width in range(120, 260, 3):
+        plain = render_table(found, TableStyle(now=now, zone=UTC, width=width, colour=False))
+        coloured = render_table(found, TableStyle(now=now, zone=UTC, width=width, colour=True))
+        assert "\x1b[" in coloured
+        assert re.sub(r"\x1b\[[0-9;]*m", "", coloured) == plain

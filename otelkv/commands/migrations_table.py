@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -22,6 +23,7 @@ from otelkv.kubevirt import TERMINAL_PHASES, Migration, MigrationTracker, parse_
 
 _COLOURS: Final = {"Succeeded": "\x1b[32m", "Failed": "\x1b[31m", "running": "\x1b[33m"}
 _RESET: Final = "\x1b[0m"
+_ANSI: Final = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def track(events: Iterable[dict[str, Any]], tracker: MigrationTracker | None = None) -> tuple[Migration, ...]:
@@ -137,7 +139,8 @@ def render_table(migrations: Sequence[Migration], style: TableStyle) -> str:
     body = rows(migrations, style)
     if style.width is not None and body:
         without = tabulate([r[:-1] for r in body], headers=headers[:-1], tablefmt="simple")
-        room = max(len("FAILURE REASON"), style.width - max(map(len, without.splitlines())) - 2)
+        widest = max(len(_ANSI.sub("", line)) for line in without.splitlines())  # colour codes take no room
+        room = max(len("FAILURE REASON"), style.width - widest - 2)
         for row in body:
             if len(row[-1]) > room:
                 row[-1] = row[-1][: room - 1] + "…"
