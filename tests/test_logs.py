@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
 import sys
 
-from otelkv.telemetry.logs import JsonFormatter
+import pytest
+
+from otelkv.telemetry import logs
+from otelkv.telemetry.logs import ConsoleFormatter, JsonFormatter
 
 
 def _line(record: logging.LogRecord) -> dict[str, object]:
@@ -48,3 +52,40 @@ def test_an_exception_is_error_and_stacktrace() -> None:
         record = logging.getLogger("t").makeRecord("t", logging.ERROR, "f.py", 1, "failed", (), sys.exc_info())
     line = _line(record)
     assert line["error"] == "ValueError: boom" and "Traceback" in str(line["stacktrace"])
+
+
+def test_console_lines_carry_the_same_fields_as_json() -> None:
+    """Issue 20 item 10: the Collector's console encoding on a terminal, the same keys."""
+    record = logging.getLogger("otelkv.server").makeRecord(
+        "otelkv.server",
+        logging.WARNING,
+        "/x/otelkv/server.py",
+        85,
+        "forward failed: %s",
+        ("HTTP 401",),
+        None,
+        extra={"target": "http://loki/otlp/v1/logs"},
+    )
+    as_json = json.loads(JsonFormatter().format(record))
+    ts, level, caller, msg, rest = ConsoleFormatter().format(record).split("\t")
+    assert (ts, level, caller, msg) == (as_json["ts"], "warning", "otelkv/server.py:85", "forward failed: HTTP 401")
+    assert json.loads(rest) == {"target": "http://loki/otlp/v1/logs"}
+
+
+def test_log_format_is_chosen_by_the_terminal_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    saved = logging.getLogger().handlers[:]
+    try:
+        monkeypatch.setattr(sys, "stderr", Terminal())
+        logs.setup("info")
+        assert isinstance(logging.getLogger().handlers[0].formatter, ConsoleFormatter)
+        logs.setup("info", "json")
+        assert type(logging.getLogger().handlers[0].formatter) is JsonFormatter
+        monkeypatch.setattr(sys, "stderr", io.StringIO())
+        logs.setup("info")
+        assert type(logging.getLogger().handlers[0].formatter) is JsonFormatter
+    finally:
+        logging.getLogger().handlers[:] = saved

@@ -159,7 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level",
         type=str.lower,
         choices=["debug", "info", "warn", "warning", "error"],
-        help="log level of the JSON logs on stderr, any case (default: log_level, info)",
+        help="log level of the logs on stderr, any case (default: log_level, info)",
+    )
+    serve.add_argument(
+        "--log-format",
+        type=str.lower,
+        choices=["console", "json"],
+        help="logs on stderr as console lines or JSON (default: log_format, console on a terminal, else JSON)",
     )
     serve.add_argument(
         "--admin-listen",

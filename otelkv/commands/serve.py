@@ -21,6 +21,7 @@ SERVE_FLAGS = {
     "--forward": "forward.endpoint",
     "--tenant": "forward.tenant",
     "--log-level": "log_level",
+    "--log-format": "log_format",
     "--admin-listen": "admin_listen",
 }
 
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = {key: getattr(args, flag[2:].replace("-", "_")) for flag, key in SERVE_FLAGS.items()}
     flags = {key: flag for flag, key in SERVE_FLAGS.items()}
     cfg = config.load(args.config, overrides=overrides, flags=flags)
-    logs.setup(cfg.log_level)
+    logs.setup(cfg.log_level, cfg.log_format)
     if cfg.delivery.store_path:  # another otelkv on this store: say that, before any port is tried
         from otelkv.delivery.files import StoreLock  # noqa: PLC0415
 

@@ -37,6 +37,7 @@ ENVIRONMENT: Final[Mapping[str, str]] = {
     "OTELKV_FORWARD_TIMEOUT": "forward.timeout",
     "OTELKV_MAX_MESSAGE_BYTES": "max_message_bytes",
     "OTELKV_LOG_LEVEL": "log_level",
+    "OTELKV_LOG_FORMAT": "log_format",
     "OTELKV_METRICS_OTLP_ENDPOINT": "metrics_otlp_endpoint",
     "OTELKV_ADMIN_LISTEN": "admin_listen",
 }

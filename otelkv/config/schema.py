@@ -48,6 +48,8 @@ class Config:
     #: ``/readyz`` is false while the target has failed for this long without a success since.
     unready_after_failing_seconds: Duration = 30.0
     log_level: str = "info"
+    #: ``console`` or ``json``; empty: console on a terminal, JSON otherwise (the Collector's rule).
+    log_format: str | None = None
     #: OTLP/gRPC endpoint for otelkv's own metrics (``host:port``); empty: /metrics only.
     metrics_otlp_endpoint: str | None = None
     forward: ForwardConfig = field(default_factory=ForwardConfig)
@@ -71,6 +73,10 @@ class Config:
         if level is None:
             raise ConfigError(f"log_level: must be debug, info, warn (warning) or error, got {self.log_level!r}")
         self.log_level = level  # one spelling from here on, whichever the user wrote
+        if self.log_format is not None:
+            if self.log_format.strip().lower() not in ("console", "json"):
+                raise ConfigError(f"log_format: must be console or json, got {self.log_format!r}")
+            self.log_format = self.log_format.strip().lower()
         if self.metrics_otlp_endpoint:
             host_port("metrics_otlp_endpoint", self.metrics_otlp_endpoint)
             if not offline and _otlp_metrics_missing():

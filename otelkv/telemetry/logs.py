@@ -1,4 +1,6 @@
-"""JSON logs, one object a line, on stderr (stdout may carry the enriched records).
+"""Logs on stderr (stdout may carry the enriched records): JSON, one object a line, or the same
+fields as a console line (the Collector's ``encoding: console``) — console on a terminal, JSON
+otherwise, unless ``log_format`` says.
 
 The keys are the OpenTelemetry Collector's (zap's JSON encoder) where they overlap — ``ts``
 (RFC 3339, UTC, milliseconds), ``level``, ``caller``, ``msg`` — so one parser or Loki query reads
@@ -53,10 +55,25 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, default=str)
 
 
-def setup(level: str) -> None:
-    """Send otelkv's logs (and the libraries') as JSON to stderr at ``level``."""
+class ConsoleFormatter(JsonFormatter):
+    """The same fields as :class:`JsonFormatter`, as zap's console encoder writes them: ts, level,
+    caller and msg separated by tabs, then the other fields as one JSON object."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data = json.loads(super().format(record))
+        head = "\t".join(str(data.pop(key)) for key in ("ts", "level", "caller", "msg"))
+        data.pop("logger", None)
+        stack = data.pop("stacktrace", None)
+        line = f"{head}\t{json.dumps(data, default=str)}" if data else head
+        return f"{line}\n{stack}" if stack else line
+
+
+def setup(level: str, log_format: str | None = None) -> None:
+    """Send otelkv's logs (and the libraries') to stderr at ``level``: ``console`` or ``json``
+    (None: console on a terminal, JSON otherwise, as the Collector chooses its encoding)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    console = sys.stderr.isatty() if log_format is None else log_format == "console"
+    handler.setFormatter(ConsoleFormatter() if console else JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
