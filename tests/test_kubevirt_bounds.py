@@ -23,29 +23,23 @@ BIG = 20_000
 
 def _failed(i: int, *, name: str, reason: str) -> list[MigrationEvent]:
     ts = (BASE + timedelta(seconds=i)).isoformat()
+
+    def on_node01(reason: str, message: str, event_type: str) -> MigrationEvent:
+        return parse_event(
+            reason=reason,
+            message=message,
+            event_type=event_type,
+            object_kind="VirtualMachineInstance",
+            object_name=name,
+            namespace="ns",
+            component="virt-handler",
+            host="node01",
+            timestamp=ts,
+        )
+
     return [
-        parse_event(
-            reason="Migrating",
-            message="VirtualMachineInstance is migrating.",
-            event_type="Normal",
-            object_kind="VirtualMachineInstance",
-            object_name=name,
-            namespace="ns",
-            component="virt-handler",
-            host="node01",
-            timestamp=ts,
-        ),
-        parse_event(
-            reason="Migrated",
-            message=f"VirtualMachineInstance migration uid {i} failed. reason: {reason}",
-            event_type="Warning",
-            object_kind="VirtualMachineInstance",
-            object_name=name,
-            namespace="ns",
-            component="virt-handler",
-            host="node01",
-            timestamp=ts,
-        ),
+        on_node01("Migrating", "VirtualMachineInstance is migrating.", "Normal"),
+        on_node01("Migrated", f"VirtualMachineInstance migration uid {i} failed. reason: {reason}", "Warning"),
     ]
 
 

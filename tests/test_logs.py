@@ -19,9 +19,9 @@ def _line(record: logging.LogRecord) -> dict[str, object]:
     return loaded
 
 
-def test_the_keys_are_zaps_ts_level_caller_msg() -> None:
-    logger = logging.getLogger("otelkv.server")
-    record = logger.makeRecord(
+def _forward_failed() -> logging.LogRecord:
+    """A warning as otelkv.server logs one, with an ``extra`` field."""
+    return logging.getLogger("otelkv.server").makeRecord(
         "otelkv.server",
         logging.WARNING,
         "/x/otelkv/server.py",
@@ -31,6 +31,10 @@ def test_the_keys_are_zaps_ts_level_caller_msg() -> None:
         None,
         extra={"target": "http://loki/otlp/v1/logs"},
     )
+
+
+def test_the_keys_are_zaps_ts_level_caller_msg() -> None:
+    record = _forward_failed()
     line = _line(record)
     assert list(line)[:5] == ["ts", "level", "caller", "msg", "logger"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", str(line["ts"]))
@@ -56,16 +60,7 @@ def test_an_exception_is_error_and_stacktrace() -> None:
 
 def test_console_lines_carry_the_same_fields_as_json() -> None:
     """Issue 20 item 10: the Collector's console encoding on a terminal, the same keys."""
-    record = logging.getLogger("otelkv.server").makeRecord(
-        "otelkv.server",
-        logging.WARNING,
-        "/x/otelkv/server.py",
-        85,
-        "forward failed: %s",
-        ("HTTP 401",),
-        None,
-        extra={"target": "http://loki/otlp/v1/logs"},
-    )
+    record = _forward_failed()
     as_json = json.loads(JsonFormatter().format(record))
     ts, level, caller, msg, rest = ConsoleFormatter().format(record).split("\t")
     assert (ts, level, caller, msg) == (as_json["ts"], "warning", "otelkv/server.py:85", "forward failed: HTTP 401")
