@@ -1,4 +1,6 @@
 # The virtualenv lives in .venv at the repo root; every target makes it when missing.
+# PYTHONWARNINGS reaches pip's build backend: setuptools' 'Editable installation' banner (a
+# UserWarning printed on every editable install) is not news to anyone running make.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -12,14 +14,14 @@ LOGQL := tests/logql/node_modules/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	PYTHONWARNINGS=ignore::UserWarning $(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP) $(CORE)
 
 # The compiled core (otelkv/otlp/_wire.c), rebuilt in place when its sources change. Where it
 # cannot build the install still succeeds, and the tests' `native` runs fail (tests/conftest.py).
 CORE := $(VENV)/.core
 $(CORE): setup.py $(wildcard otelkv/otlp/*.c otelkv/otlp/*.h) | $(STAMP)
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	PYTHONWARNINGS=ignore::UserWarning $(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(CORE)
 
 # The demo runs on the image's dependencies (requirements.lock, hashes checked), in the same
@@ -28,7 +30,7 @@ $(RUNTIME): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	PYTHONWARNINGS=ignore::UserWarning $(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(RUNTIME)
 
 ## demo: otelkv serve on the embedded default (stdout), fed the recorded example stream

@@ -62,3 +62,11 @@ def test_the_license_is_an_spdx_expression() -> None:
         re.fullmatch(r"setuptools>=(\d+)", r.split("#")[0].strip()) and int(r.split(">=")[1]) >= 77 for r in requires
     )
     assert not any(c.startswith("License ::") for c in project["project"].get("classifiers", []))
+
+
+def test_make_installs_without_setuptools_editable_banner() -> None:
+    """Issue 20 item 9: ``make demo`` printed setuptools' "Editable installation" warning block.
+    Every editable install in the Makefile passes PYTHONWARNINGS to pip's build backend."""
+    makefile = (ROOT / "Makefile").read_text()
+    installs = [line for line in makefile.splitlines() if "pip install" in line and " -e " in line]
+    assert installs and all("PYTHONWARNINGS=ignore::UserWarning" in line for line in installs), installs
