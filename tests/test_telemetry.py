@@ -179,3 +179,24 @@ def test_queue_mode_counts_failed_records_once_not_per_attempt(sink: LokiSink, t
         svc.stop(5)
     assert samples(text, "otelkv_records_failed_total")['{error_type="503"}'] == 40  # 4 attempts, 40 records
     assert sum(samples(text, "otelkv_records_forwarded_total").values()) == 40
+
+
+def test_summaries_are_counted_on_their_own(sink: LokiSink) -> None:
+    """Issue 20 item 6: 40 received and 44 forwarded did not reconcile without the summaries."""
+    from otelkv.commands.event_file import in_time_order, read_event_file  # noqa: PLC0415
+    from otelkv.commands.replay import batches  # noqa: PLC0415
+    from tests.conftest import EXAMPLE, make_config  # noqa: PLC0415
+
+    svc = Service(make_config(sink.url, **{"enrich.summaries": True}))
+    svc.start()
+    try:
+        events = in_time_order(read_event_file(str(EXAMPLE)))
+        for request in batches(events, 100):
+            svc.pipeline.export(request)
+        text = svc.telemetry.prometheus_text().decode()
+    finally:
+        svc.stop(2)
+    received = samples(text, "otelkv_records_received_total")[""]
+    forwarded = samples(text, "otelkv_records_forwarded_total")[""]
+    added = samples(text, "otelkv_summaries_total")['{outcome="added"}']
+    assert added > 0 and forwarded == received + added == len(sink.entries)

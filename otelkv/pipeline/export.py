@@ -125,6 +125,8 @@ class Pipeline:
         t.enriched.add(result.enriched)
         t.duplicates.add(result.duplicates)
         t.dropped.add(result.dropped_others)
+        if result.summaries:
+            t.summaries.add(result.summaries, {"outcome": "added"})
         return result
 
     def _send(self, result: EnrichResult) -> Delivery:

@@ -95,6 +95,12 @@ class Telemetry:
         self.dropped = meter.create_counter("otelkv.records.dropped", records, "Non-KubeVirt records dropped")
         self.bad_requests = meter.create_counter("otelkv.requests.invalid", "{request}", "Requests refused as bad")
         self.latency = meter.create_histogram("otelkv.forward.duration", "s", "Time to forward one request")
+        self.summaries = meter.create_counter(
+            "otelkv.summaries",
+            "{record}",
+            "kubevirt.migration.summary records, by outcome (added: made by enrichment, one per migration that "
+            "ended; they are forwarded with the records and counted in records_forwarded too)",
+        )
         self.dead_letters = meter.create_counter(
             "otelkv.records.dead_lettered", records, "Records kept as dead letters (given up on or refused)"
         )
@@ -127,6 +133,7 @@ class Telemetry:
         # the label: Prometheus would show it as error_type="" beside the others.
         for kind in ("malformed", "too_large", "unsupported"):
             self.bad_requests.add(0, {ERROR_TYPE: kind})
+        self.summaries.add(0, {"outcome": "added"})
 
     def failed_records(self, count: int, error: BaseException) -> None:
         """``count`` records the target could not take now, by the failure's ``error.type``."""
