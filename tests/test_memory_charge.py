@@ -19,7 +19,7 @@ import pytest
 import urllib3
 import yaml
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValueList
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue, KeyValueList
 
 from otelkv.receive.body import JSON_OBJECT_COST, decode_json
 from otelkv.server import Service
@@ -136,3 +136,62 @@ def test_json_nested_deeper_than_the_parser_allows_is_malformed_not_an_internal_
         timeout=30,
     )
     assert answer.status == 400 and b"nested" in answer.data
+
+
+def _fat_resource_over_many_namespaces(records: int, attributes: int = 300) -> bytes:
+    """One KubeVirt resource of ``attributes`` 100-byte attributes over ``records`` records, each in a
+    namespace of its own (the adversarial probe's shape: 1.2 MB)."""
+
+    def kv(key: str, value: str) -> KeyValue:
+        return KeyValue(key=key, value=AnyValue(string_value=value))
+
+    request = ExportLogsServiceRequest()
+    resource_logs = request.resource_logs.add()
+    resource_logs.resource.attributes.extend(
+        [kv("k8s.object.kind", "VirtualMachineInstance"), kv("k8s.object.name", "vm")]
+    )
+    resource_logs.resource.attributes.extend(kv(f"r{j}", "x" * 100) for j in range(attributes))
+    scope = resource_logs.scope_logs.add()
+    for i in range(records):
+        scope.log_records.add().attributes.extend([kv("k8s.namespace.name", f"n{i}"), kv("k8s.event.uid", f"fat-{i}")])
+    return request.SerializeToString()
+
+
+@pytest.mark.hostile
+def test_a_fat_resource_over_many_namespaces_costs_what_it_is_charged(serving: Serving) -> None:
+    """The adversarial probe of this round: the compiled core copied the whole resource (300
+    attributes) into every record's view before the copy cap refused the request: one 1.2 MB request
+    took VmHWM to 211 MiB, 16 at once to 395 MiB. The view takes only what the reader reads now."""
+    payload = _fat_resource_over_many_namespaces(20_000)
+    assert len(payload) < 2 * MiB
+    before = serving.status("VmHWM")
+    for _ in range(3):
+        assert serving.post(payload, "application/x-protobuf") == 413  # the copy cap: one resource per namespace
+    grown = serving.status("VmHWM") - before
+    assert grown < 60 * MiB, f"peak grew {grown / MiB:.0f} MiB (211 MiB before the fix)"
+    assert serving.post(_good(), "application/x-protobuf") == 200
+
+
+def _many_scopes(count: int) -> bytes:
+    """One KubeVirt resource with ``count`` scopes of one record each (3.2 MB for 100,000)."""
+    request = ExportLogsServiceRequest()
+    resource_logs = request.resource_logs.add()
+    resource_logs.resource.attributes.append(
+        KeyValue(key="k8s.object.kind", value=AnyValue(string_value="VirtualMachineInstance"))
+    )
+    for i in range(count):
+        resource_logs.scope_logs.add().log_records.add().attributes.append(
+            KeyValue(key="k8s.event.uid", value=AnyValue(string_value=f"s{i}"))
+        )
+    return request.SerializeToString()
+
+
+@pytest.mark.hostile
+def test_many_one_record_scopes_are_charged_alike_on_both_cores(serving: Serving) -> None:
+    """The probe: accepted by the compiled core at a 220 MiB peak (charged 54 MB), refused as too
+    large by the reference path. Enriching is charged per record on both: the same answer, bounded."""
+    payload = _many_scopes(100_000)
+    before = serving.status("VmHWM")
+    assert serving.post(payload, "application/x-protobuf") == 413
+    assert serving.status("VmHWM") - before < 90 * MiB
+    assert serving.post(_good(), "application/x-protobuf") == 200

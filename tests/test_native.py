@@ -234,3 +234,14 @@ def test_requests_are_counted_by_the_core_that_enriched_them(core: native.Choice
         assert counted == {'{core="native"}': 1.0, '{core="python"}': 1.0}
     else:
         assert counted == {'{core="python"}': 2.0}
+
+
+def test_the_cores_view_takes_the_keys_the_reader_reads() -> None:
+    """_wire.c's VIEW_KEYS is otelkv.kubevirt.k8s.COLLECTOR_KEYS, in C (its comment says so)."""
+    import re  # noqa: PLC0415
+
+    from otelkv.kubevirt.k8s import COLLECTOR_KEYS  # noqa: PLC0415
+
+    source = (ROOT / "otelkv" / "otlp" / "_wire.c").read_text()
+    block = source.split("static const char *const VIEW_KEYS[] = {", 1)[1].split("};", 1)[0]
+    assert tuple(re.findall(r'"([^"]+)"', block)) == COLLECTOR_KEYS

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from .model import MigrationEvent
 from .parse import parse_event
@@ -88,6 +88,22 @@ def _from_events_v1(obj: Mapping[str, Any]) -> MigrationEvent:
         ),
         count=_int(series, "count", "series.") or _int(obj, "deprecatedCount"),
     )
+
+
+#: The attributes of the collector's ``k8s_events`` shape that :func:`parse_k8s_event` reads: a
+#: caller building the mapping from a resource and a record need copy no others (a resource of
+#: hundreds of attributes, copied for each of thousands of records, was hundreds of MiB).
+COLLECTOR_KEYS: Final[tuple[str, ...]] = (
+    "k8s.event.reason",
+    "k8s.object.kind",
+    "k8s.object.name",
+    "k8s.object.uid",
+    "k8s.namespace.name",
+    "k8s.event.reporting_controller",
+    "k8s.node.name",
+    "k8s.event.reporting_instance",
+    "k8s.event.count",
+)
 
 
 def _from_collector(obj: Mapping[str, Any]) -> MigrationEvent:

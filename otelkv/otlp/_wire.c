@@ -275,6 +275,14 @@ static struct {
 };
 #define NKNOWN ((Py_ssize_t)(sizeof(KNOWN) / sizeof(KNOWN[0])))
 
+/* The resource attributes a record's view takes: otelkv.kubevirt.k8s.COLLECTOR_KEYS, the ones the
+   reader reads (tests/test_native.py holds the two lists equal). */
+static const char *const VIEW_KEYS[] = {
+    "k8s.event.reason", "k8s.object.kind", "k8s.object.name", "k8s.object.uid", "k8s.namespace.name",
+    "k8s.event.reporting_controller", "k8s.node.name", "k8s.event.reporting_instance", "k8s.event.count",
+};
+#define NVIEW_KEYS ((Py_ssize_t)(sizeof(VIEW_KEYS) / sizeof(VIEW_KEYS[0])))
+
 /* An attribute name as str: a known one shared, any other decoded. */
 static PyObject *key_text(const uint8_t *b, Span s) {
     Py_ssize_t n = s.end - s.start;
@@ -738,6 +746,24 @@ static int scan_resource(Scan *sc, Res *res, Spans *attrs, PyObject **dict) {
         Py_DECREF(d);
         return st;
     }
+    /* Only what the reader reads goes into each record's view (otelkv.kubevirt.k8s.COLLECTOR_KEYS,
+     * as the reference's event_view): the whole resource, copied per record, cost its size times
+     * the records. */
+    PyObject *v = PyDict_New();
+    if (v == NULL) {
+        Py_DECREF(d);
+        return ERROR;
+    }
+    for (Py_ssize_t i = 0; i < NVIEW_KEYS; i++) {
+        PyObject *value = PyDict_GetItemString(d, VIEW_KEYS[i]); /* borrowed */
+        if (value != NULL && PyDict_SetItemString(v, VIEW_KEYS[i], value) < 0) {
+            Py_DECREF(d);
+            Py_DECREF(v);
+            return ERROR;
+        }
+    }
+    Py_DECREF(d);
+    d = v;
     *dict = d;
     return OK;
 }

@@ -12,6 +12,7 @@ from typing import Any, Final
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, SeverityNumber
 
 from otelkv.kubevirt import MigrationEvent, MigrationTracker, parse_k8s_event
+from otelkv.kubevirt.k8s import COLLECTOR_KEYS
 from otelkv.kubevirt.objects import read_migration_object
 from otelkv.kubevirt.tracker import Tracked
 
@@ -130,7 +131,10 @@ def event_view(
     if isinstance(kind, str) and kind in kinds:  # the k8s_events receiver's shape (k8s_event_to_logdata.go)
         # Namespace (and anything else) from the record, else from the resource: a newer receiver
         # moves k8s.namespace.name to the resource, and empty fields arrive as "".
-        view = {**resource, **{k: v for k, v in attributes.items() if v != ""}}
+        # Only the resource attributes the reader reads: a copy of the whole resource for each
+        # record cost its size times the records (a 30 KB resource, 20,000 records: ~150 MiB).
+        view: dict[str, Any] = {k: resource[k] for k in COLLECTOR_KEYS if k in resource}
+        view.update({k: v for k, v in attributes.items() if v != ""})
         text = record.body
         view["body"] = text.string_value if text.WhichOneof("value") == "string_value" else ""
         view["severity_text"] = record.severity_text or _TYPE_OF_SEVERITY.get(record.severity_number, "")
