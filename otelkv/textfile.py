@@ -43,8 +43,20 @@ def decode(data: bytes, source: str) -> str:
     return text
 
 
-def read_text(path: str | Path) -> str:
-    """The text of ``path`` (``-``: standard input); OSError when it cannot be read."""
+#: The largest text file otelkv reads (events or configuration): /dev/zero or a runaway pipe ends
+#: in one line, not in gigabytes of memory.
+MAX_TEXT_BYTES: Final = 256 * 1024 * 1024
+
+
+def read_text(path: str | Path, limit: int = MAX_TEXT_BYTES) -> str:
+    """The text of ``path`` (``-``: standard input), at most ``limit`` bytes; OSError when it cannot
+    be read, :class:`TextError` when it is longer."""
+    source = "stdin" if str(path) == "-" else str(path)
     if str(path) == "-":
-        return decode(sys.stdin.buffer.read(), "stdin")
-    return decode(Path(path).read_bytes(), str(path))
+        data = sys.stdin.buffer.read(limit + 1)
+    else:
+        with Path(path).open("rb") as file:
+            data = file.read(limit + 1)
+    if len(data) > limit:
+        raise TextError(f"{source}: larger than {limit >> 20} MiB; not a file otelkv reads whole")
+    return decode(data, source)

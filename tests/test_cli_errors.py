@@ -74,6 +74,25 @@ CASES = [
     Case("a mistyped serve flag", ("serve", "--foward", "x"), "(see otelkv serve --help)"),
     Case("dead-letter without an action", ("dead-letter",), "required: action (see"),
     Case("an unknown log level", ("serve", "--log-level", "verbose"), "invalid choice: 'verbose'"),
+    Case(
+        "an integer of 5,000 digits in events",
+        ("migrations", "{ev}"),
+        "exceeds the limit (4300 digits)",
+        (("ev", b'{"items": [{"count": ' + b"9" * 5000 + b"}]}"),),
+    ),
+    Case(
+        "a count past 64 bits in a replayed event",
+        ("replay", "{ev}", "--to", "127.0.0.1:1"),
+        "(in time order): Value out of range",
+        (("ev", EVENTS.replace(b'"count": 1', b'"count": 99999999999999999999999', 1)),),
+    ),
+    Case(
+        "an integer of 5,000 digits in the configuration",
+        ("check-config", "--offline", "{cfg}"),
+        "not valid YAML: exceeds the limit (4300 digits)",
+        (("cfg", b"max_message_bytes: " + b"9" * 5000 + b"\n"),),
+    ),
+    Case("an endless configuration file", ("check-config", "/dev/zero"), "/dev/zero: larger than 1 MiB"),
     Case("a negative --since", ("migrations", "--since=-2h", "{ev}"), "cannot be negative", (("ev", EVENTS),)),
     Case(
         "a cut event file",

@@ -195,3 +195,15 @@ def test_many_one_record_scopes_are_charged_alike_on_both_cores(serving: Serving
     assert serving.post(payload, "application/x-protobuf") == 413
     assert serving.status("VmHWM") - before < 90 * MiB
     assert serving.post(_good(), "application/x-protobuf") == 200
+
+
+def test_the_client_is_never_told_more_records_were_rejected_than_it_sent() -> None:
+    """The probe: with Loki answering 413, the partial success counted the summary records otelkv
+    added (1 record sent, 2 rejected; 1,000 sent, 1,936 rejected)."""
+    from otelkv.forward import Delivery  # noqa: PLC0415
+    from otelkv.otlp.enrichment import EnrichResult  # noqa: PLC0415
+    from otelkv.pipeline.export import _as_answered  # noqa: PLC0415
+
+    result = EnrichResult(received=1000, enriched=1000, summaries=936)
+    assert _as_answered(Delivery(1936, "413"), result).rejected == 1000
+    assert _as_answered(Delivery(30, "400"), result).rejected == 30

@@ -43,6 +43,17 @@ EXPECTED: Final = (
 
 
 def parse_events(text: str, source: str = "input") -> list[dict[str, Any]]:
+    """Every Event in ``text`` (see :func:`_parse_events`); an integer of more digits than Python
+    converts (4,300) is an :class:`EventFileError` too, not a crash."""
+    try:
+        return _parse_events(text, source)
+    except EventFileError:
+        raise
+    except ValueError as error:
+        raise EventFileError(f"{source}: {str(error).split(':')[0].lower()}; {EXPECTED}") from None
+
+
+def _parse_events(text: str, source: str = "input") -> list[dict[str, Any]]:
     """Every Event in ``text``: a ``List`` (``{"items": [...]}``) or a JSON array, as JSON or
     YAML, or JSON lines. Anything else raises :class:`EventFileError` naming ``source``."""
     stripped = text.lstrip()

@@ -51,7 +51,18 @@ def batches(events: Sequence[dict[str, Any]], size: int) -> Iterator[ExportLogsS
     if size < 1:
         raise ValueError(f"batch size must be at least 1, got {size}")
     for start in range(0, len(events), size):
-        yield ExportLogsServiceRequest(resource_logs=[to_resource_logs(e) for e in events[start : start + size]])
+        yield ExportLogsServiceRequest(
+            resource_logs=[_shaped(e, n) for n, e in enumerate(events[start : start + size], start + 1)]
+        )
+
+
+def _shaped(event: dict[str, Any], number: int) -> Any:
+    """The event as the receiver sends it; ReplayError naming it when a value cannot be sent (a
+    count or time past a 64-bit integer: no Kubernetes Event holds one)."""
+    try:
+        return to_resource_logs(event)
+    except (ValueError, OverflowError) as error:
+        raise ReplayError(f"event {number} (in time order): {error}: not a value the receiver sends") from None
 
 
 def replay(

@@ -57,7 +57,7 @@ def _notation(hint: type[Any], kind: str, value: Any, key: str) -> Any:
     if isinstance(value, str):
         try:
             return notation.parse_duration(value) if kind == "duration" else notation.parse_size(value)
-        except ValueError as error:
+        except (ValueError, OverflowError) as error:
             raise ConfigError(f"{key}: {error}") from None
     return _scalar(hint, value, key)
 
@@ -72,7 +72,10 @@ def _scalar(hint: type[Any], value: Any, key: str) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-            return int(value)
+            try:
+                return int(value)
+            except ValueError:  # more digits than Python converts (4,300)
+                raise ConfigError(f"{key}: too large a number, got {len(value.strip())} digits") from None
     elif hint is float:
         try:
             if isinstance(value, int | float) and not isinstance(value, bool):

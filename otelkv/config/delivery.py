@@ -66,6 +66,8 @@ class DeliveryConfig:
             raise ConfigError(f"delivery.fsync: must be durable or normal, got {self.fsync!r}")
         if self.mode == "queue" and not self.store_path:
             raise ConfigError("delivery.store_path: queue mode needs a file for its queue (on a volume)")
+        if self.store_path and "\x00" in self.store_path:
+            raise ConfigError("delivery.store_path: a path cannot hold a NUL character")
         for key in ("queue_max_bytes", "queue_max_records", "dead_letter_max_entries", "max_inflight_bytes"):
             positive(f"delivery.{key}", getattr(self, key))
         # One request of max_message_bytes must fit: its wire bytes, inflated bytes and decoded form.

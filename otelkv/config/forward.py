@@ -10,7 +10,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from otelkv.config.secrets import read_secret
-from otelkv.config.values import Duration, positive
+from otelkv.config.values import Duration, missing, positive
 from otelkv.errors import ConfigError
 
 __all__ = ["COLLECTOR_ATTEMPT_SECONDS", "AuthConfig", "ForwardConfig", "TLSConfig", "header_value_problem"]
@@ -92,7 +92,7 @@ class ForwardConfig:
         if f.tls.insecure_skip_verify and parts.scheme == "grpcs":
             raise ConfigError("forward.tls.insecure_skip_verify: not supported for grpcs://; give tls.ca_file")
         if f.tls.ca_file and not offline and not Path(f.tls.ca_file).is_file():
-            raise ConfigError(f"forward.tls.ca_file: no such file {f.tls.ca_file!r}")
+            raise ConfigError(f"forward.tls.ca_file: {missing(f.tls.ca_file)}")
         a = f.auth
         for name in f.headers:
             if name.lower() in ("content-type", "content-encoding", "content-length"):
@@ -112,7 +112,7 @@ class ForwardConfig:
             if offline:
                 break
             if path and not Path(path).is_file():
-                raise ConfigError(f"forward.auth.{key}: no such file {path!r}")
+                raise ConfigError(f"forward.auth.{key}: {missing(path)}")
         for key in ("bearer_token_env", "password_env"):
             name = getattr(a, key)
             if name and not offline and name not in os.environ:

@@ -21,10 +21,12 @@ from otelkv.config import notation
 from otelkv.config.convert import build
 from otelkv.config.schema import Config
 from otelkv.errors import ConfigError
-from otelkv.textfile import TextError, decode
+from otelkv.textfile import TextError, read_text
 
 __all__ = ["CONFIG_FILE_ENV", "ENVIRONMENT", "expand", "load", "read_file", "to_dict"]
 
+#: The largest configuration file read (a configuration is a few KiB).
+CONFIG_MAX_BYTES: Final = 1024 * 1024
 #: Marks a node of the YAML being expanded (an alias that reaches it again is a loop).
 _EXPANDING: Final = object()
 
@@ -106,11 +108,13 @@ def read_file(path: Path, environ: Mapping[str, str], *, offline: bool) -> dict[
     import yaml  # noqa: PLC0415 - only a configuration with a file needs it
 
     try:
-        loaded = yaml.safe_load(decode(path.read_bytes(), str(path)))
+        loaded = yaml.safe_load(read_text(path, limit=CONFIG_MAX_BYTES))
     except OSError as error:
         raise ConfigError(f"{path}: cannot read: {error.strerror}") from error
-    except TextError as error:
-        raise ConfigError(str(error)) from None
+    except ValueError as error:  # an integer of more digits than Python converts (4,300)
+        if isinstance(error, TextError):
+            raise ConfigError(str(error)) from None
+        raise ConfigError(f"{path}: not valid YAML: {str(error).split(':')[0].lower()}") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)

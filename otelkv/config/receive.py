@@ -6,10 +6,32 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 from otelkv.config.secrets import read_token
-from otelkv.config.values import Duration, Size, positive
+from otelkv.config.values import Duration, Size, missing, positive
 from otelkv.errors import ConfigError
+
+_INT32: Final = 2**31 - 1
+#: The largest value each key can take (durations in seconds: grpc counts milliseconds in an int).
+_MOST: Final = {
+    "http.backlog": 65535,
+    "http.max_connections": 1_000_000,
+    "grpc.max_concurrent_streams": _INT32,
+    "grpc.max_connections": 1_000_000,
+    "grpc.workers": 1024,
+    **{
+        f"grpc.{k}": _INT32 / 1000
+        for k in (
+            "max_connection_idle",
+            "max_connection_age",
+            "max_connection_age_grace",
+            "keepalive_min_time",
+            "handshake_timeout",
+        )
+    },
+    **{f"http.{k}": 86400 * 365 for k in ("read_header_timeout", "read_timeout", "idle_timeout")},
+}
 
 __all__ = ["ReceiveAuthConfig", "ReceiveConfig", "ReceiveGRPCConfig", "ReceiveHTTPConfig", "ReceiveTLSConfig"]
 
@@ -98,6 +120,13 @@ class ReceiveConfig:
         for key in ("max_connection_idle", "max_connection_age", "max_connection_age_grace"):
             if getattr(g, key) < 0:
                 raise ConfigError(f"receive.grpc.{key}: must be 0 (never) or more, got {getattr(g, key)!r}")
+        # What the servers take: grpc's channel arguments are C ints (milliseconds for durations),
+        # the listen backlog a kernel's int; beyond, serve would fail after check-config passed.
+        for key, most in _MOST.items():
+            section, name = key.split(".")
+            value = getattr(h if section == "http" else g, name)
+            if value > most:
+                raise ConfigError(f"receive.{key}: at most {int(most)}, got {value!r}")
         if t.min_version not in ("1.2", "1.3"):
             raise ConfigError(f"receive.tls.min_version: must be 1.2 or 1.3, got {t.min_version!r}")
         if bool(t.cert_file) != bool(t.key_file):
@@ -111,9 +140,9 @@ class ReceiveConfig:
         for key in ("cert_file", "key_file", "client_ca_file"):
             path = getattr(t, key)
             if path and not Path(path).is_file():
-                raise ConfigError(f"receive.tls.{key}: no such file {path!r}")
+                raise ConfigError(f"receive.tls.{key}: {missing(path)}")
         if a.bearer_token_file and not Path(a.bearer_token_file).is_file():
-            raise ConfigError(f"receive.auth.bearer_token_file: no such file {a.bearer_token_file!r}")
+            raise ConfigError(f"receive.auth.bearer_token_file: {missing(a.bearer_token_file)}")
         if a.bearer_token_env and not os.environ.get(a.bearer_token_env):
             raise ConfigError(f"receive.auth.bearer_token_env: environment variable {a.bearer_token_env!r} is not set")
         # read it as serve will (check-config checks what serve checks)

@@ -6,6 +6,7 @@ number of bytes or a size with a unit (``16MiB``): :mod:`otelkv.config.convert` 
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Final
 
 from otelkv.errors import ConfigError
@@ -38,3 +39,8 @@ def host_port(key: str, value: str) -> tuple[str, int]:
 def split_host_port(value: str) -> tuple[str, int]:
     """``HOST:PORT`` (or ``[v6]:PORT``) as a pair; the value must have passed validation."""
     return host_port("address", value)
+
+
+def missing(path: str) -> str:
+    """Why ``path`` is not a file otelkv can read: none there, or something else (a device, a directory)."""
+    return f"not a regular file {path!r}" if os.path.exists(path) else f"no such file {path!r}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -159,7 +160,7 @@ class Pipeline:
             t.rejected_records(delivery.rejected, delivery.error_type)
             log.warning("target %s refused %d records: %s", self.forwarder.target, delivery.rejected, delivery.message)
         if self.store is None or not delivery.rejected:
-            return delivery
+            return _as_answered(delivery, result)
         kept = None
         if delivery.rejected >= result.forwarded:  # refused whole: keep it
             kept = (result.payload, result.forwarded)
@@ -172,7 +173,7 @@ class Pipeline:
                 pass
             else:
                 t.dead_letters.add(kept[1])
-        return delivery
+        return _as_answered(delivery, result)
 
     def _send_within_budget(self, request: Request) -> Delivery:
         """Sync mode: attempts with backoff, all inside ``timeout`` — the collector waits 5 s for an
@@ -213,3 +214,10 @@ class Pipeline:
 def _outgoing(result: EnrichResult) -> Request:
     """The enriched request as the forwarder gets it: as written (bytes from the native core)."""
     return Encoded(result.wire, result.forwarded) if result.wire is not None else result.request
+
+
+def _as_answered(delivery: Delivery, result: EnrichResult) -> Delivery:
+    """What the client is told was rejected: never more than the records it sent and otelkv
+    forwarded (the target's count may include the summary records otelkv added)."""
+    sent = result.forwarded - result.summaries
+    return delivery if delivery.rejected <= sent else dataclasses.replace(delivery, rejected=sent)
