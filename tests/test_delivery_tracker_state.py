@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from otelkv.delivery.tracker_state import MIN_STATE_BYTES, PersistentTracker, max_state_bytes
+from otelkv.kubevirt import MigrationTracker
 from tests.scenarios import BASE
 from tests.test_kubevirt_tracker import migrated, migrating
 
@@ -90,10 +91,17 @@ def test_a_state_within_the_bound_is_restored(tmp_path: Path) -> None:
     path = tmp_path / "m.json"
     path.write_text(json.dumps(state(10_000, text=253)))  # every string at Kubernetes' name limit
     assert path.stat().st_size < MIN_STATE_BYTES
-    tracker = PersistentTracker(path)
-    # not refused as too large; the tracker's own bound in bytes (32 MiB) keeps the most recent
-    assert tracker.restored == len(tracker) > 9_000
-    assert tracker.bytes <= 32 * 1024 * 1024
+    assert PersistentTracker(path).restored == 10_000
+
+
+def test_the_saved_tracker_keeps_the_trackers_own_memory_bound(tmp_path: Path) -> None:
+    """Found in review: the state file's read bound (16 MiB) took the attribute name of the
+    tracker's memory bound (32 MiB) and replaced it, so a tracker with a store kept half as much."""
+    saved = state(10_000, text=253)
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(saved))
+    plain = MigrationTracker()
+    assert PersistentTracker(path).restored == plain.restore_state(saved) == 10_000
 
 
 def test_a_large_state_is_saved_less_often(tmp_path: Path) -> None:

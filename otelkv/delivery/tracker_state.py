@@ -64,7 +64,7 @@ class PersistentTracker(MigrationTracker):
         super().__init__(**bounds)
         self.path = path
         self._interval = interval
-        self._max_bytes = max_state_bytes(int(bounds.get("max_entries", 10_000)))
+        self._max_file_bytes = max_state_bytes(int(bounds.get("max_entries", 10_000)))
         self._saved_at = time.monotonic()
         #: Seconds the next save waits after the last: ``interval``, or longer for a large state.
         self._pause = interval
@@ -136,13 +136,13 @@ class PersistentTracker(MigrationTracker):
         self._saved_at = time.monotonic()
         took = self._saved_at - started
         self._pause = max(self._interval, SAVE_SHARE * took) if took >= SLOW_SAVE else self._interval
-        if len(data) > self._max_bytes and not self._too_large_said:
+        if len(data) > self._max_file_bytes and not self._too_large_said:
             self._too_large_said = True
             log.warning(
                 "the saved migrations in %s take %d bytes, more than the %d read back at start",
                 self.path,
                 len(data),
-                self._max_bytes,
+                self._max_file_bytes,
             )
         return True
 
@@ -157,8 +157,8 @@ class PersistentTracker(MigrationTracker):
         """Restore the saved state; 0, in one log line, when there is none that can be used."""
         try:
             size = self.path.stat().st_size
-            if size > self._max_bytes:
-                raise ValueError(f"{size} bytes, more than the {self._max_bytes} read back")
+            if size > self._max_file_bytes:
+                raise ValueError(f"{size} bytes, more than the {self._max_file_bytes} read back")
             restored = self.restore_state(json.loads(self.path.read_bytes()))
         except FileNotFoundError:
             return 0
