@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import ssl
-from urllib.parse import urlsplit
 
 from otelkv.config import Config
 from otelkv.errors import ConfigError
@@ -42,10 +41,10 @@ def preflight(config: Config, *, flags: dict[str, str] | None = None, in_use_ok:
 
 def warnings_of(config: Config) -> list[str]:
     """What serve accepts in ``config`` but that is likely a mistake, one line each, naming the key."""
-    warnings = []
-    if urlsplit(config.forward.endpoint).path.rstrip("/").endswith("/v1/logs"):
-        warnings.append(
-            f"forward.endpoint: {config.forward.endpoint!r} already ends in /v1/logs and otelkv appends /v1/logs "
-            "(the collector's otlp_http convention): give the base URL (Loki: …/otlp)"
-        )
-    return warnings
+    endpoint = config.forward.endpoint
+    if not endpoint.startswith(("http://", "https://")):
+        return []
+    from otelkv.forward.http import endpoint_warning  # noqa: PLC0415 - urllib3 only for an HTTP target
+
+    warning = endpoint_warning(endpoint)
+    return [warning] if warning is not None else []

@@ -60,13 +60,9 @@ class HttpForwarder:
     ) -> None:
         self._url = endpoint.rstrip("/") + "/v1/logs"
         self._shown = shown_url(self._url)  # for logs, metrics and answers: never credentials
-        if urlsplit(endpoint).path.rstrip("/").endswith("/v1/logs"):
-            log.warning(
-                "forward.endpoint %s already ends in /v1/logs; otelkv appends /v1/logs (the collector's "
-                "otlp_http convention), so requests go to %s: give the base URL (Loki: …/otlp)",
-                shown_url(endpoint),
-                self._shown,
-            )
+        warning = endpoint_warning(endpoint)
+        if warning is not None:
+            log.warning("%s", warning)
         self._headers = {"User-Agent": f"otelkv/{__version__}", **(headers or {}), "Content-Type": CONTENT_TYPE}
         if compression:
             self._headers["Content-Encoding"] = "gzip"
@@ -215,6 +211,18 @@ def _refused(part: ExportLogsServiceRequest, delivery: Delivery) -> Encoded | No
     if delivery.rejected and delivery.rejected >= records:
         return Encoded(part.SerializeToString(), records)
     return None
+
+
+def endpoint_warning(endpoint: str) -> str | None:
+    """Why ``forward.endpoint`` is likely a mistake though valid (an OTLP/HTTP one that already
+    ends in ``/v1/logs``: otelkv appends it), or None; never shows credentials."""
+    if not urlsplit(endpoint).path.rstrip("/").endswith("/v1/logs"):
+        return None
+    posted = shown_url(endpoint.rstrip("/") + "/v1/logs")
+    return (
+        f"forward.endpoint {shown_url(endpoint)} already ends in /v1/logs; otelkv appends /v1/logs (the "
+        f"collector's otlp_http convention), so requests go to {posted}: give the base URL (Loki: …/otlp)"
+    )
 
 
 def retry_after(value: str | None) -> float | None:

@@ -26,7 +26,8 @@ _STEP: Final = 256 * 1024
 #: malformed, never retryable); the message may nest this deep (ParseDict's limit). An OTLP kvlist
 #: level is 4 JSON levels; 32 of them (upb's own limit for protobuf) are 136 deep in all.
 MAX_JSON_DEPTH: Final = 160
-#: What decoding JSON costs beyond the objects: the body, its text, and the encoded request.
+#: What decoding JSON costs beyond the objects, in multiples of the body: the body and its text (a str
+#: of up to 4 bytes a character, 1 for ASCII). The re-encoded request is charged by the receiver.
 JSON_TEXT_COST: Final = 3
 #: What one JSON object costs while it is decoded: its dict, then its message (measured with VmHWM:
 #: 206 bytes an object for empty records ``{}``, 284 for records of a body and two attributes;

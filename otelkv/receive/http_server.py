@@ -46,8 +46,6 @@ from otelkv.telemetry.metrics import Telemetry
 
 log = logging.getLogger(__name__)
 
-# google.rpc.Code for the Status body: INVALID_ARGUMENT, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED,
-# UNAUTHENTICATED, UNAVAILABLE.
 
 
 class _Debug(logging.LoggerAdapter):  # type: ignore[type-arg]
