@@ -56,8 +56,10 @@ def error_type(error: BaseException) -> str:
 class Telemetry:
     """The counters and the latency histogram of one otelkv process (instance-local registry).
 
-    Every counter exists from the start at 0, so that ``rate()`` and alerts see a series before
-    the first failure.
+    Every counter without labels exists from the start at 0, and a labelled one with each value it
+    can take when those are known (``requests_invalid``, ``summaries``), so that ``rate()`` and
+    alerts see a series before the first failure; ``records_failed`` and ``records_rejected`` are
+    labelled by the target's answer and start with it (never with an empty label).
     """
 
     def __init__(self, *, otlp_endpoint: str | None = None) -> None:
