@@ -93,6 +93,9 @@ CASES = [
         (("cfg", b"max_message_bytes: " + b"9" * 5000 + b"\n"),),
     ),
     Case("an endless configuration file", ("check-config", "/dev/zero"), "/dev/zero: larger than 1 MiB"),
+    Case(
+        "a --since too far back", ("migrations", "--since", "99999999999w", "{ev}"), "too far back", (("ev", EVENTS),)
+    ),
     Case("a negative --since", ("migrations", "--since=-2h", "{ev}"), "cannot be negative", (("ev", EVENTS),)),
     Case(
         "a cut event file",

@@ -71,3 +71,11 @@ def test_replay_carries_a_bearer_token(secured: tuple[Service, Path], sink: Loki
 def test_a_missing_token_file_is_named_by_its_flag(tmp_path: Path) -> None:
     code, _, err = _replay("--to", "127.0.0.1:1", "--bearer-token-file", str(tmp_path / "nope"))
     assert code == 2 and err.startswith("otelkv: --bearer-token-file: cannot read"), err
+
+
+def test_a_ca_file_that_is_not_pem_ends_in_one_line(service: Service, tmp_path: Path) -> None:
+    bad = tmp_path / "ca.pem"
+    bad.write_text("not a certificate\n")
+    code, _, err = _replay("--to", f"127.0.0.1:{service.grpc_port}", "--ca-file", str(bad))
+    assert code == 2 and err.count("\n") == 1 and err.startswith("otelkv: "), err
+    assert "internal error" not in err

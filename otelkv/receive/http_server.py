@@ -47,7 +47,6 @@ from otelkv.telemetry.metrics import Telemetry
 log = logging.getLogger(__name__)
 
 
-
 class _Debug(logging.LoggerAdapter):  # type: ignore[type-arg]
     """aiohttp logs a malformed request at error level: a client's fault, so debug here."""
 
