@@ -14,6 +14,7 @@ from typing import Final
 from .event_builders import evolve
 from .model import TERMINAL_PHASES, MigrationEvent
 from .objects import MigrationObject
+from .trigger import FROM_NAME, trigger_of_name
 
 NEVER: Final = datetime.max.replace(tzinfo=UTC)
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -53,6 +54,13 @@ class Migration:
     events: int
     mode: str | None = None
     abort_status: str | None = None
+    #: Who started it: ``evacuation`` | ``workload-update`` | ``user`` | ``other``
+    #: (:mod:`otelkv.kubevirt.trigger`); None when neither its object nor its name says.
+    trigger: str | None = None
+    #: Where ``trigger`` was read: ``object`` (its annotations) or ``name`` (its generateName).
+    trigger_source: str | None = None
+    #: The cluster it ran in (resource attribute ``k8s.cluster.name``), when the collector says.
+    cluster: str | None = None
 
     @property
     def duration_seconds(self) -> float | None:
@@ -231,6 +239,8 @@ def snapshot(record: Record) -> Migration:
         events=record.events,
         mode=record.mode,
         abort_status=record.abort,
+        trigger=trigger_of_name(record.name),
+        trigger_source=FROM_NAME if record.name else None,
     )
 
 
