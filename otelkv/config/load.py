@@ -107,8 +107,10 @@ def read_file(path: Path, environ: Mapping[str, str], *, offline: bool) -> dict[
     """The mapping in ``path``, expanded; ConfigError naming the file (and line) when it is not one."""
     import yaml  # noqa: PLC0415 - only a configuration with a file needs it
 
+    from otelkv.config.yaml_file import load_yaml  # noqa: PLC0415
+
     try:
-        loaded = yaml.safe_load(read_text(path, limit=CONFIG_MAX_BYTES))
+        loaded = load_yaml(read_text(path, limit=CONFIG_MAX_BYTES))
     except OSError as error:
         raise ConfigError(f"{path}: cannot read: {error.strerror}") from error
     except ValueError as error:  # an integer of more digits than Python converts (4,300)
