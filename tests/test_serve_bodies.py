@@ -236,3 +236,21 @@ def test_a_body_over_the_size_limit_is_counted_too_large(service: Service) -> No
     assert answer.status == 413
     text = service.telemetry.prometheus_text().decode()
     assert 'otelkv_requests_invalid_total{error_type="too_large"} 1.0' in text
+
+
+def test_a_lone_surrogate_in_json_becomes_u_fffd_and_loses_nothing(sink: LokiSink, service: Service) -> None:
+    # Found by probing (issue 18): a lone UTF-16 surrogate escape (JSON allows "\ud800"; no
+    # UTF-8 holds it) in one record refused the whole request with 400. Go's encoding/json reads
+    # it as U+FFFD; so does otelkv now, in strings and keys alike.
+    records = [
+        '{"timeUnixNano": "1", "body": {"stringValue": "first, intact"}}',
+        '{"timeUnixNano": "2", "body": {"stringValue": "bad \\ud800 here"},'
+        ' "attributes": [{"key": "k\\uDC00", "value": {"stringValue": "v"}}]}',
+        '{"timeUnixNano": "3", "body": {"stringValue": "pair \\ud83d\\ude00 kept"}}',
+    ]
+    body = f'{{"resourceLogs": [{{"scopeLogs": [{{"logRecords": [{",".join(records)}]}}]}}]}}'.encode()
+    answer = post(service, body, "application/json")
+    assert answer.status == 200, message(answer)
+    lines = sorted(entry.line for entry in sink.entries)
+    assert lines == ["bad \ufffd here", "first, intact", "pair \U0001f600 kept"]
+    assert any(entry.metadata.get("k_") == "v" for entry in sink.entries)  # Loki: "k\ufffd" -> k_

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import zlib
 from typing import Any, Final
 
@@ -88,6 +89,46 @@ def _hex_ids_to_base64(node: Any) -> None:
                             raise BadRequest(f"logRecords.{key}: not hex: {value[:40]!r}") from error
 
 
+#: A JSON escape of a UTF-16 surrogate (``\\ud800``-``\\udfff``): only then can a string hold a lone one.
+_SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
+def _fixed(text: str) -> str:
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def _without_lone_surrogates(data: Any) -> Any:
+    """``data`` with each lone surrogate in its strings and keys read as U+FFFD.
+
+    JSON may escape one (``"\\ud800"``); no UTF-8 string holds it, so protobuf refuses the whole
+    request. Go's ``encoding/json`` reads it as U+FFFD (pairs stay one character, as ``json``
+    already joined them); so does otelkv, and the other records of the request are kept. Walked
+    without recursion (the nesting is bounded by the parser, not by this walk).
+    """
+    if isinstance(data, str):
+        return _fixed(data)
+    todo: list[Any] = [data]
+    while todo:
+        node = todo.pop()
+        items: list[tuple[Any, Any]]
+        if isinstance(node, dict):
+            for key in [k for k in node if _LONE_SURROGATE.search(k)]:
+                node[_fixed(key)] = node.pop(key)
+            items = list(node.items())
+        elif isinstance(node, list):
+            items = list(enumerate(node))
+        else:
+            continue
+        for index, value in items:
+            if isinstance(value, str):
+                if _LONE_SURROGATE.search(value):
+                    node[index] = _fixed(value)
+            elif isinstance(value, dict | list):
+                todo.append(value)
+    return data
+
+
 def decode_json(body: bytes, charge: Charge) -> ExportLogsServiceRequest:
     """An OTLP/JSON logs request; :class:`BadRequest` naming the problem otherwise.
 
@@ -118,6 +159,8 @@ def decode_json(body: bytes, charge: Charge) -> ExportLogsServiceRequest:
         raise BadRequest(f"body is not OTLP/JSON: nested more than {MAX_JSON_DEPTH} levels deep") from None
     except ValueError as error:
         raise BadRequest(f"body is not JSON: {error}") from error
+    if _SURROGATE_ESCAPE.search(text):
+        data = _without_lone_surrogates(data)
     del text
     charge.add(built % JSON_CHARGE_EVERY * JSON_OBJECT_COST)
     if not isinstance(data, dict):
