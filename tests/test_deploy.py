@@ -85,7 +85,13 @@ def test_the_validator_catches_a_wrong_manifest() -> None:
 
 # -- LogQL -----------------------------------------------------------------------------------------
 
-GRAFANA_VARIABLES = {"$namespace": "virtualmachines", "$vm": "fedora-vm", "$__auto": "5m", "$__range": "1h"}
+GRAFANA_VARIABLES = {
+    "$cluster": "homelab",
+    "$namespace": "virtualmachines",
+    "$vm": "fedora-vm",
+    "$__auto": "5m",
+    "$__range": "1h",
+}
 # Loki rejects these although Grafana's grammar takes them (FACTS §5): a grouping after a range
 # aggregation that has no unwrap.
 NOT_LOKI = re.compile(
