@@ -135,7 +135,12 @@ def collector_pod(values: dict[str, Any]) -> dict[str, Any]:
         "containers": [collector, *v["extraContainers"]],
         "initContainers": v["initContainers"],
         "volumes": [
-            {"name": "opentelemetry-collector-configmap", "configMap": {"name": "otel-collector"}},
+            # _helpers.tpl configName: the fullname and the workload's configmapSuffix
+            # (templates/statefulset.yaml passes "-statefulset", deployment.yaml "")
+            {
+                "name": "opentelemetry-collector-configmap",
+                "configMap": {"name": "otel-collector" + ("-statefulset" if v["mode"] == "statefulset" else "")},
+            },
             *v["extraVolumes"],
             *[
                 {"name": t["metadata"]["name"], "persistentVolumeClaim": {"claimName": claim}}
