@@ -131,13 +131,77 @@ def collector_pod(values: dict[str, Any]) -> dict[str, Any]:
         "securityContext": v["podSecurityContext"],
         "hostNetwork": v["hostNetwork"],
         "hostPID": v["hostPID"],
+        "affinity": v["affinity"],
         "containers": [collector, *v["extraContainers"]],
         "initContainers": v["initContainers"],
         "volumes": [
-            {"name": "opentelemetry-collector-configmap", "configMap": {"name": "otel-collector"}},
+            # _helpers.tpl configName: the fullname and the workload's configmapSuffix
+            # (templates/statefulset.yaml passes "-statefulset", deployment.yaml "")
+            {
+                "name": "opentelemetry-collector-configmap",
+                "configMap": {"name": "otel-collector" + ("-statefulset" if v["mode"] == "statefulset" else "")},
+            },
             *v["extraVolumes"],
+            *[
+                {"name": t["metadata"]["name"], "persistentVolumeClaim": {"claimName": claim}}
+                for t, claim in zip(claim_templates(values), pod_claims(values, 0), strict=True)
+            ],
         ],
     }
+
+
+def collector_workload(values: dict[str, Any]) -> dict[str, Any]:
+    """The workload the chart makes for ``mode`` (no vendored copy of these two templates: the
+    models below cite the lines they follow, read at tag opentelemetry-collector-0.170.0).
+
+    templates/deployment.yaml (``mode: deployment``): ``replicas: {{ .Values.replicaCount }}``,
+    ``strategy.type: {{ .Values.rollout.strategy }}``. templates/statefulset.yaml (``mode:
+    statefulset``): ``serviceName`` the fullname, ``podManagementPolicy:
+    {{ .Values.statefulset.podManagementPolicy }}``, ``replicas``, ``updateStrategy.type:
+    {{ .Values.rollout.strategy }}`` (``rollingUpdate`` only when ``rollout.rollingUpdate`` is set),
+    ``persistentVolumeClaimRetentionPolicy`` only when its ``enabled`` is true, and
+    ``volumeClaimTemplates`` from ``statefulset.volumeClaimTemplates``. templates/pdb.yaml: a
+    PodDisruptionBudget when ``podDisruptionBudget.enabled`` and the mode is deployment or
+    statefulset, with the chart's selector labels."""
+    v = collector_values(values)
+    mode = v["mode"]
+    assert mode in ("deployment", "statefulset"), mode
+    spec: dict[str, Any] = {"replicas": v["replicaCount"]}
+    if mode == "deployment":
+        spec["strategy"] = {"type": v["rollout"]["strategy"]}
+    else:
+        spec["serviceName"] = "otel-collector"
+        spec["podManagementPolicy"] = v["statefulset"]["podManagementPolicy"]
+        spec["updateStrategy"] = {"type": v["rollout"]["strategy"]}
+        if v["rollout"].get("rollingUpdate") and v["rollout"]["strategy"] == "RollingUpdate":
+            spec["updateStrategy"]["rollingUpdate"] = v["rollout"]["rollingUpdate"]
+        retention = v["statefulset"].get("persistentVolumeClaimRetentionPolicy", {})
+        if retention.get("enabled"):
+            spec["persistentVolumeClaimRetentionPolicy"] = {
+                "whenDeleted": retention["whenDeleted"],
+                "whenScaled": retention["whenScaled"],
+            }
+        spec["volumeClaimTemplates"] = claim_templates(values)
+    spec["template"] = {"spec": collector_pod(values)}
+    pdb = v["podDisruptionBudget"]
+    disruption = None
+    if pdb.get("enabled"):
+        disruption = {k: pdb[k] for k in ("minAvailable", "maxUnavailable") if pdb.get(k)}
+    return {"kind": "Deployment" if mode == "deployment" else "StatefulSet", "spec": spec, "pdb": disruption}
+
+
+def claim_templates(values: dict[str, Any]) -> list[dict[str, Any]]:
+    v = collector_values(values)
+    if v["mode"] != "statefulset":
+        return []
+    templates: list[dict[str, Any]] = v["statefulset"]["volumeClaimTemplates"]
+    return templates
+
+
+def pod_claims(values: dict[str, Any], ordinal: int) -> list[str]:
+    """The claims the StatefulSet controller makes for pod ``ordinal``: ``<template>-<set>-<ordinal>``
+    (Kubernetes, pkg/controller/statefulset/stateful_set_utils.go ``getPersistentVolumeClaimName``)."""
+    return [f"{t['metadata']['name']}-otel-collector-{ordinal}" for t in claim_templates(values)]
 
 
 # -- loki 6.29.0 -----------------------------------------------------------------------------------

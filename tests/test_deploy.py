@@ -16,7 +16,7 @@ import yaml
 from otelkv import config
 from otelkv.otlp.enrich import ATTRIBUTES
 from tests.conftest import ROOT
-from tests.deploy_charts import collector_config
+from tests.deploy_charts import collector_config, collector_pod, collector_workload
 from tests.loki_sink import loki_name
 
 DEPLOY = ROOT / "deploy"
@@ -85,7 +85,13 @@ def test_the_validator_catches_a_wrong_manifest() -> None:
 
 # -- LogQL -----------------------------------------------------------------------------------------
 
-GRAFANA_VARIABLES = {"$namespace": "virtualmachines", "$vm": "fedora-vm", "$__auto": "5m", "$__range": "1h"}
+GRAFANA_VARIABLES = {
+    "$cluster": "homelab",
+    "$namespace": "virtualmachines",
+    "$vm": "fedora-vm",
+    "$__auto": "5m",
+    "$__range": "1h",
+}
 # Loki rejects these although Grafana's grammar takes them (FACTS §5): a grouping after a range
 # aggregation that has no unwrap.
 NOT_LOKI = re.compile(
@@ -158,9 +164,18 @@ def test_rules_are_metric_queries_with_the_prometheus_rule_format() -> None:
         assert set(group) <= {"name", "interval", "rules"}
         for rule in group["rules"]:
             assert set(rule) <= {"alert", "expr", "for", "labels", "annotations"}
-            assert rule["expr"].lstrip().startswith(("sum", "(", "count", "quantile", "rate"))  # not a log query
+            assert rule["expr"].lstrip().startswith(("sum", "(", "count", "quantile", "rate", "max"))  # not a log query
             names.add(rule["alert"])
     assert {"KubeVirtMigrationFailed", "KubeVirtMigrationFailureRatioHigh", "KubeVirtMigrationStuck"} <= names
+    assert {  # issue 21 §4 (tests/test_alerts.py feeds records through each)
+        "KubeVirtVMMigratedTooOften",
+        "KubeVirtVMMigrationFailingRepeatedly",
+        "KubeVirtMigrationsSlow",
+        "KubeVirtMigrationTookTooLong",
+        "KubeVirtDrainMigrationFailed",
+        "KubeVirtDrainStalled",
+        "KubeVirtVMNotMigratable",
+    } <= names
 
 
 # -- names that must agree ---------------------------------------------------------------------
@@ -236,9 +251,16 @@ def test_services_namespaces_and_ports_agree() -> None:
     assert (ROOT / "collector-config/values-sidecar.yaml").exists()
 
 
+# The trigger attributes (issue 21 §1) that otelkv's trigger work adds to ATTRIBUTES at the same
+# time as these queries arrive; once ATTRIBUTES has them, this set is redundant (the test below
+# says so) and can go.
+TRIGGER_ATTRIBUTES = {"kubevirt.migration.trigger", "kubevirt.migration.trigger_source"}
+
+
 def test_labels_and_attribute_names_agree_with_otelkv() -> None:
     service_name = config.Config().enrich.service_name
-    structured = {loki_name(a) for a in ATTRIBUTES} | {"k8s_object_kind"}
+    structured = {loki_name(a) for a in set(ATTRIBUTES) | TRIGGER_ATTRIBUTES} | {"k8s_object_kind"}
+    assert not TRIGGER_ATTRIBUTES & set(ATTRIBUTES) or set(ATTRIBUTES) >= TRIGGER_ATTRIBUTES
     for expr in dashboard_expressions() + rule_expressions() + doc_blocks("logql"):
         assert f'service_name="{service_name}"' in expr, expr
         for name in re.findall(r"\b(kubevirt_[a-z_]+)\b", expr):
@@ -352,7 +374,7 @@ def test_loki_asks_for_basic_auth_and_every_client_has_it(tmp_path: Path) -> Non
     assert loki_values()["gateway"]["basicAuth"] == {"enabled": True, "existingSecret": LOKI_SECRET}
     values = load(ROOT / "collector-config/values-sidecar.yaml")
     [sidecar] = values["extraContainers"]
-    pod = {"volumes": values["extraVolumes"]}
+    pod = collector_pod(values)
     sidecar_cfg = otelkv_file_config(pod, sidecar, values["extraManifests"], tmp_path / "a")
     rendered = render(DEPLOY / "apps/otelkv")
     deployment = next(o for o in rendered if o["kind"] == "Deployment")["spec"]["template"]["spec"]
@@ -385,16 +407,19 @@ def test_the_dashboard_folder_annotation_is_one_the_grafana_chart_reads() -> Non
     assert f"*Dashboards → {folder} →" in (ROOT / "docs/deployment.md").read_text()
 
 
-def test_one_pod_at_a_time_during_rollouts() -> None:
-    """Chart 0.170.0 (values.yaml ``rollout.strategy: RollingUpdate``; templates/deployment.yaml
-    writes ``strategy.type`` from it, and ``rollingUpdate`` only for RollingUpdate): the default
-    runs two collectors during a rollout. Kubernetes' Deployment default is RollingUpdate too."""
+def test_rollouts_replace_one_pod_at_a_time() -> None:
+    """Chart 0.170.0 templates/statefulset.yaml writes ``updateStrategy.type`` from
+    ``rollout.strategy``: a StatefulSet's RollingUpdate replaces one pod at a time and never runs
+    two pods of one identity (each pod keeps its own volumes); the leader election decides which
+    pod watches (tests/test_leader_election.py). The standalone otelkv (one replica, one
+    ReadWriteOnce store that two processes may not share) stays Recreate."""
     values = load(ROOT / "collector-config/values-sidecar.yaml")
-    assert values["rollout"] == {"strategy": "Recreate"}
+    assert values["rollout"] == {"strategy": "RollingUpdate"}
+    assert not values["rollout"].get("rollingUpdate")  # no maxUnavailable > 1: one pod at a time
     standalone = next(o for o in render(DEPLOY / "apps/otelkv") if o["kind"] == "Deployment")
     assert standalone["spec"]["strategy"] == {"type": "Recreate"}
     text = (ROOT / "docs/scaling.md").read_text()
-    assert "## What a rollout costs" in text and "gap" in text
+    assert "## What a rollout costs" in text and "waits for the lease" in text
 
 
 # -- hardening (issue 11 item 6; Pod Security and tokens: tests/test_deploy_security.py) ----------
@@ -488,18 +513,22 @@ def test_only_otelkv_grafana_and_the_route_reach_loki() -> None:
 
 
 def test_no_pod_disruption_budget_that_protects_nothing() -> None:
-    """maxUnavailable: 1 on one replica allows every eviction: it promised what it did not do."""
+    """maxUnavailable: 1 on one replica allows every eviction: it promised what it did not do. The
+    collector's two pods have one (chart templates/pdb.yaml), fewer unavailable than replicas."""
     for directory in (DEPLOY, DEPLOY / "apps/otelkv"):
         assert not [o for o in render(directory) if o["kind"] == "PodDisruptionBudget"]
+    collector = collector_workload(load(ROOT / "collector-config/values-sidecar.yaml"))
+    assert collector["pdb"] is not None and collector["pdb"]["maxUnavailable"] < collector["spec"]["replicas"]
 
 
 def test_versions_and_limits_in_the_docs_are_those_of_the_files() -> None:
     """core v0.144.0 renamed the exporter to ``otlp_grpc``; chart 0.170.0 added
-    ``useK8sEventsReceiver`` (UPGRADING.md, "0.169.0 to 0.170.0")."""
+    ``useK8sEventsReceiver`` (UPGRADING.md, "0.169.0 to 0.170.0"); the leader election and the
+    initial state are taken as at contrib v0.158.0, the pinned version (tests/test_leader_election.py)."""
     docs = (ROOT / "docs/deployment.md").read_text()
     readme = (ROOT / "collector-config/README.md").read_text()
     for text in (docs, readme):
-        assert "v0.144.0 or later" in text and "0.170.0 or later" in text
+        assert "v0.158.0 or later" in text and "0.170.0 or later" in text
         assert "v0.159" not in text
     app = load(DEPLOY / "apps/otel-collector/application.yaml")
     assert app["spec"]["sources"][0]["targetRevision"] == "0.170.0"
@@ -546,6 +575,7 @@ def test_migration_objects_are_watched_and_go_their_own_way(form: str) -> None:
     they get a pipeline of their own, to the same exporter, with nothing else in it."""
     cfg = collector_forms()[form]
     [vmim] = cfg["receivers"]["k8sobjects"]["objects"]
+    assert cfg["receivers"]["k8sobjects"]["include_initial_state"] is True  # receiver-wide, watch only
     assert vmim == {"name": "virtualmachineinstancemigrations", "group": "kubevirt.io", "mode": "watch"}
     pipelines = cfg["service"]["pipelines"]
     assert set(pipelines) == {"logs", "logs/vmim"}
@@ -553,7 +583,7 @@ def test_migration_objects_are_watched_and_go_their_own_way(form: str) -> None:
     objects = pipelines["logs/vmim"]
     assert objects["receivers"] == ["k8sobjects"]
     assert not [p for p in objects["processors"] if p.startswith("filter")]
-    assert objects["processors"] == ["memory_limiter", "batch"]
+    assert objects["processors"] == ["memory_limiter", "resource/cluster", "batch"]
     assert objects["exporters"] == pipelines["logs"]["exporters"] == ["otlp_grpc/otelkv"]
 
 

@@ -20,11 +20,13 @@ from tests.deploy_charts import (
     collector_ports,
     collector_service_ports,
     collector_values,
+    collector_workload,
     helm_merge,
     load,
     loki_gateway_pod,
     loki_single_binary_pod,
     loki_values,
+    pod_claims,
     template_says,
 )
 from tests.test_deploy import DEPLOY, render
@@ -81,20 +83,20 @@ def test_the_chart_defaults_are_what_the_nulls_remove() -> None:
 def test_the_merged_collector_runs_exactly_our_components_and_ports() -> None:
     cfg = collector_config(sidecar_values())
     assert set(cfg["receivers"]) == {"k8s_events", "k8sobjects"}
-    assert set(cfg["processors"]) == {"memory_limiter", "filter/kubevirt", "batch"}
+    assert set(cfg["processors"]) == {"memory_limiter", "filter/kubevirt", "resource/cluster", "batch"}
     assert set(cfg["exporters"]) == {"otlp_grpc/otelkv"}
-    assert set(cfg["extensions"]) == {"health_check", "file_storage"}
+    assert set(cfg["extensions"]) == {"health_check", "file_storage", "k8s_leader_elector"}
     service = cfg["service"]
-    assert service["extensions"] == ["health_check", "file_storage"]
+    assert service["extensions"] == ["health_check", "file_storage", "k8s_leader_elector"]
     assert service["pipelines"] == {
         "logs": {
             "receivers": ["k8s_events"],
-            "processors": ["memory_limiter", "filter/kubevirt", "batch"],
+            "processors": ["memory_limiter", "filter/kubevirt", "resource/cluster", "batch"],
             "exporters": ["otlp_grpc/otelkv"],
         },
         "logs/vmim": {
             "receivers": ["k8sobjects"],
-            "processors": ["memory_limiter", "batch"],
+            "processors": ["memory_limiter", "resource/cluster", "batch"],
             "exporters": ["otlp_grpc/otelkv"],
         },
     }
@@ -119,8 +121,8 @@ def test_the_collector_queue_is_on_a_volume_that_outlives_the_pod() -> None:
     directory = cfg["extensions"]["file_storage"]["directory"]
     collector = pod["containers"][0]
     claim = claim_mounted_at(pod, collector, directory)
-    assert claim == "otel-collector-queue"
-    assert_kept_claim(values["extraManifests"], claim)
+    assert claim == "collector-queue-otel-collector-0"  # pod 0's own claim (volumeClaimTemplates)
+    assert_kept_by_the_statefulset(values, claim)
     assert pod["securityContext"]["fsGroup"] == 10001  # the volume is writable by the collector's UID
 
 
@@ -129,6 +131,19 @@ def claim_mounted_at(pod: dict[str, Any], container: dict[str, Any], path: str) 
     [mount] = [m for m in container["volumeMounts"] if Path(path).is_relative_to(m["mountPath"])]
     claim: str = volumes[mount["name"]]["persistentVolumeClaim"]["claimName"]
     return claim
+
+
+def assert_kept_by_the_statefulset(values: dict[str, Any], claim: str) -> None:
+    """A claim of a volumeClaimTemplate, one per pod and different for each: the StatefulSet
+    controller keeps it when the pod or the StatefulSet goes (no retention policy rendered:
+    Kubernetes' default is Retain for both whenDeleted and whenScaled), and Argo CD never sees it
+    (it is not in the rendered manifests), so neither prunes it."""
+    workload = collector_workload(values)
+    assert workload["kind"] == "StatefulSet"
+    assert "persistentVolumeClaimRetentionPolicy" not in workload["spec"]
+    assert claim in pod_claims(values, 0) and claim not in pod_claims(values, 1)
+    for template in workload["spec"]["volumeClaimTemplates"]:
+        assert template["spec"]["accessModes"] == ["ReadWriteOnce"]  # one pod each: RWO is enough
 
 
 def assert_kept_claim(objects: list[dict[str, Any]], name: str) -> None:
@@ -150,7 +165,7 @@ def test_otelkv_keeps_its_store_on_a_volume_in_both_forms() -> None:
     sidecar = next(c for c in pod["containers"] if c["name"] == "otelkv")
     [cm] = [o for o in values["extraManifests"] if o["kind"] == "ConfigMap"]
     store = otelkv_store(cm["data"]["otelkv.yaml"])
-    assert_kept_claim(values["extraManifests"], claim_mounted_at(pod, sidecar, store))
+    assert_kept_by_the_statefulset(values, claim_mounted_at(pod, sidecar, store))
     rendered = render(DEPLOY / "apps/otelkv")
     deployment = next(o for o in rendered if o["kind"] == "Deployment")["spec"]["template"]["spec"]
     [cm] = [o for o in rendered if o["kind"] == "ConfigMap"]

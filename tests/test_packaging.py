@@ -217,7 +217,8 @@ def test_collector_pipeline_agrees_with_otelkv_and_facts(form: str) -> None:
     cfg = collector_configs()[form]
     pipeline = cfg["service"]["pipelines"]["logs"]
     assert pipeline["receivers"] == ["k8s_events"]
-    assert pipeline["processors"][-2:] == ["filter/kubevirt", "batch"]
+    # resource/cluster (the cluster's name, docs/deployment.md) may sit between the filter and batch
+    assert [p for p in pipeline["processors"] if p != "resource/cluster"][-2:] == ["filter/kubevirt", "batch"]
     [exporter_name] = pipeline["exporters"]
     assert exporter_name.split("/")[0] == "otlp_grpc"
     flt = cfg["processors"]["filter/kubevirt"]
@@ -252,10 +253,11 @@ def test_the_filter_keeps_exactly_the_kubevirt_kinds() -> None:
 def test_sidecar_values_run_otelkv_with_the_chart() -> None:
     values = yaml.safe_load((ROOT / "collector-config" / "values-sidecar.yaml").read_text())
     assert values["mode"] and values["image"]["repository"]  # the chart requires both
-    assert values["replicaCount"] == 1
-    deployment = values["fullnameOverride"]  # what docs/deployment.md and troubleshooting.md name
+    assert values["replicaCount"] == 2  # one leader, one standby (tests/test_leader_election.py)
+    workload = values["fullnameOverride"]  # what docs/deployment.md and troubleshooting.md name
+    kind = {"deployment": "deploy", "statefulset": "sts"}[values["mode"]]
     for doc in ("deployment.md", "troubleshooting.md"):
-        assert f"deploy/{deployment}" in (ROOT / "docs" / doc).read_text()
+        assert f"{kind}/{workload}" in (ROOT / "docs" / doc).read_text()
     assert values["presets"]["kubernetesEvents"]["enabled"] is True
     [sidecar] = values["extraContainers"]
     args = dict(a.removeprefix("--").split("=", 1) for a in sidecar["args"] if a.startswith("--"))
