@@ -1,13 +1,16 @@
 """``otelkv migrations --loki``: the migrations otelkv wrote to Loki, as the same
 :class:`~otelkv.kubevirt.Migration` snapshots the table prints from events.
 
-- A finished migration is its summary record (``event.name=kubevirt.migration.summary``): its
-  attributes are the facts, as otelkv's tracker knew them when it ended.
-- A migration still running has no summary yet: the KubeVirt event records of the last
-  :data:`RUNNING_LOOKBACK` before the end of the range are read back into the shape the
-  collector sent them in and fed to the same tracker ``otelkv migrations`` feeds a file to; the
-  ones it finds unfinished, and that no summary concludes, are the running ones. One tracker
-  per cluster (label ``k8s_cluster_name``): namespaces of two clusters never mix.
+- The KubeVirt event records of the last :data:`RUNNING_LOOKBACK` before the end of the range are
+  read back into the shape the collector sent them in and fed to the same tracker ``otelkv
+  migrations`` feeds a file to, one tracker per cluster (label ``k8s_cluster_name``: namespaces of
+  two clusters never mix). Every migration found there — running ones, which have no summary
+  yet, and finished ones — is exactly the row the events themselves give.
+- Older migrations are their summary record (``event.name=kubevirt.migration.summary``): its
+  attributes are the facts as otelkv's tracker knew them when the migration ended. One fact may
+  differ from a table of all the events: the summary is written at the first terminal event, and
+  a second one within the tracker's reorder window (the controller's a second after the
+  handler's) can move the end that much later.
 """
 
 from __future__ import annotations
@@ -24,15 +27,16 @@ from otelkv.kubevirt import Migration
 from otelkv.kubevirt.k8s import COLLECTOR_KEYS
 from otelkv.kubevirt.trigger import FROM_NAME, trigger_of_name
 
-__all__ = ["EVENTS_QUERY", "RUNNING_LOOKBACK", "SUMMARY_QUERY", "History", "read_history"]
+__all__ = ["EVENTS_QUERY", "RUNNING_LOOKBACK", "SUMMARY_QUERY", "History", "read_history", "tracked_migrations"]
 
 SERVICE: Final = '{service_name="kubevirt-events"}'
 #: The summary records (LogQL: structured metadata is filtered after the selector).
 SUMMARY_QUERY: Final = SERVICE + ' | event_name="kubevirt.migration.summary"'
 #: The KubeVirt event records otelkv forwarded (the collector's filter keeps these two kinds).
 EVENTS_QUERY: Final = SERVICE + ' | k8s_object_kind=~"VirtualMachineInstance(Migration)?"'
-#: How far back from the end of the range events are read for migrations still running: far
-#: longer than KubeVirt lets a migration run (its completion timeout is 150 s per GiB of memory).
+#: How far back from the end of the range events are read (for migrations still running, and to
+#: give recent ones exactly the rows their events give): far longer than KubeVirt lets a
+#: migration run (its completion timeout is 150 s per GiB of memory).
 RUNNING_LOOKBACK: Final = timedelta(hours=24)
 #: Loki's name of the cluster label (resource attribute ``k8s.cluster.name``).
 CLUSTER: Final = "k8s_cluster_name"
@@ -74,10 +78,12 @@ def read_history(
             f"Loki at {loki.shown} holds no otelkv records ({SERVICE}) for {who} from {start:%Y-%m-%d %H:%M} to "
             f"{end:%Y-%m-%d %H:%M} UTC: check --tenant, and --since or --from/--to"
         )
-    finished = [from_summary(e) for e in summaries]
     events = [as_collector_event(e) for e in entries]
-    running = [m for m in running_migrations(events) if not any(concludes(s, m) for s in finished)]
-    ordered = sorted([*finished, *running], key=lambda m: (m.started or m.ended or end, m.migration_name or ""))
+    tracked = tracked_migrations(events)
+    summarized = [from_summary(e) for e in summaries]
+    finished = [next((t for t in tracked if same(s, t) and better(t, s)), s) for s in summarized]
+    rest = [t for t in tracked if not any(same(s, t) for s in summarized)]
+    ordered = sorted([*finished, *rest], key=lambda m: (m.started or m.ended or end, m.migration_name or ""))
     return History(tuple(ordered), tuple(events), len(summaries) + len(entries))
 
 
@@ -145,21 +151,21 @@ def as_collector_event(entry: LokiEntry) -> dict[str, Any]:
     return event
 
 
-def running_migrations(events: Iterable[Mapping[str, Any]]) -> list[Migration]:
-    """The unfinished migrations the tracker finds in ``events`` (time order), cluster by cluster."""
+def tracked_migrations(events: Iterable[Mapping[str, Any]]) -> list[Migration]:
+    """The migrations the tracker finds in ``events`` (time order), cluster by cluster."""
     by_cluster: dict[str | None, list[Mapping[str, Any]]] = {}
     for event in events:
         by_cluster.setdefault(event.get("k8s.cluster.name"), []).append(event)
     found = []
     for cluster, theirs in by_cluster.items():
         for m in track(theirs):
-            if outcome_of(m) == "running":
-                found.append(m if m.cluster or cluster is None else dataclasses.replace(m, cluster=cluster))
+            found.append(m if m.cluster or cluster is None else dataclasses.replace(m, cluster=cluster))
     return found
 
 
-def concludes(summary: Migration, m: Migration) -> bool:
-    """Whether ``summary`` is the end of running migration ``m`` (its end came from a record not
+def same(summary: Migration, m: Migration) -> bool:
+    """Whether ``summary`` and ``m`` (from events) are one migration. A migration without a name
+    or uid matches by VM when the summary ended after it started (its end came from a record not
     forwarded, such as a migration object)."""
     if (summary.cluster, summary.namespace) != (m.cluster, m.namespace):
         return False
@@ -169,6 +175,12 @@ def concludes(summary: Migration, m: Migration) -> bool:
         return summary.migration_name == m.migration_name
     after = summary.ended is not None and (m.started is None or summary.ended >= m.started)
     return summary.vm_name == m.vm_name and after
+
+
+def better(tracked: Migration, summary: Migration) -> bool:
+    """Whether the migration rebuilt from events says at least what its summary says: it ended
+    (the summary proves it did), and its start was in the events read."""
+    return outcome_of(tracked) != "running" and (tracked.started is not None or summary.started is None)
 
 
 def default_range(since: datetime | None, until: datetime | None, now: datetime) -> tuple[datetime, datetime]:
