@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -114,9 +115,9 @@ def test_more_entries_at_one_timestamp_than_a_batch_is_one_line(example_loki: Lo
 # -- what a user is told ----------------------------------------------------------------------
 
 
-def one_line_error(done: object) -> str:
-    assert getattr(done, "returncode") == 2, getattr(done, "stdout")
-    stderr = str(getattr(done, "stderr"))
+def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 2, done.stdout
+    stderr = done.stderr
     assert stderr.count("\n") == 1 and stderr.startswith("otelkv: "), stderr
     return stderr
 
