@@ -93,7 +93,11 @@ def add_migrations_arguments(mig: argparse.ArgumentParser, time: Callable[[str],
         "time (2025-01-31T08:00:00Z) (default: all; with --loki: 1h, as Loki's own default)",
     )
     which.add_argument(
-        "--from", dest="since", type=time, metavar="DURATION|TIME", help="the same as --since (with --to)"
+        "--from",
+        dest="since",
+        type=time,
+        metavar="DURATION|TIME",
+        help="the same as --since, beside --to (default: all; with --loki: 1h before --to)",
     )
     which.add_argument(
         "--to",
@@ -115,12 +119,20 @@ def add_migrations_arguments(mig: argparse.ArgumentParser, time: Callable[[str],
         "--loki", metavar="URL", help="Loki's base URL, e.g. http://loki-gateway.loki.svc (default: none)"
     )
     loki.add_argument("--tenant", help="X-Scope-OrgID: the tenant otelkv wrote to (forward.tenant; default: none)")
-    loki.add_argument("--username", help="basic auth user (with --password-file or --password-env)")
-    loki.add_argument("--password-file", metavar="FILE", help="basic auth password in FILE")
-    loki.add_argument("--password-env", metavar="NAME", help="basic auth password in environment variable NAME")
-    loki.add_argument("--bearer-token-file", metavar="FILE", help="Authorization: Bearer with the token in FILE")
-    loki.add_argument("--bearer-token-env", metavar="NAME", help="the same, token in environment variable NAME")
-    loki.add_argument("--ca-file", metavar="FILE", help="CA certificates (PEM) to verify an https:// Loki")
+    loki.add_argument("--username", help="basic auth user, with --password-file or --password-env (default: none)")
+    loki.add_argument("--password-file", metavar="FILE", help="basic auth password in FILE (default: none)")
+    loki.add_argument(
+        "--password-env", metavar="NAME", help="basic auth password in environment variable NAME (default: none)"
+    )
+    loki.add_argument(
+        "--bearer-token-file", metavar="FILE", help="Authorization: Bearer with the token in FILE (default: none)"
+    )
+    loki.add_argument(
+        "--bearer-token-env", metavar="NAME", help="the same, token in environment variable NAME (default: none)"
+    )
+    loki.add_argument(
+        "--ca-file", metavar="FILE", help="CA certificates (PEM) to verify an https:// Loki (default: the system's)"
+    )
     loki.add_argument(
         "--batch",
         type=_batch,
