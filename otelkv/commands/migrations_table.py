@@ -44,7 +44,7 @@ def report_tracker() -> MigrationTracker:
 def track(events: Iterable[Mapping[str, Any]], tracker: MigrationTracker | None = None) -> tuple[Migration, ...]:
     """Feed events (in time order) to a tracker (by default :func:`report_tracker`); the
     migrations it found, oldest first."""
-    tracker = tracker or report_tracker()
+    tracker = report_tracker() if tracker is None else tracker  # an empty tracker is falsy (len 0)
     for event in events:
         try:
             tracker.observe(parse_k8s_event(event))
