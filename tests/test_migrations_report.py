@@ -204,8 +204,8 @@ def test_the_trigger_column_and_filter() -> None:
     header, _, *rows = done.stdout.splitlines()[:-1]
     assert header.split()[-3:] == ["TRIGGER", "FAILURE", "REASON"]
     start = header.index("TRIGGER")
-    trigger = {row.split()[0]: row[start:].split()[0] for row in rows}
-    assert trigger == {
+    shown = {row.split()[0]: row[start:].split()[0] for row in rows}
+    assert shown == {
         "virtualmachines/rhel9-db.prod": "evacuation",
         "tenant-a/web-02": "workload-update",
         "virtualmachines/fedora-vm": "user",

@@ -64,7 +64,8 @@ def _suffix(span: Span) -> str:
 def render_timeline(
     migrations: Sequence[Migration], *, width: int = 120, now: datetime | None = None, zone: tzinfo = UTC
 ) -> str:
-    """The timeline of ``migrations`` in at most ``width`` columns (a bar area of at least 10)."""
+    """The timeline of ``migrations`` in at most ``width`` columns (the bars get at least 10; what
+    does not fit then is cut with ``…``)."""
     now = now or datetime.now(UTC)
     spans = [s for s in (span_of(m, now) for m in migrations) if s is not None]
     if not spans:
@@ -101,7 +102,7 @@ def render_timeline(
             name = "  " + _label(span.migration)
             lines.append(f"{name:<{label}} │{''.join(cells)}│ {_suffix(span)}".rstrip())
     lines.append(" " * label + " " + _axis(first, last, bar, zone))
-    return "\n".join(lines) + "\n"
+    return "".join((line if len(line) <= width else line[: width - 1] + "…") + "\n" for line in lines)
 
 
 def _axis(first: datetime, last: datetime, bar: int, zone: tzinfo) -> str:
