@@ -28,7 +28,7 @@ svg text { font: 12px monospace; }
 .node { font-weight: bold; } .fail { fill: #c0392b; font-weight: bold; }
 table { border-collapse: collapse; margin-top: 1.5em; }
 th, td { border-bottom: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-align: top; }
-td { white-space: nowrap; } td:last-child { white-space: normal; }
+td { white-space: nowrap; } td:last-child { white-space: normal; min-width: 24em; }
 th { cursor: pointer; background: #f3f3f3; user-select: none; }
 th[aria-sort=ascending]::after { content: " ▲"; } th[aria-sort=descending]::after { content: " ▼"; }
 td.Failed { color: #c0392b; } td.Succeeded { color: #2d7a3a; } td.running { color: #a07800; }
