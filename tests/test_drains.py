@@ -77,3 +77,10 @@ def test_the_command_prints_the_drains() -> None:
 
 def test_no_drains_says_so() -> None:
     assert render_drains([], TableStyle(now=T0)).startswith("no evacuation migrations (node drains)")
+
+
+def test_the_blockers_are_cut_to_the_terminal_unless_wide() -> None:
+    cut = migrations(str(EXAMPLE), "--by-node", env={"COLUMNS": "120"})
+    assert max(len(line) for line in cut.stdout.splitlines()) <= 120 and "…" in cut.stdout
+    wide = migrations(str(EXAMPLE), "--by-node", "--wide", env={"COLUMNS": "120"})
+    assert "(using ReadWriteMany access mode))" in wide.stdout

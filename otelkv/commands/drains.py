@@ -130,4 +130,10 @@ def render_drains(found: Sequence[Drain], style: TableStyle) -> str:
     line = f"{len(found)} drain{'s' if len(found) != 1 else ''}: {blocked} blocked"
     if not found:
         return "no evacuation migrations (node drains) and no not-migratable warnings in the input\n" + line + "\n"
+    if style.width is not None:  # the list of blockers is cut to the terminal, as the failure reason is
+        without = tabulate([r[:-1] for r in rows], headers=headers[:-1], tablefmt="simple", disable_numparse=True)
+        room = max(len(headers[-1]), style.width - max(map(len, without.splitlines())) - 2)
+        for row in rows:
+            text = str(row[-1])
+            row[-1] = text if len(text) <= room else text[: room - 1] + "…"
     return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True) + "\n" + line + "\n"
