@@ -239,3 +239,41 @@ def test_the_progress_line_shows_only_after_a_second_and_is_cleared() -> None:
     silent = Progress(None, clock=lambda: 5.0)
     silent.update("events", 1, 0)
     assert not silent.shown
+
+
+def test_two_clusters_get_a_cluster_column_and_never_mix(example_loki: LokiQueryDouble) -> None:
+    """The same namespaces and VMs in two clusters (label k8s_cluster_name, from the collector's
+    k8s.cluster.name): eight migrations, not four merged ones, and --cluster picks one."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    stored = example_loki.entries()
+    both = [replace(e, labels={**e.labels, "k8s_cluster_name": c}) for c in ("east", "west") for e in stored]
+    double = LokiQueryDouble(lambda: both).start()
+    try:
+        table = otelkv("migrations", "--loki", double.url, "--tenant", TENANT, *RANGE)
+        east = otelkv("migrations", "--loki", double.url, "--tenant", TENANT, *RANGE, "--cluster", "east", "-o", "json")
+    finally:
+        double.stop()
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split()[:2] == ["CLUSTER", "VM"] and lines[-1].startswith("8 migrations: 4 succeeded, 4 failed")
+    assert sorted(line.split()[0] for line in lines[2:-1]) == ["east"] * 4 + ["west"] * 4
+    from_events = json.loads(otelkv("migrations", str(EXAMPLE), "-o", "json").stdout)
+    assert json.loads(east.stdout) == [{**m, "cluster": "east"} for m in from_events]
+
+
+def test_bad_ranges_urls_and_files_are_one_line(example_loki: LokiQueryDouble, tmp_path: Path) -> None:
+    backwards = otelkv(
+        "migrations", "--loki", example_loki.url, "--from", "2026-11-21T00:00:00Z", "--to", "2026-11-20T00:00:00Z"
+    )
+    assert "must be before --to" in one_line_error(backwards)
+    otlp = otelkv("migrations", "--loki", example_loki.url + "/otlp", "--tenant", TENANT, *RANGE)
+    assert "404" in one_line_error(otlp) and "without /otlp" in otlp.stderr
+    scheme = otelkv("migrations", "--loki", "loki:3100", *RANGE)
+    assert "--loki: must be http(s)://" in one_line_error(scheme)
+    ca = otelkv("migrations", "--loki", example_loki.url, "--ca-file", str(tmp_path / "no.pem"), *RANGE)
+    assert "--ca-file: no such file" in one_line_error(ca)
+    both = otelkv("migrations", str(EXAMPLE), "--loki", example_loki.url, *RANGE)
+    assert "give no file too" in one_line_error(both)
+    unset = otelkv("migrations", "--loki", "${env:OTELKV_NO_SUCH_VARIABLE}", *RANGE)
+    assert one_line_error(unset) == "otelkv: --loki: environment variable 'OTELKV_NO_SUCH_VARIABLE' is not set\n"

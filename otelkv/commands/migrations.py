@@ -26,7 +26,7 @@ from otelkv.commands.migrations_table import (
     render_yaml,
     track,
 )
-from otelkv.errors import UserError
+from otelkv.errors import ConfigError, UserError
 from otelkv.kubevirt import Migration
 
 __all__ = ["run"]
@@ -109,28 +109,26 @@ def _from_loki(args: argparse.Namespace, now: datetime) -> tuple[tuple[Migration
 
     if args.file is not None:
         raise MigrationsError(f"--loki reads Loki: give no file too (got {args.file!r})")
-    headers = credentials(
-        tenant=args.tenant,
-        username=args.username,
-        password_file=args.password_file,
-        password_env=args.password_env,
-        bearer_token_file=args.bearer_token_file,
-        bearer_token_env=args.bearer_token_env,
-    )
-    if args.ca_file and not os.path.isfile(args.ca_file):
-        raise MigrationsError(f"--ca-file: no such file {args.ca_file!r}")
-    start, end = default_range(args.since, args.until, now)
-    if start >= end:
-        raise MigrationsError(
-            f"--since/--from ({start:%Y-%m-%d %H:%M:%S}) must be before --to ({end:%Y-%m-%d %H:%M:%S})"
+    try:  # flags, not configuration keys: their errors are said without the "config:" prefix
+        headers = credentials(
+            tenant=args.tenant,
+            username=args.username,
+            password_file=args.password_file,
+            password_env=args.password_env,
+            bearer_token_file=args.bearer_token_file,
+            bearer_token_env=args.bearer_token_env,
         )
-    loki = LokiQuery(
-        expanded("--loki", args.loki, os.environ),
-        headers=headers,
-        ca_file=args.ca_file,
-        timeout=args.timeout,
-        batch=args.batch,
-    )
+        url = expanded("--loki", args.loki, os.environ)
+        if args.ca_file and not os.path.isfile(args.ca_file):
+            raise MigrationsError(f"--ca-file: no such file {args.ca_file!r}")
+        start, end = default_range(args.since, args.until, now)
+        if start >= end:
+            raise MigrationsError(
+                f"--since/--from ({start:%Y-%m-%d %H:%M:%S}) must be before --to ({end:%Y-%m-%d %H:%M:%S})"
+            )
+        loki = LokiQuery(url, headers=headers, ca_file=args.ca_file, timeout=args.timeout, batch=args.batch)
+    except ConfigError as error:
+        raise MigrationsError(str(error)) from None
     try:
         history = read_history(loki, start, end, tenant=headers.get("X-Scope-OrgID"), progress=terminal_progress())
     finally:
