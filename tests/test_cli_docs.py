@@ -64,3 +64,12 @@ def test_every_console_block_is_what_the_command_prints(command: str, output: st
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == output
+
+
+def test_the_queries_shown_are_the_queries_sent() -> None:
+    """docs/cli.md shows the LogQL otelkv sends (tests/test_deploy.py parses every ``logql`` block
+    of the docs with Grafana's grammar)."""
+    from otelkv.commands.loki_history import EVENTS_QUERY, SUMMARY_QUERY  # noqa: PLC0415
+
+    shown = [b.strip() for b in re.findall(r"```logql\n(.*?)```", (ROOT / "docs" / "cli.md").read_text(), re.S)]
+    assert shown == [SUMMARY_QUERY, EVENTS_QUERY]
