@@ -84,3 +84,18 @@ def test_the_blockers_are_cut_to_the_terminal_unless_wide() -> None:
     assert max(len(line) for line in cut.stdout.splitlines()) <= 120 and "…" in cut.stdout
     wide = migrations(str(EXAMPLE), "--by-node", "--wide", env={"COLUMNS": "120"})
     assert "(using ReadWriteMany access mode))" in wide.stdout
+
+
+def test_nodes_of_two_clusters_are_two_drains() -> None:
+    events = read_event_file(str(EXAMPLE))
+    found = track(events)
+    both = [replace(m, cluster=c) for c in ("east", "west") for m in found]
+    nodes = [d.node for d in drains(both)]
+    assert nodes == ["east/worker-a.lab.example.com", "west/worker-a.lab.example.com"]
+
+
+def test_a_drawn_view_with_a_data_output_is_refused() -> None:
+    done = migrations(str(EXAMPLE), "--by-node", "-o", "json")
+    assert (
+        done.returncode == 2 and done.stderr == "otelkv: --by-node is drawn in the terminal: give it without -o json\n"
+    )

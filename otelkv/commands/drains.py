@@ -29,17 +29,19 @@ _NEVER: Final = datetime.max.replace(tzinfo=UTC)
 
 @dataclass(frozen=True, slots=True)
 class Blocked:
-    """A VMI a drain found not migratable: on ``node``, at ``when``, why (KubeVirt's detail)."""
+    """A VMI a drain found not migratable: on ``node`` (of ``cluster``), at ``when``, why (KubeVirt's detail)."""
 
     node: str
     vm: str
     when: datetime | None
     why: str | None
+    cluster: str | None = None
 
 
 @dataclass(slots=True)
 class Drain:
-    """One node being drained: its VMs moved, failed, still moving, and what blocks it."""
+    """One node being drained (``cluster/node`` when the cluster is known): its VMs moved, failed,
+    still moving, and what blocks it."""
 
     node: str
     started: datetime | None = None
@@ -62,7 +64,8 @@ def not_migratable(events: Iterable[dict[str, Any]]) -> list[Blocked]:
             continue
         vm = f"{event.namespace or '?'}/{event.vm_name or event.object_name or '?'}"
         why = event.message.partition(";")[2].strip() or None
-        found.append(Blocked(event.host, vm, event.timestamp, why))
+        cluster = raw.get("k8s.cluster.name")  # read back from Loki (loki_history.as_collector_event)
+        found.append(Blocked(event.host, vm, event.timestamp, why, cluster if isinstance(cluster, str) else None))
     return found
 
 
@@ -73,7 +76,7 @@ def drains(migrations: Sequence[Migration], events: Iterable[dict[str, Any]] = (
     for m in sorted(migrations, key=lambda m: m.started or m.ended or _NEVER):
         if m.trigger != EVACUATION:
             continue
-        node = m.source_node or "?"
+        node = _where(m.cluster, m.source_node or "?")
         drain = by_node.setdefault(node, Drain(node))
         drain.started = _min(drain.started, m.started or m.ended)
         drain.ended = _max(drain.ended, m.ended)
@@ -85,7 +88,8 @@ def drains(migrations: Sequence[Migration], events: Iterable[dict[str, Any]] = (
         if outcome != "Succeeded":
             drain.blocking.append(f"{vm} ({'failed' if outcome == 'Failed' else 'still migrating'})")
     for blocked in not_migratable(events):
-        drain = by_node.setdefault(blocked.node, Drain(blocked.node))
+        node = _where(blocked.cluster, blocked.node)
+        drain = by_node.setdefault(node, Drain(node))
         drain.started = _min(drain.started, blocked.when)
         if blocked.vm in drain.moved:
             continue  # it moved after all (made migratable, then evacuated)
@@ -96,6 +100,11 @@ def drains(migrations: Sequence[Migration], events: Iterable[dict[str, Any]] = (
         if drain.running or drain.blocking:
             drain.ended = None  # not over while something still moves or cannot
     return sorted(by_node.values(), key=lambda d: (d.started or _NEVER, d.node))
+
+
+def _where(cluster: str | None, node: str) -> str:
+    """A node's name, with its cluster's in front when known (two clusters may share node names)."""
+    return f"{cluster}/{node}" if cluster else node
 
 
 def _min(a: datetime | None, b: datetime | None) -> datetime | None:

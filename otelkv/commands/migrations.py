@@ -38,6 +38,9 @@ class MigrationsError(UserError, ValueError):
 
 def run(args: argparse.Namespace) -> int:
     """Print the migrations of ``args.file`` (or of Loki, with ``--loki``) as asked."""
+    if (args.timeline or args.by_node) and args.output not in ("table", "wide"):
+        flag = "--timeline" if args.timeline else "--by-node"
+        raise MigrationsError(f"{flag} is drawn in the terminal: give it without -o {args.output}")
     now = datetime.now(UTC)
     if args.loki:
         found, events, now = _from_loki(args, now)
