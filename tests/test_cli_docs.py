@@ -69,7 +69,7 @@ def test_every_console_block_is_what_the_command_prints(command: str, output: st
 def test_the_queries_shown_are_the_queries_sent() -> None:
     """docs/cli.md shows the LogQL otelkv sends (tests/test_deploy.py parses every ``logql`` block
     of the docs with Grafana's grammar)."""
-    from otelkv.commands.loki_history import EVENTS_QUERY, SUMMARY_QUERY  # noqa: PLC0415
+    from otelkv.commands.loki_history import EVENTS_QUERY, SUMMARY_QUERY, WARNINGS_QUERY  # noqa: PLC0415
 
     shown = [b.strip() for b in re.findall(r"```logql\n(.*?)```", (ROOT / "docs" / "cli.md").read_text(), re.S)]
-    assert shown == [SUMMARY_QUERY, EVENTS_QUERY]
+    assert shown == [SUMMARY_QUERY, EVENTS_QUERY, WARNINGS_QUERY]

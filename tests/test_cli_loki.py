@@ -277,3 +277,12 @@ def test_bad_ranges_urls_and_files_are_one_line(example_loki: LokiQueryDouble, t
     assert "give no file too" in one_line_error(both)
     unset = otelkv("migrations", "--loki", "${env:OTELKV_NO_SUCH_VARIABLE}", *RANGE)
     assert one_line_error(unset) == "otelkv: --loki: environment variable 'OTELKV_NO_SUCH_VARIABLE' is not set\n"
+
+
+def test_drains_past_the_events_look_back_keep_their_warnings(example_loki: LokiQueryDouble) -> None:
+    later = ("--from", "2026-11-20T08:00:00Z", "--to", "2026-11-22T00:00:00Z")
+    before = len(example_loki.requests)
+    drains = otelkv("migrations", "--loki", example_loki.url, "--tenant", TENANT, *later, "--by-node")
+    assert drains.returncode == 0, drains.stderr
+    assert drains.stdout == otelkv("migrations", str(EXAMPLE), "--by-node").stdout
+    assert any("not migratable" in r["params"]["query"] for r in example_loki.requests[before:])

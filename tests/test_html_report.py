@@ -96,15 +96,25 @@ document.body.setAttribute("data-probe", JSON.stringify({bars: bars.length, up: 
 </script>"""
 
 
-def chromium(*args: str) -> subprocess.CompletedProcess[str]:
-    assert CHROMIUM is not None
+def chromium(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Headless Chromium (``--no-sandbox``: CI runs as root) with its profile under ``home``."""
+    assert CHROMIUM is not None, "chromium is not installed (Debian: apt-get install chromium; .ci/run does)"
     return subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0", *args],
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--enable-logging=stderr",
+            "--v=0",
+            f"--user-data-dir={home / 'profile'}",
+            *args,
+        ],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
-        env={**os.environ, "HOME": str(ARTIFACTS)},
+        env={**os.environ, "HOME": str(home)},
     )
 
 
@@ -124,13 +134,13 @@ def test_chromium_loads_it_without_console_errors_and_sorts_it(tmp_path: Path) -
     report.write_text(page())
     shot = ARTIFACTS / "migrations-report.png"
     shot.unlink(missing_ok=True)
-    shown = chromium(f"--screenshot={shot}", "--window-size=1300,800", report.as_uri())
+    shown = chromium(tmp_path, f"--screenshot={shot}", "--window-size=1300,800", report.as_uri())
     assert shot.is_file() and shot.stat().st_size > 10_000, shown.stderr[-2000:]
     assert console_errors(shown.stderr) == []
 
     probed = tmp_path / "probed.html"
     probed.write_text(page().replace("</body>", _PROBE + "</body>"))
-    dom = chromium("--dump-dom", probed.as_uri())
+    dom = chromium(tmp_path, "--dump-dom", probed.as_uri())
     assert console_errors(dom.stderr) == []
     found = re.search(r'data-probe="([^"]*)"', dom.stdout)
     assert found is not None, dom.stdout[-500:]
@@ -147,4 +157,4 @@ def test_a_script_error_would_be_seen(tmp_path: Path) -> None:
     """The console check can fail: a page with an error in its script is caught."""
     broken = tmp_path / "broken.html"
     broken.write_text(page().replace("</body>", "<script>undefinedFunction();</script></body>"))
-    assert console_errors(chromium("--dump-dom", broken.as_uri()).stderr)
+    assert console_errors(chromium(tmp_path, "--dump-dom", broken.as_uri()).stderr)

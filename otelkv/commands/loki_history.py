@@ -27,13 +27,24 @@ from otelkv.kubevirt import Migration
 from otelkv.kubevirt.k8s import COLLECTOR_KEYS
 from otelkv.kubevirt.trigger import FROM_NAME, trigger_of_name
 
-__all__ = ["EVENTS_QUERY", "RUNNING_LOOKBACK", "SUMMARY_QUERY", "History", "read_history", "tracked_migrations"]
+__all__ = [
+    "EVENTS_QUERY",
+    "RUNNING_LOOKBACK",
+    "SUMMARY_QUERY",
+    "WARNINGS_QUERY",
+    "History",
+    "read_history",
+    "tracked_migrations",
+]
 
 SERVICE: Final = '{service_name="kubevirt-events"}'
 #: The summary records (LogQL: structured metadata is filtered after the selector).
 SUMMARY_QUERY: Final = SERVICE + ' | event_name="kubevirt.migration.summary"'
 #: The KubeVirt event records otelkv forwarded (the collector's filter keeps these two kinds).
 EVENTS_QUERY: Final = SERVICE + ' | k8s_object_kind=~"VirtualMachineInstance(Migration)?"'
+#: KubeVirt's Warning on a VMI a drain cannot move (drains.NOT_MIGRATABLE), read over the whole
+#: range for the drain view: a line filter, the message being the line.
+WARNINGS_QUERY: Final = SERVICE + ' |= "vmi is not migratable" | k8s_object_kind="VirtualMachineInstance"'
 #: How far back from the end of the range events are read (for migrations still running, and to
 #: give recent ones exactly the rows their events give): far longer than KubeVirt lets a
 #: migration run (its completion timeout is 150 s per GiB of memory).
@@ -62,13 +73,27 @@ class History:
 
 
 def read_history(
-    loki: LokiQuery, start: datetime, end: datetime, *, tenant: str | None, progress: Progress | None = None
+    loki: LokiQuery,
+    start: datetime,
+    end: datetime,
+    *,
+    tenant: str | None,
+    progress: Progress | None = None,
+    warnings: bool = False,
 ) -> History:
     """The migrations otelkv wrote to ``loki`` between ``start`` and ``end``; LokiError when the
-    tenant holds no otelkv records there at all."""
+    tenant holds no otelkv records there at all. ``warnings``: also the not-migratable warnings
+    before the events' look-back (for the drain view), so that :attr:`History.events` holds
+    every one in the range."""
     start_ns, end_ns = _ns(start), _ns(end)
     summaries = list(loki.entries(SUMMARY_QUERY, start_ns, end_ns, what="summaries", progress=progress))
     events_from = max(start_ns, _ns(end - RUNNING_LOOKBACK))
+    older = []
+    if warnings and start_ns < events_from:
+        older = [
+            as_collector_event(e)
+            for e in loki.entries(WARNINGS_QUERY, start_ns, events_from, what="warnings", progress=progress)
+        ]
     entries = list(loki.entries(EVENTS_QUERY, events_from, end_ns, what="events", progress=progress))
     if progress is not None:
         progress.done()
@@ -84,7 +109,7 @@ def read_history(
     finished = [next((t for t in tracked if same(s, t) and better(t, s)), s) for s in summarized]
     rest = [t for t in tracked if not any(same(s, t) for s in summarized)]
     ordered = sorted([*finished, *rest], key=lambda m: (m.started or m.ended or end, m.migration_name or ""))
-    return History(tuple(ordered), tuple(events), len(summaries) + len(entries))
+    return History(tuple(ordered), (*older, *events), len(summaries) + len(older) + len(entries))
 
 
 def _ns(when: datetime) -> int:

@@ -133,7 +133,14 @@ def _from_loki(args: argparse.Namespace, now: datetime) -> tuple[tuple[Migration
     except ConfigError as error:
         raise MigrationsError(str(error)) from None
     try:
-        history = read_history(loki, start, end, tenant=headers.get("X-Scope-OrgID"), progress=terminal_progress())
+        history = read_history(
+            loki,
+            start,
+            end,
+            tenant=headers.get("X-Scope-OrgID"),
+            progress=terminal_progress(),
+            warnings=args.by_node,
+        )
     finally:
         loki.close()
     return history.migrations, list(history.events), end
