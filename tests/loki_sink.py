@@ -261,6 +261,11 @@ class LokiSink:
 
     # -- what a LogQL user sees -----------------------------------------------------------------
 
+    def stored(self) -> list[Entry]:
+        """Every entry stored so far, in arrival order (a copy: the query double reads it)."""
+        with self._lock:
+            return list(self.entries)
+
     def select(self, **labels: str) -> list[Entry]:
         """Entries whose labels include ``labels`` (``{service_name="…", …}``)."""
         with self._lock:

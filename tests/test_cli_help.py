@@ -32,4 +32,5 @@ def test_every_argument_is_explained_with_its_default(name: str) -> None:
 
 def test_the_migrations_output_formats_are_named_for_what_they_are() -> None:
     text = " ".join(_subcommands()["migrations"].format_help().split())
-    assert "{table,wide,json,jsonl,yaml}" in text and "JSON Lines" in text and "JSON array" in text and "YAML" in text
+    assert "{table,wide,json,jsonl,yaml,html}" in text and "JSON Lines" in text and "JSON array" in text
+    assert "YAML" in text and "HTML page" in text

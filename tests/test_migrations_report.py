@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -61,6 +62,7 @@ def test_the_table_has_end_times_labelled_utc_and_a_summary() -> None:
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].split()[:9] == ["VM", "MIGRATION", "SOURCE", "→", "TARGET", "OUTCOME", "START", "(UTC)", "END"]
+    assert lines[0].split()[-4:] == ["DURATION", "TRIGGER", "FAILURE", "REASON"]
     web02 = next(line for line in lines if "tenant-a/web-02" in line)
     assert "2026-11-20 09:06:00  2026-11-20 09:08:37  2m37s" in web02
     assert lines[-1] == "4 migrations: 2 succeeded, 2 failed, 0 running; duration p50 32s, p95 2m37s (of 4 finished)"
@@ -111,11 +113,11 @@ def test_a_filter_that_keeps_nothing_says_so() -> None:
 
 
 def test_the_failure_reason_is_cut_to_the_width_unless_wide() -> None:
-    cut = migrations(str(EXAMPLE), env={"COLUMNS": "200"})
+    cut = migrations(str(EXAMPLE), env={"COLUMNS": "230"})  # the table without the reason: ~200
     table = cut.stdout.splitlines()[:-1]
-    assert max(map(len, table)) <= 200
+    assert max(map(len, table)) <= 230
     assert LONG_REASON not in cut.stdout and "…" in cut.stdout
-    wide = migrations(str(EXAMPLE), "--wide", env={"COLUMNS": "200"})
+    wide = migrations(str(EXAMPLE), "--wide", env={"COLUMNS": "230"})
     assert LONG_REASON in wide.stdout and "…" not in wide.stdout
     piped = migrations(str(EXAMPLE))  # no terminal, no COLUMNS: a pipe gets it all
     assert LONG_REASON in piped.stdout
@@ -165,3 +167,72 @@ def test_with_colour_the_failure_reason_fills_the_width_exactly() -> None:
         coloured = render_table(found, TableStyle(now=now, zone=UTC, width=width, colour=True))
         assert "\x1b[" in coloured
         assert re.sub(r"\x1b\[[0-9;]*m", "", coloured) == plain
+
+
+def _shifted(items: list[dict[str, object]], hours: int, suffix: str) -> list[dict[str, object]]:
+    """``items`` moved ``hours`` later, their objects and migrations renamed with ``suffix``."""
+    text = json.dumps(items)
+    for day_hour in sorted({t[:13] for t in re.findall(r"2026-11-20T\d\d:\d\d:\d\dZ", text)}):
+        hour = int(day_hour[11:13]) + hours
+        text = text.replace(day_hour + ":", f"2026-11-{20 + hour // 24:02d}T{hour % 24:02d}:")
+    for name in ("kubevirt-migrate-vm-x7k2p", "kubevirt-migrate-vm-2hkbc", "kubevirt-evacuation-4tq8z",
+                 "kubevirt-workload-update-n7vds"):  # fmt: skip
+        text = text.replace(name, name + suffix)
+    moved: list[dict[str, object]] = json.loads(text)
+    for item in moved:
+        involved = item["involvedObject"]
+        assert isinstance(involved, dict)
+        involved["uid"] = f"{involved['uid']}-{suffix}"
+    return moved
+
+
+def test_a_report_never_loses_rows_by_age(tmp_path: Path) -> None:
+    """Issue 22: the tracker's 6 h time-to-live (meant for serve) dropped every migration 6 hours
+    older than the newest event of the input."""
+    items = json.loads(EXAMPLE.read_text())["items"]
+    path = tmp_path / "a-day.json"
+    path.write_text(json.dumps({"items": items + _shifted(items, 7, "b") + _shifted(items, 20, "c")}))
+    done = migrations(str(path), "--output", "json")
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert len(found) == 12
+    assert [m["started"][:13] for m in found][::4] == ["2026-11-20T09", "2026-11-20T16", "2026-11-21T05"]
+
+
+def test_the_trigger_column_and_filter() -> None:
+    done = migrations(str(EXAMPLE))
+    header, _, *rows = done.stdout.splitlines()[:-1]
+    assert header.split()[-3:] == ["TRIGGER", "FAILURE", "REASON"]
+    start = header.index("TRIGGER")
+    shown = {row.split()[0]: row[start:].split()[0] for row in rows}
+    assert shown == {
+        "virtualmachines/rhel9-db.prod": "evacuation",
+        "tenant-a/web-02": "workload-update",
+        "virtualmachines/fedora-vm": "user",
+        "tenant-a/web-01": "user",
+    }
+    for trigger, vms in (("evacuation", {"rhel9-db.prod"}), ("user", {"fedora-vm", "web-01"}), ("other", set())):
+        chosen = migrations(str(EXAMPLE), "-o", "jsonl", "--trigger", trigger)
+        assert {json.loads(line)["vm"] for line in chosen.stdout.splitlines()} == vms
+        assert all(json.loads(line)["trigger"] == trigger for line in chosen.stdout.splitlines())
+    wrong = migrations(str(EXAMPLE), "--trigger", "drain")
+    assert wrong.returncode == 2 and "--trigger: invalid choice: 'drain'" in wrong.stderr
+
+
+def test_a_cluster_column_only_for_more_than_one_cluster() -> None:
+    from dataclasses import replace  # noqa: PLC0415
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from otelkv.commands.event_file import read_event_file  # noqa: PLC0415
+    from otelkv.commands.migrations_table import Filters, TableStyle, render_table, track  # noqa: PLC0415
+
+    found = track(read_event_file(str(EXAMPLE)))
+    style = TableStyle(now=datetime.now(UTC))
+    assert "CLUSTER" not in render_table(found, style)
+    one = [replace(m, cluster="east") for m in found]
+    assert "CLUSTER" not in render_table(one, style)
+    two = [replace(m, cluster="east" if i % 2 else "west") for i, m in enumerate(found)]
+    table = render_table(two, style).splitlines()
+    assert table[0].split()[:2] == ["CLUSTER", "VM"]
+    assert sorted(line.split()[0] for line in table[2:-1]) == ["east", "east", "west", "west"]
+    assert [m.cluster for m in two if Filters(cluster="west").keep(m)] == ["west", "west"]

@@ -12,23 +12,39 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Final
 
 from tabulate import tabulate
 
 from otelkv.kubevirt import TERMINAL_PHASES, Migration, MigrationTracker, parse_k8s_event
+from otelkv.kubevirt.tracker import RECORD_OVERHEAD
 
 _COLOURS: Final = {"Succeeded": "\x1b[32m", "Failed": "\x1b[31m", "running": "\x1b[33m"}
 _RESET: Final = "\x1b[0m"
 _ANSI: Final = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def track(events: Iterable[dict[str, Any]], tracker: MigrationTracker | None = None) -> tuple[Migration, ...]:
-    """Feed events (in time order) to a tracker; the migrations it found, oldest first."""
-    tracker = tracker or MigrationTracker(max_entries=1_000_000)
+#: A report never loses rows by age: the tracker's time-to-live (meant for ``serve``, which must
+#: forget) would drop every migration 6 hours older than the newest event of the input.
+REPORT_TTL: Final = timedelta.max
+#: Nor by memory, short of a million migrations (each ~1 KiB: RECORD_OVERHEAD).
+REPORT_MAX_MIGRATIONS: Final = 1_000_000
+
+
+def report_tracker() -> MigrationTracker:
+    """A tracker for a report: bounded only by :data:`REPORT_MAX_MIGRATIONS`, never by age."""
+    return MigrationTracker(
+        max_entries=REPORT_MAX_MIGRATIONS, max_bytes=REPORT_MAX_MIGRATIONS * RECORD_OVERHEAD * 4, ttl=REPORT_TTL
+    )
+
+
+def track(events: Iterable[Mapping[str, Any]], tracker: MigrationTracker | None = None) -> tuple[Migration, ...]:
+    """Feed events (in time order) to a tracker (by default :func:`report_tracker`); the
+    migrations it found, oldest first."""
+    tracker = report_tracker() if tracker is None else tracker  # an empty tracker is falsy (len 0)
     for event in events:
         try:
             tracker.observe(parse_k8s_event(event))
@@ -40,12 +56,18 @@ def track(events: Iterable[dict[str, Any]], tracker: MigrationTracker | None = N
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Filters:
     """Which migrations to show; None: any. ``phase`` matches case-insensitively, ``running``
-    meaning any phase that is not terminal; ``since`` keeps those started (or ended) at or after it."""
+    meaning any phase that is not terminal; ``since`` keeps those started (or ended) at or after
+    it, ``until`` those started (or ended) before it; ``trigger`` is one of
+    :data:`~otelkv.kubevirt.trigger.TRIGGERS` (``unknown``: none said); ``cluster`` the
+    collector's ``k8s.cluster.name``."""
 
     namespace: str | None = None
     vm: str | None = None
     phase: str | None = None
     since: datetime | None = None
+    until: datetime | None = None
+    trigger: str | None = None
+    cluster: str | None = None
 
     def keep(self, m: Migration) -> bool:
         """Whether ``m`` passes every filter."""
@@ -55,13 +77,23 @@ class Filters:
             namespace, slash, name = self.vm.rpartition("/")
             if m.vm_name != name or (slash and m.namespace != namespace):
                 return False
-        if self.phase is not None and self.phase.lower() != _outcome(m).lower():
+        if self.phase is not None and self.phase.lower() != outcome_of(m).lower():
+            return False
+        if self.trigger is not None and self.trigger != (m.trigger or UNKNOWN):
+            return False
+        if self.cluster is not None and self.cluster != m.cluster:
             return False
         when = m.started or m.ended
-        return self.since is None or (when is not None and when >= self.since)
+        if self.since is not None and (when is None or when < self.since):
+            return False
+        return self.until is None or (when is not None and when < self.until)
 
 
-def _outcome(m: Migration) -> str:
+#: How a migration whose trigger nothing said is shown and filtered.
+UNKNOWN: Final = "unknown"
+
+
+def outcome_of(m: Migration) -> str:
     return m.phase if m.phase in TERMINAL_PHASES else "running"
 
 
@@ -94,11 +126,16 @@ def _time(when: datetime | None, style: TableStyle) -> str:
     return when.astimezone(style.zone).strftime("%Y-%m-%d %H:%M:%S") if when else "-"
 
 
-def rows(migrations: Iterable[Migration], style: TableStyle) -> list[list[str]]:
-    """One row a migration, the failure reason last and uncut."""
+def clusters(migrations: Iterable[Migration]) -> list[str]:
+    """The clusters the migrations ran in, sorted (a migration in none counts as ``?``)."""
+    return sorted({m.cluster or "?" for m in migrations})
+
+
+def rows(migrations: Iterable[Migration], style: TableStyle, *, cluster: bool = False) -> list[list[str]]:
+    """One row a migration (its cluster first when ``cluster``), the failure reason last and uncut."""
     out: list[list[str]] = []
     for m in migrations:
-        outcome = _outcome(m)
+        outcome = outcome_of(m)
         if m.duration_seconds is not None:
             duration = duration_text(m.duration_seconds)
         elif outcome == "running" and m.started is not None:
@@ -109,7 +146,8 @@ def rows(migrations: Iterable[Migration], style: TableStyle) -> list[list[str]]:
         if style.colour:
             shown = f"{_COLOURS[outcome]}{shown}{_RESET}"
         out.append(
-            [
+            ([m.cluster or "?"] if cluster else [])
+            + [
                 f"{m.namespace or '?'}/{m.vm_name or '?'}",
                 m.migration_name or "-",
                 f"{m.source_node or '?'} → {m.target_node or '?'}",
@@ -117,6 +155,7 @@ def rows(migrations: Iterable[Migration], style: TableStyle) -> list[list[str]]:
                 _time(m.started, style),
                 _time(m.ended if outcome != "running" else None, style),
                 duration,
+                m.trigger or UNKNOWN,
                 m.failure_reason or "",
             ]
         )
@@ -124,9 +163,12 @@ def rows(migrations: Iterable[Migration], style: TableStyle) -> list[list[str]]:
 
 
 def render_table(migrations: Sequence[Migration], style: TableStyle) -> str:
-    """The table and the summary line, ending in a newline."""
+    """The table and the summary line, ending in a newline; a CLUSTER column first when the
+    migrations come from more than one cluster."""
     zone = _zone_label(style)
+    several = len(clusters(migrations)) > 1
     headers = [
+        *(["CLUSTER"] if several else []),
         "VM",
         "MIGRATION",
         "SOURCE → TARGET",
@@ -134,9 +176,10 @@ def render_table(migrations: Sequence[Migration], style: TableStyle) -> str:
         f"START ({zone})",
         f"END ({zone})",
         "DURATION",
+        "TRIGGER",
         "FAILURE REASON",
     ]
-    body = rows(migrations, style)
+    body = rows(migrations, style, cluster=several)
     if style.width is not None and body:
         without = tabulate([r[:-1] for r in body], headers=headers[:-1], tablefmt="simple")
         widest = max(len(_ANSI.sub("", line)) for line in without.splitlines())  # colour codes take no room
@@ -155,7 +198,7 @@ def percentile(values: Sequence[float], share: float) -> float:
 
 def summary(migrations: Sequence[Migration]) -> str:
     """``4 migrations: 2 succeeded, 2 failed, 0 running; duration p50 42s, p95 2m37s``."""
-    outcomes = [_outcome(m) for m in migrations]
+    outcomes = [outcome_of(m) for m in migrations]
     counts = ", ".join(f"{outcomes.count(o)} {o.lower()}" for o in ("Succeeded", "Failed", "running"))
     line = f"{len(migrations)} migration{'s' if len(migrations) != 1 else ''}: {counts}"
     durations = [m.duration_seconds for m in migrations if m.duration_seconds is not None]
@@ -181,6 +224,9 @@ def as_dict(m: Migration) -> dict[str, Any]:
         "ended": m.ended.isoformat() if m.ended else None,
         "duration_seconds": m.duration_seconds,
         "failure_reason": m.failure_reason,
+        "trigger": m.trigger,
+        "trigger_source": m.trigger_source,
+        "cluster": m.cluster,
     }
 
 

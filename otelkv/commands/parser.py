@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, NoReturn
 
 from otelkv import __version__, config
+from otelkv.commands.migrations_flags import add_migrations_arguments
 from otelkv.config.notation import parse_duration
 from otelkv.otlp import native
 
@@ -236,42 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     mig = command(
         "migrations",
-        "print the migrations in recorded events",
-        "Read recorded Kubernetes Events and print the KubeVirt live migrations in them: a table\n"
-        "(times in UTC unless --local; running ones with the time so far; the failure reason cut\n"
-        "to the terminal unless --wide) and a summary line with p50/p95 durations. Colour only\n"
-        "on a terminal, never with NO_COLOR set.",
+        "print the migrations in recorded events, or in Loki",
+        "Read recorded Kubernetes Events (or, with --loki, otelkv's records in Loki) and print\n"
+        "the KubeVirt live migrations in them: a table (times in UTC unless --local; running ones\n"
+        "with the time so far; who triggered each; the failure reason cut to the terminal unless\n"
+        "--wide) and a summary line with p50/p95 durations; or a timeline (--timeline), the node\n"
+        "drains (--by-node), JSON, YAML or an HTML page. Colour only on a terminal, never with\n"
+        "NO_COLOR set. Guide: docs/cli.md.",
     )
-    mig.add_argument(
-        "file",
-        nargs="?",
-        default="-",
-        help="kubectl get events -A -o json (or -o yaml) output, or JSON lines; '-' for stdin",
-    )
-    mig.add_argument(
-        "-o",
-        "--output",
-        choices=["table", "wide", "json", "jsonl", "yaml"],
-        default="table",
-        help="a table (wide: the whole failure reason); a JSON array; JSON Lines (one object a line); YAML",
-    )
-    mig.add_argument("--namespace", help="only migrations of VMs in this namespace (default: all)")
-    mig.add_argument(
-        "--vm", help="only migrations of this VM: NAME or NAMESPACE/NAME, as the table shows it (default: all)"
-    )
-    mig.add_argument(
-        "--phase",
-        type=str.lower,
-        choices=["succeeded", "failed", "running"],
-        help="only migrations with this outcome (running: not finished; default: all)",
-    )
-    mig.add_argument(
-        "--since",
-        type=since,
-        metavar="DURATION|TIME",
-        help="only migrations started since then: a duration back from now (2h, 30m) or an RFC 3339 "
-        "time (2025-01-31T08:00:00Z) (default: all)",
-    )
-    mig.add_argument("--local", action="store_true", help="times in the local zone instead of UTC")
-    mig.add_argument("--wide", action="store_true", help="the whole failure reason, however long")
+    add_migrations_arguments(mig, since)
     return parser
