@@ -8,6 +8,9 @@ STAMP := $(VENV)/.installed
 # Only the runtime dependencies (what `make demo` needs), not the test tools.
 RUNTIME := $(VENV)/.runtime
 LOGQL := tests/logql/node_modules/.installed
+# A real headless browser for tests/test_html_report.py: Debian's chromium, installed when missing
+# (as root, where apt-get is: CI and the project's machines); elsewhere install it yourself.
+CHROMIUM := $(VENV)/.chromium
 
 .PHONY: demo test test-long soak sanitize hostile lint bench docs clean audit lock
 
@@ -23,6 +26,10 @@ CORE := $(VENV)/.core
 $(CORE): setup.py $(wildcard otelkv/otlp/*.c otelkv/otlp/*.h) | $(STAMP)
 	PYTHONWARNINGS=ignore::UserWarning $(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(CORE)
+
+$(CHROMIUM): | $(STAMP)
+	command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	touch $(CHROMIUM)
 
 # The demo runs on the image's dependencies (requirements.lock, hashes checked), in the same
 # .venv, without the test tools; `make test` adds those later.
@@ -43,7 +50,7 @@ $(LOGQL): tests/logql/package.json tests/logql/package-lock.json $(STAMP)
 	touch $(LOGQL)
 
 ## test: lint, type-check and run every test (deterministic Hypothesis profile)
-test: $(STAMP) $(CORE) $(LOGQL) lint
+test: $(STAMP) $(CORE) $(LOGQL) $(CHROMIUM) lint
 	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest --cov --cov-report=term
 
 ## test-long: the same tests with many more Hypothesis examples, for local runs

@@ -1,6 +1,6 @@
 """``otelkv migrations -o html``: one self-contained page (no network: no URL outside it), with the
 timeline (one bar per migration) and the table (sortable), checked as a parser reads it and as a
-real headless Chromium (Debian's ``chromium``, installed by .ci/run) runs it: no console error,
+real headless Chromium (Debian's ``chromium``, installed by `make test`) runs it: no console error,
 one bar per migration, the sort working; its screenshot is kept in build/test-artifacts/."""
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ import subprocess
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
-
-import pytest
 
 from otelkv.commands.event_file import read_event_file
 from otelkv.commands.html_report import render_html
@@ -98,7 +96,7 @@ document.body.setAttribute("data-probe", JSON.stringify({bars: bars.length, up: 
 
 def chromium(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Headless Chromium (``--no-sandbox``: CI runs as root) with its profile under ``home``."""
-    assert CHROMIUM is not None, "chromium is not installed (Debian: apt-get install chromium; .ci/run does)"
+    assert CHROMIUM is not None, "chromium is not installed (Debian: apt-get install chromium; make test does)"
     return subprocess.run(
         [
             CHROMIUM,
@@ -122,12 +120,6 @@ def console_errors(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
 
 
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None and not os.environ.get("CI"), reason="no chromium here (apt-get install chromium; CI installs it)"
-)
-
-
-@needs_chromium
 def test_chromium_loads_it_without_console_errors_and_sorts_it(tmp_path: Path) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     report = tmp_path / "report.html"
@@ -152,7 +144,6 @@ def test_chromium_loads_it_without_console_errors_and_sorts_it(tmp_path: Path) -
     assert probe["up"] == ["17s", "32s", "46s", "2m37s"] and probe["down"] == probe["up"][::-1]
 
 
-@needs_chromium
 def test_a_script_error_would_be_seen(tmp_path: Path) -> None:
     """The console check can fail: a page with an error in its script is caught."""
     broken = tmp_path / "broken.html"
