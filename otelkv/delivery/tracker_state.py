@@ -15,6 +15,11 @@ shared cores): 10,000 migrations with every string 253 characters, 11 MiB, take 
 changes since the last save. Only taking the snapshot holds the tracker's lock (0.05 s of the
 0.15 s for 11 MiB); serialising and writing it never hold up the requests meanwhile.
 
+With a duplicate window to keep (:meth:`PersistentTracker.keep_window`), each save writes it
+too (``window_state.py``): its keys are copied just before the migrations' snapshot and written
+just after them, so neither file on disk ever names a delivered record the saved migrations have
+not seen; a save happens when either changed.
+
 Reading it back is bounded: a file larger than :func:`max_state_bytes` is not read (parsing
 takes about 2.8 times the file's size at its peak: 22 MiB of state, 62 MiB), and a file that is
 unreadable, damaged (truncated, garbage, wrong types) or too large is logged in one line and
@@ -33,6 +38,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from otelkv.delivery.files import write_private
+from otelkv.delivery.window_state import SavedWindow
 from otelkv.kubevirt import MigrationEvent, MigrationObject, MigrationTracker, Tracked
 
 log = logging.getLogger(__name__)
@@ -73,7 +79,17 @@ class PersistentTracker(MigrationTracker):
         self._lock = threading.RLock()  # the saver thread reads what the pipeline's threads change
         self._done = threading.Event()
         self._saver: threading.Thread | None = None
+        self.window: SavedWindow | None = None
         self.restored = self._load()
+
+    def keep_window(self, window: SavedWindow) -> None:
+        """Save ``window`` with the migrations from now on (before :meth:`start_saver`)."""
+        self.window = window
+
+    @property
+    def dirty(self) -> bool:
+        """The migrations or the duplicate window changed since the last save."""
+        return self._dirty or (self.window is not None and self.window.dirty)
 
     def start_saver(self) -> None:
         """Save within ``interval`` of any change, from a thread of its own (until :meth:`stop_saver`)."""
@@ -86,13 +102,13 @@ class PersistentTracker(MigrationTracker):
         self._done.set()
         if self._saver is not None:
             self._saver.join(timeout=5)
-        if self._dirty:
-            self.save()
+        if self.dirty:
+            self.save(changed_only=True)
 
     def _save_when_dirty(self) -> None:
         while not self._done.wait(self._interval):
-            if self._dirty and time.monotonic() - self._saved_at >= self._pause:
-                self.save()
+            if self.dirty and time.monotonic() - self._saved_at >= self._pause:
+                self.save(changed_only=True)
 
     def track(self, event: MigrationEvent, *, now: datetime | None = None, key: Hashable | None = None) -> Tracked:
         """As :meth:`MigrationTracker.track`, then save if it is time to."""
@@ -116,35 +132,48 @@ class PersistentTracker(MigrationTracker):
             self._changed()
         return tracked
 
-    def save(self) -> bool:
+    def save(self, *, changed_only: bool = False) -> bool:
         """Write the state now (atomically); False, logged, when the disk refused it.
+        ``changed_only``: only the migrations or the window that changed since the last save.
 
         Only the snapshot is taken under the lock: serialising it, the write and its fsync never
-        hold up the requests that track events meanwhile (they mark the state dirty again)."""
+        hold up the requests that track events meanwhile (they mark the state dirty again).
+
+        The duplicate window's keys are copied first and written last: every key in them is a
+        record tracked before the copy, so the migrations written before them include it."""
         started = time.monotonic()
+        window = None
+        if self.window is not None and (self.window.dirty or not changed_only):
+            window = self.window.take()
         with self._lock:
-            snapshot = self.export_state()  # fresh dicts and strings: safe to serialise unlocked
+            snapshot = self.export_state() if self._dirty or not changed_only else None  # fresh dicts and strings
             self._dirty = False
-        data = json.dumps(snapshot, separators=(",", ":")).encode()
-        del snapshot
-        try:
-            write_private(self.path, data, fsync=True)
-        except OSError as error:
-            log.warning("saving the migrations to %s failed: %s", self.path, error)
-            self._dirty = True
+        if snapshot is not None:
+            data = json.dumps(snapshot, separators=(",", ":")).encode()
+            del snapshot
+            try:
+                write_private(self.path, data, fsync=True)
+            except OSError as error:
+                log.warning("saving the migrations to %s failed: %s", self.path, error)
+                self._dirty = True
+                return False  # nor the window: it may name records these migrations have not seen
+            self._warn_if_too_large(len(data))
+        if window is not None and self.window is not None and not self.window.write(window):
             return False
         self._saved_at = time.monotonic()
         took = self._saved_at - started
         self._pause = max(self._interval, SAVE_SHARE * took) if took >= SLOW_SAVE else self._interval
-        if len(data) > self._max_file_bytes and not self._too_large_said:
+        return True
+
+    def _warn_if_too_large(self, size: int) -> None:
+        if size > self._max_file_bytes and not self._too_large_said:
             self._too_large_said = True
             log.warning(
                 "the saved migrations in %s take %d bytes, more than the %d read back at start",
                 self.path,
-                len(data),
+                size,
                 self._max_file_bytes,
             )
-        return True
 
     def _changed(self) -> None:
         self._dirty = True
