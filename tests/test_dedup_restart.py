@@ -10,6 +10,7 @@ import logging
 import math
 import os
 import signal
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Hashable, Iterator
@@ -25,7 +26,7 @@ from hypothesis import strategies as st
 from otelkv.config import ConfigError, load
 from otelkv.delivery import window_state
 from otelkv.delivery.files import write_private
-from otelkv.delivery.tracker_state import PersistentTracker, state_path
+from otelkv.delivery.tracker_state import CONCLUDED_GAP, PersistentTracker, state_path
 from otelkv.delivery.window_state import SavedWindow, dump_keys, load_keys, window_path
 from otelkv.pipeline.dedup import DeliveredKeys
 from otelkv.server import Service, delivered_keys
@@ -34,6 +35,7 @@ from tests.loki_sink import LokiSink
 from tests.reliability import Collector, requests_of, stored, wait_until
 from tests.scenarios import Truth, migration_events
 from tests.serve_child import ServeChild
+from tests.test_kubevirt_tracker import migrated, migrating
 
 SUMMARY = "kubevirt.migration.summary"
 
@@ -328,3 +330,43 @@ def test_a_batch_sent_again_after_a_restart_is_not_forwarded_twice(
     assert len(counts) == 8 and set(Counter(counts.values())) == {1}, counts  # 7 uids + "" of the summary
     assert len(summaries(sink)) == 1 and "db-1 migrated node01 → node02" in summaries(sink)[0]
     sink.stop()
+
+
+def test_a_concluded_migration_is_saved_within_the_short_gap_not_the_interval(tmp_path: Path) -> None:
+    """A SIGKILL after a summary was delivered must not leave a saved tracker without the
+    conclusion: the migration's later records would conclude it again after the restart (a
+    second, different summary: measured in tests/test_failure_drills.py before this)."""
+    tracker = PersistentTracker(tmp_path / "m.json", interval=60.0)
+    tracker.start_saver()
+    try:
+        tracker.track(migrating("node01", 1), key=("e", 1))
+        assert tracker._until_due() > 30  # an ordinary change waits for the interval
+        assert tracker.track(migrated("node01", "node02", 5), key=("e", 2)).concluded
+        assert tracker._until_due() <= CONCLUDED_GAP
+        assert wait_until((tmp_path / "m.json").exists, 30)  # long before the 60 s interval
+        saved = json.loads((tmp_path / "m.json").read_text())["migrations"]
+        assert [m["concluded_by"] for m in saved] == [["e", 2]]
+    finally:
+        tracker.stop_saver()
+
+
+def test_a_saver_that_cannot_write_does_not_spin(tmp_path: Path, monkeypatch: Any) -> None:
+    calls: list[Path] = []
+
+    def failing(path: Path, data: bytes, *, fsync: bool) -> None:
+        calls.append(path)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("otelkv.delivery.tracker_state.write_private", failing)
+    tracker = PersistentTracker(tmp_path / "m.json", interval=0.2)
+    tracker.start_saver()
+    try:
+        tracker.track(migrating("node01", 1), key=("e", 1))
+        tracker.track(migrated("node01", "node02", 5), key=("e", 2))
+        assert wait_until(lambda: len(calls) >= 2, 30)
+        count = len(calls)
+        stopped = threading.Event()
+        stopped.wait(0.5)  # a spinning saver would try thousands of times meanwhile
+        assert len(calls) - count <= 5, len(calls) - count
+    finally:
+        tracker.stop_saver()
