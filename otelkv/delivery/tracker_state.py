@@ -7,21 +7,25 @@ leaves the old or the new file, never half of one. In ``otelkv serve`` a saver t
 after a change (the end of a burst is saved without waiting for the next record), and at
 shutdown; used without it, as records come in. Nothing is written while nothing changed.
 
-How often: at most once per ``interval`` (1 s) — but within :data:`CONCLUDED_GAP` (50 ms) of a
-record that concluded a migration (its summary is made), so that a SIGKILL after the summary was
-delivered does not leave a saved tracker that would conclude the migration again (a second,
-different summary from its later records) — and, once a save takes :data:`SLOW_SAVE` (50 ms,
+How often: at most once per ``interval`` (1 s), and, once a save takes :data:`SLOW_SAVE` (50 ms,
 about 4 MiB of state) or more, never sooner than :data:`SAVE_SHARE` times the last save took
-after it — so saving takes at most a tenth of one core whatever the state's size. Measured (2
+after it — so saving takes at most a tenth of one core whatever the state's size. Except: after a
+record that concluded a migration (its summary is made), the migrations alone are saved
+:data:`CONCLUDED_GAP` (50 ms) after the last save (or SAVE_SHARE times what that takes), so that
+a SIGKILL after the summary was delivered does not leave a saved tracker without the conclusion,
+which the migration's later records would conclude again after the restart (a second summary,
+on another record: seen in ``tests/test_failure_drills.py``). Measured (2
 shared cores): 10,000 migrations with every string 253 characters, 11 MiB, take 0.15 s to save
 (then saved every 1.5 s); 40,000 of them, 46 MiB, 0.7 s (every 7 s). A SIGKILL loses the
 changes since the last save. Only taking the snapshot holds the tracker's lock (0.05 s of the
 0.15 s for 11 MiB); serialising and writing it never hold up the requests meanwhile.
 
-With a duplicate window to keep (:meth:`PersistentTracker.keep_window`), each save writes it
-too (``window_state.py``): its keys are copied just before the migrations' snapshot and written
-just after them, so neither file on disk ever names a delivered record the saved migrations have
-not seen; a save happens when either changed.
+With a duplicate window to keep (:meth:`PersistentTracker.keep_window`), each save but those for
+a conclusion writes it too (``window_state.py``): its keys are copied just before the
+migrations' snapshot and written just after them, so the window on disk never names a delivered
+record the saved migrations have not seen; a save happens when either changed. 50,000 keys
+(2.3 MB) add 0.07-0.13 s to a save, so with a full default window the whole save comes every
+1-1.3 s.
 
 Reading it back is bounded: a file larger than :func:`max_state_bytes` is not read (parsing
 takes about 2.8 times the file's size at its peak: 22 MiB of state, 62 MiB), and a file that is
@@ -82,8 +86,12 @@ class PersistentTracker(MigrationTracker):
         self._pause = interval
         self._too_large_said = False
         self._dirty = False
-        #: A migration concluded since the last save: save within CONCLUDED_GAP, not interval.
+        #: A migration concluded since the last save: save within CONCLUDED_GAP, not interval...
         self._concluded = False
+        #: ... or SAVE_SHARE times what saving the migrations alone took, when that is longer;
+        #: and when they were last saved alone.
+        self._quick_pause = CONCLUDED_GAP
+        self._quick_at = 0.0
         self._lock = threading.RLock()  # the saver thread reads what the pipeline's threads change
         self._done = threading.Event()
         self._wake = threading.Event()  # stop, or a migration concluded
@@ -121,15 +129,25 @@ class PersistentTracker(MigrationTracker):
             self._wake.clear()
             if self._done.is_set():
                 return
-            if self.dirty and self._until_due() <= 0 and not self.save(changed_only=True):
+            whole = self.dirty and self._until_whole() <= 0
+            if (whole or self._until_migrations() <= 0) and not self.save(changed_only=True, window=whole):
                 self._done.wait(self._interval)  # the disk refused it: try again in a while, not at once
 
+    def _until_whole(self) -> float:
+        """Seconds until a save of what changed is due: ``interval`` (or a large state's pause)
+        after the last one."""
+        return max(0.0, self._pause - (time.monotonic() - self._saved_at))
+
+    def _until_migrations(self) -> float:
+        """Seconds until the migrations alone are saved because one concluded: CONCLUDED_GAP after
+        the last save (or SAVE_SHARE times what saving them alone took, a tenth of a core)."""
+        if not self._concluded:
+            return float("inf")
+        return max(0.0, self._quick_pause - (time.monotonic() - max(self._saved_at, self._quick_at)))
+
     def _until_due(self) -> float:
-        """Seconds until the next save is due (``interval`` while nothing changed)."""
-        if not self.dirty:
-            return self._interval
-        pause = CONCLUDED_GAP if self._concluded and self._pause <= self._interval else self._pause
-        return max(0.0, pause - (time.monotonic() - self._saved_at))
+        """Seconds the saver may sleep (``interval`` while nothing changed)."""
+        return min(self._until_whole(), self._until_migrations()) if self.dirty else self._interval
 
     def track(self, event: MigrationEvent, *, now: datetime | None = None, key: Hashable | None = None) -> Tracked:
         """As :meth:`MigrationTracker.track`, then save if it is time to."""
@@ -153,9 +171,11 @@ class PersistentTracker(MigrationTracker):
             self._changed(tracked is not None and tracked.concluded)
         return tracked
 
-    def save(self, *, changed_only: bool = False) -> bool:
+    def save(self, *, changed_only: bool = False, window: bool = True) -> bool:
         """Write the state now (atomically); False, logged, when the disk refused it.
         ``changed_only``: only the migrations or the window that changed since the last save.
+        ``window``: the duplicate window too (a save for a concluded migration leaves it for the
+        next whole save: an older window on disk names no record the migrations have not seen).
 
         Only the snapshot is taken under the lock: serialising it, the write and its fsync never
         hold up the requests that track events meanwhile (they mark the state dirty again).
@@ -163,9 +183,9 @@ class PersistentTracker(MigrationTracker):
         The duplicate window's keys are copied first and written last: every key in them is a
         record tracked before the copy, so the migrations written before them include it."""
         started = time.monotonic()
-        window = None
-        if self.window is not None and (self.window.dirty or not changed_only):
-            window = self.window.take()
+        keys = None
+        if window and self.window is not None and (self.window.dirty or not changed_only):
+            keys = self.window.take()
         with self._lock:
             snapshot = self.export_state() if self._dirty or not changed_only else None  # fresh dicts and strings
             self._dirty = self._concluded = False
@@ -179,7 +199,11 @@ class PersistentTracker(MigrationTracker):
                 self._dirty = True
                 return False  # nor the window: it may name records these migrations have not seen
             self._warn_if_too_large(len(data))
-        if window is not None and self.window is not None and not self.window.write(window):
+            self._quick_pause = max(CONCLUDED_GAP, SAVE_SHARE * (time.monotonic() - started))
+        if not window:
+            self._quick_at = time.monotonic()
+            return True
+        if keys is not None and self.window is not None and not self.window.write(keys):
             return False
         self._saved_at = time.monotonic()
         took = self._saved_at - started
