@@ -162,6 +162,20 @@ def test_a_damaged_saved_window_starts_otelkv_with_an_empty_one(
     assert lines[0].startswith(f"ignoring the saved duplicate window in {window_path(str(store))}")
 
 
+@pytest.mark.parametrize("kind", ["fifo", "directory", "device"])
+def test_a_saved_window_that_is_no_file_starts_an_empty_one(tmp_path: Path, kind: str, caplog: Any) -> None:
+    path = tmp_path / "store.db.delivered.json"
+    if kind == "fifo":
+        os.mkfifo(path)  # reading it would wait for a writer forever
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        path.symlink_to("/dev/zero")  # reading it would never end
+    with caplog.at_level(logging.WARNING):
+        assert load_keys(path, 1 << 20) == []
+    assert "ignoring the saved duplicate window" in caplog.text
+
+
 def test_a_saved_window_past_the_bound_is_not_read(tmp_path: Path, sink: LokiSink, caplog: Any) -> None:
     store = tmp_path / "store.db"
     data, _, _ = dump_keys([(f"uid-{i}", i) for i in range(200)], 1 << 20)

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import logging
+import stat
 import threading
 import time
 from collections.abc import Hashable
@@ -233,7 +234,10 @@ class PersistentTracker(MigrationTracker):
     def _load(self) -> int:
         """Restore the saved state; 0, in one log line, when there is none that can be used."""
         try:
-            size = self.path.stat().st_size
+            info = self.path.stat()
+            if not stat.S_ISREG(info.st_mode):  # a FIFO would block the start, a device never end
+                raise ValueError("not a regular file")
+            size = info.st_size
             if size > self._max_file_bytes:
                 raise ValueError(f"{size} bytes, more than the {self._max_file_bytes} read back")
             restored = self.restore_state(json.loads(self.path.read_bytes()))

@@ -28,6 +28,7 @@ import binascii
 import json
 import logging
 import math
+import stat
 from collections.abc import Hashable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -166,7 +167,10 @@ def load_keys(path: Path, max_bytes: int) -> list[Hashable]:
     """The keys saved at ``path``, oldest first; ``[]``, logged in one line, when the file is
     missing (silently), too large, unreadable or damaged."""
     try:
-        size = path.stat().st_size
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a FIFO would block the start, a device never end
+            raise ValueError("not a regular file")
+        size = info.st_size
         if size > max_bytes:
             raise ValueError(f"{size} bytes, more than delivery.saved_window_max_bytes ({max_bytes})")
         with path.open("rb") as file:
