@@ -122,10 +122,11 @@ def kept_by_loki(copies: list[Entry]) -> int:
     return len({(tuple(sorted(e.labels.items())), e.time_ns, e.line) for e in copies})
 
 
-def duplicates_dropped(port: int) -> float:
+def counter(port: int, name: str) -> float:
+    """A counter of otelkv's ``/metrics``, summed over its labels."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         text = response.read().decode()
-    return sum(float(row.split()[-1]) for row in text.splitlines() if row.startswith("otelkv_records_duplicates_total"))
+    return sum(float(row.split()[-1]) for row in text.splitlines() if row.startswith(name))
 
 
 @pytest.fixture
@@ -193,12 +194,15 @@ def test_drill_otelkv_restarted_while_the_collector_retries(tmp_path: Path, proc
     collector = RealCollector(tmp_path, tmp_path / "events.jsonl", port, timeout="1s", retry=retry)
     processes.append(collector)
     assert wait_until(lambda: len(sink.entries) == len(events) + 2, 60), collector.tail()  # and 2 summaries
+    # counted once the keys are in the window (the collector stopped waiting 1.5 s before)
+    assert wait_until(lambda: counter(port, "otelkv_records_forwarded_total") >= len(events), 30)
     sink.delay = 0
     first.process.send_signal(signal.SIGTERM)  # the window is saved at stop
     assert first.process.wait(30) == 0
     second = ServeChild(otelkv_config(tmp_path, sink, port))
     processes.append(second)
-    assert wait_until(lambda: duplicates_dropped(second.http_port) >= len(events), 60), collector.tail()
+    dropped = "otelkv_records_duplicates_total"
+    assert wait_until(lambda: counter(second.http_port, dropped) >= len(events), 60), collector.tail()
     counts = stored(sink)
     assert len(counts) == len(events) + 1 and set(counts.values()) == {1, 2}  # "" holds the 2 summaries
     assert counts[""] == 2 and all(len(c) == 1 for c in summaries(sink.entries).values())
