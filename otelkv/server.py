@@ -11,6 +11,7 @@ from datetime import timedelta
 from otelkv.config import Config, ConfigError, split_host_port
 from otelkv.config.secrets import read_token
 from otelkv.delivery.tracker_state import PersistentTracker, state_path
+from otelkv.delivery.window_state import SavedWindow, restore, window_path
 from otelkv.forward import Forwarder
 from otelkv.forward.targets import make_forwarder
 from otelkv.kubevirt import MigrationTracker
@@ -37,6 +38,18 @@ def is_loopback(address: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def delivered_keys(config: Config, tracker: MigrationTracker) -> DeliveredKeys:
+    """The duplicate window; with a store, restored from beside it before serving, and saved with
+    the tracker's migrations from then on (``otelkv/delivery/window_state.py``)."""
+    delivered = DeliveredKeys(config.enrich.dedup_window)
+    store_path, max_bytes = config.delivery.store_path, config.delivery.saved_window_max_bytes
+    if isinstance(tracker, PersistentTracker) and store_path:
+        saved = window_path(store_path)
+        delivered.restore(restore(saved, max_bytes, delivered.size))
+        tracker.keep_window(SavedWindow(saved, delivered, max_bytes=max_bytes))
+    return delivered
 
 
 class Service:
@@ -78,7 +91,7 @@ class Service:
         self.pipeline = Pipeline(
             forward,
             self.tracker,
-            DeliveredKeys(enrich.dedup_window),
+            delivered_keys(config, self.tracker),
             telemetry=self.telemetry,
             health=health,
             settings=Settings(

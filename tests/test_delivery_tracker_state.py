@@ -134,3 +134,17 @@ def test_a_large_state_is_saved_less_often(tmp_path: Path) -> None:
         tracker.stop_saver()
     # Each save of ~11 MiB takes 0.1-0.2 s here: without the backoff, 3 s made 15-30 of them.
     assert 1 <= len(inodes) - 1 <= 6, len(inodes)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_state_that_is_no_file_starts_an_empty_tracker(tmp_path: Path, kind: str, caplog: Any) -> None:
+    """A FIFO at the path blocked the start for good (reading waits for a writer); /dev/zero
+    was read up to the bound for nothing."""
+    path = tmp_path / "m.json"
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    with caplog.at_level(logging.WARNING):
+        assert PersistentTracker(path).restored == 0
+    assert "not a regular file" in caplog.text

@@ -54,6 +54,10 @@ class DeliveryConfig:
     #: Memory that requests being received and processed may take at once (wire, inflated and
     #: decoded bytes, docs/reliability.md); beyond it, UNAVAILABLE / 503.
     max_inflight_bytes: Size = 64 * MiB
+    #: With a store: the largest file of the duplicate window saved beside it (written with the
+    #: tracker's migrations; the newest keys that fit) and read back at start (a larger one is
+    #: ignored with a warning). 50,000 keys of Kubernetes events take about 3 MiB.
+    saved_window_max_bytes: Size = 8 * MiB
     retry: RetryConfig = field(default_factory=RetryConfig)
 
     def validate(self, max_message_bytes: int) -> None:
@@ -68,7 +72,13 @@ class DeliveryConfig:
             raise ConfigError("delivery.store_path: queue mode needs a file for its queue (on a volume)")
         if self.store_path and "\x00" in self.store_path:
             raise ConfigError("delivery.store_path: a path cannot hold a NUL character")
-        for key in ("queue_max_bytes", "queue_max_records", "dead_letter_max_entries", "max_inflight_bytes"):
+        for key in (
+            "queue_max_bytes",
+            "queue_max_records",
+            "dead_letter_max_entries",
+            "max_inflight_bytes",
+            "saved_window_max_bytes",
+        ):
             positive(f"delivery.{key}", getattr(self, key))
         # One request of max_message_bytes must fit: its wire bytes, inflated bytes and decoded form.
         needed = max_message_bytes * REQUEST_COST
