@@ -26,7 +26,7 @@ from tests.conftest import ROOT, make_config
 from tests.loki_sink import Entry, LokiSink
 from tests.migration_objects import object_record, vmim
 from tests.scenarios import BASE, VMI, VMIM, event
-from tests.test_kubevirt_tracker import created, migrated, migrating, succeeded
+from tests.test_kubevirt_tracker import created, migrated, migrating, prepared, succeeded
 
 EXAMPLE = ROOT / "examples" / "kubevirt-events.json"
 SUMMARY = "kubevirt.migration.summary"
@@ -161,3 +161,12 @@ def test_the_tracker_concludes_once_in_any_order(order: tuple[str, ...]) -> None
     assert concluded == 1
     [m] = tracker.migrations()
     assert (m.migration_name, m.target_node, m.phase) == ("kubevirt-migrate-vm-q7x2p", "node02", "Succeeded")
+
+
+def test_a_new_migration_does_not_join_an_old_object_that_never_said_when_it_ended() -> None:
+    """The old object's end was never heard from events; the VM's next migration starts clean."""
+    tracker = MigrationTracker()
+    tracker.track_object(read_migration_object(old_object()))
+    nxt = tracker.observe(prepared("node03", 600))
+    assert (nxt.migration_name, nxt.target_node) == (None, "node03")
+    assert len(tracker) == 2
