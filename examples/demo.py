@@ -4,7 +4,8 @@
 2. replays ``examples/kubevirt-events.json`` into it over OTLP/gRPC, shaped exactly as the
    collector's ``k8s_events`` receiver shapes events;
 3. stops it with SIGTERM, then shows a few of the records it wrote as they are (JSON lines on
-   stdout), the enriched ones as a table, and the migration table.
+   stdout), the enriched ones as a table (RECORD says which is a migration's one summary; TRIGGER
+   who started it), the summary lines, and the migration table.
 
 ``make demo`` installs only otelkv's runtime dependencies for this (not the test tools).
 """
@@ -60,25 +61,34 @@ def main() -> int:
     print("\nThe enriched KubeVirt records at a glance. In Loki, their record attributes (kubevirt.*) are")
     print("structured metadata, not index labels: filter on them after a label selector, e.g.")
     print('{service_name="kubevirt-events"} | kubevirt_migration_phase="Failed"')
-    rows = []
+    rows, summaries = [], []
     for line in lines:
         record = json.loads(line)
         attrs = record["attributes"]
         if "kubevirt.vm.name" not in attrs:
             continue  # a Pod or Node event: forwarded untouched
+        summary = attrs.get("event.name") == "kubevirt.migration.summary"
+        if summary:
+            summaries.append(record["body"])
         duration = attrs.get("kubevirt.migration.duration_seconds")
         rows.append(
             (
                 record["time"][11:19],
+                "SUMMARY" if summary else "event",
                 f"{record['resource']['k8s.namespace.name']}/{attrs['kubevirt.vm.name']}",
                 attrs.get("kubevirt.migration.phase", ""),
+                attrs.get("kubevirt.migration.trigger", ""),
                 attrs.get("kubevirt.migration.source_node", ""),
                 attrs.get("kubevirt.migration.target_node", ""),
                 f"{duration:.0f}s" if duration is not None else "",
                 attrs.get("kubevirt.migration.failure_reason", "")[:50],
             )
         )
-    print(tabulate(rows, headers=["TIME", "VM", "PHASE", "SOURCE", "TARGET", "DURATION", "FAILURE"]))
+    headers = ["TIME", "RECORD", "VM", "PHASE", "TRIGGER", "SOURCE", "TARGET", "DURATION", "FAILURE"]
+    print(tabulate(rows, headers=headers))
+    print(f"\nThe {len(summaries)} SUMMARY records (event.name=kubevirt.migration.summary), one per migration:")
+    for body in summaries:
+        print(f"  {body}")
     print("\n$ otelkv migrations examples/kubevirt-events.json")
     table = subprocess.run([*OTELKV, "migrations", str(EVENTS)], capture_output=True, text=True, check=False)
     print(table.stdout)

@@ -85,7 +85,8 @@ def migration_events(
     """The events of one migration in the order KubeVirt records them.
 
     One second apart, but ``running_seconds`` between ``Migrating`` and the outcome: the whole
-    migration lasts ``running_seconds + 5`` seconds (``+ 6`` to the controller's last word).
+    migration lasts ``running_seconds + 4`` seconds, to the handler's word on its outcome (its end:
+    the earliest terminal event), ``+ 5`` to the controller's.
     ``handler_v16``: the Normal ``Migrated`` event comes from the target handler (KubeVirt >= 1.6)
     instead of the source handler (<= 1.5).
     """

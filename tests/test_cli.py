@@ -149,7 +149,7 @@ def test_migrations_table_from_a_file_and_from_stdin() -> None:
     assert rows[0].split()[:2] == ["VM", "MIGRATION"]
     body = "\n".join(rows[2:])
     assert "virtualmachines/fedora-vm" in body and "node01 → node02" in body and "Succeeded" in body
-    assert "tenant-a/web-02" in body and "Failed" in body and "2m37s" in body
+    assert "tenant-a/web-02" in body and "Failed" in body and "2m36s" in body
     assert "Live migration is not completed after 150 seconds" in body
     piped = otelkv("migrations", "-", "--output", "jsonl", stdin=EXAMPLE.read_text())
     found = [json.loads(line) for line in piped.stdout.splitlines()]

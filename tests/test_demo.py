@@ -51,6 +51,11 @@ def test_the_demo_shows_raw_json_lines_then_the_tables_and_says_structured_metad
     assert all(json.loads(line)["attributes"]["kubevirt.migration.phase"] for line in raw)
     assert out.index(raw[-1]) < out.index("TIME ") < out.index("$ otelkv migrations")
     assert "structured metadata, not index labels" in out
+    # Issue 21: which record is the one summary of its migration, and who started each.
+    table = out[out.index("TIME ") : out.index("$ otelkv migrations")]
+    assert len(re.findall(r"^\d\d:\d\d:\d\d  SUMMARY ", table, re.M)) == 4 and "TRIGGER" in table
+    assert "rhel9-db.prod migration worker-a.lab.example.com → worker-b.lab.example.com failed after 16 s" in out
+    assert "(worker-a.lab.example.com drain)" in out and "fedora-vm migrated node01 → node02 in 31 s" in out
     assert not re.search(r"structured metadata[^.\n]*\bindex(ed)?\b(?! labels)", out)
 
 

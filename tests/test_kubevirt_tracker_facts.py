@@ -55,8 +55,9 @@ def test_boot_pdb_two_migrations_and_shrinks_make_exactly_two_migrations() -> No
     ]
     out = [tracker.observe(e) for e in events]
     first, second = tracker.migrations()
-    assert (first.migration_name, first.started, first.duration_seconds) == ("mig-1", at(FIRST), 31)
-    assert (second.migration_name, second.started, second.duration_seconds) == ("mig-2", at(SECOND), 31)
+    # Ended at the earliest terminal event (the handler's, t + 30), not the controller's a second later.
+    assert (first.migration_name, first.started, first.duration_seconds) == ("mig-1", at(FIRST), 30)
+    assert (second.migration_name, second.started, second.duration_seconds) == ("mig-2", at(SECOND), 30)
     assert (first.source_node, first.target_node) == ("node01", "node02")
     assert (second.source_node, second.target_node) == ("node02", "node01")
     assert not out[0].is_migration and out[0].migration_name is None  # the boot PDB is the VM's own
@@ -96,7 +97,7 @@ def test_duration_only_when_the_start_was_seen() -> None:
     tracker.observe(migrating("node01", 3))
     assert tracker.observe(migrated("node01", "node02", 32)).duration_seconds is None
     tracker.observe(created(0))  # the start arrives late: now it is known
-    assert tracker.observe(succeeded(33)).duration_seconds == 33
+    assert tracker.observe(succeeded(33)).duration_seconds == 32  # ended at the handler's word, the earliest
 
 
 def test_a_far_future_stamp_cannot_age_out_the_others() -> None:

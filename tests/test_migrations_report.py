@@ -64,14 +64,14 @@ def test_the_table_has_end_times_labelled_utc_and_a_summary() -> None:
     assert lines[0].split()[:9] == ["VM", "MIGRATION", "SOURCE", "→", "TARGET", "OUTCOME", "START", "(UTC)", "END"]
     assert lines[0].split()[-4:] == ["DURATION", "TRIGGER", "FAILURE", "REASON"]
     web02 = next(line for line in lines if "tenant-a/web-02" in line)
-    assert "2026-11-20 09:06:00  2026-11-20 09:08:37  2m37s" in web02
-    assert lines[-1] == "4 migrations: 2 succeeded, 2 failed, 0 running; duration p50 32s, p95 2m37s (of 4 finished)"
+    assert "2026-11-20 09:06:00  2026-11-20 09:08:36  2m36s" in web02  # the handler's word ends it (issue 21)
+    assert lines[-1] == "4 migrations: 2 succeeded, 2 failed, 0 running; duration p50 31s, p95 2m36s (of 4 finished)"
 
 
 def test_local_times_are_labelled_with_their_zone() -> None:
     done = migrations(str(EXAMPLE), "--local", env={"TZ": "Asia/Tokyo"})
     assert "START (JST)" in done.stdout and "END (JST)" in done.stdout
-    assert "2026-11-20 18:06:00  2026-11-20 18:08:37" in done.stdout  # 09:06 UTC
+    assert "2026-11-20 18:06:00  2026-11-20 18:08:36" in done.stdout  # 09:06 UTC
 
 
 def test_a_running_migration_shows_the_time_so_far(tmp_path: Path) -> None:

@@ -67,7 +67,7 @@ def test_the_core_is_the_compiled_module_with_the_expected_abi(core: native.Choi
     assert native.description() == core.describe()
     if core.name == "native":
         assert core.module is not None and core.module.__name__ == "otelkv.otlp._wire"
-        assert core.module.ABI_VERSION == native.ABI_VERSION == 3
+        assert core.module.ABI_VERSION == native.ABI_VERSION == 4
         assert core.describe() == "native (otelkv.otlp._wire)"
     else:
         assert core.module is None and core.describe() == "python (reference; chosen by the test)"

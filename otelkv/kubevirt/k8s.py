@@ -6,7 +6,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
 
+from .event_builders import evolve
 from .model import MigrationEvent
+from .names import kubernetes_name
 from .parse import parse_event
 from .timestamps import from_unix_nanos, parse_time
 
@@ -23,9 +25,9 @@ def parse_k8s_event(obj: Mapping[str, Any]) -> MigrationEvent:
     - a watch event ``{"type": "ADDED", "object": <Event>}`` (the collector's ``k8sobjects``
       receiver body);
     - the collector ``k8s_events`` receiver's attributes, resource and record merged into one
-      mapping (``k8s.event.reason``, ``k8s.object.kind``, ``k8s.node.name``, …) plus ``body``
-      (the message), ``severity_text`` (the event type) and ``timestamp`` (a datetime, an RFC
-      3339 string, or OTLP nanoseconds).
+      mapping (``k8s.event.reason``, ``k8s.object.kind``, ``k8s.node.name``, ``k8s.cluster.name``,
+      …) plus ``body`` (the message), ``severity_text`` (the event type) and ``timestamp`` (a
+      datetime, an RFC 3339 string, or OTLP nanoseconds).
 
     The event time is the latest one the event carries. A field of a wrong type raises
     TypeError naming it; a missing field is unknown.
@@ -103,11 +105,12 @@ COLLECTOR_KEYS: Final[tuple[str, ...]] = (
     "k8s.node.name",
     "k8s.event.reporting_instance",
     "k8s.event.count",
+    "k8s.cluster.name",
 )
 
 
 def _from_collector(obj: Mapping[str, Any]) -> MigrationEvent:
-    return parse_event(
+    event = parse_event(
         reason=_str(obj, "k8s.event.reason") or "",
         message=_str(obj, "body") or "",
         event_type=_str(obj, "severity_text"),
@@ -120,6 +123,8 @@ def _from_collector(obj: Mapping[str, Any]) -> MigrationEvent:
         timestamp=_collector_time(obj),
         count=_int(obj, "k8s.event.count"),
     )
+    cluster = _str(obj, "k8s.cluster.name")
+    return evolve(event, cluster=kubernetes_name(cluster)) if cluster else event
 
 
 def _collector_time(obj: Mapping[str, Any]) -> datetime | None:

@@ -53,6 +53,8 @@ class MigrationEvent:
     host: str | None = None
     timestamp: datetime | None = None
     count: int | None = None
+    #: The cluster it came from: the resource attribute ``k8s.cluster.name``, when the collector sets it.
+    cluster: str | None = None
 
     # Facts.
     vm_name: str | None = None
@@ -67,6 +69,10 @@ class MigrationEvent:
     failure_reason: str | None = None
     is_migration: bool = False
     duration_seconds: float | None = None
+    #: Who started the migration (:mod:`otelkv.kubevirt.trigger`), and where that was read
+    #: (``object`` or ``name``): filled by the tracker.
+    trigger: str | None = None
+    trigger_source: str | None = None
 
     # How the facts were read: the KubeVirt format string that matched (``None`` if none did),
     # and whether the message looked cut off (then the cut argument is left out).

@@ -6,6 +6,11 @@ The object is KubeVirt's own record of a migration, so its facts are not inferre
 ``endTimestamp``, ``completed``, ``failed``, ``abortStatus``, ``mode``, ``failureReason``; filled
 while the migration runs in recent releases, copied from the VMI once it is final in older ones).
 
+Who started it: ``metadata.annotations`` (``kubevirt.io/evacuationMigration: <node>``,
+``kubevirt.io/workloadUpdateMigration``), else the name's generateName prefix
+(:mod:`.trigger`). The node an evacuation drains is the migration's source node: a source-node
+fact when ``migrationState`` does not state one (KubeVirt before v0.59 has none).
+
 Times: the migration starts at its ``Pending`` transition (else the object's creation) and ends at
 its ``Succeeded``/``Failed`` transition (else ``migrationState.endTimestamp``). A field of an
 unexpected type is read as unknown: the object came from the API server, and a reader that
@@ -22,6 +27,7 @@ from typing import Any
 from .model import PHASES, TERMINAL_PHASES, VMIM, MigrationEvent
 from .names import bounded_reason, kubernetes_name
 from .timestamps import parse_time
+from .trigger import EVACUATION, EVACUATION_ANNOTATION, trigger_of_annotations
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -44,6 +50,12 @@ class MigrationObject:
     ended: datetime | None = None
     #: The latest time the object states (a phase transition, or the migration's start or end).
     latest: datetime | None = None
+    #: Who started it (:mod:`.trigger`): its annotations, else its name's prefix.
+    trigger: str | None = None
+    #: The node an evacuation drains (its ``kubevirt.io/evacuationMigration`` annotation).
+    evacuated_node: str | None = None
+    #: The cluster the record came from (resource attribute ``k8s.cluster.name``), given by the caller.
+    cluster: str | None = None
 
     def as_event(self) -> MigrationEvent:
         """The object's facts as the tracker learns an event's."""
@@ -55,6 +67,7 @@ class MigrationObject:
             object_uid=self.uid,
             namespace=self.namespace,
             timestamp=self.latest,
+            cluster=self.cluster,
             vm_name=self.vm_name,
             migration_name=self.name,
             migration_uid=self.uid,
@@ -85,12 +98,17 @@ def is_migration_object(obj: Mapping[str, Any]) -> bool:
     return obj.get("kind") == VMIM and isinstance(api, str) and api.startswith("kubevirt.io/")
 
 
-def read_migration_object(obj: Mapping[str, Any]) -> MigrationObject:
-    """The facts of a VirtualMachineInstanceMigration given as a mapping (its JSON)."""
+def read_migration_object(obj: Mapping[str, Any], *, cluster: str | None = None) -> MigrationObject:
+    """The facts of a VirtualMachineInstanceMigration given as a mapping (its JSON); ``cluster``:
+    the cluster it came from, when the caller knows it."""
     if not isinstance(obj, Mapping):
         raise TypeError(f"obj must be a mapping, got {type(obj).__name__}")
     meta, spec, status = _map(obj, "metadata"), _map(obj, "spec"), _map(obj, "status")
     state = _map(status, "migrationState")
+    name = kubernetes_name(_str(meta, "name"))
+    annotations = _map(meta, "annotations")
+    trigger = trigger_of_annotations(annotations, name)
+    evacuated = kubernetes_name(_str(annotations, EVACUATION_ANNOTATION)) if trigger == EVACUATION else None
     transitions: dict[str, datetime] = {}
     items = status.get("phaseTransitionTimestamps")
     for item in items if isinstance(items, list) else ():
@@ -109,12 +127,12 @@ def read_migration_object(obj: Mapping[str, Any]) -> MigrationObject:
     failure = _str(state, "failureReason")
     return MigrationObject(
         namespace=kubernetes_name(_str(meta, "namespace")),
-        name=kubernetes_name(_str(meta, "name")),
+        name=name,
         uid=kubernetes_name(_str(meta, "uid")),
         resource_version=kubernetes_name(_str(meta, "resourceVersion")),
         vm_name=kubernetes_name(_str(spec, "vmiName")),
         phase=phase,
-        source_node=kubernetes_name(_str(state, "sourceNode")),
+        source_node=kubernetes_name(_str(state, "sourceNode")) or evacuated,
         target_node=kubernetes_name(_str(state, "targetNode")),
         target_pod=kubernetes_name(_str(state, "targetPod")),
         failure_reason=bounded_reason(failure) if phase == "Failed" or state.get("failed") is True else None,
@@ -123,6 +141,9 @@ def read_migration_object(obj: Mapping[str, Any]) -> MigrationObject:
         started=started,
         ended=ended,
         latest=max(known, default=None),
+        trigger=trigger,
+        evacuated_node=evacuated,
+        cluster=kubernetes_name(cluster or None),
     )
 
 

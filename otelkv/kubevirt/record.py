@@ -14,7 +14,7 @@ from typing import Final
 from .event_builders import evolve
 from .model import TERMINAL_PHASES, MigrationEvent
 from .objects import MigrationObject
-from .trigger import FROM_NAME, trigger_of_name
+from .trigger import FROM_NAME, FROM_OBJECT, trigger_of_name
 
 NEVER: Final = datetime.max.replace(tzinfo=UTC)
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -49,7 +49,8 @@ class Migration:
     failure_reason: str | None
     #: When it started: its first Pending/Scheduling/Scheduled event, or KubeVirt's own time.
     started: datetime | None
-    #: When it ended: KubeVirt's own time, else its latest terminal event.
+    #: When it ended: KubeVirt's own time, else its earliest terminal event (the handler's own;
+    #: the controller's word on the same end comes a second or so later).
     ended: datetime | None
     events: int
     mode: str | None = None
@@ -86,10 +87,12 @@ class Record:
 
     __slots__ = (
         "abort",
+        "cluster",
         "concluded_as",
         "concluded_by",
         "events",
         "failure",
+        "first_end",
         "first_seen",
         "fixed",
         "key",
@@ -106,13 +109,18 @@ class Record:
         "target",
         "terminal_at",
         "touched",
+        "trigger",
         "uid",
         "vm",
     )
 
-    def __init__(self, key: int, namespace: str | None) -> None:
+    def __init__(self, key: int, namespace: str | None, cluster: str | None = None) -> None:
         self.key = key
         self.namespace = namespace
+        #: The cluster it runs in (``k8s.cluster.name``): part of every index key.
+        self.cluster = cluster
+        #: Who started it, as its object's annotations say (None until the object was seen).
+        self.trigger: str | None = None
         self.vm: str | None = None
         self.name: str | None = None
         self.uid: str | None = None
@@ -125,7 +133,10 @@ class Record:
         self.abort: str | None = None
         self.first_seen: datetime | None = None
         self.started: datetime | None = None
+        #: Its latest terminal event (how long after its end a late word still joins it) and its
+        #: earliest (when it ended, if KubeVirt's object does not say).
         self.terminal_at: datetime | None = None
+        self.first_end: datetime | None = None
         self.obj_start: datetime | None = None
         self.obj_end: datetime | None = None
         self.touched: datetime | None = None
@@ -143,7 +154,15 @@ class Record:
 
     @property
     def end(self) -> datetime | None:
-        return self.obj_end or self.terminal_at
+        """KubeVirt's own end time, else the earliest terminal event (one rule: summary, table, docs)."""
+        return self.obj_end or self.first_end
+
+    def trigger_of(self, name: str | None = None) -> tuple[str | None, str | None]:
+        """(trigger, where it was read): the object's word, else its name's (or ``name``'s) prefix."""
+        if self.trigger is not None:
+            return self.trigger, FROM_OBJECT
+        found = trigger_of_name(self.name or name)
+        return found, FROM_NAME if found is not None else None
 
 
 def plus(when: datetime, delta: timedelta) -> datetime:
@@ -184,6 +203,8 @@ def merge(*, into: Record, other: Record) -> None:
     into.obj_start = into.obj_start or other.obj_start
     into.obj_end = into.obj_end or other.obj_end
     into.terminal_at = max((t for t in (into.terminal_at, other.terminal_at) if t is not None), default=None)
+    into.first_end = _earliest(into.first_end, other.first_end)
+    into.trigger = into.trigger or other.trigger
     if into.concluded_by is None:
         into.concluded_by, into.concluded_as = other.concluded_by, other.concluded_as
     into.mode, into.abort = into.mode or other.mode, into.abort or other.abort
@@ -207,9 +228,10 @@ def fill(event: MigrationEvent, record: Record, stamp: datetime | None) -> Migra
             target = event.target_node
     failure = pick("failure", event.failure_reason) if event.phase == "Failed" else event.failure_reason
     duration = None
-    start, end = record.start, record.obj_end or stamp  # KubeVirt's own times first
+    start, end = record.start, record.end or stamp  # KubeVirt's own times first, else the earliest end
     if event.phase in TERMINAL_PHASES and start is not None and end is not None:
         duration = max(0.0, (end - start).total_seconds())
+    trigger, trigger_source = record.trigger_of(event.migration_name)
     return evolve(
         event,
         vm_name=pick("vm", event.vm_name),
@@ -220,10 +242,14 @@ def fill(event: MigrationEvent, record: Record, stamp: datetime | None) -> Migra
         target_node=target,
         failure_reason=failure,
         duration_seconds=duration,
+        cluster=event.cluster or record.cluster,
+        trigger=trigger,
+        trigger_source=trigger_source,
     )
 
 
 def snapshot(record: Record) -> Migration:
+    trigger, trigger_source = record.trigger_of()
     return Migration(
         namespace=record.namespace,
         vm_name=record.vm,
@@ -239,8 +265,9 @@ def snapshot(record: Record) -> Migration:
         events=record.events,
         mode=record.mode,
         abort_status=record.abort,
-        trigger=trigger_of_name(record.name),
-        trigger_source=FROM_NAME if record.name else None,
+        trigger=trigger,
+        trigger_source=trigger_source,
+        cluster=record.cluster,
     )
 
 
@@ -271,7 +298,9 @@ def joins(record: Record, event: MigrationEvent, stamp: datetime | None, window:
     if contradicts(record, event):
         return False
     if record.terminal_at is None:
-        return True
+        # Over by its object's word, which did not say when (KubeVirt < v0.59): only a word on that
+        # end still joins it; a new migration's first steps do not.
+        return record.phase not in TERMINAL_PHASES or event.phase in TERMINAL_PHASES
     if stamp is None:
         return False
     if stamp <= record.terminal_at:
@@ -313,6 +342,7 @@ def take_object_facts(record: Record, obj: MigrationObject, started: datetime | 
             record.source = None
         else:
             record.target = None
+    record.trigger = obj.trigger or record.trigger
     record.mode = obj.mode or record.mode
     record.abort = obj.abort_status or record.abort
     if obj.phase is not None and (record.phase not in TERMINAL_PHASES or obj.terminal):
@@ -320,4 +350,6 @@ def take_object_facts(record: Record, obj: MigrationObject, started: datetime | 
     record.obj_start = started or record.obj_start
     if obj.terminal:
         record.obj_end = ended or record.obj_end
-        record.terminal_at = record.terminal_at or record.obj_end
+        if record.obj_end is not None:
+            record.terminal_at = max(record.terminal_at or record.obj_end, record.obj_end)
+            record.first_end = record.first_end or record.obj_end

@@ -9,8 +9,22 @@ from typing import Any, Final
 from .record import OBJECT_FACTS, SILENT, Record
 
 VERSION: Final = 1
-_TIMES: Final = ("first_seen", "started", "terminal_at", "obj_start", "obj_end", "touched")
-_TEXTS: Final = ("namespace", "vm", "name", "uid", "phase", "source", "target", "pod", "failure", "mode", "abort")
+_TIMES: Final = ("first_seen", "started", "terminal_at", "first_end", "obj_start", "obj_end", "touched")
+_TEXTS: Final = (
+    "cluster",
+    "namespace",
+    "vm",
+    "name",
+    "uid",
+    "phase",
+    "source",
+    "target",
+    "pod",
+    "failure",
+    "mode",
+    "abort",
+    "trigger",
+)
 
 
 def _iso(when: datetime | None) -> str | None:
@@ -62,6 +76,8 @@ def _from_data(data: Any, key: int, where: str) -> Record:
         setattr(record, name, value)
     for name in _TIMES:
         setattr(record, name, _time(data.get(name), f"{where}.{name}"))
+    if "first_end" not in data:  # saved before otelkv kept the earliest end: the latest is what it has
+        record.first_end = record.terminal_at
     events, fixed = data.get("events", 0), data.get("fixed", [])
     if isinstance(events, bool) or not isinstance(events, int) or not isinstance(fixed, list):
         raise ValueError(f"{where}: events must be an int and fixed a list")

@@ -62,7 +62,8 @@ from .record import (
 #: snapshot when it ends and its entries in three indexes (measured with tracemalloc: ~650 bytes
 #: a finished migration, strings aside).
 RECORD_OVERHEAD: Final = 1024
-_Key = tuple[str | None, str]
+#: An index key: (cluster, namespace, name or uid) — one Loki may hear many clusters.
+_Key = tuple[str | None, str | None, str]
 
 __all__ = ["SILENT", "Migration", "MigrationTracker", "Tracked"]
 
@@ -110,6 +111,8 @@ class MigrationTracker:
         self._trailing = trailing_window
         self._skew = clock_skew
         self._now: datetime | None = None
+        #: The clock of the state restored at start (None: nothing was restored).
+        self._restored_at: datetime | None = None
         self._ids = itertools.count()
         self._records: OrderedDict[int, Record] = OrderedDict()
         self._by_vm: dict[_Key, Record] = {}
@@ -150,9 +153,14 @@ class MigrationTracker:
         """Take the facts of a migration object; they win over facts read from events.
 
         ``listing``: the object comes from a list (pull mode, a watch's initial state), not from a
-        change — a migration first seen that way already over owes no summary. ``deleted``: a
-        deletion; it adds facts to a known migration and opens none. None when the object names no
-        migration (or a deletion names an unknown one).
+        change — a migration first seen that way already over owes no summary, unless it ended
+        after the clock of a state this tracker restored (it ended while otelkv was down: its
+        summary is owed once). ``deleted``: a deletion; it adds facts to a known migration and
+        opens none. None when the object names no migration (or a deletion names an unknown one).
+
+        An object that says the migration is over but not when (KubeVirt before v0.59 writes no
+        ``migrationState``) does not conclude it: the terminal events of that end, a second
+        apart, do, and the summary has the target node they name.
         """
         if not isinstance(obj, MigrationObject):
             raise TypeError(f"obj must be a MigrationObject, got {type(obj).__name__}")
@@ -160,13 +168,15 @@ class MigrationTracker:
             return None
         event = obj.as_event()
         stamp = self._plausible(obj.latest, now)
-        known = self._named(obj.namespace, obj.uid, obj.name)
+        known = self._named(obj.cluster, obj.namespace, obj.uid, obj.name)
         if known is None and deleted:
             return None
-        record = known or self._new(obj.namespace)
-        self._learn(record, event, stamp)
+        record = known or self._new(obj.namespace, obj.cluster)
+        self._learn(record, event, stamp, ends=False)
         self._fix(record, obj, now)
-        concluded = self._conclude(record, key, silent=known is None and (listing or deleted))
+        silent = known is None and (deleted or (listing and not self._ended_while_down(record)))
+        wait = not silent and obj.terminal and record.end is None
+        concluded = self._conclude(record, key, silent=silent, wait=wait)
         self._account(record)
         self._evict()
         return _tracked(event, record, stamp, concluded)
@@ -191,12 +201,13 @@ class MigrationTracker:
         for record in records[-self._max :]:
             self._records[record.key] = record
             self._account(record)
-            ns = record.namespace
+            where = (record.cluster, record.namespace)
             for index, value in ((self._by_uid, record.uid), (self._by_name, record.name), (self._by_vm, record.vm)):
                 if value is not None:
-                    index[(ns, value)] = record
+                    index[(*where, value)] = record
         if now is not None and (self._now is None or now > self._now):
             self._now = now
+        self._restored_at = now
         self._evict()
         return len(self._records)
 
@@ -214,20 +225,22 @@ class MigrationTracker:
 
     # -- joining ---------------------------------------------------------------------------
 
-    def _named(self, ns: str | None, uid: str | None, name: str | None) -> Record | None:
-        return (self._by_uid.get((ns, uid)) if uid else None) or (self._by_name.get((ns, name)) if name else None)
+    def _named(self, cluster: str | None, ns: str | None, uid: str | None, name: str | None) -> Record | None:
+        return (self._by_uid.get((cluster, ns, uid)) if uid else None) or (
+            self._by_name.get((cluster, ns, name)) if name else None
+        )
 
-    def _new(self, namespace: str | None) -> Record:
-        record = Record(next(self._ids), namespace)
+    def _new(self, namespace: str | None, cluster: str | None) -> Record:
+        record = Record(next(self._ids), namespace, cluster)
         self._records[record.key] = record
         return record
 
     def _record_for(self, event: MigrationEvent, stamp: datetime | None) -> Record | None:
-        ns, vm = event.namespace, event.vm_name
-        found = self._named(ns, event.migration_uid, event.migration_name)
+        cluster, ns, vm = event.cluster, event.namespace, event.vm_name
+        found = self._named(cluster, ns, event.migration_uid, event.migration_name)
         if found is not None:
             return found
-        current = self._by_vm.get((ns, vm)) if vm else None
+        current = self._by_vm.get((cluster, ns, vm)) if vm else None
         if event.phase is None:  # never opens a migration; joins the current or just-ended one
             if current is not None and trails(current, event, stamp, self._trailing):
                 return current
@@ -236,29 +249,32 @@ class MigrationTracker:
             return current
         if not (event.migration_uid or event.migration_name or vm):
             return None
-        return self._new(ns)
+        return self._new(ns, cluster)
 
     # -- learning --------------------------------------------------------------------------
 
-    def _learn(self, record: Record, event: MigrationEvent, stamp: datetime | None) -> None:
-        ns = record.namespace
+    def _learn(self, record: Record, event: MigrationEvent, stamp: datetime | None, *, ends: bool = True) -> None:
+        """Take ``event``'s facts; ``ends``: a terminal phase at ``stamp`` is when it ended (an
+        event's; an object's times are its own, :meth:`_fix`)."""
+        where = (record.cluster, record.namespace)
         if event.migration_uid and record.uid is None:
             record.uid = event.migration_uid
-            self._by_uid[(ns, record.uid)] = record
+            self._by_uid[(*where, record.uid)] = record
         if event.migration_name and record.name is None:
             record.name = event.migration_name
-            self._by_name[(ns, record.name)] = record
+            self._by_name[(*where, record.name)] = record
         if stamp is not None and event.phase is not None:
             record.first_seen = min(record.first_seen or stamp, stamp)
             if event.phase in START_PHASES:
                 record.started = min(record.started or stamp, stamp)
-            if event.phase in TERMINAL_PHASES:
+            if ends and event.phase in TERMINAL_PHASES:
                 record.terminal_at = max(record.terminal_at or stamp, stamp)
+                record.first_end = min(record.first_end or stamp, stamp)
         if event.vm_name and record.vm is None:
             record.vm = event.vm_name
             self._adopt_vm(record)
-        elif record.vm and (ns, record.vm) not in self._by_vm:
-            self._by_vm[(ns, record.vm)] = record
+        elif record.vm and (*where, record.vm) not in self._by_vm:
+            self._by_vm[(*where, record.vm)] = record
         absorb(
             record,
             source=event.source_node,
@@ -275,9 +291,15 @@ class MigrationTracker:
         """Make the object's facts the record's: KubeVirt's word beats what text suggested."""
         take_object_facts(record, obj, self._plausible(obj.started, now), self._plausible(obj.ended, now))
 
-    def _conclude(self, record: Record, key: Hashable | None, *, silent: bool) -> bool:
-        """Whether the observation keyed ``key`` made ``record`` terminal (with its VM known)."""
-        if record.concluded_by is None and record.phase in TERMINAL_PHASES and record.vm:
+    def _ended_while_down(self, record: Record) -> bool:
+        """Whether ``record`` (a listed object's) ended after the clock of the state restored at
+        start: while no otelkv ran. Without a restored state, nothing did (no flood of history)."""
+        return self._restored_at is not None and record.end is not None and record.end > self._restored_at
+
+    def _conclude(self, record: Record, key: Hashable | None, *, silent: bool, wait: bool = False) -> bool:
+        """Whether the observation keyed ``key`` made ``record`` terminal (with its VM known);
+        ``wait``: not this observation (an object that does not say when it ended)."""
+        if record.concluded_by is None and record.phase in TERMINAL_PHASES and record.vm and not wait:
             record.concluded_by = SILENT if silent else (key if key is not None else object())
             record.concluded_as = None if silent else snapshot(record)
             return not silent
@@ -286,7 +308,7 @@ class MigrationTracker:
     def _adopt_vm(self, record: Record) -> None:
         """Make ``record`` the VM's current migration, merging a VM-only record of the same one."""
         assert record.vm is not None
-        key = (record.namespace, record.vm)
+        key = (record.cluster, record.namespace, record.vm)
         current = self._by_vm.get(key)
         if current is not None and current is not record:
             named = record.name is not None or record.uid is not None
@@ -312,6 +334,7 @@ class MigrationTracker:
         size = RECORD_OVERHEAD + sum(
             len(value)
             for value in (
+                record.cluster,
                 record.namespace,
                 record.vm,
                 record.name,
@@ -323,6 +346,7 @@ class MigrationTracker:
                 record.failure,
                 record.mode,
                 record.abort,
+                record.trigger,
             )
             if value
         )
@@ -344,14 +368,14 @@ class MigrationTracker:
     def _drop(self, record: Record) -> None:
         if self._records.pop(record.key, None) is not None:
             self._bytes -= record.size
-        ns = record.namespace
+        where = (record.cluster, record.namespace)
         for index, value in (
             (self._by_vm, record.vm),
             (self._by_name, record.name),
             (self._by_uid, record.uid),
         ):
-            if value is not None and index.get((ns, value)) is record:
-                del index[(ns, value)]
+            if value is not None and index.get((*where, value)) is record:
+                del index[(*where, value)]
 
 
 def _tracked(event: MigrationEvent, record: Record, stamp: datetime | None, concluded: bool) -> Tracked:

@@ -6,7 +6,7 @@
  *
  *   scan(payload, kinds, drop_others, delivered, attributes)
  *       walks request -> ResourceLogs -> ScopeLogs -> LogRecord, reads each record's key
- *       (k8s.event.uid, k8s.event.count), deduplicates (within the request, then delivered(key)),
+ *       (k8s.event.uid, k8s.event.count, and the resource's k8s.cluster.name), deduplicates (within the request, then delivered(key)),
  *       and for each record under a resource whose k8s.object.kind is in `kinds` builds the
  *       mapping parse_k8s_event reads. Returns None for any shape it does not handle exactly as
  *       the reference does (a map body, a repeated singular field, a value of a type it does not
@@ -38,7 +38,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define ABI_VERSION 3
+#define ABI_VERSION 4
 
 /* Statuses: 0 handled, 1 a shape this module leaves to the reference path, -1 a Python error. */
 #define OK 0
@@ -271,7 +271,7 @@ static struct {
     {"k8s.event.start_time", 0, NULL},   {"k8s.event.name", 0, NULL},
     {"k8s.event.uid", 0, NULL},          {"k8s.event.count", 0, NULL},
     {"k8s.event.reporting_controller", 0, NULL}, {"k8s.event.reporting_instance", 0, NULL},
-    {"service.name", 0, NULL},
+    {"service.name", 0, NULL},           {"k8s.cluster.name", 0, NULL},
 };
 #define NKNOWN ((Py_ssize_t)(sizeof(KNOWN) / sizeof(KNOWN[0])))
 
@@ -280,6 +280,7 @@ static struct {
 static const char *const VIEW_KEYS[] = {
     "k8s.event.reason", "k8s.object.kind", "k8s.object.name", "k8s.object.uid", "k8s.namespace.name",
     "k8s.event.reporting_controller", "k8s.node.name", "k8s.event.reporting_instance", "k8s.event.count",
+    "k8s.cluster.name",
 };
 #define NVIEW_KEYS ((Py_ssize_t)(sizeof(VIEW_KEYS) / sizeof(VIEW_KEYS[0])))
 
@@ -360,14 +361,18 @@ typedef struct {
     PyObject *kinds, *delivered, *attributes; /* borrowed */
     int drop_others;
     PyObject *seen, *views, *keys;            /* owned */
+    PyObject *cluster;                        /* owned: the current resource's cluster, or NULL */
     Py_ssize_t received, duplicates, dropped, passed;
     PyObject *normal, *warning, *empty;       /* owned constants */
 } Scan;
 
 /* The longest uid or count text a key holds (otelkv.otlp.record_keys.MAX_KEY_BYTES). */
 #define MAX_KEY_BYTES 64
+/* The longest cluster name a key holds (otelkv.otlp.record_keys.MAX_CLUSTER_BYTES). */
+#define MAX_CLUSTER_BYTES 253
 
-/* A record's key (uid, count) as the reference makes it (record_keys.key_of), or None. */
+/* A record's key (uid, count) or (uid, count, cluster) as the reference makes it (record_keys.key_of),
+ * or None. */
 static int record_key(Scan *sc, Span uid, Span count, PyObject **key) {
     const uint8_t *b = sc->b;
     *key = NULL;
@@ -404,7 +409,7 @@ static int record_key(Scan *sc, Span uid, Span count, PyObject **key) {
             n = r;
         }
     }
-    *key = PyTuple_Pack(2, text, n);
+    *key = sc->cluster ? PyTuple_Pack(3, text, n, sc->cluster) : PyTuple_Pack(2, text, n);
     Py_DECREF(text);
     Py_DECREF(n);
     return *key ? OK : ERROR;
@@ -693,9 +698,10 @@ static int scan_resource(Scan *sc, Res *res, Spans *attrs, PyObject **dict) {
     const uint8_t *b = sc->b;
     Py_ssize_t s = res->resource.start, e = res->resource.end, p = s;
     Py_ssize_t last_attr = -1, first = -1;
-    Span kind = {-1, -1};
+    Span kind = {-1, -1}, cluster = {-1, -1};
     int kind_set = 0, service_plain = 1, namespace_plain = 1;
     *dict = NULL;
+    Py_CLEAR(sc->cluster);
     res->service.start = res->namespace.start = -1;
     res->service.end = res->namespace.end = -1;
     attrs->n = 0;
@@ -723,12 +729,23 @@ static int scan_resource(Scan *sc, Res *res, Spans *attrs, PyObject **dict) {
             if (SPAN_IS(b, kv.key, "k8s.object.kind")) {
                 kind = kv.value;
                 kind_set = 1;
+            } else if (SPAN_IS(b, kv.key, "k8s.cluster.name")) {
+                cluster = kv.value; /* the last one wins, as to_dict */
             }
         } else if ((f.number == 2 && f.wire != WT_VARINT) || (f.number == 3 && f.wire != WT_LEN)) {
             return UNSUPPORTED;
         }
     }
     res->insert = last_attr >= 0 ? last_attr : first >= 0 ? first : s;
+    if (cluster.start >= 0) { /* record_keys.cluster_of: a non-empty string of a bounded length */
+        Any c;
+        if (read_any(b, cluster.start, cluster.end, &c)) return UNSUPPORTED;
+        Py_ssize_t len = c.field.vend - c.field.vstart;
+        if (c.kind == AV_STRING && len > 0 && len <= MAX_CLUSTER_BYTES) {
+            sc->cluster = span_text(b, (Span){c.field.vstart, c.field.vend});
+            if (sc->cluster == NULL) return UNSUPPORTED;
+        }
+    }
     if (!kind_set || kind.start < 0) return OK;
     Any a;
     if (read_any(b, kind.start, kind.end, &a)) return UNSUPPORTED;
@@ -880,6 +897,7 @@ done:
     PyMem_Free(attrs.items);
     PyMem_Free(own.items);
     plan_free(plan);
+    Py_XDECREF(sc.cluster);
     Py_XDECREF(sc.seen);
     Py_XDECREF(sc.views);
     Py_XDECREF(sc.keys);

@@ -34,7 +34,7 @@ from .enrichment import EnrichOptions, EnrichResult, first_time
 from .k8s_objects import map_body, migration_object_of
 from .kubevirt_records import ATTRIBUTES, KubevirtRecords, annotate
 from .pass_through import passed_through
-from .record_keys import content_key, key_of
+from .record_keys import cluster_of, content_key, key_of
 from .regroup import CopyBudget, Regrouped
 
 __all__ = ["ATTRIBUTES", "EnrichOptions", "EnrichResult", "enrich"]
@@ -68,18 +68,19 @@ def enrich(
         ):
             continue
         out = Regrouped(result, resource_logs, options, copies)
+        cluster = cluster_of(resource)
         for scope_logs in resource_logs.scope_logs:
             out.enter(scope_logs)
             for record in scope_logs.log_records:
                 result.received += 1
                 attributes = to_dict(record.attributes)  # read once: key, view and annotation use it
-                key = key_of(attributes)
+                key = key_of(attributes, cluster)
                 if not first_time(key, seen, delivered, result):
                     continue
                 body = map_body(record)  # read once: the object and the Event reader both use it
                 found = migration_object_of(body)
                 if found is not None:
-                    run.take_object(found, record, resource, out)
+                    run.take_object(found, record, resource, out, cluster)
                     continue
                 kubevirt, tracked = run.read(resource, attributes, record, body, key)
                 if kubevirt and tracked is None:
@@ -96,6 +97,6 @@ def enrich(
                 annotate(copy, event, enriched_before=not attributes.keys().isdisjoint(ATTRIBUTES))
                 result.enriched += 1
                 if tracked.concluded:
-                    owner = key if key is not None else content_key(record)
+                    owner = key if key is not None else content_key(record, event.cluster)
                     run.summarize(tracked, owner, record, event.namespace, out)
     return result

@@ -12,6 +12,7 @@ from typing import Any, Final
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, SeverityNumber
 
 from otelkv.kubevirt import MigrationEvent, MigrationTracker, parse_k8s_event
+from otelkv.kubevirt.event_builders import evolve
 from otelkv.kubevirt.k8s import COLLECTOR_KEYS
 from otelkv.kubevirt.objects import read_migration_object
 from otelkv.kubevirt.tracker import Tracked
@@ -19,7 +20,7 @@ from otelkv.kubevirt.tracker import Tracked
 from .attributes import add_values, set_value
 from .enrichment import EnrichOptions, EnrichResult
 from .k8s_objects import ObjectRecord
-from .record_keys import content_key
+from .record_keys import cluster_of, content_key
 from .regroup import NAMESPACE, Regrouped
 from .summary import summary_key, summary_record
 
@@ -43,6 +44,8 @@ ATTRIBUTES: Final[Mapping[str, str]] = {
     "kubevirt.migration.target_pod": "target_pod",
     "kubevirt.migration.failure_reason": "failure_reason",
     "kubevirt.migration.duration_seconds": "duration_seconds",
+    "kubevirt.migration.trigger": "trigger",
+    "kubevirt.migration.trigger_source": "trigger_source",
 }
 
 
@@ -74,13 +77,24 @@ class KubevirtRecords:
             event = parse_k8s_event(view)
         except TypeError:
             return True, None
-        owner = key if key is not None else content_key(record)
+        if event.cluster is None and (cluster := cluster_of(resource)) is not None:
+            event = evolve(event, cluster=cluster)  # a k8sobjects Event: its cluster is its resource's
+        owner = key if key is not None else content_key(record, event.cluster)
         return True, self.tracker.track(event, now=self.now, key=owner)
 
-    def take_object(self, found: ObjectRecord, record: LogRecord, resource: Mapping[str, Any], out: Regrouped) -> None:
-        """Feed a migration object to the tracker; forward it only when so configured."""
-        obj = read_migration_object(found.object)
-        key = ("object", obj.uid or obj.name, obj.resource_version, found.watch_type)
+    def take_object(
+        self,
+        found: ObjectRecord,
+        record: LogRecord,
+        resource: Mapping[str, Any],
+        out: Regrouped,
+        cluster: str | None = None,
+    ) -> None:
+        """Feed a migration object (from ``cluster``) to the tracker; forward it only when so configured."""
+        obj = read_migration_object(found.object, cluster=cluster)
+        key: tuple[str | None, ...] = ("object", obj.uid or obj.name, obj.resource_version, found.watch_type)
+        if obj.cluster is not None:
+            key = (*key, obj.cluster)
         tracked = self.tracker.track_object(obj, now=self.now, key=key, listing=found.listing, deleted=found.deleted)
         namespace = obj.namespace or _text(resource.get(NAMESPACE))
         if self.options.forward_objects:

@@ -11,7 +11,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeL
 
 from .enrichment import EnrichOptions, EnrichResult, first_time
 from .kubevirt_records import OBJECT_KIND
-from .record_keys import record_key
+from .record_keys import cluster_of, record_key
 from .regroup import scope_like
 
 __all__ = ["passed_through"]
@@ -38,13 +38,14 @@ def passed_through(
     if isinstance(kind, str) and kind in options.kinds:
         return False
     scopes = []
+    cluster = cluster_of(resource)
     for scope_logs in resource_logs.scope_logs:
         records = scope_logs.log_records
         keys = []
         for record in records:
             if record.body.WhichOneof("value") == "kvlist_value":
                 return False
-            keys.append(record_key(record))
+            keys.append(record_key(record, cluster))
         scopes.append((scope_logs, records, keys))
     parts: list[tuple[ScopeLogs, list[LogRecord] | None]] = []  # None: all its records
     for scope_logs, records, keys in scopes:

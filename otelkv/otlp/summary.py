@@ -4,7 +4,8 @@ Added by :func:`otelkv.otlp.enrich.enrich` beside the record that made a migrati
 the same ResourceLogs and scope. Record attribute ``event.name`` (and the LogRecord's
 ``event_name`` field, which opentelemetry-proto >= 1.5 has) is ``kubevirt.migration.summary``,
 so a LogQL query counts migrations by counting these records, whatever object kinds the
-collector sends.
+collector sends. Its resource is the ending record's, so it carries that record's
+``k8s.cluster.name``.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from typing import Final
 
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, SeverityNumber
 
-from otelkv.kubevirt import Migration
+from otelkv.kubevirt import Migration, trigger
 
 from .attributes import add_values
 
 EVENT_NAME: Final = "kubevirt.migration.summary"
 _HAS_EVENT_NAME: Final = "event_name" in LogRecord.DESCRIPTOR.fields_by_name
+_CAUSES: Final = {trigger.WORKLOAD_UPDATE: "KubeVirt update"}
 
 
 def summary_key(owner: Hashable) -> Hashable:
@@ -28,16 +30,27 @@ def summary_key(owner: Hashable) -> Hashable:
     return (EVENT_NAME, owner)
 
 
+def cause(m: Migration) -> str:
+    """Why it migrated, in words, when KubeVirt started it: ``node01 drain`` (an evacuation: the
+    drained node is its source), ``KubeVirt update``; "" when a person or a tool asked for it
+    (``user``, ``other``: the attribute ``kubevirt.migration.trigger`` says which) or nobody says."""
+    if m.trigger == trigger.EVACUATION:
+        return f"{m.source_node} drain" if m.source_node else "node drain"
+    return _CAUSES.get(m.trigger or "", "")
+
+
 def line(m: Migration) -> str:
-    """``fedora-vm migrated node01 → node02 in 32 s`` / ``… failed after 12 s: <reason>``."""
+    """``fedora-vm migrated node01 → node02 in 31 s (node01 drain)`` / ``… failed after 12 s
+    (node01 drain): <reason>``: the cause in brackets when :func:`cause` names one."""
     nodes = f"{m.source_node or '?'} → {m.target_node or '?'}"
     seconds = m.duration_seconds
+    why = f" ({text})" if (text := cause(m)) else ""
     if m.phase == "Succeeded":
         took = f" in {seconds:.0f} s" if seconds is not None else ""
-        return f"{m.vm_name} migrated {nodes}{took}"
+        return f"{m.vm_name} migrated {nodes}{took}{why}"
     took = f" after {seconds:.0f} s" if seconds is not None else ""
     reason = f": {m.failure_reason}" if m.failure_reason else ""
-    return f"{m.vm_name} migration {nodes} failed{took}{reason}"
+    return f"{m.vm_name} migration {nodes} failed{took}{why}{reason}"
 
 
 def summary_record(m: Migration, ending: LogRecord) -> LogRecord:
@@ -63,6 +76,8 @@ def summary_record(m: Migration, ending: LogRecord) -> LogRecord:
         ("kubevirt.migration.failure_reason", m.failure_reason if not ok else None),
         ("kubevirt.migration.mode", m.mode),
         ("kubevirt.migration.abort_status", m.abort_status),
+        ("kubevirt.migration.trigger", m.trigger),
+        ("kubevirt.migration.trigger_source", m.trigger_source),
         ("kubevirt.migration.start_time", m.started.isoformat() if m.started else None),
         ("kubevirt.migration.end_time", m.ended.isoformat() if m.ended else None),
         ("kubevirt.migration.duration_seconds", m.duration_seconds),

@@ -70,7 +70,7 @@ def enrich_wire(
                 record.append(LogRecord.FromString(payload[start:end]))
             return record[0]
 
-        owner = key if key is not None else content_key(ending())
+        owner = key if key is not None else content_key(ending(), event.cluster)
         tracked = tracker.track(event, now=now, key=owner)
         result.enriched += 1
         summary = run.summary(tracked, owner, ending) if tracked.concluded else None
