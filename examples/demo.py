@@ -92,7 +92,12 @@ def main() -> int:
     print("\n$ otelkv migrations examples/kubevirt-events.json")
     table = subprocess.run([*OTELKV, "migrations", str(EVENTS)], capture_output=True, text=True, check=False)
     print(table.stdout)
-    return serve.returncode or replay.returncode or table.returncode
+    print("$ otelkv migrations examples/kubevirt-events.json --timeline")
+    timeline = subprocess.run(
+        [*OTELKV, "migrations", str(EVENTS), "--timeline"], capture_output=True, text=True, check=False
+    )
+    print(timeline.stdout, end="")
+    return serve.returncode or replay.returncode or table.returncode or timeline.returncode
 
 
 if __name__ == "__main__":

@@ -57,6 +57,9 @@ def test_the_demo_shows_raw_json_lines_then_the_tables_and_says_structured_metad
     assert "rhel9-db.prod migration worker-a.lab.example.com → worker-b.lab.example.com failed after 16 s" in out
     assert "(worker-a.lab.example.com drain)" in out and "fedora-vm migrated node01 → node02 in 31 s" in out
     assert not re.search(r"structured metadata[^.\n]*\bindex(ed)?\b(?! labels)", out)
+    # Issue 22: the demo ends with the timeline of its four migrations, grouped by source node.
+    timeline = out[out.index("$ otelkv migrations examples/kubevirt-events.json --timeline") :]
+    assert timeline.count("│") == 2 * 4 and "by source node" in timeline and timeline.count("✗") == 2
 
 
 def test_the_license_is_an_spdx_expression() -> None:

@@ -251,16 +251,9 @@ def test_services_namespaces_and_ports_agree() -> None:
     assert (ROOT / "collector-config/values-sidecar.yaml").exists()
 
 
-# The trigger attributes (issue 21 §1) that otelkv's trigger work adds to ATTRIBUTES at the same
-# time as these queries arrive; once ATTRIBUTES has them, this set is redundant (the test below
-# says so) and can go.
-TRIGGER_ATTRIBUTES = {"kubevirt.migration.trigger", "kubevirt.migration.trigger_source"}
-
-
 def test_labels_and_attribute_names_agree_with_otelkv() -> None:
     service_name = config.Config().enrich.service_name
-    structured = {loki_name(a) for a in set(ATTRIBUTES) | TRIGGER_ATTRIBUTES} | {"k8s_object_kind"}
-    assert not TRIGGER_ATTRIBUTES & set(ATTRIBUTES) or set(ATTRIBUTES) >= TRIGGER_ATTRIBUTES
+    structured = {loki_name(a) for a in ATTRIBUTES} | {"k8s_object_kind"}
     for expr in dashboard_expressions() + rule_expressions() + doc_blocks("logql"):
         assert f'service_name="{service_name}"' in expr, expr
         for name in re.findall(r"\b(kubevirt_[a-z_]+)\b", expr):

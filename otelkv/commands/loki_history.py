@@ -7,10 +7,10 @@
   two clusters never mix). Every migration found there — running ones, which have no summary
   yet, and finished ones — is exactly the row the events themselves give.
 - Older migrations are their summary record (``event.name=kubevirt.migration.summary``): its
-  attributes are the facts as otelkv's tracker knew them when the migration ended. One fact may
-  differ from a table of all the events: the summary is written at the first terminal event, and
-  a second one within the tracker's reorder window (the controller's a second after the
-  handler's) can move the end that much later.
+  attributes are the facts as otelkv's tracker knew them when the migration ended. The end and
+  duration are those of a table of all the events (one rule: KubeVirt's own times, else the
+  earliest terminal event); a fact a later event added (a failure reason the controller's word
+  brought after the handler's) is the one thing a summary may lack.
 """
 
 from __future__ import annotations
