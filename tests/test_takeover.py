@@ -131,8 +131,8 @@ REPEATED = {Case(True, 9)}
 #: listed already Succeeded: a migration first seen over owes no summary) concludes nothing.
 MISSING = {Case(False, 5, 1), Case(False, 4, 2), Case(False, 5, 2), Case(True, 8, 2)}
 #: Every summary states facts, never a guess: an unknown source node is ``?``, an unknown start
-#: leaves the duration out.
-LINE = re.compile(r"vm-\d+ migrated (node01|\?) → node02( in 3[45] s)?")
+#: leaves the duration out; the cause (an evacuation of node01) is said when known.
+LINE = re.compile(r"vm-\d+ migrated (node01|\?) → node02( in 3[45] s)?( \((node01|node) drain\))?")
 
 
 def write_config(path: Path, sink: LokiSink) -> Path:
