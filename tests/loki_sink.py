@@ -47,6 +47,7 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from otelkv.otlp.attributes import to_dict, value_of
+from otelkv.otlp.decode import decode_protobuf
 
 DEFAULT_LABELS = (
     "service.name",
@@ -220,8 +221,8 @@ class LokiSink:
                 return 400, text, f"unsupported content encoding: {encoding}\n".encode()
             if content_type == "application/json":
                 request = json_format.Parse(body, ExportLogsServiceRequest())
-            else:
-                request = ExportLogsServiceRequest.FromString(body)
+            else:  # Loki decodes with Go's protobuf (10,000 levels); upb alone stops at 100
+                request = decode_protobuf(body)
         except Exception as error:
             return 400, text, f"failed to parse request: {error}\n".encode()
         return self._store(tenant, request)

@@ -120,3 +120,48 @@ def test_a_record_answered_413_after_a_split_is_kept_as_a_dead_letter_queue(sink
 def test_a_record_answered_413_after_a_split_is_kept_as_a_dead_letter_sync(sink: LokiSink, tmp_path: Path) -> None:
     """Issue 18 item 8, sync mode with a store: the same part kept, the rest answered as stored."""
     _split_413(sink, tmp_path)
+
+
+class _FailsOn:
+    """A forwarder that fails in itself (a bug, not an answer) on requests holding ``marker``,
+    and hands the others to ``inner``."""
+
+    def __init__(self, inner: Any, marker: str) -> None:
+        self.inner, self.marker, self.failures = inner, marker, 0
+        self.target = inner.target
+
+    def send(self, request: Any, *, timeout: float) -> Any:
+        from otelkv.forward import message  # noqa: PLC0415
+
+        if self.marker in str(message(request)):
+            self.failures += 1
+            raise RuntimeError("a bug in a forwarder")
+        return self.inner.send(request, timeout=timeout)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_batch_failing_in_otelkv_itself_becomes_a_dead_letter_and_the_queue_moves_on(
+    sink: LokiSink, tmp_path: Path
+) -> None:
+    """Found by probing: a batch that failed unexpectedly (a DecodeError of a deep record in the
+    413 split) was retried until retry.max_elapsed (an hour by default), holding every batch
+    acknowledged after it. Now it becomes a dead letter after UNEXPECTED_ATTEMPTS; nothing lost."""
+    from otelkv.delivery.sender import UNEXPECTED_ATTEMPTS  # noqa: PLC0415
+    from otelkv.forward.targets import make_forwarder  # noqa: PLC0415
+
+    config = queue_config(sink, tmp_path, **{"delivery.retry.max_elapsed": 3600})
+    forwarder = _FailsOn(make_forwarder(config.forward, max_message_bytes=config.max_message_bytes), "bad-0")
+    svc = Service(config, forwarder=forwarder)
+    svc.start()
+    try:
+        client = Collector(f"127.0.0.1:{svc.grpc_port}")
+        client.send_all(requests_of(numbered_events(10, "bad"), 10))  # one batch: bad-0 … bad-9
+        client.send_all(requests_of(numbered_events(10, "after"), 10))
+        assert wait_until(lambda: len(stored(sink)) == 10, 30)
+        assert svc.store is not None and len(svc.store.dead_letters()) == 1
+        assert forwarder.failures == UNEXPECTED_ATTEMPTS
+    finally:
+        svc.stop(5)
+    assert all(uid.startswith("after") for uid in stored(sink))

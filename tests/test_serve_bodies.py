@@ -23,7 +23,7 @@ from otelkv.forward import message as as_message
 from otelkv.otlp.decode import message_depth
 from otelkv.server import Service
 from tests.conftest import make_config
-from tests.loki_sink import LokiSink
+from tests.loki_sink import LokiSink, Scripted
 from tests.test_serve_grpc import events
 
 HTTP = urllib3.PoolManager(retries=False)
@@ -254,3 +254,47 @@ def test_a_lone_surrogate_in_json_becomes_u_fffd_and_loses_nothing(sink: LokiSin
     lines = sorted(entry.line for entry in sink.entries)
     assert lines == ["bad \ufffd here", "first, intact", "pair \U0001f600 kept"]
     assert any(entry.metadata.get("k_") == "v" for entry in sink.entries)  # Loki: "k\ufffd" -> k_
+
+
+def test_a_record_deeper_than_upb_allows_survives_the_413_split(sink: LokiSink) -> None:
+    # Found by probing: the split after a 413 decoded the enriched request again with upb's own
+    # limit, so a request the receiver had taken (49 nested arrays, ~100 levels) failed there
+    # with DecodeError: UNAVAILABLE on every retry, and the plain record beside it never arrived.
+    sink.script.append(Scripted(413, {}, b"<html>413 Request Entity Too Large</html>"))
+    svc = Service(make_config(sink.url))
+    svc.start()
+    try:
+        request = deep_request(40)
+        plain = next(batches(events(), 4))
+        request.resource_logs.extend(plain.resource_logs)
+        with grpc.insecure_channel(f"127.0.0.1:{svc.grpc_port}") as channel:
+            LogsServiceStub(channel).Export(request, timeout=20)
+    finally:
+        svc.stop(2)
+    assert len(sink.entries) == 1 + 4  # the deep record and the four plain ones, after one split
+
+
+def test_the_stdout_target_prints_a_record_deeper_than_upb_allows(capfd: pytest.CaptureFixture[str]) -> None:
+    # Found by probing: the stdout forwarder decoded the enriched request again with upb's limit
+    # (UNAVAILABLE "internal error: DecodeError" for a request the receiver had taken).
+    svc = Service(make_config("stdout"))
+    svc.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{svc.grpc_port}") as channel:
+            LogsServiceStub(channel).Export(nested_arrays(49), timeout=20)
+    finally:
+        svc.stop(2)
+    printed = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.startswith("{")]
+    assert len(printed) == 2 and "bottom" in json.dumps(printed)
+
+
+def nested_arrays(levels: int) -> ExportLogsServiceRequest:
+    """A plain record and one whose attribute nests arrays ``levels`` deep (2 message levels each)."""
+    request = ExportLogsServiceRequest()
+    scope = request.resource_logs.add().scope_logs.add()
+    scope.log_records.add().body.string_value = "plain"
+    value = scope.log_records.add().attributes.add(key="a").value
+    for _ in range(levels):
+        value = value.array_value.values.add()
+    value.string_value = "bottom"
+    return request

@@ -2,7 +2,8 @@
 
 One thread, oldest batch first, so a stream's order is kept. A batch leaves the queue when the
 target accepted it (or refused it for good: then it becomes a dead letter), or when retrying it
-passed ``retry.max_elapsed`` (a dead letter too). On stop the batch being retried stays queued
+passed ``retry.max_elapsed`` (a dead letter too), or after :data:`UNEXPECTED_ATTEMPTS` failures
+in otelkv itself. On stop the batch being retried stays queued
 for the next start.
 
 Nothing acknowledged is dropped here: when ``dead_letter_max_entries`` dead letters are kept, a
@@ -43,6 +44,10 @@ _T = TypeVar("_T")
 
 #: Waits between attempts at a store operation that failed: first, growth factor, cap (seconds).
 STORE_PAUSE: Final = (0.05, 2.0, 1.0)
+#: Attempts after which a batch that fails in otelkv itself (not a Retryable answer: a bug, or
+#: input no forwarder can send) becomes a dead letter, kept for replay: retried until
+#: ``retry.max_elapsed`` (an hour by default) it would hold every batch behind it that long.
+UNEXPECTED_ATTEMPTS: Final = 5
 
 
 class QueueSender:
@@ -139,6 +144,7 @@ class QueueSender:
     def _deliver(self, entry: Entry, request: ExportLogsServiceRequest) -> None:
         backoff = Backoff(self._retry, clock=time.monotonic)
         t = self._telemetry
+        unexpected = 0
         while not self._stop.is_set():
             start = time.perf_counter()
             try:
@@ -146,6 +152,7 @@ class QueueSender:
             except Exception as error:  # Retryable, or a bug: both are retried, never lost
                 if not isinstance(error, Retryable):
                     log.exception("forwarding queue entry %d failed unexpectedly", entry.id)
+                    unexpected += 1
                 hint = error.retry_after if isinstance(error, Retryable) else None
                 if hint is not None:  # a throttling hint is a pause, asked again at max_interval
                     hint = min(hint, self._retry.max_interval)
@@ -154,6 +161,8 @@ class QueueSender:
                     t.failed_records(entry.records, error)
                 self._health.failed()
                 wait = backoff.next(hint)
+                if unexpected >= UNEXPECTED_ATTEMPTS:  # the same batch keeps failing in otelkv itself
+                    wait = None
                 if wait is None:
                     reason = f"gave up after {backoff.attempts} attempts: {error}"
                     kept = self._keep(entry, entry.payload, entry.records, reason)

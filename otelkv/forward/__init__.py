@@ -20,6 +20,7 @@ from typing import Protocol
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from otelkv.config.secrets import scrub, secret_values
+from otelkv.otlp.decode import decode_protobuf
 
 __all__ = ["Delivery", "Encoded", "Forwarder", "Redactor", "Request", "count_records", "message", "wire"]
 
@@ -58,8 +59,10 @@ def wire(request: Request) -> bytes:
 
 
 def message(request: Request) -> ExportLogsServiceRequest:
-    """``request`` as a message."""
-    return ExportLogsServiceRequest.FromString(request.payload) if isinstance(request, Encoded) else request
+    """``request`` as a message, decoded as the receivers decode it: a request they took deeper
+    than upb's own limit (100 levels, e.g. 49 nested arrays) decodes here too (a plain
+    ``FromString`` failed on it: the stdout forwarder and the 413 split answered UNAVAILABLE)."""
+    return decode_protobuf(request.payload) if isinstance(request, Encoded) else request
 
 
 def count_records(request: Request) -> int:

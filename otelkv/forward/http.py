@@ -16,7 +16,7 @@ import gzip
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -25,10 +25,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import urllib3
 from google.protobuf.message import DecodeError
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
-    ExportLogsServiceRequest,
-    ExportLogsServiceResponse,
-)
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs
 from urllib3.exceptions import HTTPError, InsecureRequestWarning
 
 from otelkv import __version__
@@ -111,10 +109,7 @@ class HttpForwarder:
         if len(request.resource_logs) < 2:
             return delivery
         half = len(request.resource_logs) // 2
-        parts = [
-            ExportLogsServiceRequest(resource_logs=request.resource_logs[:half]),
-            ExportLogsServiceRequest(resource_logs=request.resource_logs[half:]),
-        ]
+        parts = [_joined(request.resource_logs[:half]), _joined(request.resource_logs[half:])]
         done = [self._send(part, deadline) for part in parts]
         rejected = sum(d.rejected for d in done)
         kinds = sorted({d.error_type for d in done if d.error_type})
@@ -202,14 +197,35 @@ def classify(
     return Delivery(records, f"{url} answered {status}: {text[:300]}", str(status))
 
 
-def _refused(part: ExportLogsServiceRequest, delivery: Delivery) -> Encoded | None:
+def _joined(resources: Iterable[ResourceLogs]) -> Encoded:
+    """``resources`` as one serialized request, built on the wire (field 1, length-delimited, each):
+    building a message of them copies each through upb's decoder, whose 100-level limit refuses
+    a record the receivers took deeper than that (49 nested arrays)."""
+    chunks: list[bytes] = []
+    records = 0
+    for resource in resources:
+        body = resource.SerializeToString()
+        chunks += (b"\x0a", _varint(len(body)), body)
+        records += sum(len(scope.log_records) for scope in resource.scope_logs)
+    return Encoded(b"".join(chunks), records)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _refused(part: Encoded, delivery: Delivery) -> Encoded | None:
     """The records of ``part`` refused for good that can be kept as they were: all of it when the
     target refused it whole, what its own halves refused otherwise (None if it did not say)."""
     if delivery.refused is not None:
         return delivery.refused
-    records = count_records(part)
-    if delivery.rejected and delivery.rejected >= records:
-        return Encoded(part.SerializeToString(), records)
+    if delivery.rejected and delivery.rejected >= part.records:
+        return part
     return None
 
 
