@@ -8,6 +8,8 @@ never with a traceback.
 from __future__ import annotations
 
 import codecs
+import os
+import stat
 import sys
 from pathlib import Path
 from typing import Final
@@ -60,3 +62,22 @@ def read_text(path: str | Path, limit: int = MAX_TEXT_BYTES) -> str:
     if len(data) > limit:
         raise TextError(f"{source}: larger than {limit >> 20} MiB; not a file otelkv reads whole")
     return decode(data, source)
+
+
+#: The largest credential or CA bundle otelkv reads (a token, a password, PEM certificates: a
+#: system CA bundle is ~200 KiB).
+MAX_SECRET_BYTES: Final = 1024 * 1024
+
+
+def read_small(path: str | Path, limit: int = MAX_SECRET_BYTES) -> bytes:
+    """The bytes of the regular file ``path``, at most ``limit``: OSError when it cannot be read,
+    :class:`TextError` naming it when it is not a regular file (``/dev/zero``, a FIFO: read whole,
+    they never end) or is longer."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO must not block the open
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise TextError(f"{path}: not a regular file")
+        data = file.read(limit + 1)
+    if len(data) > limit:
+        raise TextError(f"{path}: larger than {limit >> 10} KiB; not a credential or a CA file")
+    return data

@@ -6,7 +6,6 @@ import argparse
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 
 import grpc
@@ -17,6 +16,7 @@ from otelkv.commands.event_file import read_event_file
 from otelkv.config.secrets import read_secret
 from otelkv.errors import ConfigError, UserError
 from otelkv.otlp.k8s_events import to_resource_logs
+from otelkv.textfile import TextError, read_small
 
 _HOST_PORT: Final = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]@]+):([0-9]{1,5})$")
 
@@ -135,9 +135,11 @@ def run(args: argparse.Namespace) -> int:
     ca = None
     if args.ca_file:
         try:
-            ca = Path(args.ca_file).read_bytes()
+            ca = read_small(args.ca_file)
         except OSError as error:
             raise ReplayError(f"--ca-file: cannot read {args.ca_file!r}: {error.strerror}") from None
+        except TextError as error:
+            raise ReplayError(f"--ca-file: {error}") from None
     result = replay(
         events, args.to, batch=args.batch, timeout=args.timeout, token=token, tls=args.tls or ca is not None, ca=ca
     )

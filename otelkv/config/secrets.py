@@ -14,10 +14,10 @@ import contextlib
 import os
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Final
 
 from otelkv.errors import ConfigError
+from otelkv.textfile import TextError, read_small
 
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -45,9 +45,11 @@ def read_secret(
         return _checked(environ[env], f"{key}_env: environment variable {env!r}")
     if file:
         try:
-            data = Path(file).read_bytes()
+            data = read_small(file)
         except OSError as error:
             raise ConfigError(f"{key}_file: cannot read {file!r}: {error.strerror}") from None
+        except TextError as error:
+            raise ConfigError(f"{key}_file: {error}") from None
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
