@@ -38,11 +38,13 @@ CATEGORIZE: Final = "categorize-labels"
 #: The largest answer read for one query; a larger one is refused before it fills memory
 #: (a full page of 5000 entries of KubeVirt events is a few MiB).
 MAX_ANSWER_BYTES: Final = 64 * 2**20
-#: JSON arrays and objects (counted as ``[`` and ``{`` bytes) one answer may hold, so that an
-#: answer of tiny ones (``[[],[],…]``) cannot take gigabytes once decoded.
-MAX_ANSWER_CONTAINERS: Final = 1_000_000
-#: Labels and metadata one entry may carry (Loki's own defaults allow 15 labels and 128 metadata).
-MAX_ENTRY_LABELS: Final = 1000
+#: JSON values one answer may hold, counted before parsing as its ``[``, ``{`` and ``,`` bytes (an
+#: upper bound), so that an answer of tiny ones (``[[],[],…]``, ``{"a":0,"b":0,…}``) cannot take
+#: gigabytes once decoded. A full page of 5000 entries with ~40 labels each counts ~200,000.
+MAX_ANSWER_VALUES: Final = 2_000_000
+#: Labels and metadata one entry may carry (Loki's own defaults allow 15 labels and 128 metadata;
+#: a full page of entries this large still takes tens of MiB, not gigabytes).
+MAX_ENTRY_LABELS: Final = 256
 #: The default of ``--max-entries``: entries all the pages of one run may hold.
 MAX_ENTRIES: Final = 200_000
 #: Loki's timestamps are int64 nanoseconds since the epoch.
@@ -242,6 +244,9 @@ class LokiQuery:
             )
             try:
                 body = self._body(response, deadline)
+            except BaseException:
+                response.close()  # the rest of the answer is not read: the connection is not reused
+                raise
             finally:
                 response.release_conn()
         except HTTPError as error:
@@ -294,8 +299,8 @@ class LokiQuery:
     def _entries_of(self, body: bytes, text: str) -> list[LokiEntry]:
         why = "something that is not a query result (is --loki Loki's base URL?)"
         try:
-            if body.count(b"[") + body.count(b"{") > MAX_ANSWER_CONTAINERS:
-                why = f"more than {MAX_ANSWER_CONTAINERS} JSON arrays and objects"
+            if body.count(b"[") + body.count(b"{") + body.count(b",") > MAX_ANSWER_VALUES:
+                why = f"more than {MAX_ANSWER_VALUES} JSON values (counted as [, {{ and commas): give a smaller --batch"
                 raise ValueError(why)
             return list(_read(json.loads(body)))
         except RecursionError:
