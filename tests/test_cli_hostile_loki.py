@@ -249,14 +249,28 @@ def test_an_absurd_answer_is_one_line(body: bytes, said: str) -> None:
         (("--timeout", "0"), "--timeout: must be more than 0"),
         (("--max-entries", "0"), "--max-entries: must be 1-100000000"),
         (("--from", "0001-01-01T00:00:00Z", "--to", "0001-01-01T12:00:00Z"), "must be 1970-01-01 or later"),
+        (("--to", "0001-01-01T00:30:00Z"), "--to: must be 1970-01-01 or later"),
     ],
-    ids=["timeout-huge", "timeout-zero", "max-entries", "year-one"],
+    ids=["timeout-huge", "timeout-zero", "max-entries", "year-one", "to-year-one"],
 )
 def test_absurd_flags_are_one_line(args: tuple[str, ...], said: str) -> None:
     """Finding 4: --timeout 1e308 and a range in year 1 were OverflowError tracebacks."""
     done = otelkv("migrations", "--loki", "http://127.0.0.1:9", "--tenant", "t", *args)
     assert done.returncode == 2, done.stderr
     assert said in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_loki_that_never_answers_names_the_timeout_and_a_closed_port_the_url() -> None:
+    """The headers not coming within --timeout is said with --timeout; nobody listening, --loki."""
+    silent = Hostile(lambda q: whole(b""))
+    silent._server.RequestHandlerClass.do_GET = lambda self: time.sleep(30)  # type: ignore[attr-defined]
+    try:
+        done = otelkv("migrations", "--loki", silent.url, "--tenant", "t", *RANGE, "--timeout", "1")
+    finally:
+        silent.stop()
+    assert "timed out (--timeout)" in one_line_error(done)
+    closed = otelkv("migrations", "--loki", silent.url, "--tenant", "t", *RANGE)
+    assert "connection refused (--loki)" in one_line_error(closed)
 
 
 def test_the_max_entries_default_is_loki_querys() -> None:

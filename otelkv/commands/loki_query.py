@@ -23,7 +23,7 @@ from typing import IO, Any, Final
 from urllib.parse import urlencode, urlsplit
 
 import urllib3
-from urllib3.exceptions import ConnectTimeoutError, HTTPError, ReadTimeoutError
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError
 
 from otelkv.config.notation import MissingVariable, expand
 from otelkv.config.secrets import read_secret
@@ -251,7 +251,11 @@ class LokiQuery:
                 response.release_conn()
         except HTTPError as error:
             _, cause = failure_of(error)
-            flag = "--timeout" if isinstance(error, ReadTimeoutError | ConnectTimeoutError) else "--loki"
+            timed_out = isinstance(error, ReadTimeoutError | ConnectTimeoutError) and not isinstance(
+                error,
+                NewConnectionError,  # urllib3's NewConnectionError is a ConnectTimeoutError too
+            )
+            flag = "--timeout" if timed_out else "--loki"
             raise LokiError(f"cannot reach Loki at {self.shown}: {cause} ({flag})") from None
         text = body[:4096].decode("utf-8", "replace").strip()
         if 300 <= response.status < 400 and response.status != 304:

@@ -127,6 +127,10 @@ def _from_loki(args: argparse.Namespace, now: datetime) -> tuple[tuple[Migration
         url = expanded("--loki", args.loki, os.environ)
         if args.ca_file and not os.path.isfile(args.ca_file):
             raise MigrationsError(f"--ca-file: no such file {args.ca_file!r}")
+        if args.until is not None and args.until < EPOCH:
+            raise MigrationsError(
+                f"--to: must be 1970-01-01 or later (Loki counts time from then), got {args.until.isoformat()}"
+            )
         start, end = default_range(args.since, args.until, now)
         if start < EPOCH:
             raise MigrationsError(
