@@ -143,7 +143,7 @@ def test_a_loki_that_answers_entries_before_start_is_named() -> None:
         return whole(result([summary(start - limit + 1 + i, stamp + i) for i in range(limit)]))
 
     done, hostile = run(backwards, "--batch", "10")
-    assert "does not honour start=" in one_line_error(done)
+    assert "answered a full page with nothing after its start: it does not honour start=" in one_line_error(done)
     assert hostile.requests <= 3
 
 

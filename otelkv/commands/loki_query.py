@@ -213,8 +213,9 @@ class LokiQuery:
                     f"{_when(page[0].time_ns)}; paging by time cannot pass them: give a larger --batch"
                 )
             if not fresh or page[-1].time_ns <= asked:
+                said = "the same page again" if not fresh else "a full page with nothing after its start"
                 raise LokiError(
-                    f"Loki at {self.shown} answered the same page again: it does not honour start={asked} "
+                    f"Loki at {self.shown} answered {said}: it does not honour start={asked} "
                     f"({_when(asked)}) in {QUERY_RANGE}"
                 )
             start = page[-1].time_ns
