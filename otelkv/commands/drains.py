@@ -17,6 +17,7 @@ from typing import Any, Final
 from tabulate import tabulate
 
 from otelkv.commands.migrations_table import TableStyle, outcome_of
+from otelkv.commands.terminal_text import terminal_text as t
 from otelkv.kubevirt import Migration, parse_k8s_event
 from otelkv.kubevirt.trigger import EVACUATION
 
@@ -124,13 +125,13 @@ def render_drains(found: Sequence[Drain], style: TableStyle) -> str:
 
     rows = [
         [
-            d.node,
+            t(d.node),
             when(d.started),
             when(d.ended) if d.ended else "not over",
             len(d.moved),
             len(d.failed),
             len(d.running),
-            ", ".join(d.blocking) or "-",
+            t(", ".join(d.blocking)) or "-",
         ]
         for d in found
     ]

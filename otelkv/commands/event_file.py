@@ -15,6 +15,11 @@ from otelkv.kubevirt import parse_k8s_event
 from otelkv.textfile import read_text
 
 _NAME_NANOS: Final = re.compile(r"\.([0-9a-f]{12,16})$")
+#: The most JSON or YAML values a file may hold, counted before parsing as its ``[``, ``{``, ``,``
+#: and line breaks (an upper bound of the values in JSON, JSON lines and block-style YAML): a file
+#: of tiny values (``[[],[],…]``) then stays within a few hundred MiB once decoded. kubectl's
+#: output has one every ~20 bytes: ~200 MiB of events.
+MAX_VALUES: Final = 10_000_000
 
 
 class EventFileError(UserError, ValueError):
@@ -59,6 +64,12 @@ def _parse_events(text: str, source: str = "input") -> list[dict[str, Any]]:
     stripped = text.lstrip()
     if not stripped:
         raise EventFileError(f"{source}: empty; {EXPECTED}")
+    values = sum(text.count(c) for c in "[{,\n")
+    if values > MAX_VALUES:
+        raise EventFileError(
+            f"{source}: more than {MAX_VALUES} JSON/YAML values (counted as [, {{, commas and lines: {values}); "
+            "otelkv's limit: give a shorter file"
+        )
     try:  # one document (a List, an array, one Event), parsed once
         return _items(json.loads(stripped), source)
     except json.JSONDecodeError as whole:

@@ -65,11 +65,13 @@ _SUMMARY: Final = "kubevirt_migration_"
 
 @dataclass(frozen=True, slots=True)
 class History:
-    """What Loki held: the migrations, and the KubeVirt event records read (for the drain view)."""
+    """What Loki held: the migrations, and the KubeVirt event records read (for the drain view);
+    ``nameless``: the summary records skipped for naming no VM (no row can say which it was)."""
 
     migrations: tuple[Migration, ...]
     events: tuple[dict[str, Any], ...]
     entries: int
+    nameless: int = 0
 
 
 def read_history(
@@ -105,11 +107,12 @@ def read_history(
         )
     events = [as_collector_event(e) for e in entries]
     tracked = tracked_migrations(events)
-    summarized = [from_summary(e) for e in summaries]
+    summarized = [from_summary(e) for e in summaries if e.labels.get("kubevirt_vm_name")]
+    nameless = len(summaries) - len(summarized)
     finished = [next((t for t in tracked if same(s, t) and better(t, s)), s) for s in summarized]
     rest = [t for t in tracked if not any(same(s, t) for s in summarized)]
     ordered = sorted([*finished, *rest], key=lambda m: (m.started or m.ended or end, m.migration_name or ""))
-    return History(tuple(ordered), (*older, *events), len(summaries) + len(older) + len(entries))
+    return History(tuple(ordered), (*older, *events), len(summaries) + len(older) + len(entries), nameless)
 
 
 def _ns(when: datetime) -> int:

@@ -23,7 +23,7 @@ from typing import IO, Any, Final
 from urllib.parse import urlencode, urlsplit
 
 import urllib3
-from urllib3.exceptions import HTTPError
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError
 
 from otelkv.config.notation import MissingVariable, expand
 from otelkv.config.secrets import read_secret
@@ -35,6 +35,20 @@ __all__ = ["ENCODING_FLAGS", "LokiEntry", "LokiError", "LokiQuery", "Progress", 
 QUERY_RANGE: Final = "/loki/api/v1/query_range"
 ENCODING_FLAGS: Final = "X-Loki-Response-Encoding-Flags"
 CATEGORIZE: Final = "categorize-labels"
+#: The largest answer read for one query; a larger one is refused before it fills memory
+#: (a full page of 5000 entries of KubeVirt events is a few MiB).
+MAX_ANSWER_BYTES: Final = 64 * 2**20
+#: JSON values one answer may hold, counted before parsing as its ``[``, ``{`` and ``,`` bytes (an
+#: upper bound), so that an answer of tiny ones (``[[],[],…]``, ``{"a":0,"b":0,…}``) cannot take
+#: gigabytes once decoded. A full page of 5000 entries with ~40 labels each counts ~200,000.
+MAX_ANSWER_VALUES: Final = 2_000_000
+#: Labels and metadata one entry may carry (Loki's own defaults allow 15 labels and 128 metadata;
+#: a full page of entries this large still takes tens of MiB, not gigabytes).
+MAX_ENTRY_LABELS: Final = 256
+#: The default of ``--max-entries``: entries all the pages of one run may hold.
+MAX_ENTRIES: Final = 200_000
+#: Loki's timestamps are int64 nanoseconds since the epoch.
+_MAX_NS: Final = 2**63 - 1
 
 
 class LokiError(UserError, RuntimeError):
@@ -146,6 +160,7 @@ class LokiQuery:
         ca_file: str | None = None,
         timeout: float = 30.0,
         batch: int = 1000,
+        max_entries: int = MAX_ENTRIES,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -153,6 +168,9 @@ class LokiQuery:
         self.url = url.rstrip("/")
         self.shown = shown_url(self.url)
         self.batch = batch
+        #: The most entries all the pages of one run may hold (``--max-entries``).
+        self.max_entries = max_entries
+        self.received = 0
         self._headers = {**(headers or {}), ENCODING_FLAGS: CATEGORIZE, "Accept": "application/json"}
         self._timeout = timeout
         self._pool = urllib3.PoolManager(
@@ -168,28 +186,42 @@ class LokiQuery:
     def entries(
         self, query: str, start_ns: int, end_ns: int, *, what: str = "records", progress: Progress | None = None
     ) -> Iterator[LokiEntry]:
-        """Every entry of ``query`` in ``[start_ns, end_ns)``, oldest first, a page at a time."""
+        """Every entry of ``query`` in ``[start_ns, end_ns)``, oldest first, a page at a time.
+
+        Paging always moves on: entries outside the range asked are dropped, and a full page that
+        brings nothing new or does not get past its start is a LokiError (a Loki that ignores
+        ``start``); all the pages of a run hold at most :attr:`max_entries` entries."""
         start, seen, count = start_ns, set[tuple[int, str, frozenset[tuple[str, str]]]](), 0
         while start < end_ns:
-            page = sorted(self.page(query, start, end_ns), key=lambda e: e.time_ns)
-            for entry in page:
-                if entry.time_ns == start and entry.key() in seen:
-                    continue  # already had it: the previous page ended at this timestamp
-                count += 1
-                yield entry
-            if len(page) < self.batch:
-                break
-            last = page[-1].time_ns
-            if page[0].time_ns == last:
-                when = datetime.fromtimestamp(last / 1e9, UTC).isoformat()
+            answered = self.page(query, start, end_ns)
+            self.received += len(answered)
+            if self.received > self.max_entries:
                 raise LokiError(
-                    f"Loki at {self.shown}: more than {self.batch} entries share the timestamp {when}; "
-                    "paging by time cannot pass them: give a larger --batch"
+                    f"Loki at {self.shown} answered more than {self.max_entries} entries in this run: give a "
+                    "shorter range (--since, or --from and --to) or a larger --max-entries"
                 )
-            seen = {e.key() for e in page if e.time_ns == last}
-            start = last
+            asked = start
+            page = sorted((e for e in answered if asked <= e.time_ns < end_ns), key=lambda e: e.time_ns)
+            fresh = [e for e in page if not (e.time_ns == asked and e.key() in seen)]
+            count += len(fresh)
+            yield from fresh
+            if len(answered) < self.batch:
+                break
+            if len(page) == self.batch and page[0].time_ns == page[-1].time_ns:
+                raise LokiError(
+                    f"Loki at {self.shown}: more than {self.batch} entries share the timestamp "
+                    f"{_when(page[0].time_ns)}; paging by time cannot pass them: give a larger --batch"
+                )
+            if not fresh or page[-1].time_ns <= asked:
+                said = "the same page again" if not fresh else "a full page with nothing after its start"
+                raise LokiError(
+                    f"Loki at {self.shown} answered {said}: it does not honour start={asked} "
+                    f"({_when(asked)}) in {QUERY_RANGE}"
+                )
+            start = page[-1].time_ns
+            seen = {e.key() for e in page if e.time_ns == start}
             if progress is not None:
-                progress.update(what, count, last)
+                progress.update(what, count, start)
 
     def page(self, query: str, start_ns: int, end_ns: int) -> list[LokiEntry]:
         """One query: at most :attr:`batch` entries from ``start_ns`` on, oldest first."""
@@ -201,23 +233,107 @@ class LokiQuery:
             "direction": "forward",
         }
         url = f"{self.url}{QUERY_RANGE}?{urlencode(params)}"
+        deadline = time.monotonic() + self._timeout
         try:
             response = self._pool.request(
-                "GET", url, headers=self._headers, timeout=urllib3.Timeout(total=self._timeout)
+                "GET",
+                url,
+                headers=self._headers,
+                timeout=urllib3.Timeout(total=self._timeout),
+                preload_content=False,
+                redirect=False,
             )
+            try:
+                body = self._body(response, deadline)
+            except BaseException:
+                response.close()  # the rest of the answer is not read: the connection is not reused
+                raise
+            finally:
+                response.release_conn()
         except HTTPError as error:
             _, cause = failure_of(error)
-            raise LokiError(f"cannot reach Loki at {self.shown}: {cause} (--loki)") from None
-        text = response.data[:4096].decode("utf-8", "replace").strip()
+            timed_out = isinstance(error, ReadTimeoutError | ConnectTimeoutError) and not isinstance(
+                error,
+                NewConnectionError,  # urllib3's NewConnectionError is a ConnectTimeoutError too
+            )
+            flag = "--timeout" if timed_out else "--loki"
+            raise LokiError(f"cannot reach Loki at {self.shown}: {cause} ({flag})") from None
+        text = body[:4096].decode("utf-8", "replace").strip()
+        if 300 <= response.status < 400 and response.status != 304:
+            where = response.headers.get("Location") or "nowhere"
+            raise LokiError(
+                f"Loki at {self.shown} answered {response.status}, redirecting to {shown_url(where)}; otelkv does "
+                "not follow redirects (credentials must not go to another host): use that URL with --loki"
+            )
         if response.status != 200:
             raise LokiError(_refusal(self.shown, response.status, text))
+        return self._entries_of(body, text)
+
+    def _body(self, response: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
+        """The whole body, read a chunk at a time: LokiError past the deadline or past
+        :data:`MAX_ANSWER_BYTES` (before reading it, when Content-Length says so)."""
+        length = response.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > MAX_ANSWER_BYTES:
+            raise LokiError(self._too_large())
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise LokiError(
+                    f"Loki at {self.shown} did not finish its answer within {self._timeout:g} seconds (--timeout)"
+                )
+            _set_read_timeout(response, remaining)
+            try:
+                chunk = response.read1(65536)
+            except (ReadTimeoutError, TimeoutError):
+                continue  # the deadline passed while waiting: said above
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                raise LokiError(self._too_large())
+            chunks.append(chunk)
+
+    def _too_large(self) -> str:
+        return (
+            f"Loki at {self.shown} answered more than {MAX_ANSWER_BYTES // 2**20} MiB for one query "
+            "(otelkv's limit): give a smaller --batch"
+        )
+
+    def _entries_of(self, body: bytes, text: str) -> list[LokiEntry]:
+        why = "something that is not a query result (is --loki Loki's base URL?)"
         try:
-            return list(_read(json.loads(response.data)))
+            if body.count(b"[") + body.count(b"{") + body.count(b",") > MAX_ANSWER_VALUES:
+                why = f"more than {MAX_ANSWER_VALUES} JSON values (counted as [, {{ and commas): give a smaller --batch"
+                raise ValueError(why)
+            return list(_read(json.loads(body)))
+        except RecursionError:
+            why = "JSON nested too deeply"
+        except _BadTimestamp as bad:
+            why = f"an entry's timestamp that is not nanoseconds since 1970 in Loki's range ({str(bad)[:40]!r})"
+        except _TooManyLabels:
+            why = f"an entry with more than {MAX_ENTRY_LABELS} labels and metadata"
         except (ValueError, TypeError, KeyError, IndexError, AttributeError):
-            raise LokiError(
-                f"Loki at {self.shown} answered 200 with something that is not a query result "
-                f"(is --loki Loki's base URL?): {text[:100]!r}"
-            ) from None
+            pass
+        raise LokiError(f"Loki at {self.shown} answered 200 with {why}: {text[:100]!r}")
+
+
+def _set_read_timeout(response: urllib3.BaseHTTPResponse, seconds: float) -> None:
+    """Bound the next read of ``response`` by ``seconds`` (the socket's own timeout), so that the
+    deadline holds however slowly the body comes."""
+    connection = getattr(response, "connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        sock.settimeout(max(seconds, 0.001))
+
+
+def _when(ns: int) -> str:
+    """``ns`` as an RFC 3339 time, or the number where no date can say it."""
+    try:
+        return datetime.fromtimestamp(ns / 1e9, UTC).isoformat()
+    except (ValueError, OverflowError, OSError):
+        return f"{ns} ns"
 
 
 def _refusal(url: str, status: int, text: str) -> str:
@@ -245,6 +361,32 @@ def _refusal(url: str, status: int, text: str) -> str:
     return f"Loki at {url} answered {status}: {first}"
 
 
+class _TooManyLabels(ValueError):
+    """An entry carries more than :data:`MAX_ENTRY_LABELS` labels and metadata."""
+
+
+class _BadTimestamp(ValueError):
+    """A value's timestamp is not decimal nanoseconds in Loki's int64 range."""
+
+
+def _labels(values: Mapping[Any, Any], into: dict[str, str] | None = None) -> dict[str, str]:
+    merged = {} if into is None else into
+    merged.update({str(k): str(v) for k, v in values.items()})
+    if len(merged) > MAX_ENTRY_LABELS:
+        raise _TooManyLabels
+    return merged
+
+
+def _ns_of(text: Any) -> int:
+    """A value's timestamp: decimal nanoseconds in Loki's int64 range; ValueError otherwise."""
+    if not isinstance(text, str) or not text.isascii() or not text.isdigit() or len(text) > 19:
+        raise _BadTimestamp(text)
+    ns = int(text)
+    if ns > _MAX_NS:
+        raise _BadTimestamp(text)
+    return ns
+
+
 def _read(answer: Any) -> Iterator[LokiEntry]:
     """The entries of a ``streams`` answer, in either encoding."""
     if answer["status"] != "success":
@@ -254,11 +396,11 @@ def _read(answer: Any) -> Iterator[LokiEntry]:
         raise ValueError(data["resultType"])
     categorized = CATEGORIZE in (data.get("encodingFlags") or ())
     for stream in data["result"]:
-        labels = {str(k): str(v) for k, v in stream["stream"].items()}
+        labels = _labels(stream["stream"])
         for value in stream["values"]:
             merged = labels
             if categorized and len(value) > 2 and value[2]:
                 merged = dict(labels)
                 for part in ("structuredMetadata", "parsed"):
-                    merged.update({str(k): str(v) for k, v in (value[2].get(part) or {}).items()})
-            yield LokiEntry(int(value[0]), str(value[1]), merged)
+                    _labels(value[2].get(part) or {}, merged)
+            yield LokiEntry(_ns_of(value[0]), str(value[1]), merged)

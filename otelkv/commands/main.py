@@ -1,7 +1,9 @@
 """The ``otelkv`` command: serve, check-config, replay, migrations, dead-letter.
 
 Every failure a user can cause ends in one line on stderr naming the file, key or address, and
-exit status 2; a traceback is a bug. Each subcommand is a module of this package with a ``run``.
+exit status 2; a traceback is a bug. What the line quotes (a file's text, a server's answer) has
+its control characters shown escaped (:mod:`.terminal_text`). Each subcommand is a module of
+this package with a ``run``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from importlib import import_module
 
 from otelkv import config
 from otelkv.commands.parser import build_parser
+from otelkv.commands.terminal_text import terminal_text
 from otelkv.errors import UserError, one_line
 
 __all__ = ["COMMANDS", "main"]
@@ -33,13 +36,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(module.run(args))
     except config.ConfigError as error:
-        print(f"otelkv: config: {error}", file=sys.stderr)
+        shown = "\n".join(terminal_text(line) for line in str(error).split("\n"))  # a list of problems stays one a line
+        print(f"otelkv: config: {shown}", file=sys.stderr)
         return 2
     except (UserError, OSError) as error:  # the user gave something wrong: one line, exit 2
-        print(f"otelkv: {one_line(error)}", file=sys.stderr)
+        print(f"otelkv: {terminal_text(one_line(error))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
     except Exception as error:  # a bug: still one line, with what to report
-        print(f"otelkv: internal error (please report it): {type(error).__name__}: {one_line(error)}", file=sys.stderr)
+        what = terminal_text(one_line(error))
+        print(f"otelkv: internal error (please report it): {type(error).__name__}: {what}", file=sys.stderr)
         return 70  # EX_SOFTWARE

@@ -31,6 +31,9 @@ from otelkv.kubevirt import Migration
 
 __all__ = ["run"]
 
+#: Loki's times are nanoseconds since the Unix epoch: no range starts before it.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 class MigrationsError(UserError, ValueError):
     """Flags that do not go together; the message names them."""
@@ -124,12 +127,21 @@ def _from_loki(args: argparse.Namespace, now: datetime) -> tuple[tuple[Migration
         url = expanded("--loki", args.loki, os.environ)
         if args.ca_file and not os.path.isfile(args.ca_file):
             raise MigrationsError(f"--ca-file: no such file {args.ca_file!r}")
+        if args.until is not None and args.until < EPOCH:
+            raise MigrationsError(
+                f"--to: must be 1970-01-01 or later (Loki counts time from then), got {args.until.isoformat()}"
+            )
         start, end = default_range(args.since, args.until, now)
+        if start < EPOCH:
+            raise MigrationsError(
+                f"--since/--from: must be 1970-01-01 or later (Loki counts time from then), got {start.isoformat()}"
+            )
         if start >= end:
             raise MigrationsError(
                 f"--since/--from ({start:%Y-%m-%d %H:%M:%S}) must be before --to ({end:%Y-%m-%d %H:%M:%S})"
             )
-        loki = LokiQuery(url, headers=headers, ca_file=args.ca_file, timeout=args.timeout, batch=args.batch)
+        loki = LokiQuery(url, headers=headers, ca_file=args.ca_file, timeout=args.timeout, batch=args.batch,
+                         max_entries=args.max_entries)  # fmt: skip
     except ConfigError as error:
         raise MigrationsError(str(error)) from None
     try:
@@ -143,6 +155,9 @@ def _from_loki(args: argparse.Namespace, now: datetime) -> tuple[tuple[Migration
         )
     finally:
         loki.close()
+    if history.nameless:
+        records = "record" if history.nameless == 1 else "records"
+        print(f"otelkv: skipped {history.nameless} summary {records} that names no VM", file=sys.stderr)
     return history.migrations, list(history.events), end
 
 

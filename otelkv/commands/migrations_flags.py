@@ -14,6 +14,11 @@ __all__ = ["OUTPUTS", "add_migrations_arguments"]
 
 #: ``-o``: what is printed.
 OUTPUTS = ("table", "wide", "json", "jsonl", "yaml", "html")
+#: The longest ``--timeout``: one query may take an hour at most.
+MAX_TIMEOUT = 3600
+#: ``--max-entries``' default: loki_query.MAX_ENTRIES (a test holds them equal), not imported
+#: so that every command does not load urllib3.
+MAX_ENTRIES = 200_000
 
 
 def _batch(text: str) -> int:
@@ -33,8 +38,18 @@ def _seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    if not 0 < value <= MAX_TIMEOUT:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most {MAX_TIMEOUT} seconds, got {text!r}")
+    return value
+
+
+def _max_entries(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if not 1 <= value <= 100_000_000:
+        raise argparse.ArgumentTypeError(f"must be 1-100000000, got {value}")
     return value
 
 
@@ -139,4 +154,15 @@ def add_migrations_arguments(mig: argparse.ArgumentParser, time: Callable[[str],
         default=1000,
         help="entries asked for per query, under Loki's max_entries_limit_per_query",
     )
-    loki.add_argument("--timeout", type=_seconds, default=30.0, help="seconds for each query")
+    loki.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=30.0,
+        help=f"seconds for each query, its whole answer read (at most {MAX_TIMEOUT})",
+    )
+    loki.add_argument(
+        "--max-entries",
+        type=_max_entries,
+        default=MAX_ENTRIES,
+        help="the most entries read from Loki in one run, all queries and pages together",
+    )

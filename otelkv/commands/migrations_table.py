@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from tabulate import tabulate
 
+from otelkv.commands.terminal_text import terminal_text as t
 from otelkv.kubevirt import TERMINAL_PHASES, Migration, MigrationTracker, parse_k8s_event
 from otelkv.kubevirt.tracker import RECORD_OVERHEAD
 
@@ -132,7 +133,8 @@ def clusters(migrations: Iterable[Migration]) -> list[str]:
 
 
 def rows(migrations: Iterable[Migration], style: TableStyle, *, cluster: bool = False) -> list[list[str]]:
-    """One row a migration (its cluster first when ``cluster``), the failure reason last and uncut."""
+    """One row a migration (its cluster first when ``cluster``), the failure reason last and uncut;
+    the data's control characters shown escaped (:mod:`.terminal_text`), before any colour."""
     out: list[list[str]] = []
     for m in migrations:
         outcome = outcome_of(m)
@@ -142,21 +144,21 @@ def rows(migrations: Iterable[Migration], style: TableStyle, *, cluster: bool = 
             duration = f"{duration_text(max(0.0, (style.now - m.started).total_seconds()))} so far"
         else:
             duration = "-"
-        shown = m.phase or "?"
+        shown = t(m.phase or "?")
         if style.colour:
             shown = f"{_COLOURS[outcome]}{shown}{_RESET}"
         out.append(
-            ([m.cluster or "?"] if cluster else [])
+            ([t(m.cluster or "?")] if cluster else [])
             + [
-                f"{m.namespace or '?'}/{m.vm_name or '?'}",
-                m.migration_name or "-",
-                f"{m.source_node or '?'} → {m.target_node or '?'}",
+                t(f"{m.namespace or '?'}/{m.vm_name or '?'}"),
+                t(m.migration_name or "-"),
+                t(f"{m.source_node or '?'} → {m.target_node or '?'}"),
                 shown,
                 _time(m.started, style),
                 _time(m.ended if outcome != "running" else None, style),
                 duration,
-                m.trigger or UNKNOWN,
-                m.failure_reason or "",
+                t(m.trigger or UNKNOWN),
+                t(m.failure_reason or ""),
             ]
         )
     return out

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Final
 
 from otelkv.commands.migrations_table import duration_text, outcome_of
+from otelkv.commands.terminal_text import terminal_text as t
 from otelkv.kubevirt import Migration
 
 __all__ = ["Span", "render_timeline", "span_of"]
@@ -49,7 +50,7 @@ def group_by_source(spans: Sequence[Span]) -> dict[str, list[Span]]:
 
 
 def _label(m: Migration) -> str:
-    text = f"{m.namespace or '?'}/{m.vm_name or '?'}"
+    text = t(f"{m.namespace or '?'}/{m.vm_name or '?'}")  # escaped before it is cut
     return text if len(text) <= _LABEL_MAX else text[: _LABEL_MAX - 1] + "…"
 
 
@@ -57,8 +58,8 @@ def _suffix(span: Span) -> str:
     m, outcome = span.migration, outcome_of(span.migration)
     took = duration_text((span.end - span.start).total_seconds())
     if outcome == "running":
-        return f"{took} so far → {m.target_node or '?'}"
-    return f"{took} → {m.target_node or '?'}" + (" failed" if outcome == "Failed" else "")
+        return f"{took} so far → {t(m.target_node or '?')}"
+    return f"{took} → {t(m.target_node or '?')}" + (" failed" if outcome == "Failed" else "")
 
 
 def render_timeline(
@@ -87,7 +88,7 @@ def render_timeline(
         f" by source node"
     ]
     for node, group in group_by_source(spans).items():
-        lines.append(node)
+        lines.append(t(node))
         for span in group:
             start, end = column(span.start), column(span.end)
             outcome = outcome_of(span.migration)
