@@ -25,6 +25,7 @@ from urllib.parse import urlencode, urlsplit
 import urllib3
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError
 
+from otelkv.config.forward import TENANT, TENANT_RULE
 from otelkv.config.notation import MissingVariable, expand
 from otelkv.config.secrets import read_secret
 from otelkv.errors import ConfigError, UserError
@@ -91,6 +92,8 @@ def credentials(
     headers: dict[str, str] = {}
     if tenant:
         headers["X-Scope-OrgID"] = expanded("--tenant", tenant, environ)
+        if not TENANT.fullmatch(headers["X-Scope-OrgID"]):
+            raise ConfigError(f"--tenant: {TENANT_RULE}, got {headers['X-Scope-OrgID']!r}")
     try:
         token = read_secret("--bearer-token", env=bearer_token_env, file=bearer_token_file, environ=environ)
         password = read_secret("--password", env=password_env, file=password_file, environ=environ)
@@ -162,9 +165,24 @@ class LokiQuery:
         batch: int = 1000,
         max_entries: int = MAX_ENTRIES,
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parts = urlsplit(url)
+            port = parts.port  # ValueError for a port out of range or not a number
+        except ValueError:  # "Invalid IPv6 URL", a bad port: never quoted (it may hold credentials)
+            raise ConfigError(
+                "--loki: not a valid URL (its host or port); must be http(s)://host[:port][/path]"
+            ) from None
+        if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
             raise ConfigError(f"--loki: must be http(s)://host[:port][/path], got {shown_url(url)!r}")
+        if parts.username is not None or parts.password is not None:
+            raise ConfigError(
+                "--loki: credentials in the URL are not sent; give --username with --password-file/-env, "
+                "or --bearer-token-file/-env"
+            )
+        if parts.query or parts.fragment:
+            raise ConfigError(
+                "--loki: a URL with a query (?…) or a fragment (#…) is not Loki's base URL; give http(s)://host[:port][/path]"
+            )
         self.url = url.rstrip("/")
         self.shown = shown_url(self.url)
         self.batch = batch

@@ -14,7 +14,7 @@ import shutil
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
-from typing import Any
+from typing import Any, Final
 
 from otelkv.commands.event_file import read_event_file, source_name
 from otelkv.commands.migrations_table import (
@@ -166,9 +166,14 @@ def _local_zone() -> tzinfo:
     return zone if zone is not None else UTC
 
 
+#: The widest terminal otelkv draws for: a $COLUMNS of a billion took 7.7 GB for the timeline.
+MAX_WIDTH: Final = 1000
+
+
 def _width(tty: bool) -> int | None:
-    """The terminal's width; without a terminal, $COLUMNS if set, else no limit (a pipe gets it all)."""
+    """The terminal's width (at most :data:`MAX_WIDTH`); without a terminal, $COLUMNS if set, else
+    no limit (a pipe gets it all)."""
     if tty:
-        return shutil.get_terminal_size().columns
+        return min(shutil.get_terminal_size().columns, MAX_WIDTH)
     columns = os.environ.get("COLUMNS", "")
-    return int(columns) if columns.isascii() and columns.isdigit() else None
+    return min(int(columns), MAX_WIDTH) if columns.isascii() and columns.isdigit() and len(columns) < 10 else None

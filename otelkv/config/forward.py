@@ -128,7 +128,9 @@ class ForwardConfig:
 # ValueError) fails every request after start-up; refused here instead, naming the key.
 _FIELD_NAME: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP field name (RFC 9110 token)
 _GRPC_KEY: Final = re.compile(r"[0-9a-z_.-]+")  # a gRPC custom metadata key, once lower-cased
-_TENANT: Final = re.compile(r"[0-9A-Za-z!_.*'()-]{1,150}")  # Grafana's tenant ID rule (Loki, Mimir)
+#: Grafana's tenant ID rule (Loki, Mimir): 1-150 of these characters, not ``.`` or ``..``.
+TENANT: Final = re.compile(r"(?!\.\.?$)[0-9A-Za-z!_.*'()-]{1,150}")
+TENANT_RULE: Final = "must be 1-150 of A-Z a-z 0-9 ! - _ . * ' ( ) and not . or .. (Loki's tenant ID rule)"
 
 
 def header_value_problem(value: str) -> str | None:
@@ -150,11 +152,8 @@ def _validate_metadata(f: ForwardConfig, *, grpc: bool, offline: bool = False) -
         return offline and "${" in value
 
     tenant = f.tenant
-    if tenant and not unexpanded(tenant) and (not _TENANT.fullmatch(tenant) or tenant in (".", "..")):
-        raise ConfigError(
-            "forward.tenant: must be 1-150 of A-Z a-z 0-9 ! - _ . * ' ( ) and not . or .. (Loki's tenant ID "
-            f"rule), got {f.tenant!r}"
-        )
+    if tenant and not unexpanded(tenant) and not TENANT.fullmatch(tenant):
+        raise ConfigError(f"forward.tenant: {TENANT_RULE}, got {f.tenant!r}")
     for name, value in f.headers.items():
         if not _FIELD_NAME.fullmatch(name):
             raise ConfigError(f"forward.headers.{name}: not a valid header name")
