@@ -16,7 +16,9 @@ hashable), ``bytes`` as ``{"b": "<base64>"}``, a float that JSON cannot write (N
 warning.
 
 Bounded in bytes: a save that would pass ``max_bytes`` keeps the newest keys that fit (logged
-once); a file larger than ``max_bytes`` is not read. A file that is missing starts an empty
+once); a file larger than ``max_bytes``, or holding more JSON values than a window of
+``enrich.dedup_window`` keys may (:func:`key_budget`: a file of ``[0]`` keys within 8 MiB took
+392 MiB to parse), is not parsed. A file that is missing starts an empty
 window silently; one that is unreadable, damaged (truncated, garbage, wrong types) or too large
 is logged in one line and an empty window is used — otelkv starts, never refuses to.
 """
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from otelkv.delivery.files import write_private
+from otelkv.delivery.json_budget import loads_within
 
 __all__ = [
     "SUFFIX",
@@ -43,6 +46,7 @@ __all__ = [
     "decode_key",
     "dump_keys",
     "encode_key",
+    "key_budget",
     "load_keys",
     "restore",
     "window_path",
@@ -56,6 +60,12 @@ VERSION: Final = 1
 #: today); reading back is bounded by the JSON parser's own depth limit instead.
 MAX_DEPTH: Final = 32
 _HEAD: Final = b'{"version":1,"keys":['
+#: The structural tokens (``[``, ``{``, ``,``) a saved key may take, with half again as margin:
+#: the largest key otelkv makes, a summary's of a migration object's record from a cluster,
+#: ``["kubevirt.migration.summary",["object",uid,version,watch,cluster]]`` and its comma, takes 8;
+#: an event's ``[uid,count,cluster]`` 4. :func:`key_budget` bounds a file read back by it.
+TOKENS_PER_KEY: Final = 8
+MIN_TOKENS: Final = 4096
 _TAIL: Final = b"]}"
 
 
@@ -163,9 +173,17 @@ def _compact(data: Any) -> bytes:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8", "surrogatepass")
 
 
-def load_keys(path: Path, max_bytes: int) -> list[Hashable]:
-    """The keys saved at ``path``, oldest first; ``[]``, logged in one line, when the file is
-    missing (silently), too large, unreadable or damaged."""
+def key_budget(max_keys: int) -> int:
+    """The JSON values (:mod:`~otelkv.delivery.json_budget`'s structural tokens) a saved window of
+    ``max_keys`` keys may hold: :data:`TOKENS_PER_KEY` a key, and :data:`MIN_TOKENS` at least."""
+    return MIN_TOKENS + max_keys * TOKENS_PER_KEY
+
+
+def load_keys(path: Path, max_bytes: int, max_keys: int | None = None) -> list[Hashable]:
+    """The keys saved at ``path``, oldest first (only the newest ``max_keys``); ``[]``, logged in
+    one line, when the file is missing (silently), too large, unreadable or damaged. With
+    ``max_keys``, a file holding more JSON values than :func:`key_budget` allows is damaged: it is
+    not parsed (a file of tiny keys within ``max_bytes`` took 392 MiB to parse)."""
     try:
         info = path.stat()
         if not stat.S_ISREG(info.st_mode):  # a FIFO would block the start, a device never end
@@ -174,13 +192,22 @@ def load_keys(path: Path, max_bytes: int) -> list[Hashable]:
         if size > max_bytes:
             raise ValueError(f"{size} bytes, more than delivery.saved_window_max_bytes ({max_bytes})")
         with path.open("rb") as file:
-            data = file.read(max_bytes + 1)  # the file may have grown since stat
-        if len(data) > max_bytes:
-            raise ValueError(f"more than delivery.saved_window_max_bytes ({max_bytes})")
-        state = json.loads(data.decode("utf-8", "surrogatepass"))
+            data = file.read(size + 1)  # not max_bytes + 1: read() allocates what it is asked for
+        if len(data) > size:  # it grew since stat: otelkv holds the store's lock, so not otelkv
+            raise ValueError("the file changed while it was read")
+        budget = key_budget(max_keys) if max_keys is not None else len(data)
+        state = loads_within(data, budget, f"what a window of enrich.dedup_window {max_keys} keys holds")
+        del data
         if not isinstance(state, dict) or state.get("version") != VERSION or not isinstance(state.get("keys"), list):
             raise ValueError(f"not a saved duplicate window of version {VERSION}")
-        keys = [decode_key(item) for item in state["keys"]]
+        items: list[Any] = state.pop("keys")
+        del state
+        if max_keys is not None and len(items) > max_keys:
+            del items[: len(items) - max_keys]  # a smaller window than the one saved keeps the newest
+        keys = []
+        for index, item in enumerate(items):
+            keys.append(decode_key(item))
+            items[index] = None  # the parsed lists go as their keys are made: never both whole
         for key in keys:
             hash(key)
     except FileNotFoundError:
@@ -252,9 +279,7 @@ class SavedWindow:
 def restore(path: Path, max_bytes: int, size: int) -> Iterable[Hashable]:
     """The newest ``size`` keys saved at ``path`` (a smaller window than the one saved keeps the
     newest), logged at info when there were any."""
-    keys = load_keys(path, max_bytes)
-    if len(keys) > size:
-        keys = keys[len(keys) - size :]
+    keys = load_keys(path, max_bytes, size)
     if keys:
         log.info("restored %d delivered record keys (the duplicate window) from %s", len(keys), path)
     return keys
