@@ -10,14 +10,15 @@ from collections import OrderedDict
 from collections.abc import Hashable, Iterable
 from typing import Final
 
-__all__ = ["MAX_BYTES", "DeliveredKeys", "key_bytes"]
+__all__ = ["BYTES_PER_KEY", "DeliveredKeys", "key_bytes"]
 
-#: The memory the window's keys may take, estimated by :func:`key_bytes` (docs/reliability.md): a
-#: full window of 50,000 keys of Kubernetes events (a 36-character uid, a count, a cluster name of
-#: up to 30 characters) takes 17-23 MiB, so the count bound (``enrich.dedup_window``) is the one
-#: met first; 50,000 of the longest keys (64-byte uid and count, 253-byte cluster) would take 38
-#: MiB: the newest 31,000 of them are kept.
-MAX_BYTES: Final = 24 * 1024 * 1024
+#: The memory the window's keys may take on average, a key (by :func:`key_bytes`): its bound in
+#: bytes is its bound in keys (``enrich.dedup_window``) times this, 24.4 MiB for the default 50,000
+#: (docs/reliability.md). Keys of Kubernetes events (a 36-character uid, a count, a cluster name
+#: of up to 30 characters) take 350-480 bytes in a full window, so for them the count bound is the
+#: one met first, as before; the longest keys (64-byte uid and count, 253-byte cluster) take 800:
+#: the newest 32,000 of them are kept, where 50,000 took 36.8 MiB.
+BYTES_PER_KEY: Final = 512
 #: Measured with tracemalloc (CPython 3.11, 64-bit) on a full window that keeps forgetting keys:
 #: an entry of the OrderedDict (its slot and node, 64 bytes, and its share of the table, whose
 #: forgotten slots stay until it is rebuilt: 128 more), then the fixed part of each object, GC
@@ -49,7 +50,8 @@ def _object_bytes(part: object) -> int:
 
 class DeliveredKeys:
     """The last ``size`` record keys the target accepted (oldest forgotten first), and no more
-    than ``max_bytes`` of them by :func:`key_bytes` (the newest key is always kept).
+    than ``max_bytes`` of them by :func:`key_bytes` (``size`` x :data:`BYTES_PER_KEY` unless
+    given; the newest key is always kept).
 
     An :class:`OrderedDict`, because forgetting the oldest of a plain dict (``del
     d[next(iter(d))]``) walks the deleted slots at its front: 20-100 µs a key once the window is
@@ -59,9 +61,9 @@ class DeliveredKeys:
     (:meth:`snapshot`) under this object's lock, which :meth:`add` takes too.
     """
 
-    def __init__(self, size: int, *, max_bytes: int = MAX_BYTES) -> None:
+    def __init__(self, size: int, *, max_bytes: int | None = None) -> None:
         self._size = size
-        self._max_bytes = max_bytes
+        self._max_bytes = size * BYTES_PER_KEY if max_bytes is None else max_bytes
         self._bytes = 0
         #: Each key and what it costs (:func:`key_bytes`), given back when it is forgotten.
         self._keys: OrderedDict[Hashable, int] = OrderedDict()
