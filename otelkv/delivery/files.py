@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
@@ -45,20 +46,35 @@ def tighten(path: str | Path) -> None:
             os.chmod(path, PRIVATE)
 
 
-def write_private(path: Path, data: bytes, *, fsync: bool) -> None:
-    """Replace ``path`` with ``data`` atomically (a ``0600`` temporary file, renamed over it): a
-    crash leaves the old or the new file, never half of one. Raises OSError."""
+def write_private(path: Path, data: bytes | Iterable[bytes], *, fsync: bool) -> None:
+    """Replace ``path`` with ``data`` (bytes, or pieces written in turn) atomically: a ``0600``
+    temporary file, renamed over it, so a crash leaves the old or the new file, never half of one.
+    Raises OSError.
+
+    The temporary file ``<path>.tmp`` is always a new one: whatever is there (an older otelkv's
+    leftover, or something planted) is unlinked first (a symlink itself, never its target), then
+    the file is created with ``O_EXCL | O_NOFOLLOW``, so otelkv never writes through a symlink nor
+    opens a FIFO or a device (which would block the saver, then the shutdown). Something made there
+    in between is an OSError: this save fails, the next one tries again."""
     temporary = path.with_name(path.name + ".tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, PRIVATE)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(temporary)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    fd = os.open(temporary, flags, PRIVATE)
     try:
-        os.fchmod(fd, PRIVATE)  # a temporary file left by an older otelkv
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        os.fchmod(fd, PRIVATE)  # exactly 0600, whatever the umask
+        for piece in (data,) if isinstance(data, bytes | bytearray | memoryview) else data:
+            view = memoryview(piece)
+            while view:
+                view = view[os.write(fd, view) :]
         if fsync:
             os.fsync(fd)
-    finally:
+    except BaseException:
         os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    os.close(fd)
     os.replace(temporary, path)
 
 

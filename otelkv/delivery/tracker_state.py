@@ -28,7 +28,9 @@ record the saved migrations have not seen; a save happens when either changed. 5
 1-1.3 s.
 
 Reading it back is bounded: a file larger than :func:`max_state_bytes` is not read (parsing
-takes about 2.8 times the file's size at its peak: 22 MiB of state, 62 MiB), and a file that is
+takes about 2.8 times the file's size at its peak: 22 MiB of state, 62 MiB), nor one holding more
+JSON values than :func:`state_budget` allows for ``enrich.max_migrations`` (16 MiB of ``[]``
+took 464 MiB to parse: ``otelkv.delivery.json_budget``), and a file that is
 unreadable, damaged (truncated, garbage, wrong types) or too large is logged in one line and
 ignored: otelkv starts with an empty tracker rather than not at all.
 """
@@ -46,6 +48,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from otelkv.delivery.files import write_private
+from otelkv.delivery.json_budget import loads_within
 from otelkv.delivery.window_state import SavedWindow
 from otelkv.kubevirt import MigrationEvent, MigrationObject, MigrationTracker, Tracked
 
@@ -56,6 +59,11 @@ SUFFIX: Final = ".migrations.json"
 #: (10,000 migrations with every string at Kubernetes' 253-character name limit take 11 MiB).
 MIN_STATE_BYTES: Final = 16 * 1024 * 1024
 BYTES_PER_MIGRATION: Final = 1600
+#: The structural tokens (``[``, ``{``, ``,``) a saved migration may take, with about half again as
+#: margin: one with every field set, every fact fixed and concluded by a migration object's key
+#: from a cluster takes 34. :func:`state_budget` bounds a file read back by it.
+TOKENS_PER_MIGRATION: Final = 48
+MIN_TOKENS: Final = 4096
 #: After a save that took t seconds (t >= SLOW_SAVE: a large state), the next waits SAVE_SHARE x t.
 SAVE_SHARE: Final = 10.0
 SLOW_SAVE: Final = 0.05
@@ -74,6 +82,12 @@ def max_state_bytes(max_entries: int) -> int:
     return max(MIN_STATE_BYTES, max_entries * BYTES_PER_MIGRATION)
 
 
+def state_budget(max_entries: int) -> int:
+    """The JSON values (:mod:`~otelkv.delivery.json_budget`'s structural tokens) a state file of
+    ``max_entries`` migrations may hold; a file holding more is damaged, and is not parsed."""
+    return MIN_TOKENS + max_entries * TOKENS_PER_MIGRATION
+
+
 class PersistentTracker(MigrationTracker):
     """A :class:`MigrationTracker` that restores its state from ``path`` and saves it there."""
 
@@ -81,7 +95,10 @@ class PersistentTracker(MigrationTracker):
         super().__init__(**bounds)
         self.path = path
         self._interval = interval
-        self._max_file_bytes = max_state_bytes(int(bounds.get("max_entries", 10_000)))
+        entries = int(bounds.get("max_entries", 10_000))
+        self._max_file_bytes = max_state_bytes(entries)
+        self._max_tokens = state_budget(entries)
+        self._entries = entries
         self._saved_at = time.monotonic()
         #: Seconds the next save waits after the last: ``interval``, or longer for a large state.
         self._pause = interval
@@ -240,7 +257,13 @@ class PersistentTracker(MigrationTracker):
             size = info.st_size
             if size > self._max_file_bytes:
                 raise ValueError(f"{size} bytes, more than the {self._max_file_bytes} read back")
-            restored = self.restore_state(json.loads(self.path.read_bytes()))
+            with self.path.open("rb") as file:
+                data = file.read(size + 1)  # not the bound + 1: read() allocates what it is asked for
+            if len(data) > size:  # it grew since stat: otelkv holds the store's lock, so not otelkv
+                raise ValueError("the file changed while it was read")
+            saved = loads_within(data, self._max_tokens, f"what enrich.max_migrations {self._entries} holds")
+            del data
+            restored = self.restore_state(saved)
         except FileNotFoundError:
             return 0
         except Exception as error:  # any damage (garbage, wrong types, too deep, too large) is ignored

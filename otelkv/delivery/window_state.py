@@ -16,7 +16,9 @@ hashable), ``bytes`` as ``{"b": "<base64>"}``, a float that JSON cannot write (N
 warning.
 
 Bounded in bytes: a save that would pass ``max_bytes`` keeps the newest keys that fit (logged
-once); a file larger than ``max_bytes`` is not read. A file that is missing starts an empty
+once); a file larger than ``max_bytes``, or holding more JSON values than a window of
+``enrich.dedup_window`` keys may (:func:`key_budget`: a file of ``[0]`` keys within 8 MiB took
+392 MiB to parse), is not parsed. A file that is missing starts an empty
 window silently; one that is unreadable, damaged (truncated, garbage, wrong types) or too large
 is logged in one line and an empty window is used — otelkv starts, never refuses to.
 """
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from otelkv.delivery.files import write_private
+from otelkv.delivery.json_budget import loads_within
 
 __all__ = [
     "SUFFIX",
@@ -43,6 +46,8 @@ __all__ = [
     "decode_key",
     "dump_keys",
     "encode_key",
+    "encode_keys",
+    "key_budget",
     "load_keys",
     "restore",
     "window_path",
@@ -56,6 +61,14 @@ VERSION: Final = 1
 #: today); reading back is bounded by the JSON parser's own depth limit instead.
 MAX_DEPTH: Final = 32
 _HEAD: Final = b'{"version":1,"keys":['
+#: The structural tokens (``[``, ``{``, ``,``) a saved key may take, with half again as margin:
+#: the largest key otelkv makes, a summary's of a migration object's record from a cluster,
+#: ``["kubevirt.migration.summary",["object",uid,version,watch,cluster]]`` and its comma, takes 8;
+#: an event's ``[uid,count,cluster]`` 4. :func:`key_budget` bounds a file read back by it.
+TOKENS_PER_KEY: Final = 8
+MIN_TOKENS: Final = 4096
+#: Keys encoded at once when saving (a chunk of the longest keys is 0.4 MB of text).
+CHUNK: Final = 1024
 _TAIL: Final = b"]}"
 
 
@@ -111,45 +124,77 @@ def decode_key(data: Any) -> Hashable:
     raise ValueError(f"not a key: {str(data)[:80]}")
 
 
-def dump_keys(keys: Sequence[Hashable], max_bytes: int) -> tuple[bytes, int, list[str]]:
+def dump_keys(keys: Sequence[Hashable], max_bytes: int, *, chunk: int = CHUNK) -> tuple[bytes, int, list[str]]:
     """The file's bytes for ``keys`` (oldest first), at most ``max_bytes``: the newest keys that
     fit. Also how many keys it holds, and why any were left out (one text per kind of key).
+    (:func:`encode_keys`, joined.)"""
+    pieces, count, problems = encode_keys(keys, max_bytes, chunk=chunk)
+    return b"".join(pieces), count, problems
 
-    All at once first (one ``json.dumps``: 17 ms for 50,000 keys, ten times less than key by
-    key); key by key only when that fails or passes ``max_bytes``."""
-    try:
-        whole = json.dumps(
-            {"version": VERSION, "keys": keys},
-            separators=(",", ":"),
-            ensure_ascii=False,
-            allow_nan=False,
-            default=_bytes,
-        ).encode("utf-8", "surrogatepass")
-    except (UnsavableKey, ValueError, RecursionError):
-        pass  # a key to skip, a NaN: key by key below
-    else:
-        if len(whole) <= max_bytes:
-            return whole, len(keys), []
-    encoded: list[bytes] = []
-    skipped: dict[str, int] = {}
-    for key in keys:
-        try:
-            encoded.append(_compact(encode_key(key)))
-        except UnsavableKey as error:
-            skipped[str(error)] = skipped.get(str(error), 0) + 1
-    problems = [f"{count} keys skipped: {what} (not savable)" for what, count in skipped.items()]
+
+def encode_keys(keys: Sequence[Hashable], max_bytes: int, *, chunk: int = CHUNK) -> tuple[list[bytes], int, list[str]]:
+    """:func:`dump_keys` as pieces to write in turn, encoded newest first a chunk at a time and
+    stopped once ``max_bytes`` is reached: never more than the file's text and one chunk's, where
+    encoding the whole window first took twice the window's text (16 MB for 8 MiB written, with
+    the longest keys) before finding it too large.
+
+    A ``chunk`` of keys (:data:`CHUNK`) is one ``json.dumps`` (17 ms for 50,000 keys, ten times less
+    than key by key); key by key only for a chunk that fails (a key to skip, a NaN) or passes
+    ``max_bytes``."""
     room = max_bytes - len(_HEAD) - len(_TAIL)
-    size = sum(len(e) for e in encoded) + max(0, len(encoded) - 1)
-    if size > room:  # keep the newest that fit: they are the ones a retry may still bring
-        kept, size = 0, 0
-        for item in reversed(encoded):
-            if size + len(item) + (1 if kept else 0) > room:
+    newest_first: list[bytes] = []  # chunks' texts, each oldest first inside
+    skipped: dict[str, int] = {}
+    size = kept = 0
+    end = len(keys)
+    full = False
+    while end > 0 and not full:
+        start = max(0, end - chunk)
+        part = keys[start:end]
+        text = _chunk_text(part)
+        if text is not None and size + len(text) + (1 if size else 0) <= room:
+            newest_first.append(text)
+            size += len(text) + (1 if size else 0)
+            kept += len(part)
+            end = start
+            continue
+        items: list[bytes] = []
+        for key in reversed(part):  # key by key: the newest first, until the room is gone
+            try:
+                item = _compact(encode_key(key))
+            except (UnsavableKey, ValueError) as error:
+                skipped[str(error)] = skipped.get(str(error), 0) + 1
+                end -= 1
+                continue
+            if size + len(item) + (1 if size else 0) > room:
+                full = True
                 break
-            size += len(item) + (1 if kept else 0)
+            items.append(item)
+            size += len(item) + (1 if size else 0)
             kept += 1
-        problems.append(f"{len(encoded) - kept} oldest keys left out: the window passes {max_bytes} bytes")
-        encoded = encoded[len(encoded) - kept :] if kept else []
-    return _HEAD + b",".join(encoded) + _TAIL, len(encoded), problems
+            end -= 1
+        if items:
+            newest_first.append(b",".join(reversed(items)))
+    problems = [f"{count} keys skipped: {what} (not savable)" for what, count in skipped.items()]
+    if end > 0:  # keep the newest that fit: they are the ones a retry may still bring
+        problems.append(f"{end} oldest keys left out: the window passes {max_bytes} bytes")
+    pieces = [_HEAD]
+    for text in reversed(newest_first):  # the commas apart: joining would copy the texts
+        pieces += (text, b",")
+    if newest_first:
+        pieces.pop()
+    pieces.append(_TAIL)
+    return pieces, kept, problems
+
+
+def _chunk_text(chunk: Sequence[Hashable]) -> bytes | None:
+    """The keys of ``chunk`` as JSON, comma-separated (no brackets); None when one is not savable."""
+    try:
+        text = json.dumps(chunk, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_bytes).encode(
+            "utf-8", "surrogatepass"
+        )
+    except (UnsavableKey, ValueError, RecursionError):
+        return None  # a key to skip, a NaN: key by key
+    return text[1:-1]
 
 
 def _bytes(value: Any) -> Any:
@@ -163,9 +208,17 @@ def _compact(data: Any) -> bytes:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8", "surrogatepass")
 
 
-def load_keys(path: Path, max_bytes: int) -> list[Hashable]:
-    """The keys saved at ``path``, oldest first; ``[]``, logged in one line, when the file is
-    missing (silently), too large, unreadable or damaged."""
+def key_budget(max_keys: int) -> int:
+    """The JSON values (:mod:`~otelkv.delivery.json_budget`'s structural tokens) a saved window of
+    ``max_keys`` keys may hold: :data:`TOKENS_PER_KEY` a key, and :data:`MIN_TOKENS` at least."""
+    return MIN_TOKENS + max_keys * TOKENS_PER_KEY
+
+
+def load_keys(path: Path, max_bytes: int, max_keys: int | None = None) -> list[Hashable]:
+    """The keys saved at ``path``, oldest first (only the newest ``max_keys``); ``[]``, logged in
+    one line, when the file is missing (silently), too large, unreadable or damaged. With
+    ``max_keys``, a file holding more JSON values than :func:`key_budget` allows is damaged: it is
+    not parsed (a file of tiny keys within ``max_bytes`` took 392 MiB to parse)."""
     try:
         info = path.stat()
         if not stat.S_ISREG(info.st_mode):  # a FIFO would block the start, a device never end
@@ -174,13 +227,22 @@ def load_keys(path: Path, max_bytes: int) -> list[Hashable]:
         if size > max_bytes:
             raise ValueError(f"{size} bytes, more than delivery.saved_window_max_bytes ({max_bytes})")
         with path.open("rb") as file:
-            data = file.read(max_bytes + 1)  # the file may have grown since stat
-        if len(data) > max_bytes:
-            raise ValueError(f"more than delivery.saved_window_max_bytes ({max_bytes})")
-        state = json.loads(data.decode("utf-8", "surrogatepass"))
+            data = file.read(size + 1)  # not max_bytes + 1: read() allocates what it is asked for
+        if len(data) > size:  # it grew since stat: otelkv holds the store's lock, so not otelkv
+            raise ValueError("the file changed while it was read")
+        budget = key_budget(max_keys) if max_keys is not None else len(data)
+        state = loads_within(data, budget, f"what a window of enrich.dedup_window {max_keys} keys holds")
+        del data
         if not isinstance(state, dict) or state.get("version") != VERSION or not isinstance(state.get("keys"), list):
             raise ValueError(f"not a saved duplicate window of version {VERSION}")
-        keys = [decode_key(item) for item in state["keys"]]
+        items: list[Any] = state.pop("keys")
+        del state
+        if max_keys is not None and len(items) > max_keys:
+            del items[: len(items) - max_keys]  # a smaller window than the one saved keeps the newest
+        keys = []
+        for index, item in enumerate(items):
+            keys.append(decode_key(item))
+            items[index] = None  # the parsed lists go as their keys are made: never both whole
         for key in keys:
             hash(key)
     except FileNotFoundError:
@@ -225,7 +287,7 @@ class SavedWindow:
     def write(self, taken: tuple[int, list[Hashable]]) -> bool:
         """Write what :meth:`take` returned, atomically; False, logged, when the disk refused it."""
         generation, keys = taken
-        data, count, problems = dump_keys(keys, self.max_bytes)
+        data, count, problems = encode_keys(keys, self.max_bytes)
         del keys
         for problem in problems:
             kind = problem.split(":", 1)[1]
@@ -241,7 +303,7 @@ class SavedWindow:
             return False
         self._said.discard("write")
         self._saved_generation = generation
-        self.last_bytes, self.last_keys = len(data), count
+        self.last_bytes, self.last_keys = sum(len(piece) for piece in data), count
         return True
 
     def save(self) -> bool:
@@ -252,9 +314,7 @@ class SavedWindow:
 def restore(path: Path, max_bytes: int, size: int) -> Iterable[Hashable]:
     """The newest ``size`` keys saved at ``path`` (a smaller window than the one saved keeps the
     newest), logged at info when there were any."""
-    keys = load_keys(path, max_bytes)
-    if len(keys) > size:
-        keys = keys[len(keys) - size :]
+    keys = load_keys(path, max_bytes, size)
     if keys:
         log.info("restored %d delivered record keys (the duplicate window) from %s", len(keys), path)
     return keys
