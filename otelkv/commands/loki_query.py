@@ -19,12 +19,20 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import IO, Any, Final
+from typing import IO, Final
 from urllib.parse import urlencode, urlsplit
 
 import urllib3
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError
 
+from otelkv.commands.loki_answer import (
+    CATEGORIZE,
+    MAX_ENTRY_LABELS,
+    BadTimestamp,
+    LokiEntry,
+    TooManyLabels,
+    read_answer,
+)
 from otelkv.config.forward import TENANT, TENANT_RULE
 from otelkv.config.notation import MissingVariable, expand
 from otelkv.config.secrets import read_secret
@@ -35,7 +43,6 @@ __all__ = ["ENCODING_FLAGS", "LokiEntry", "LokiError", "LokiQuery", "Progress", 
 
 QUERY_RANGE: Final = "/loki/api/v1/query_range"
 ENCODING_FLAGS: Final = "X-Loki-Response-Encoding-Flags"
-CATEGORIZE: Final = "categorize-labels"
 #: The largest answer read for one query; a larger one is refused before it fills memory
 #: (a full page of 5000 entries of KubeVirt events is a few MiB).
 MAX_ANSWER_BYTES: Final = 64 * 2**20
@@ -43,31 +50,12 @@ MAX_ANSWER_BYTES: Final = 64 * 2**20
 #: upper bound), so that an answer of tiny ones (``[[],[],…]``, ``{"a":0,"b":0,…}``) cannot take
 #: gigabytes once decoded. A full page of 5000 entries with ~40 labels each counts ~200,000.
 MAX_ANSWER_VALUES: Final = 2_000_000
-#: Labels and metadata one entry may carry (Loki's own defaults allow 15 labels and 128 metadata;
-#: a full page of entries this large still takes tens of MiB, not gigabytes).
-MAX_ENTRY_LABELS: Final = 256
 #: The default of ``--max-entries``: entries all the pages of one run may hold.
 MAX_ENTRIES: Final = 200_000
-#: Loki's timestamps are int64 nanoseconds since the epoch.
-_MAX_NS: Final = 2**63 - 1
 
 
 class LokiError(UserError, RuntimeError):
     """Loki could not be reached, refused the query, or answered something else than a result."""
-
-
-@dataclass(frozen=True, slots=True)
-class LokiEntry:
-    """One log entry: its time (ns), its line, and its index labels, structured metadata and
-    parsed labels in one mapping (the names as Loki writes them: ``kubevirt_vm_name``)."""
-
-    time_ns: int
-    line: str
-    labels: Mapping[str, str]
-
-    def key(self) -> tuple[int, str, frozenset[tuple[str, str]]]:
-        """What tells two entries apart (Loki itself answers one for identical ones)."""
-        return self.time_ns, self.line, frozenset(self.labels.items())
 
 
 def credentials(
@@ -325,12 +313,12 @@ class LokiQuery:
             if body.count(b"[") + body.count(b"{") + body.count(b",") > MAX_ANSWER_VALUES:
                 why = f"more than {MAX_ANSWER_VALUES} JSON values (counted as [, {{ and commas): give a smaller --batch"
                 raise ValueError(why)
-            return list(_read(json.loads(body)))
+            return list(read_answer(json.loads(body)))
         except RecursionError:
             why = "JSON nested too deeply"
-        except _BadTimestamp as bad:
+        except BadTimestamp as bad:
             why = f"an entry's timestamp that is not nanoseconds since 1970 in Loki's range ({str(bad)[:40]!r})"
-        except _TooManyLabels:
+        except TooManyLabels:
             why = f"an entry with more than {MAX_ENTRY_LABELS} labels and metadata"
         except (ValueError, TypeError, KeyError, IndexError, AttributeError):
             pass
@@ -377,48 +365,3 @@ def _refusal(url: str, status: int, text: str) -> str:
     if status == 404:
         return f"Loki at {url} answered 404: no query API there (give Loki's base URL, without /otlp)"
     return f"Loki at {url} answered {status}: {first}"
-
-
-class _TooManyLabels(ValueError):
-    """An entry carries more than :data:`MAX_ENTRY_LABELS` labels and metadata."""
-
-
-class _BadTimestamp(ValueError):
-    """A value's timestamp is not decimal nanoseconds in Loki's int64 range."""
-
-
-def _labels(values: Mapping[Any, Any], into: dict[str, str] | None = None) -> dict[str, str]:
-    merged = {} if into is None else into
-    merged.update({str(k): str(v) for k, v in values.items()})
-    if len(merged) > MAX_ENTRY_LABELS:
-        raise _TooManyLabels
-    return merged
-
-
-def _ns_of(text: Any) -> int:
-    """A value's timestamp: decimal nanoseconds in Loki's int64 range; ValueError otherwise."""
-    if not isinstance(text, str) or not text.isascii() or not text.isdigit() or len(text) > 19:
-        raise _BadTimestamp(text)
-    ns = int(text)
-    if ns > _MAX_NS:
-        raise _BadTimestamp(text)
-    return ns
-
-
-def _read(answer: Any) -> Iterator[LokiEntry]:
-    """The entries of a ``streams`` answer, in either encoding."""
-    if answer["status"] != "success":
-        raise ValueError(answer["status"])
-    data = answer["data"]
-    if data["resultType"] != "streams":
-        raise ValueError(data["resultType"])
-    categorized = CATEGORIZE in (data.get("encodingFlags") or ())
-    for stream in data["result"]:
-        labels = _labels(stream["stream"])
-        for value in stream["values"]:
-            merged = labels
-            if categorized and len(value) > 2 and value[2]:
-                merged = dict(labels)
-                for part in ("structuredMetadata", "parsed"):
-                    _labels(value[2].get(part) or {}, merged)
-            yield LokiEntry(_ns_of(value[0]), str(value[1]), merged)
