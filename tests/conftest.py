@@ -84,6 +84,19 @@ def service(sink: LokiSink) -> Iterator[Service]:
 
 
 @pytest.fixture
+def summarising(sink: LokiSink, request: pytest.FixtureRequest) -> Iterator[LogsServiceStub]:
+    """A client of an ``otelkv serve`` that writes summaries (more settings: indirect parameters)."""
+    overrides = getattr(request, "param", {})
+    running = Service(make_config(sink.url, **{"enrich.summaries": True, **overrides}))
+    running.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.grpc_port}") as channel:
+            yield LogsServiceStub(channel)
+    finally:
+        running.stop(2)
+
+
+@pytest.fixture
 def stub(service: Service) -> Iterator[LogsServiceStub]:
     with grpc.insecure_channel(f"127.0.0.1:{service.grpc_port}") as channel:
         yield LogsServiceStub(channel)

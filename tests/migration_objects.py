@@ -14,10 +14,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs
 
-from tests.scenarios import BASE
+from otelkv.otlp.k8s_events import to_resource_logs
+from tests.scenarios import BASE, VMI, VMIM, event
 
 PHASES = ("Pending", "Scheduling", "Scheduled", "PreparingTarget", "TargetReady", "Running")
 
@@ -114,3 +117,44 @@ def object_record(
         record.attributes.add(key="event.name").value.string_value = obj["metadata"]["name"]
         record.body.CopyFrom(any_value({"type": watch_type, "object": obj}))
     return out
+
+
+def vmi_migrated(t: float, *, host: str = "node01") -> ResourceLogs:
+    """The VMI's ``Migrated`` (``The VirtualMachineInstance migrated to node node02.``) at ``t``,
+    as the ``k8s_events`` receiver sends it, recorded by the handler on ``host``."""
+    return to_resource_logs(
+        event(
+            kind=VMI,
+            name="fedora-vm",
+            namespace="vms",
+            uid="vmi-uid",
+            reason="Migrated",
+            message="The VirtualMachineInstance migrated to node node02.",
+            type_="Normal",
+            at=BASE + timedelta(seconds=t),
+            component="virt-handler",
+            host=host,
+        )
+    )
+
+
+def vmim_succeeded(t: float, name: str) -> ResourceLogs:
+    """The controller's ``SuccessfulMigration`` on migration ``name`` at ``t``."""
+    return to_resource_logs(
+        event(
+            kind=VMIM,
+            name=name,
+            namespace="vms",
+            uid=f"uid-{name}",
+            reason="SuccessfulMigration",
+            message="Source node reported migration succeeded",
+            type_="Normal",
+            at=BASE + timedelta(seconds=t),
+            component="virtualmachine-controller",
+        )
+    )
+
+
+def send(stub: LogsServiceStub, *resource_logs: ResourceLogs) -> None:
+    """One Export of ``resource_logs`` (raises on any status but OK)."""
+    stub.Export(ExportLogsServiceRequest(resource_logs=list(resource_logs)), timeout=10)

@@ -14,18 +14,16 @@ import grpc
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
-from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs
 
 from otelkv.commands.event_file import read_event_file
 from otelkv.commands.migrations_table import track
 from otelkv.commands.replay import replay
 from otelkv.kubevirt import MigrationTracker, read_migration_object
-from otelkv.otlp.k8s_events import to_resource_logs
 from otelkv.server import Service
 from tests.conftest import ROOT, make_config
 from tests.loki_sink import Entry, LokiSink
-from tests.migration_objects import object_record, vmim
-from tests.scenarios import BASE, VMI, VMIM, event
+from tests.migration_objects import object_record, vmi_migrated, vmim, vmim_succeeded
+from tests.scenarios import BASE
 from tests.test_kubevirt_tracker import created, migrated, migrating, prepared, succeeded
 
 EXAMPLE = ROOT / "examples" / "kubevirt-events.json"
@@ -85,39 +83,6 @@ def old_object() -> dict[str, Any]:
     return obj
 
 
-def vmi_migrated() -> ResourceLogs:
-    return to_resource_logs(
-        event(
-            kind=VMI,
-            name="fedora-vm",
-            namespace="vms",
-            uid="vmi-uid",
-            reason="Migrated",
-            message="The VirtualMachineInstance migrated to node node02.",
-            type_="Normal",
-            at=BASE + timedelta(seconds=30),
-            component="virt-handler",
-            host="node01",
-        )
-    )
-
-
-def vmim_succeeded() -> ResourceLogs:
-    return to_resource_logs(
-        event(
-            kind=VMIM,
-            name="kubevirt-migrate-vm-q7x2p",
-            namespace="vms",
-            uid="uid-kubevirt-migrate-vm-q7x2p",
-            reason="SuccessfulMigration",
-            message="Source node reported migration succeeded",
-            type_="Normal",
-            at=BASE + timedelta(seconds=30),
-            component="virtualmachine-controller",
-        )
-    )
-
-
 ORDERS = {
     "object first": ("object", "vmi", "vmim"),
     "object between": ("vmi", "object", "vmim"),
@@ -129,7 +94,11 @@ ORDERS = {
 def test_an_object_without_migration_state_gives_one_summary_with_the_target(
     sink: LokiSink, serve: Service, order: tuple[str, ...]
 ) -> None:
-    records = {"object": object_record(old_object()), "vmi": vmi_migrated(), "vmim": vmim_succeeded()}
+    records = {
+        "object": object_record(old_object()),
+        "vmi": vmi_migrated(30),
+        "vmim": vmim_succeeded(30, "kubevirt-migrate-vm-q7x2p"),
+    }
     with grpc.insecure_channel(f"127.0.0.1:{serve.grpc_port}") as channel:
         stub = LogsServiceStub(channel)
         for name in order:

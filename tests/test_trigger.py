@@ -5,25 +5,16 @@ an evacuation's drained node is the source node even without ``migrationState``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
-from datetime import timedelta
 from typing import Any
 
-import grpc
 import pytest
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
-from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs
 
 from otelkv.kubevirt import MigrationTracker, read_migration_object
-from otelkv.otlp.k8s_events import to_resource_logs
 from otelkv.otlp.summary import line
-from otelkv.server import Service
-from tests.conftest import make_config
 from tests.loki_sink import LokiSink
-from tests.migration_objects import object_record, vmim
-from tests.scenarios import BASE, VMI, VMIM, event
+from tests.migration_objects import object_record, send, vmi_migrated, vmim, vmim_succeeded
 from tests.test_kubevirt_tracker import created, migrated, migrating, succeeded
 
 EVACUATION = "kubevirt-evacuation-4tq8z"
@@ -163,57 +154,9 @@ def test_a_failure_names_the_cause_before_the_reason() -> None:
 # -- through otelkv serve -----------------------------------------------------------------------
 
 
-@pytest.fixture
-def serve(sink: LokiSink) -> Iterator[LogsServiceStub]:
-    running = Service(make_config(sink.url, **{"enrich.summaries": True}))
-    running.start()
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{running.grpc_port}") as channel:
-            yield LogsServiceStub(channel)
-    finally:
-        running.stop(2)
-
-
-def send(stub: LogsServiceStub, *resource_logs: ResourceLogs) -> None:
-    stub.Export(ExportLogsServiceRequest(resource_logs=list(resource_logs)), timeout=10)
-
-
-def vmi_migrated(t: float) -> ResourceLogs:
-    return to_resource_logs(
-        event(
-            kind=VMI,
-            name="fedora-vm",
-            namespace="vms",
-            uid="vmi-uid",
-            reason="Migrated",
-            message="The VirtualMachineInstance migrated to node node02.",
-            type_="Normal",
-            at=BASE + timedelta(seconds=t),
-            component="virt-handler",
-            host="node01",
-        )
-    )
-
-
-def vmim_succeeded(t: float, name: str = EVACUATION) -> ResourceLogs:
-    return to_resource_logs(
-        event(
-            kind=VMIM,
-            name=name,
-            namespace="vms",
-            uid=f"uid-{name}",
-            reason="SuccessfulMigration",
-            message="Source node reported migration succeeded",
-            type_="Normal",
-            at=BASE + timedelta(seconds=t),
-            component="virtualmachine-controller",
-        )
-    )
-
-
-def test_serve_writes_the_trigger_on_every_record_and_the_summary(sink: LokiSink, serve: LogsServiceStub) -> None:
-    send(serve, object_record(evacuation("Running", t=5, state=False), "ADDED"))
-    send(serve, vmi_migrated(30), vmim_succeeded(31))
+def test_serve_writes_the_trigger_on_every_record_and_the_summary(sink: LokiSink, summarising: LogsServiceStub) -> None:
+    send(summarising, object_record(evacuation("Running", t=5, state=False), "ADDED"))
+    send(summarising, vmi_migrated(30), vmim_succeeded(31, EVACUATION))
     summaries = [e for e in sink.entries if e.metadata.get("event_name") == "kubevirt.migration.summary"]
     events = [e for e in sink.entries if e not in summaries]
     assert len(events) == 2 and len(summaries) == 1
@@ -224,8 +167,8 @@ def test_serve_writes_the_trigger_on_every_record_and_the_summary(sink: LokiSink
     assert summaries[0].line == "fedora-vm migrated node01 → node02 in 30 s (node01 drain)"
 
 
-def test_serve_from_events_alone_says_the_name_was_read(sink: LokiSink, serve: LogsServiceStub) -> None:
-    send(serve, vmi_migrated(30), vmim_succeeded(31, "kubevirt-workload-update-n7vds"))
+def test_serve_from_events_alone_says_the_name_was_read(sink: LokiSink, summarising: LogsServiceStub) -> None:
+    send(summarising, vmi_migrated(30), vmim_succeeded(31, "kubevirt-workload-update-n7vds"))
     named = [e for e in sink.entries if "kubevirt_migration_name" in e.metadata]
     assert named and all(e.metadata["kubevirt_migration_trigger"] == "workload-update" for e in named)
     assert all(e.metadata["kubevirt_migration_trigger_source"] == "name" for e in named)
