@@ -96,7 +96,7 @@ lint: $(STAMP)
 
 ## bench: throughput, CPU and memory side by side (figures go to docs/performance.md)
 bench: $(STAMP)
-	$(BIN)/python bench/bench.py
+	$(BIN)/python bench/bench.py --write-docs
 
 ## docs: regenerate the generated parts of docs/ from the code
 docs: $(STAMP)

@@ -59,6 +59,8 @@ ROOT = Path(__file__).resolve().parent.parent
 #: The checkout whose otelkv is measured (``--compare`` runs this script again on another one).
 sys.path.insert(0, os.environ.get("OTELKV_BENCH_CHECKOUT") or str(ROOT))
 
+import targets_table as report  # noqa: E402 - beside this script (on sys.path), whichever checkout is measured
+
 from otelkv.commands.event_file import in_time_order  # noqa: E402
 from otelkv.commands.replay import batches  # noqa: E402
 from otelkv.kubevirt import MigrationTracker  # noqa: E402
@@ -141,6 +143,9 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument(
         "--compare", type=Path, metavar="DIR", help="another otelkv checkout for the start-up and enrichment phases"
     )
+    parser.add_argument(
+        "--write-docs", action="store_true", help="after a full run, rewrite docs/performance.md's table of targets"
+    )
     return parser.parse_args()
 
 
@@ -183,7 +188,11 @@ def main() -> int:
         steady_load(args, floor, core, extra)
     overload(env, payloads, args.seconds)
     startup(args.starts, args.compare)
-    return memory(args.seconds)
+    memory(args.seconds)
+    if args.write_docs:
+        report.write(ROOT / "docs" / "performance.md", report.FIGURES, time.strftime("%Y-%m-%d", time.gmtime()))
+        print("docs/performance.md: the table of targets rewritten from this run")
+    return 0
 
 
 def enrichment(n: int) -> dict[str, float]:
