@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Final
 
-from otelkv.commands.migrations_table import UNKNOWN, duration_text, outcome_of, summary
+from otelkv.commands.migrations_flags import UNKNOWN
+from otelkv.commands.migrations_table import duration_text, outcome_of, summary
 from otelkv.commands.timeline import group_by_source, span_of
 from otelkv.kubevirt import Migration
 

@@ -7,11 +7,13 @@ import argparse
 from collections.abc import Callable
 from datetime import datetime
 
-from otelkv.commands.migrations_table import UNKNOWN
 from otelkv.kubevirt.trigger import TRIGGERS
 
-__all__ = ["OUTPUTS", "add_migrations_arguments"]
+__all__ = ["OUTPUTS", "UNKNOWN", "add_migrations_arguments"]
 
+#: How a migration whose trigger nothing said is shown and filtered (here, not in migrations_table:
+#: every command builds this parser, and the table imports tabulate).
+UNKNOWN = "unknown"
 #: ``-o``: what is printed.
 OUTPUTS = ("table", "wide", "json", "jsonl", "yaml", "html")
 #: The longest ``--timeout``: one query may take an hour at most.

@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from tabulate import tabulate
 
+from otelkv.commands.migrations_flags import UNKNOWN
 from otelkv.commands.terminal_text import terminal_text as t
 from otelkv.kubevirt import TERMINAL_PHASES, Migration, MigrationTracker, parse_k8s_event
 from otelkv.kubevirt.tracker import RECORD_OVERHEAD
@@ -88,10 +89,6 @@ class Filters:
         if self.since is not None and (when is None or when < self.since):
             return False
         return self.until is None or (when is not None and when < self.until)
-
-
-#: How a migration whose trigger nothing said is shown and filtered.
-UNKNOWN: Final = "unknown"
 
 
 def outcome_of(m: Migration) -> str:
