@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 
 #: Seconds between two pushes of the OTLP reader (the Collector's own default is 60 s).
 EXPORT_INTERVAL_MS: Final = 30_000
+#: Seconds one push may take, retries included (the exporter's default, 10 s, is what the last
+#: push at stop took when the collector in the pod had already gone: a stop within its grace
+#: period took 7 s more). The collector is on loopback: an answer takes milliseconds.
+EXPORT_TIMEOUT_S: Final = 2.0
 
 
 def prometheus_registry() -> CollectorRegistry:
@@ -52,7 +56,7 @@ def meter_provider(
     if otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter  # noqa: PLC0415
 
-        exporter = OTLPMetricExporter(endpoint=otlp_endpoint, insecure=True)
+        exporter = OTLPMetricExporter(endpoint=otlp_endpoint, insecure=True, timeout=EXPORT_TIMEOUT_S)
         readers.append(PeriodicExportingMetricReader(exporter, export_interval_millis=EXPORT_INTERVAL_MS))
     # OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES win over otelkv's defaults, as in every SDK
     # (Resource.create alone lets the attributes given here win over the variables).
