@@ -3,6 +3,11 @@ through a real grpcio client; nothing but grpc.health.v1 on that port."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +22,7 @@ from otelkv.errors import ConfigError
 from otelkv.receive.grpc_health import READINESS, HealthListener
 from otelkv.server import Service
 from otelkv.telemetry.health import Health
-from tests.conftest import make_config
+from tests.conftest import ROOT, make_config
 from tests.loki_sink import LokiSink
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -134,3 +139,24 @@ def test_an_empty_http_listen_means_no_http_listener() -> None:
     from otelkv.receive.listen import listen_keys  # noqa: PLC0415
 
     assert list(listen_keys(loaded)) == ["grpc_listen"]  # nothing to trial-bind for it
+
+
+def test_serve_as_the_sidecar_runs_it(sink: LokiSink) -> None:
+    """``otelkv serve --http-listen=`` with ``OTELKV_ADMIN_GRPC_LISTEN``, as values-sidecar.yaml
+    runs it: no HTTP port, the health port answers, SIGTERM stops it with exit 0."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OTELKV_ADMIN_GRPC_LISTEN": "127.0.0.1:0"}
+    args = ["serve", "--grpc-listen=127.0.0.1:0", "--http-listen=", f"--forward={sink.url}"]
+    serve = subprocess.Popen([sys.executable, "-m", "otelkv", *args], stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert serve.stderr is not None
+        for line in serve.stderr:
+            if '"otelkv serving"' in line:
+                logged = json.loads(line)
+                break
+        else:
+            pytest.fail("otelkv serve did not start")
+        assert logged["http_listen"] == "" and logged["http_port"] is None
+        assert check(int(logged["admin_grpc_port"]), READINESS) == SERVING
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(30) == 0
