@@ -47,7 +47,6 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -600,10 +599,11 @@ def _memory(pid: int) -> dict[str, int]:
 #: The sidecar's configuration as collector-config/values-sidecar.yaml runs it (OTLP on loopback, a
 #: store), for a checkout that has the gRPC health listener (``admin_grpc_listen``): no HTTP
 #: listener, the kubelet's probes on gRPC health, its metrics pushed to the collector over OTLP.
+#: (The admin listeners take the pod's address there; loopback here, the same memory.)
 SIDECAR = """
 grpc_listen: 127.0.0.1:0
 http_listen: ""
-admin_grpc_listen: 0.0.0.0:0
+admin_grpc_listen: 127.0.0.1:0
 metrics_otlp_endpoint: 127.0.0.1:{metrics_port}
 forward: {{endpoint: "{forward}", tenant: kubevirt}}
 delivery: {{store_path: "{store}"}}
@@ -613,7 +613,7 @@ delivery: {{store_path: "{store}"}}
 SIDECAR_HTTP = """
 grpc_listen: 127.0.0.1:0
 http_listen: 127.0.0.1:0
-admin_listen: 0.0.0.0:0
+admin_listen: 127.0.0.1:0
 forward: {{endpoint: "{forward}", tenant: kubevirt}}
 delivery: {{store_path: "{store}"}}
 """
@@ -680,6 +680,8 @@ def _start_once(root: Path, arguments: list[str]) -> tuple[float, dict[str, int]
 
 def _metrics_sink() -> tuple[grpc.Server, int]:
     """An OTLP/gRPC metrics receiver that takes every push (the collector's, in the sidecar)."""
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - this phase only
+
     from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc  # noqa: PLC0415
 
     class Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
