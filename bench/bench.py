@@ -605,22 +605,68 @@ def _memory(pid: int) -> dict[str, int]:
     return {ln.split(":")[0]: int(ln.split()[1]) * 1024 for ln in lines if ln.startswith(wanted)}
 
 
-def _start_once(root: Path, forward: list[str]) -> tuple[float, dict[str, int]]:
-    """Seconds from process start to the first /healthz 200, and the memory one second later."""
+#: The sidecar's configuration as collector-config/values-sidecar.yaml runs it (OTLP on loopback, a
+#: store), for a checkout that has the gRPC health listener (``admin_grpc_listen``): no HTTP
+#: listener, the kubelet's probes on gRPC health, its metrics pushed to the collector over OTLP.
+#: (The admin listeners take the pod's address there; loopback here, the same memory.)
+SIDECAR = """
+grpc_listen: 127.0.0.1:0
+http_listen: ""
+admin_grpc_listen: 127.0.0.1:0
+metrics_otlp_endpoint: 127.0.0.1:{metrics_port}
+forward: {{endpoint: "{forward}", tenant: kubevirt}}
+delivery: {{store_path: "{store}"}}
+"""
+#: The same for a checkout before it: OTLP/HTTP on loopback too, probes and /metrics on the HTTP
+#: admin listener (the values file of that time).
+SIDECAR_HTTP = """
+grpc_listen: 127.0.0.1:0
+http_listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+forward: {{endpoint: "{forward}", tenant: kubevirt}}
+delivery: {{store_path: "{store}"}}
+"""
+
+
+def _sidecar_file(root: Path, directory: Path, forward: str, metrics_port: int) -> list[str]:
+    """``--config`` with the sidecar's configuration for the checkout in ``root`` (SIDECAR if it has
+    the gRPC health listener, else SIDECAR_HTTP), its store in a fresh ``directory``."""
+    grpc_health = "admin_grpc_listen" in (root / "otelkv/config/schema.py").read_text()
+    store = directory / f"store-{time.monotonic_ns()}" / "otelkv.db"
+    store.parent.mkdir()
+    text = (SIDECAR if grpc_health else SIDECAR_HTTP).format(forward=forward, store=store, metrics_port=metrics_port)
+    path = store.parent / "otelkv.yaml"
+    path.write_text(text)
+    return ["--config", str(path)]
+
+
+def _ready(ports: dict[str, int]) -> bool:
+    """Whether the service says it is ready: ``/healthz`` 200 on its HTTP admin (or OTLP/HTTP)
+    listener, else SERVING for ``readiness`` on its gRPC health listener."""
+    http_port = ports.get("admin_port") or ports.get("http_port")
+    if http_port:
+        with contextlib.suppress(OSError):
+            connection = http.client.HTTPConnection("127.0.0.1", http_port, timeout=1)
+            connection.request("GET", "/healthz")
+            return connection.getresponse().status == 200
+        return False
+    from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: PLC0415 - this phase only
+
+    with grpc.insecure_channel(f"127.0.0.1:{ports['admin_grpc_port']}") as channel:
+        stub: Any = health_pb2_grpc.HealthStub(channel)
+        with contextlib.suppress(grpc.RpcError):
+            answer = stub.Check(health_pb2.HealthCheckRequest(service="readiness"), timeout=1)
+            return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
+    return False
+
+
+def _start_once(root: Path, arguments: list[str]) -> tuple[float, dict[str, int]]:
+    """Seconds from process start to the first ready answer (:func:`_ready`), and the memory one
+    second later."""
     env = {**os.environ, "PYTHONPATH": str(root)}
     start = time.perf_counter()
     serve = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "otelkv",
-            "serve",
-            "--grpc-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            *forward,
-        ],
+        [sys.executable, "-m", "otelkv", "serve", *arguments],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -628,13 +674,10 @@ def _start_once(root: Path, forward: list[str]) -> tuple[float, dict[str, int]]:
         cwd=root,
     )
     try:
-        port = _wait_for_ports(serve)["http_port"]
+        ports = _wait_for_ports(serve)
         for _ in range(1000):  # bounded: 10 s
-            with contextlib.suppress(OSError):
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-                connection.request("GET", "/healthz")
-                if connection.getresponse().status == 200:
-                    break
+            if _ready(ports):
+                break
             time.sleep(0.01)
         ready = time.perf_counter() - start
         time.sleep(1.0)  # idle: what the pod holds between bursts
@@ -644,36 +687,66 @@ def _start_once(root: Path, forward: list[str]) -> tuple[float, dict[str, int]]:
         serve.wait(30)
 
 
+def _metrics_sink() -> tuple[grpc.Server, int]:
+    """An OTLP/gRPC metrics receiver that takes every push (the collector's, in the sidecar)."""
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - this phase only
+
+    from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc  # noqa: PLC0415
+
+    class Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
+        def Export(self, request: Any, context: Any) -> Any:
+            return metrics_service_pb2.ExportMetricsServiceResponse()
+
+    server = grpc.server(ThreadPoolExecutor(max_workers=2))
+    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(Metrics(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return server, port
+
+
 def startup(starts: int, compare: Path | None) -> int:
-    """Start-up time and idle RSS, median of ``starts``, stdout and http:// targets; the checkouts
-    interleaved, so that both see the same machine."""
+    """Start-up time and idle RSS, median of ``starts``: the stdout and http:// targets (OTLP on
+    gRPC and HTTP, health on HTTP), and the sidecar's configuration as each checkout deploys it
+    (:data:`SIDECAR`, :data:`SIDECAR_HTTP`); the checkouts interleaved, so that both see the same
+    machine."""
     sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
     threading.Thread(target=sink.serve_forever, daemon=True).start()
-    targets = {"stdout": [], "http": ["--forward", f"http://127.0.0.1:{sink.server_address[1]}/otlp"]}
+    metrics, metrics_port = _metrics_sink()
+    forward = f"http://127.0.0.1:{sink.server_address[1]}/otlp"
+    listen = ["--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"]
+    targets = ["stdout", "http", "sidecar"]
     roots = {"this": ROOT, **({"compare": compare.resolve()} if compare else {})}
     for root in roots.values():  # as in the image (pip compiles at install): no compiling at each start
         subprocess.run([sys.executable, "-m", "compileall", "-q", str(root / "otelkv")], check=True)
     figures: dict[tuple[str, str], list[tuple[float, dict[str, int]]]] = {}
     try:
-        for _ in range(starts):
-            for target, forward in targets.items():
-                for name, root in roots.items():
-                    figures.setdefault((name, target), []).append(_start_once(root, forward))
+        with tempfile.TemporaryDirectory() as directory:
+            for _ in range(starts):
+                for target in targets:
+                    for name, root in roots.items():
+                        arguments = {
+                            "stdout": listen,
+                            "http": [*listen, "--forward", forward],
+                            "sidecar": _sidecar_file(root, Path(directory), forward, metrics_port),
+                        }[target]
+                        figures.setdefault((name, target), []).append(_start_once(root, arguments))
     finally:
         sink.shutdown()
-    median: dict[tuple[str, str], tuple[float, float]] = {}
+        metrics.stop(0)
+    median: dict[tuple[str, str], tuple[float, dict[str, float]]] = {}
     mid = starts // 2
     for key, runs in figures.items():
         parts = {part: sorted(r[1][part] for r in runs)[mid] / 2**20 for part in ("VmRSS", "RssAnon", "RssFile")}
-        median[key] = (sorted(r[0] for r in runs)[mid], parts["VmRSS"])
+        median[key] = (sorted(r[0] for r in runs)[mid], parts)
         print(
-            f"start-up {key[0]:>7} {key[1]:>6}: ready in {median[key][0]:.3f} s, idle RSS {parts['VmRSS']:.1f} MiB "
+            f"start-up {key[0]:>7} {key[1]:>7}: ready in {median[key][0]:.3f} s, idle RSS {parts['VmRSS']:.1f} MiB "
             f"(anon {parts['RssAnon']:.1f} + file {parts['RssFile']:.1f}; median of {len(runs)})"
         )
     if compare:
         for target in targets:
             (t_new, r_new), (t_old, r_old) = median["this", target], median["compare", target]
-            print(f"start-up {target}: this/compare time {t_new / t_old:.2f}, idle RSS {r_new / r_old:.2f}")
+            rss, anon = r_new["VmRSS"] / r_old["VmRSS"], r_new["RssAnon"] / r_old["RssAnon"]
+            print(f"start-up {target}: this/compare time {t_new / t_old:.2f}, idle RSS {rss:.2f} (anon {anon:.2f})")
     return 0
 
 
@@ -682,12 +755,15 @@ def _wait_for_port(serve: subprocess.Popen[str]) -> int:
 
 
 def _wait_for_ports(serve: subprocess.Popen[str]) -> dict[str, int]:
+    """The ports ``otelkv serve`` logged it listens on (``grpc_port``, ``http_port``, ``admin_port``,
+    ``admin_grpc_port``: those it has)."""
     assert serve.stderr is not None
     for line in serve.stderr:
         if '"otelkv serving"' in line:
             logged = json.loads(line)
             threading.Thread(target=serve.stderr.read, daemon=True).start()  # never block its writes
-            return {"grpc_port": int(logged["grpc_port"]), "http_port": int(logged["http_port"])}
+            names = ("grpc_port", "http_port", "admin_port", "admin_grpc_port")
+            return {name: int(logged[name]) for name in names if logged.get(name)}
     raise SystemExit("otelkv serve did not start")
 
 

@@ -6,7 +6,9 @@ import ipaddress
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from otelkv.config import Config, ConfigError, split_host_port
 from otelkv.config.secrets import read_token
@@ -20,11 +22,14 @@ from otelkv.otlp.enrich import EnrichOptions
 from otelkv.pipeline import DeliveredKeys, InflightBytes, Pipeline, Settings
 from otelkv.receive.connections import closed_connections
 from otelkv.receive.grpc_server import GrpcReceiver
-from otelkv.receive.http_server import HttpOptions, HttpReceiver
 from otelkv.receive.memory import tune_malloc
 from otelkv.receive.security import BearerAuth, GrpcAuthInterceptor, ServerTLS
 from otelkv.telemetry.health import Health
 from otelkv.telemetry.metrics import Telemetry
+
+if TYPE_CHECKING:
+    from otelkv.receive.grpc_health import HealthListener
+    from otelkv.receive.http_server import HttpReceiver
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +64,9 @@ class Service:
         self.config = config
         tune_malloc()  # freed request memory goes back to the system (docs/reliability.md#memory)
         enrich, delivery = config.enrich, config.delivery
-        self.telemetry = Telemetry(otlp_endpoint=config.metrics_otlp_endpoint)
+        # the SDK only where the metrics go: /metrics on an HTTP listener, or OTLP (telemetry/metrics.py)
+        scraped = bool(config.admin_listen or config.http_listen)
+        self.telemetry = Telemetry(otlp_endpoint=config.metrics_otlp_endpoint, prometheus=scraped)
         self.store = None
         if delivery.store_path:  # sqlite3, the store and its sender only for a configuration with a store
             import sqlite3  # noqa: PLC0415
@@ -134,27 +141,14 @@ class Service:
             credentials=tls.grpc_credentials() if tls else None,
             interceptors=[GrpcAuthInterceptor(auth)] if auth else [],
         )
-        http = HttpOptions(
-            receive.http,
-            config.max_message_bytes,
-            tls=tls,
-            authorize=auth.check if auth else None,
-            protect_metrics=receive.auth.protect_metrics,
-            admin=not config.admin_listen,
-        )
-        self._http = HttpReceiver(self.pipeline, self.telemetry, config.http_listen, http)
-        # the admin listener: plain HTTP for the kubelet's probes and Prometheus (docs/security.md)
-        self._admin = None
-        if config.admin_listen:
-            admin = HttpOptions(
-                receive.http,
-                config.max_message_bytes,
-                otlp=False,
-                protect_metrics=http.protect_metrics,
-                authorize=http.authorize,
-            )
-            self._admin = HttpReceiver(self.pipeline, self.telemetry, config.admin_listen, admin)
+        self._http, self._admin = self._http_listeners(auth.check if auth else None, tls)
+        self._health: HealthListener | None = None
+        if config.admin_grpc_listen:  # the kubelet's grpc probes (receive/grpc_health.py)
+            from otelkv.receive.grpc_health import HealthListener  # noqa: PLC0415
+
+            self._health = HealthListener(health, config.admin_grpc_listen)
         self.admin_port = self._admin.port if self._admin else None
+        self.admin_grpc_port = self._health.port if self._health else None
         listeners = [r.connections for r in (self._http, self._admin) if r is not None]
         by_store = self.pipeline.refused if self.pipeline.settings.queue else {}  # queue mode's error types
         self.telemetry.observe_refusals(
@@ -166,21 +160,54 @@ class Service:
         self._open = [
             key
             for key in ("grpc_listen", "http_listen")
-            if self._auth == "none" and not is_loopback(getattr(config, key))
+            if self._auth == "none" and getattr(config, key) and not is_loopback(getattr(config, key))
         ]
         self.grpc_port = self._grpc.port
-        self.http_port = self._http.port
+        #: The OTLP/HTTP listener's port; 0: none (``http_listen`` empty).
+        self.http_port = self._http.port if self._http else 0
         self._stopped = threading.Event()
         self._stop_lock = threading.Lock()
 
+    def _http_listeners(
+        self, authorize: Callable[[str | None], str | None] | None, tls: ServerTLS | None
+    ) -> tuple[HttpReceiver | None, HttpReceiver | None]:
+        """The OTLP/HTTP listener and the HTTP admin one, each if configured; aiohttp is imported
+        only when one of them is (docs/performance.md, "A lighter sidecar")."""
+        config = self.config
+        if not (config.http_listen or config.admin_listen):
+            return None, None
+        from otelkv.receive.http_server import HttpOptions, HttpReceiver  # noqa: PLC0415
+
+        receive = config.receive
+        protect = receive.auth.protect_metrics
+        http = None
+        if config.http_listen:
+            options = HttpOptions(
+                receive.http,
+                config.max_message_bytes,
+                tls=tls,
+                authorize=authorize,
+                protect_metrics=protect,
+                admin=not config.admin_listen,
+            )
+            http = HttpReceiver(self.pipeline, self.telemetry, config.http_listen, options)
+        # the admin listener: plain HTTP for the kubelet's probes and Prometheus (docs/security.md)
+        admin = None
+        if config.admin_listen:
+            options = HttpOptions(
+                receive.http, config.max_message_bytes, otlp=False, protect_metrics=protect, authorize=authorize
+            )
+            admin = HttpReceiver(self.pipeline, self.telemetry, config.admin_listen, options)
+        return http, admin
+
     def start(self) -> None:
-        """Serve gRPC and HTTP."""
+        """Serve gRPC, and HTTP and the admin listeners if configured."""
         if self.sender is not None:
             self.sender.start()
         self._grpc.start()
-        self._http.start()
-        if self._admin is not None:
-            self._admin.start()
+        for listener in (self._http, self._admin, self._health):
+            if listener is not None:
+                listener.start()
         if isinstance(self.tracker, PersistentTracker):  # the end of a burst is saved too
             self.tracker.start_saver()
         for key in self._open:
@@ -196,11 +223,13 @@ class Service:
                 "grpc_listen": self.config.grpc_listen,
                 "http_listen": self.config.http_listen,
                 "admin_listen": self.config.admin_listen,
+                "admin_grpc_listen": self.config.admin_grpc_listen,
                 "auth": self._auth,
                 "tls": self._tls,
                 "grpc_port": self.grpc_port,
-                "http_port": self.http_port,
+                "http_port": self.http_port or None,
                 "admin_port": self.admin_port,
+                "admin_grpc_port": self.admin_grpc_port,
                 "forward": self.pipeline.forwarder.target,
                 "core": native.description(),
             },
@@ -220,17 +249,21 @@ class Service:
             log.info("otelkv draining", extra={"grace_seconds": grace})
             deadline = time.monotonic() + grace
             self._grpc.stop(grace)
-            self._http.stop(max(0.0, deadline - time.monotonic()))
+            if self._http is not None:
+                self._http.stop(max(0.0, deadline - time.monotonic()))
             if self._admin is not None:
                 self._admin.stop(0.5)
             if self.sender is not None:  # queue mode: send what is queued, within what is left
                 self.sender.stop(max(0.0, deadline - time.monotonic()))
             if isinstance(self.tracker, PersistentTracker):  # keep the migrations
                 self.tracker.stop_saver()  # saves what changed since the last write
+            # the metrics' last push reads the queue's gauges: before the store closes
+            self.telemetry.shutdown()
             if self.store is not None:
                 self.store.close()
             self.pipeline.forwarder.close()
-            self.telemetry.shutdown()
+            if self._health is not None:  # last: readiness said NOT_SERVING through the drain
+                self._health.stop(0.5)
             self._stopped.set()
             log.info("otelkv stopped")
 

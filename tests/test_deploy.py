@@ -16,7 +16,7 @@ import yaml
 from otelkv import config
 from otelkv.otlp.enrich import ATTRIBUTES
 from tests.conftest import ROOT
-from tests.deploy_charts import collector_config, collector_pod, collector_workload
+from tests.deploy_charts import collector_config, collector_pod, collector_ports, collector_workload
 from tests.loki_sink import loki_name
 
 DEPLOY = ROOT / "deploy"
@@ -470,25 +470,34 @@ def test_only_the_collector_reaches_otelkvs_otlp_ports() -> None:
     assert not policy_allows(policies, STANDALONE_POD, STRANGER_POD, 4321)
 
 
-def test_prometheus_scrapes_the_admin_listener() -> None:
-    """A PodMonitor per form names the container port of ``--admin-listen``; kube-prometheus-stack
+def test_prometheus_scrapes_otelkvs_metrics_in_both_forms() -> None:
+    """The standalone's PodMonitor names the container port of ``--admin-listen`` (/metrics); the
+    sidecar pushes its metrics to the collector (``metrics_otlp_endpoint``), whose prometheus/otelkv
+    exporter serves them on the port the collector pod's PodMonitor scrapes. kube-prometheus-stack
     selects monitors labelled ``release: <its release>`` by default."""
-    [sidecar] = load(ROOT / "collector-config/values-sidecar.yaml")["extraContainers"]
+    values = load(ROOT / "collector-config/values-sidecar.yaml")
     standalone = next(o for o in render(DEPLOY / "apps/otelkv") if o["kind"] == "Deployment")
-    forms = [
-        (sidecar, render(DEPLOY / "optional")),
-        (standalone["spec"]["template"]["spec"]["containers"][0], render(DEPLOY / "apps/otelkv")),
-    ]
-    for container, objects in forms:
-        [monitor] = [o for o in objects if o["kind"] == "PodMonitor"]
-        assert monitor["metadata"]["labels"] == {"release": "kube-prometheus-stack"}
-        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-        [endpoint] = [e for e in monitor["spec"]["podMetricsEndpoints"] if e["port"] in ports]
-        port = ports[endpoint["port"]]
-        [admin] = [a.split("=", 1)[1] for a in container["args"] if a.startswith("--admin-listen=")]
-        assert config.split_host_port(admin)[1] == port == 4321 and endpoint["path"] == "/metrics"
-    collector_monitor = next(o for o in forms[0][1] if o["kind"] == "PodMonitor")
+    container = standalone["spec"]["template"]["spec"]["containers"][0]
+    [monitor] = [o for o in render(DEPLOY / "apps/otelkv") if o["kind"] == "PodMonitor"]
+    assert monitor["metadata"]["labels"] == {"release": "kube-prometheus-stack"}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    [endpoint] = [e for e in monitor["spec"]["podMetricsEndpoints"] if e["port"] in ports]
+    [admin] = [a.split("=", 1)[1] for a in container["args"] if a.startswith("--admin-listen=")]
+    assert config.split_host_port(admin)[1] == ports[endpoint["port"]] == 4321 and endpoint["path"] == "/metrics"
+    # the sidecar: OTLP push -> the collector's otlp/otelkv receiver -> prometheus/otelkv -> the port scraped
+    [collector_monitor] = [o for o in render(DEPLOY / "optional") if o["kind"] == "PodMonitor"]
+    assert collector_monitor["metadata"]["labels"] == {"release": "kube-prometheus-stack"}
     assert collector_monitor["spec"]["selector"]["matchLabels"].items() <= COLLECTOR_POD[1].items()
+    merged = collector_config(values)
+    pipeline = merged["service"]["pipelines"]["metrics/otelkv"]
+    [receiver], [exporter] = pipeline["receivers"], pipeline["exporters"]
+    [sidecar] = values["extraContainers"]
+    pushed = {e["name"]: e["value"] for e in sidecar["env"]}["OTELKV_METRICS_OTLP_ENDPOINT"]
+    assert merged["receivers"][receiver]["protocols"]["grpc"]["endpoint"] == pushed == "127.0.0.1:4317"
+    served = config.split_host_port(merged["exporters"][exporter]["endpoint"])[1]
+    scraped = {e["port"] for e in collector_monitor["spec"]["podMetricsEndpoints"]}
+    [name] = [n for n, p in collector_ports(values).items() if p["containerPort"] == served]
+    assert name in scraped and served == 8889
 
 
 def test_only_otelkv_grafana_and_the_route_reach_loki() -> None:
@@ -540,13 +549,22 @@ def probes(container: dict[str, Any]) -> dict[str, str]:
 
 
 def test_probes_ask_what_otelkv_itself_controls() -> None:
-    """/readyz turns 503 when Loki fails (docs/serve.md): as the sidecar's readiness it would mark
-    the whole collector pod NotReady, as the standalone's it would empty the Service."""
+    """/readyz (gRPC health: service ``readiness``) turns unready when Loki fails (docs/serve.md): as
+    the sidecar's readiness it would mark the whole collector pod NotReady, as the standalone's it
+    would empty the Service. The sidecar asks gRPC health with service "" (liveness) for both."""
     [sidecar] = load(ROOT / "collector-config/values-sidecar.yaml")["extraContainers"]
     standalone = next(o for o in render(DEPLOY / "apps/otelkv") if o["kind"] == "Deployment")
-    for container in (sidecar, standalone["spec"]["template"]["spec"]["containers"][0]):
-        assert probes(container) == {"livenessProbe": "/healthz", "readinessProbe": "/healthz"}
-    assert "**`/healthz` for liveness and readiness**" in (ROOT / "docs/deployment.md").read_text()
+    assert probes(standalone["spec"]["template"]["spec"]["containers"][0]) == {
+        "livenessProbe": "/healthz",
+        "readinessProbe": "/healthz",
+    }
+    health = {e["name"]: e["value"] for e in sidecar["env"]}["OTELKV_ADMIN_GRPC_LISTEN"]
+    port = config.split_host_port(health)[1]
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert sidecar[probe]["grpc"] == {"port": port}, probe  # no service: "", never "readiness"
+    docs = (ROOT / "docs/deployment.md").read_text()
+    assert "**`/healthz` for liveness and readiness**" in docs
+    assert '**gRPC health service `""` for liveness and readiness**' in docs
 
 
 # -- KubeVirt's migration objects through the k8sobjects receiver (issue 10, deploy part) ---------
@@ -570,7 +588,7 @@ def test_migration_objects_are_watched_and_go_their_own_way(form: str) -> None:
     [vmim] = cfg["receivers"]["k8sobjects"]["objects"]
     assert cfg["receivers"]["k8sobjects"]["include_initial_state"] is True  # receiver-wide, watch only
     assert vmim == {"name": "virtualmachineinstancemigrations", "group": "kubevirt.io", "mode": "watch"}
-    pipelines = cfg["service"]["pipelines"]
+    pipelines = {n: p for n, p in cfg["service"]["pipelines"].items() if n.startswith("logs")}
     assert set(pipelines) == {"logs", "logs/vmim"}
     assert pipelines["logs"]["receivers"] == ["k8s_events"]  # exactly the events
     objects = pipelines["logs/vmim"]
@@ -604,4 +622,4 @@ def test_the_preset_appends_to_the_events_pipeline_only() -> None:
     assert set(values["presets"]) == {"kubernetesEvents"}  # chart default for the others: off
     pipelines = collector_config(values)["service"]["pipelines"]  # the chart's defaults merged, the preset applied
     rendered = {name: list(p["receivers"]) for name, p in pipelines.items()}
-    assert rendered == {"logs": ["k8s_events"], "logs/vmim": ["k8sobjects"]}
+    assert rendered == {"logs": ["k8s_events"], "logs/vmim": ["k8sobjects"], "metrics/otelkv": ["otlp/otelkv"]}

@@ -82,9 +82,9 @@ def test_the_chart_defaults_are_what_the_nulls_remove() -> None:
 
 def test_the_merged_collector_runs_exactly_our_components_and_ports() -> None:
     cfg = collector_config(sidecar_values())
-    assert set(cfg["receivers"]) == {"k8s_events", "k8sobjects"}
+    assert set(cfg["receivers"]) == {"k8s_events", "k8sobjects", "otlp/otelkv"}
     assert set(cfg["processors"]) == {"memory_limiter", "filter/kubevirt", "resource/cluster", "batch"}
-    assert set(cfg["exporters"]) == {"otlp_grpc/otelkv"}
+    assert set(cfg["exporters"]) == {"otlp_grpc/otelkv", "prometheus/otelkv"}
     assert set(cfg["extensions"]) == {"health_check", "file_storage", "k8s_leader_elector"}
     service = cfg["service"]
     assert service["extensions"] == ["health_check", "file_storage", "k8s_leader_elector"]
@@ -99,11 +99,23 @@ def test_the_merged_collector_runs_exactly_our_components_and_ports() -> None:
             "processors": ["memory_limiter", "resource/cluster", "batch"],
             "exporters": ["otlp_grpc/otelkv"],
         },
+        # otelkv's own metrics, pushed over OTLP from the sidecar, served for Prometheus
+        "metrics/otelkv": {
+            "receivers": ["otlp/otelkv"],
+            "processors": ["memory_limiter"],
+            "exporters": ["prometheus/otelkv"],
+        },
     }
+    # the OTLP receiver on loopback only (the sidecar alone pushes), the exporter on the pod's address
+    assert cfg["receivers"]["otlp/otelkv"] == {"protocols": {"grpc": {"endpoint": "127.0.0.1:4317"}}}
+    assert cfg["exporters"]["prometheus/otelkv"] == {"endpoint": "${env:MY_POD_IP}:8889"}
     # the collector's own listeners: health_check (13133, for the kubelet) and its metrics (8888)
     assert cfg["extensions"]["health_check"]["endpoint"] == "${env:MY_POD_IP}:13133"
     assert service["telemetry"]["metrics"]["readers"][0]["pull"]["exporter"]["prometheus"]["port"] == 8888
-    assert {n: p["containerPort"] for n, p in collector_ports(sidecar_values()).items()} == {"metrics": 8888}
+    assert {n: p["containerPort"] for n, p in collector_ports(sidecar_values()).items()} == {
+        "metrics": 8888,
+        "otelkv-metrics": 8889,
+    }
     assert collector_service_ports(sidecar_values()) == {}  # no Service at all
     assert collector_service_ports({}) != {}  # the chart's default: a ClusterIP Service with every port
     values = collector_values(sidecar_values())
@@ -258,7 +270,7 @@ def test_the_collector_and_otelkv_are_scraped_and_alerted_on() -> None:
     optional = render(DEPLOY / "optional")
     [monitor] = [o for o in optional if o["kind"] == "PodMonitor"]
     ports = {p["name"] for c in collector_pod(sidecar_values())["containers"] for p in c.get("ports", [])}
-    assert {e["port"] for e in monitor["spec"]["podMetricsEndpoints"]} == {"metrics", "otelkv-admin"} <= ports
+    assert {e["port"] for e in monitor["spec"]["podMetricsEndpoints"]} == {"metrics", "otelkv-metrics"} <= ports
     [rule] = [o for o in optional if o["kind"] == "PrometheusRule"]
     assert rule["metadata"]["labels"] == {"release": "kube-prometheus-stack"}
     alerts = {r["alert"]: r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]}

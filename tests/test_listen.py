@@ -12,6 +12,10 @@ from otelkv.receive.listen import ListenError, check_listen, listen_keys
 
 def test_every_listen_key_of_the_configuration_is_checked() -> None:
     assert {"grpc_listen", "http_listen"} <= set(listen_keys(Config()))
+    every = Config(admin_listen="127.0.0.1:0", admin_grpc_listen="127.0.0.1:0")
+    assert set(listen_keys(every)) == {"grpc_listen", "http_listen", "admin_listen", "admin_grpc_listen"}
+    # an empty one is no listener: nothing to check (the sidecar's http_listen)
+    assert set(listen_keys(Config(http_listen=""))) == {"grpc_listen"}
 
 
 def test_a_free_port_and_port_0_pass() -> None:

@@ -263,7 +263,7 @@ def test_sidecar_values_run_otelkv_with_the_chart() -> None:
     args = dict(a.removeprefix("--").split("=", 1) for a in sidecar["args"] if a.startswith("--"))
     assert sidecar["args"][0] == "serve"
     cfg = config.load(
-        environ={},
+        environ={e["name"]: e["value"] for e in sidecar["env"]},
         overrides={
             "grpc_listen": args["grpc-listen"],
             "http_listen": args["http-listen"],
@@ -271,15 +271,19 @@ def test_sidecar_values_run_otelkv_with_the_chart() -> None:
             "forward.tenant": args["tenant"],
         },
     )
-    assert config.split_host_port(cfg.grpc_listen)[1] == GRPC_PORT  # where the collector sends
-    # Both OTLP listeners on loopback (the collector is in the pod); the kubelet and Prometheus use
-    # the admin listener, which the chart's own ports (4317/4318, 8888, 13133) do not collide with.
-    assert config.split_host_port(cfg.grpc_listen)[0] == config.split_host_port(cfg.http_listen)[0] == "127.0.0.1"
-    admin_port = config.split_host_port(args["admin-listen"])[1]
-    assert admin_port not in {GRPC_PORT, HTTP_PORT, 4317, 4318, 8888, 13133}
-    assert sidecar["ports"] == [{"name": "otelkv-admin", "containerPort": admin_port, "protocol": "TCP"}]
-    assert sidecar["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": admin_port}
-    assert sidecar["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": admin_port}  # never /readyz
+    assert config.split_host_port(cfg.grpc_listen) == ("127.0.0.1", GRPC_PORT)  # where the collector sends
+    # OTLP/gRPC on loopback (the collector is in the pod), no HTTP listener; the kubelet asks the
+    # gRPC health listener, on a port the chart's own (4317/4318, 8888, 8889, 13133) do not take.
+    assert cfg.http_listen == ""
+    assert cfg.admin_grpc_listen and cfg.admin_listen is None
+    admin_host, admin_port = config.split_host_port(cfg.admin_grpc_listen)
+    assert admin_host == "0.0.0.0" and admin_port not in {GRPC_PORT, HTTP_PORT, 4317, 4318, 8888, 8889, 13133}
+    assert sidecar["ports"] == [{"name": "otelkv-health", "containerPort": admin_port, "protocol": "TCP"}]
+    # the kubelet's grpc probe, service "" (liveness) for both: never "readiness" (docs/deployment.md)
+    assert sidecar["livenessProbe"]["grpc"] == sidecar["readinessProbe"]["grpc"] == {"port": admin_port}
+    # otelkv's metrics go to the collector's own OTLP receiver in the pod
+    receiver = values["config"]["receivers"]["otlp/otelkv"]["protocols"]["grpc"]["endpoint"]
+    assert cfg.metrics_otlp_endpoint == receiver == "127.0.0.1:4317"
     assert cfg.forward.endpoint == "http://loki-gateway.loki.svc.cluster.local/otlp"  # FACTS §4: gateway, /otlp
     sc = sidecar["securityContext"]
     assert sc["runAsNonRoot"] and sc["readOnlyRootFilesystem"] and sc["capabilities"]["drop"] == ["ALL"]
@@ -293,8 +297,14 @@ def test_the_deployed_arguments_are_real_serve_flags() -> None:
 
     values = yaml.safe_load((ROOT / "collector-config" / "values-sidecar.yaml").read_text())
     standalone = yaml.safe_load((ROOT / "deploy" / "apps" / "otelkv" / "deployment.yaml").read_text())
-    for args in (values["extraContainers"][0]["args"], standalone["spec"]["template"]["spec"]["containers"][0]["args"]):
-        parsed = build_parser().parse_args(args)
-        assert parsed.command == "serve" and parsed.admin_listen == "0.0.0.0:4321"
-        cfg = config.load(environ={}, overrides={"admin_listen": parsed.admin_listen})
-        assert config.to_dict(cfg)["admin_listen"] == "0.0.0.0:4321"  # (a key of the receive branch)
+    sidecar = values["extraContainers"][0]
+    parsed = build_parser().parse_args(sidecar["args"])
+    assert parsed.command == "serve" and parsed.http_listen == "" and parsed.admin_listen is None
+    environ = {e["name"]: e["value"] for e in sidecar["env"]}
+    assert set(environ) <= set(config.ENVIRONMENT)  # variables otelkv reads
+    cfg = config.load(environ=environ, overrides={"http_listen": parsed.http_listen})
+    assert cfg.admin_grpc_listen == "0.0.0.0:4321" and cfg.metrics_otlp_endpoint == "127.0.0.1:4317"
+    parsed = build_parser().parse_args(standalone["spec"]["template"]["spec"]["containers"][0]["args"])
+    assert parsed.command == "serve" and parsed.admin_listen == "0.0.0.0:4321"
+    cfg = config.load(environ={}, overrides={"admin_listen": parsed.admin_listen})
+    assert config.to_dict(cfg)["admin_listen"] == "0.0.0.0:4321"  # (a key of the receive branch)

@@ -129,7 +129,7 @@ def test_headers_that_never_end_close_the_connection(quick: Service) -> None:
     with connect(quick) as raw:
         raw.sendall(b"POST /v1/logs HTTP/1.1\r\nHost: otelkv\r\n")
         assert raw.recv(100) == b""  # closed by the server after read_header_timeout
-    assert quick._http.connections.timed_out == 1
+    assert quick._http is not None and quick._http.connections.timed_out == 1
 
 
 def test_a_413_is_readable_after_a_large_body(sink: LokiSink) -> None:

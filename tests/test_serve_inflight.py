@@ -118,6 +118,7 @@ def test_an_http_request_cut_off_at_shutdown_stays_charged_until_its_worker_is_d
         raw.sendall(post_head(len(body)) + body)
         assert gate.entered.wait(10)
     assert inflight.charged > 0  # the client is gone, its request still being forwarded
+    assert svc._http is not None  # http_listen is set
     svc._http.stop(0.1)
     assert inflight.charged > 0 and not gate.left.is_set()
     gate.opened.set()

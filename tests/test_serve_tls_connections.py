@@ -10,7 +10,7 @@ import ssl
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
-from otelkv.receive.connections import MAX_HANDSHAKES, closed_connections
+from otelkv.receive.connections import MAX_HANDSHAKES, Connections, closed_connections
 from otelkv.server import Service
 from tests.hostile.attacks import client_hello
 from tests.loki_sink import LokiSink
@@ -40,8 +40,13 @@ def closed(sock: socket.socket) -> bool:
         return True
 
 
+def _connections(svc: Service) -> Connections:
+    assert svc._http is not None  # http_listen is set
+    return svc._http.connections
+
+
 def _closed(svc: Service) -> dict[str, int]:
-    return closed_connections([svc._http.connections])
+    return closed_connections([_connections(svc)])
 
 
 def test_connections_beyond_the_limit_get_no_tls_state(sink: LokiSink, pki: Pki, stopping: list[Service]) -> None:
@@ -51,8 +56,8 @@ def test_connections_beyond_the_limit_get_no_tls_state(sink: LokiSink, pki: Pki,
         # before: asyncio's TLS server counted a connection only once its handshake was done
         assert wait_until(lambda: sum(map(closed, socks)) >= 6, 5)
         assert _closed(svc)["limit"] == 6
-        assert len(svc._http.connections.handshaking) == 4
-    assert wait_until(lambda: not svc._http.connections.open, 5)  # counted out when they leave
+        assert len(_connections(svc).handshaking) == 4
+    assert wait_until(lambda: not _connections(svc).open, 5)  # counted out when they leave
 
 
 def test_a_new_handshake_beyond_the_cap_ends_the_oldest(sink: LokiSink, pki: Pki, stopping: list[Service]) -> None:
@@ -73,7 +78,7 @@ def test_a_stalled_handshake_ends_at_the_header_deadline(sink: LokiSink, pki: Pk
     with stalled(svc.http_port, 3) as socks:
         assert wait_until(lambda: all(map(closed, socks)), 10)
         assert wait_until(lambda: _closed(svc)["tls_handshake"] == 3, 5)
-    assert not svc._http.connections.open and not svc._http.connections.handshaking
+    assert not _connections(svc).open and not _connections(svc).handshaking
 
 
 def test_a_renegotiation_is_refused(pki: Pki) -> None:

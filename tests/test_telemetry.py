@@ -200,3 +200,70 @@ def test_summaries_are_counted_on_their_own(sink: LokiSink) -> None:
     forwarded = samples(text, "otelkv_records_forwarded_total")[""]
     added = samples(text, "otelkv_summaries_total")['{outcome="added"}']
     assert added > 0 and forwarded == received + added == len(sink.entries)
+
+
+# -- issue 24, item 4: the SDK only where the metrics go -------------------------------------------
+
+
+def test_without_a_reader_the_instruments_record_nothing() -> None:
+    telemetry = Telemetry(prometheus=False)
+    assert not telemetry.recording
+    telemetry.received.add(3)
+    telemetry.latency.record(0.2)
+    telemetry.failed_records(1, Retryable("down", error_type="connection"))
+    telemetry.observe_refusals(dict, dict)  # callbacks nobody will call
+    assert telemetry.prometheus_text() == b""
+    telemetry.shutdown()
+    telemetry.shutdown()
+
+
+def test_otlp_alone_pushes_without_a_prometheus_reader() -> None:
+    received: list[ExportMetricsServiceRequest] = []
+
+    def record(telemetry: Telemetry) -> None:
+        assert telemetry.recording and telemetry.prometheus_text() == b""
+        telemetry.forwarded.add(4)
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    recorder = Recorder()
+    add_MetricsServiceServicer_to_server(recorder, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        telemetry = Telemetry(otlp_endpoint=f"127.0.0.1:{port}", prometheus=False)
+        record(telemetry)
+        telemetry.shutdown()
+    finally:
+        server.stop(0)
+    received = recorder.received
+    assert "otelkv.records.forwarded" in {
+        m.name for r in received for rm in r.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+    }
+
+
+def test_the_last_push_at_stop_reads_the_queue_before_it_closes(sink: LokiSink, tmp_path: Path) -> None:
+    """Found with OTLP push as the sidecar's default: stop() closed the store, then flushed the
+    metrics, whose queue gauges then failed ("Cannot operate on a closed database") and were
+    missing from the last push."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    recorder = Recorder()
+    add_MetricsServiceServicer_to_server(recorder, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        svc = Service(
+            make_config(
+                sink.url,
+                http_listen="",
+                metrics_otlp_endpoint=f"127.0.0.1:{port}",
+                **{"delivery.store_path": str(tmp_path / "q.db"), "delivery.mode": "queue"},
+            )
+        )
+        svc.start()
+        svc.stop(1)
+    finally:
+        server.stop(0)
+    pushed = {
+        m.name for r in recorder.received for rm in r.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+    }
+    assert {"otelkv.queue.records", "otelkv.queue.bytes", "otelkv.queue.oldest_age"} <= pushed

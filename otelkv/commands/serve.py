@@ -12,7 +12,7 @@ from otelkv.errors import one_line
 from otelkv.receive.listen import ListenError
 from otelkv.telemetry import logs
 
-__all__ = ["SERVE_FLAGS", "run"]
+__all__ = ["SERVE_FLAGS", "StopRequest", "run"]
 
 #: ``serve`` flags and the configuration keys they set (errors name the flag).
 SERVE_FLAGS = {
@@ -44,13 +44,30 @@ def run(args: argparse.Namespace) -> int:
     except RuntimeError as error:  # grpcio's bind failure, should the trial bind have passed
         raise ListenError(f"grpc_listen: cannot listen on {cfg.grpc_listen}: {one_line(error)}") from None
 
-    def stop(signum: int, frame: FrameType | None) -> None:
-        signal.signal(signum, signal.SIG_IGN)  # a second signal must not interrupt the drain
-        service.stop()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    service.start()
-    while not service.wait(0.5):
+    requested = StopRequest()
+    signal.signal(signal.SIGTERM, requested)
+    signal.signal(signal.SIGINT, requested)
+    if requested.signum is None:
+        service.start()
+    while requested.signum is None and not service.wait(0.5):
         pass
+    service.stop()  # here, not in the handler (StopRequest says why)
     return 0
+
+
+class StopRequest:
+    """A SIGTERM or SIGINT, recorded for ``run``'s loop to act on within half a second.
+
+    A signal handler runs in the main thread between two bytecodes, possibly inside
+    ``service.wait`` after ``Event.wait`` took the event's lock back: calling ``service.stop()``
+    there deadlocked on ``Event.set`` taking that same lock (bench/bench.py saw one stop in ~30
+    hang for good). So the handler takes no lock: it ignores further signals (one must not
+    interrupt the drain) and records which came.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        signal.signal(signum, signal.SIG_IGN)
+        self.signum = signum

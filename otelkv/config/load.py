@@ -42,6 +42,7 @@ ENVIRONMENT: Final[Mapping[str, str]] = {
     "OTELKV_LOG_FORMAT": "log_format",
     "OTELKV_METRICS_OTLP_ENDPOINT": "metrics_otlp_endpoint",
     "OTELKV_ADMIN_LISTEN": "admin_listen",
+    "OTELKV_ADMIN_GRPC_LISTEN": "admin_grpc_listen",
 }
 #: Also read: ``OTELKV_CONFIG`` (the YAML file when ``--config`` is not given), ``OTELKV_NO_EXTENSIONS``
 #: (``otelkv.otlp.native.NO_EXTENSIONS_ENV``, which core runs) and the variables named by

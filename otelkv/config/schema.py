@@ -40,6 +40,8 @@ class Config:
 
     #: Sidecar-friendly defaults: the collector's own receivers hold the pod IP on 4317/4318.
     grpc_listen: str = "127.0.0.1:4319"
+    #: OTLP/HTTP (and, without ``admin_listen``, /healthz, /readyz, /metrics); empty: no HTTP
+    #: listener at all (aiohttp is then not even imported: docs/performance.md, "A lighter sidecar").
     http_listen: str = "127.0.0.1:4320"
     #: Largest request accepted; the collector's ``send_batch_max_size`` keeps batches below it.
     max_message_bytes: Size = 4 * MiB
@@ -57,6 +59,9 @@ class Config:
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     #: Health, readiness and metrics on a listener of their own (``HOST:PORT``); empty: on http_listen.
     admin_listen: str | None = None
+    #: The gRPC health service alone (liveness ``""``, readiness ``readiness``) on a listener of its
+    #: own (``HOST:PORT``), for the kubelet's ``grpc`` probes; empty: none.
+    admin_grpc_listen: str | None = None
     receive: ReceiveConfig = field(default_factory=ReceiveConfig)
 
     def validate(self, *, offline: bool = False) -> None:
@@ -64,8 +69,9 @@ class Config:
 
         ``offline``: skip what needs this machine's environment (variables, files).
         """
-        for key in ("grpc_listen", "http_listen"):
-            host_port(key, getattr(self, key))
+        host_port("grpc_listen", self.grpc_listen)
+        if self.http_listen:  # "": no HTTP listener
+            host_port("http_listen", self.http_listen)
         positive("max_message_bytes", self.max_message_bytes)
         positive("shutdown_grace_seconds", self.shutdown_grace_seconds)
         positive("unready_after_failing_seconds", self.unready_after_failing_seconds)
@@ -87,15 +93,16 @@ class Config:
         self.forward.validate(sync=self.delivery.mode == "sync", offline=offline)
         self.enrich.validate()
         self.delivery.validate(self.max_message_bytes)
-        if self.admin_listen:
-            host_port("admin_listen", self.admin_listen)
+        for key in ("admin_listen", "admin_grpc_listen"):
+            if getattr(self, key):
+                host_port(key, getattr(self, key))
         self._validate_distinct_listeners()
         self.receive.validate(self.max_message_bytes, offline=offline)
 
     def _validate_distinct_listeners(self) -> None:
         """Two listeners on one address: the second bind would fail with a message naming no key."""
         seen: dict[tuple[str, int], str] = {}
-        for key in ("grpc_listen", "http_listen", "admin_listen"):
+        for key in ("grpc_listen", "http_listen", "admin_listen", "admin_grpc_listen"):
             value = getattr(self, key)
             if not value:
                 continue

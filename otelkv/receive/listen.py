@@ -21,9 +21,10 @@ class ListenError(UserError, OSError):
 
 
 def listen_keys(config: Config) -> Iterator[str]:
-    """The configuration keys that hold a listen address (``grpc_listen``, ``http_listen``, …)."""
+    """The configuration keys that hold a listen address (``grpc_listen``, ``http_listen``, …);
+    not those left empty (no such listener)."""
     for f in dataclasses.fields(config):
-        if f.name.endswith("_listen") and isinstance(getattr(config, f.name), str):
+        if f.name.endswith("_listen") and isinstance(getattr(config, f.name), str) and getattr(config, f.name):
             yield f.name
 
 

@@ -1,21 +1,23 @@
-"""otelkv's own metrics, with the OpenTelemetry SDK: Prometheus text at /metrics, OTLP if asked."""
+"""otelkv's own metrics: Prometheus text at /metrics, OTLP/gRPC push when asked, or nowhere.
+
+The OpenTelemetry SDK (:mod:`otelkv.telemetry.sdk`) is imported only when the metrics go
+somewhere; without a reader every instrument is one that records nothing, and this module
+imports nothing beyond the standard library, so the pipeline and the queue that count through
+:class:`Telemetry` do not load the SDK either (docs/performance.md, "A lighter sidecar").
+"""
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final, Protocol
-
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
-from opentelemetry.metrics import CallbackOptions, Observation
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
-from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
-from opentelemetry.sdk.resources import OTELResourceDetector, Resource
-from prometheus_client import CollectorRegistry, generate_latest
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from otelkv import __version__
 from otelkv.otlp import native
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import CallbackOptions, Meter, Observation
+    from opentelemetry.sdk.metrics import MeterProvider
+    from prometheus_client import CollectorRegistry
 
 
 class QueueGauges(Protocol):
@@ -39,22 +41,43 @@ DURATION_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5
 ERROR_TYPE: Final = "error.type"
 
 
-def _prometheus_reader(registry: CollectorRegistry) -> PrometheusMetricReader:
-    """The /metrics reader; without the ``otel_scope_*`` labels where the exporter can drop them
-    (``scope_info_enabled``; versions without that option do not add the labels at all)."""
-    options: dict[str, Any] = {"registry": registry, "disable_target_info": True}
-    if "scope_info_enabled" in inspect.signature(PrometheusMetricReader.__init__).parameters:
-        options["scope_info_enabled"] = False
-    return PrometheusMetricReader(**options)
-
-
 def error_type(error: BaseException) -> str:
     """The ``error.type`` of a forward failure: the target's status or code, or the error's class."""
     return getattr(error, "error_type", None) or type(error).__name__
 
 
+class Unrecorded:
+    """An instrument without a reader: its measurements go nowhere, at no cost."""
+
+    __slots__ = ()
+
+    def add(self, amount: float, attributes: Mapping[str, Any] | None = None) -> None:
+        """Count nothing."""
+
+    def record(self, amount: float, attributes: Mapping[str, Any] | None = None) -> None:
+        """Record nothing."""
+
+
+class _NoMeter:
+    """A meter for a process whose metrics go nowhere (no /metrics, no OTLP endpoint)."""
+
+    def create_counter(self, *args: Any, **kwargs: Any) -> Unrecorded:
+        return Unrecorded()
+
+    create_histogram = create_up_down_counter = create_counter
+
+    def create_observable_gauge(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    create_observable_counter = create_observable_gauge
+
+
 class Telemetry:
     """The counters and the latency histogram of one otelkv process (instance-local registry).
+
+    ``prometheus``: a reader for /metrics (:meth:`prometheus_text`); ``otlp_endpoint``: a push
+    reader to that OTLP/gRPC ``host:port``; with neither, the SDK is not loaded and the
+    instruments record nothing (:attr:`recording` is False).
 
     Every counter without labels exists from the start at 0, and a labelled one with each value it
     can take when those are known (``requests_invalid``, ``summaries``), so that ``rate()`` and
@@ -62,24 +85,20 @@ class Telemetry:
     labelled by the target's answer and start with it (never with an empty label).
     """
 
-    def __init__(self, *, otlp_endpoint: str | None = None) -> None:
-        self._registry = CollectorRegistry(auto_describe=True)
-        readers: list[MetricReader] = [_prometheus_reader(self._registry)]
-        if otlp_endpoint:
-            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter  # noqa: PLC0415
+    def __init__(self, *, otlp_endpoint: str | None = None, prometheus: bool = True) -> None:
+        self._registry: CollectorRegistry | None = None
+        self._provider: MeterProvider | None = None
+        #: Whether the measurements go anywhere (the SDK is loaded).
+        self.recording = bool(prometheus or otlp_endpoint)
+        meter: Meter | _NoMeter = _NoMeter()
+        if self.recording:
+            from otelkv.telemetry import sdk  # noqa: PLC0415 - only where the metrics go somewhere
 
-            exporter = OTLPMetricExporter(endpoint=otlp_endpoint, insecure=True)
-            readers.append(PeriodicExportingMetricReader(exporter, export_interval_millis=30_000))
-        # OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES win over otelkv's defaults, as in every SDK
-        # (Resource.create alone lets the attributes given here win over the variables).
-        resource = Resource.create({"service.name": "otelkv", "service.version": __version__}).merge(
-            OTELResourceDetector().detect()
-        )
-        seconds = View(
-            instrument_name="otelkv.forward.duration", aggregation=ExplicitBucketHistogramAggregation(DURATION_BUCKETS)
-        )
-        self._provider = MeterProvider(metric_readers=readers, resource=resource, views=[seconds])
-        meter = self._provider.get_meter("otelkv", __version__)
+            self._registry = sdk.prometheus_registry() if prometheus else None
+            self._provider = sdk.meter_provider(
+                registry=self._registry, otlp_endpoint=otlp_endpoint, duration_buckets=DURATION_BUCKETS
+            )
+            meter = self._provider.get_meter("otelkv", __version__)
         records = "{record}"
         self.received = meter.create_counter("otelkv.records.received", records, "Log records received")
         self.enriched = meter.create_counter("otelkv.records.enriched", records, "KubeVirt event records enriched")
@@ -110,7 +129,7 @@ class Telemetry:
         self.unauthenticated = meter.create_counter(
             "otelkv.requests.unauthenticated", "{request}", "Requests refused for a missing or wrong bearer token"
         )
-        self._meter = meter
+        self._meter: Any = meter
         # which enrichment core runs (native | python), as Prometheus' *_info convention
         build = meter.create_up_down_counter("otelkv.build.info", "", "otelkv's version and enrichment core (always 1)")
         build.add(1, {"version": __version__, "core": native.choice().name})
@@ -152,6 +171,9 @@ class Telemetry:
 
     def observe_queue(self, store: QueueGauges) -> None:
         """Export the queue's depth, bytes and oldest age, and the corrupt entries skipped."""
+        if not self.recording:
+            return
+        from opentelemetry.metrics import Observation  # noqa: PLC0415 - the SDK's API, loaded with it
 
         def depth(_: CallbackOptions) -> Iterable[Observation]:
             return [Observation(store.stats()[0])]
@@ -204,6 +226,9 @@ class Telemetry:
         connections otelkv closed itself (``closed``: running counts by reason: ``limit``,
         ``header_timeout``, ``tls_handshake``, ``handshake_limit``): all answered as retryable, so
         the collector shows only UNAVAILABLE."""
+        if not self.recording:
+            return
+        from opentelemetry.metrics import Observation  # noqa: PLC0415 - the SDK's API, loaded with it
 
         def requests(_: CallbackOptions) -> Iterable[Observation]:
             return [Observation(count, {ERROR_TYPE: kind}) for kind, count in refused().items()]
@@ -229,9 +254,14 @@ class Telemetry:
         )
 
     def prometheus_text(self) -> bytes:
-        """The metrics in the Prometheus text format."""
+        """The metrics in the Prometheus text format (empty without a /metrics reader)."""
+        if self._registry is None:
+            return b""
+        from prometheus_client import generate_latest  # noqa: PLC0415 - loaded with the registry
+
         return generate_latest(self._registry)
 
     def shutdown(self) -> None:
         """Flush and stop the readers; safe twice."""
-        self._provider.shutdown()
+        if self._provider is not None:
+            self._provider.shutdown()
