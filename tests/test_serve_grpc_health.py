@@ -141,11 +141,17 @@ def test_an_empty_http_listen_means_no_http_listener() -> None:
     assert list(listen_keys(loaded)) == ["grpc_listen"]  # nothing to trial-bind for it
 
 
-def test_serve_as_the_sidecar_runs_it(sink: LokiSink) -> None:
-    """``otelkv serve --http-listen=`` with ``OTELKV_ADMIN_GRPC_LISTEN``, as values-sidecar.yaml
-    runs it: no HTTP port, the health port answers, SIGTERM stops it with exit 0."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OTELKV_ADMIN_GRPC_LISTEN": "127.0.0.1:0"}
+@pytest.mark.parametrize("how", ["environment", "flag"])
+def test_serve_as_the_sidecar_runs_it(sink: LokiSink, how: str) -> None:
+    """``otelkv serve --http-listen=`` with ``OTELKV_ADMIN_GRPC_LISTEN`` (as values-sidecar.yaml
+    runs it) or ``--admin-grpc-listen``: no HTTP port, the health port answers, SIGTERM stops it
+    with exit 0."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     args = ["serve", "--grpc-listen=127.0.0.1:0", "--http-listen=", f"--forward={sink.url}"]
+    if how == "flag":
+        args.append("--admin-grpc-listen=127.0.0.1:0")
+    else:
+        env["OTELKV_ADMIN_GRPC_LISTEN"] = "127.0.0.1:0"
     serve = subprocess.Popen([sys.executable, "-m", "otelkv", *args], stderr=subprocess.PIPE, text=True, env=env)
     try:
         assert serve.stderr is not None

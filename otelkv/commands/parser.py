@@ -174,6 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="/healthz, /readyz and /metrics on a listener "
         "of their own, plain HTTP (default: admin_listen, none: on --http-listen)",
     )
+    serve.add_argument(
+        "--admin-grpc-listen",
+        metavar="HOST:PORT",
+        help="the gRPC health service alone, for the kubelet's grpc probes (default: admin_grpc_listen, none)",
+    )
 
     check = command(
         "check-config",

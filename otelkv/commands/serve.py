@@ -23,6 +23,7 @@ SERVE_FLAGS = {
     "--log-level": "log_level",
     "--log-format": "log_format",
     "--admin-listen": "admin_listen",
+    "--admin-grpc-listen": "admin_grpc_listen",
 }
 
 
