@@ -38,8 +38,10 @@ def from_unix_nanos(nanos: int) -> datetime | None:
     """OTLP's ``time_unix_nano`` as an aware datetime; 0 means unset."""
     if nanos <= 0:
         return None
-    seconds, rest = divmod(nanos, 1_000_000_000)
-    try:
-        return datetime.fromtimestamp(seconds, tz=UTC) + timedelta(microseconds=rest // 1000)
-    except (OverflowError, OSError, ValueError):
+    try:  # one timedelta and one addition: a third of fromtimestamp's cost (the same instant, in UTC)
+        return _EPOCH + timedelta(microseconds=nanos // 1000)
+    except OverflowError:
         return None
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
