@@ -38,8 +38,10 @@ def from_unix_nanos(nanos: int) -> datetime | None:
     """OTLP's ``time_unix_nano`` as an aware datetime; 0 means unset."""
     if nanos <= 0:
         return None
-    try:  # one timedelta and one addition: a third of fromtimestamp's cost (the same instant, in UTC)
-        return _EPOCH + timedelta(microseconds=nanos // 1000)
+    seconds, rest = divmod(nanos, 1_000_000_000)
+    days, seconds = divmod(seconds, 86_400)
+    try:  # one timedelta of small parts and one addition: the same instant as fromtimestamp, in UTC, cheaper
+        return _EPOCH + timedelta(days, seconds, rest // 1000)
     except OverflowError:
         return None
 
