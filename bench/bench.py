@@ -13,9 +13,10 @@ VMs), it prints:
 2. the enrichment/floor ratios (target: at most 5x on the native core);
 3. the duplicate window with its 50,000 keys full: µs a key for the old plain-dict eviction
    and for :class:`otelkv.pipeline.DeliveredKeys`, side by side (``--dedup-only``: just this);
-4. at a steady ``--rate`` records/s for ``--seconds``: otelkv's CPU (% of one core, from
-   /proc), CPU seconds per 10,000 records and peak RSS (VmHWM) — targets 30% and 120 MiB — with
-   the native core and with ``OTELKV_NO_EXTENSIONS=1``;
+4. at a steady ``--rate`` records/s for ``--seconds``, in requests of 1,000 and of 100 records:
+   otelkv's CPU (% of one core, from /proc), CPU seconds per 10,000 records and peak RSS (VmHWM) —
+   targets 30% (1,000 a request) and 40% (100), 120 MiB — with the native core and with
+   ``OTELKV_NO_EXTENSIONS=1``;
 5. a light sidecar (``--startup-only`` runs it alone): start-up time (process start to the
    first /healthz 200) and idle RSS (with its anonymous and file-backed parts) of ``otelkv
    serve`` with the default stdout target and an http:// target, median of ``--starts`` starts,
@@ -266,7 +267,9 @@ def compare_enrichment(n: int, compare: Path | None) -> int:
 
 def steady_load(args: argparse.Namespace, floor: float, core: str, extra: dict[str, str]) -> None:
     """End to end into ``otelkv serve`` (with ``extra`` in its environment), then a steady
-    ``--rate`` for ``--seconds``: its CPU and peak RSS."""
+    ``--rate`` for ``--seconds`` twice: in requests of ``rate / 10`` records (1,000: the
+    collector's batch) and of ``rate / 100`` (100: a collector that sends smaller batches more
+    often); otelkv's CPU and peak RSS for each."""
     n = args.records
     sink, serve = _serve_against(_Sink, env=extra)
     try:
@@ -279,28 +282,33 @@ def steady_load(args: argparse.Namespace, floor: float, core: str, extra: dict[s
                 stub.Export(request, timeout=30, compression=grpc.Compression.Gzip)
             e2e = n / (time.perf_counter() - start)
             print(f"[{core}] end to end (gRPC→HTTP)  {e2e:>10,.0f} records/s   {floor / e2e:.2f}x the floor")
-
-            steady = list(
-                batches(make_events(int(args.rate * args.seconds), offset=2 * 10**6), max(1, args.rate // 10))
-            )
-            cpu0, _ = proc(serve.pid)
-            start = time.perf_counter()
-            for i, request in enumerate(steady):  # 10 requests a second, paced
-                time.sleep(max(0.0, start + i / 10 - time.perf_counter()))
-                stub.Export(request, timeout=30, compression=grpc.Compression.Gzip)
-            wall = time.perf_counter() - start
-            cpu1, hwm = proc(serve.pid)
-        sent = sum(len(r.resource_logs) for r in steady)
-        cpu = 100 * (cpu1 - cpu0) / wall
-        print(
-            f"[{core}] steady {sent / wall:,.0f} records/s for {wall:.1f}s: otelkv CPU {cpu:.1f}% "
-            f"of one core, {10_000 * (cpu1 - cpu0) / sent:.3f} CPU s per 10,000 records, "
-            f"peak RSS {hwm / 2**20:.0f} MiB"
-        )
+            for run, per_request in enumerate((max(1, args.rate // 10), max(1, args.rate // 100))):
+                _steady(stub, serve.pid, args, core, per_request=per_request, offset=(2 + run) * 10**6)
     finally:
         serve.send_signal(signal.SIGTERM)
         serve.wait(30)
         sink.shutdown()
+
+
+def _steady(stub: Any, pid: int, args: argparse.Namespace, core: str, *, per_request: int, offset: int) -> None:
+    """``--rate`` records/s for ``--seconds`` in requests of ``per_request`` records, paced: the CPU
+    of process ``pid`` (% of one core, from /proc) and its peak RSS."""
+    steady = list(batches(make_events(int(args.rate * args.seconds), offset=offset), per_request))
+    per_second = args.rate / per_request
+    cpu0, _ = proc(pid)
+    start = time.perf_counter()
+    for i, request in enumerate(steady):
+        time.sleep(max(0.0, start + i / per_second - time.perf_counter()))
+        stub.Export(request, timeout=30, compression=grpc.Compression.Gzip)
+    wall = time.perf_counter() - start
+    cpu1, hwm = proc(pid)
+    sent = sum(len(r.resource_logs) for r in steady)
+    cpu = 100 * (cpu1 - cpu0) / wall
+    print(
+        f"[{core}] steady {sent / wall:,.0f} records/s for {wall:.1f}s, {per_request} a request: otelkv CPU "
+        f"{cpu:.1f}% of one core, {10_000 * (cpu1 - cpu0) / sent:.3f} CPU s per 10,000 records, "
+        f"peak RSS {hwm / 2**20:.0f} MiB"
+    )
 
 
 def passthrough(count: int) -> int:

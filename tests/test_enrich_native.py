@@ -16,7 +16,7 @@ The compiled module must exist here: CI machines have a compiler, so a missing o
 from __future__ import annotations
 
 import random
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -26,8 +26,9 @@ from hypothesis import strategies as st
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs
 
-from otelkv.kubevirt import MigrationTracker
+from otelkv.kubevirt import MigrationTracker, parse_k8s_event
 from otelkv.kubevirt.event_builders import new_event
+from otelkv.kubevirt.k8s import COLLECTOR_FIELDS, collector_event
 from otelkv.otlp.attributes import to_dict
 from otelkv.otlp.enrich import EnrichOptions, EnrichResult, enrich
 from otelkv.otlp.kubevirt_records import event_view
@@ -135,8 +136,9 @@ def test_the_core_takes_every_shape_the_collector_sends(
 
 @given(st.lists(resource_logs(other_kind=_kubevirt_mostly, native=True), max_size=4))
 def test_the_core_reads_each_event_as_the_reference_does(resources: list[ResourceLogs]) -> None:
-    """What parse_k8s_event reads of each KubeVirt record: the core's mapping is the reference's
-    (kubevirt_records.event_view), and its key record_keys.key_of."""
+    """What the reader reads of each KubeVirt record: the core's values are the reference's mapping's
+    (kubevirt_records.event_view) for every field the reader reads, the event read from them the
+    same (or both a TypeError), and its key record_keys.key_of."""
     assert CORE is not None
     request = ExportLogsServiceRequest(resource_logs=resources)
     kinds = EnrichOptions().kinds
@@ -156,9 +158,33 @@ def test_the_core_reads_each_event_as_the_reference_does(resources: list[Resourc
                 view = event_view(resource, attributes, record, None, kinds)
                 if view is not None:
                     expected.append((view, key, record))
-    assert [(view, key) for view, key, *_ in scanned[1]] == [(view, key) for view, key, _ in expected]
+    assert [key for _, key, *_ in scanned[1]] == [key for _, key, _ in expected]
+    for (values, *_), (view, _, _) in zip(scanned[1], expected, strict=True):
+        assert values == _read_of(view)
+        assert _event_or_error(lambda values=values: collector_event(*values)) == _event_or_error(
+            lambda view=view: parse_k8s_event(view)
+        )
     payload = request.SerializeToString()
     assert [payload[start:end] for _, _, start, end, _ in scanned[1]] == [r.SerializeToString() for *_, r in expected]
+
+
+def _read_of(view: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The values of COLLECTOR_FIELDS the reader reads in ``view``: the start time only without a
+    record time, the reporting instance only without a node name (the core hands over no other)."""
+    values = dict(zip(COLLECTOR_FIELDS, map(view.get, COLLECTOR_FIELDS), strict=True))
+    if values["timestamp"]:
+        values["k8s.event.start_time"] = None
+    node = values["k8s.node.name"]
+    if isinstance(node, str) and node:
+        values["k8s.event.reporting_instance"] = None
+    return tuple(values.values())
+
+
+def _event_or_error(read: Any) -> Any:
+    try:
+        return read()
+    except TypeError:
+        return TypeError
 
 
 def _stream(n: int = len(EVENTS)) -> bytes:
@@ -286,3 +312,40 @@ def test_wrong_decisions_are_a_type_error_not_a_crash() -> None:
     with pytest.raises(TypeError, match="attributes are"):
         CORE.build(payload, plan, decisions, "kubevirt-events", (("a",),), _NO_LIMIT)
     assert CORE.build(payload, plan, [("ns", event, None)] * len(views), "kubevirt-events", _PAIRS, _NO_LIMIT)
+
+
+def test_the_enriched_marks_are_kubevirt_attributes() -> None:
+    """scan looks a record's attribute up in ``attributes`` only when its name starts with
+    ``kubevirt.``: a set with another name is refused, not silently ignored."""
+    assert CORE is not None
+    with pytest.raises(ValueError, match="kubevirt"):
+        CORE.scan(_stream(3), EnrichOptions().kinds, False, set().__contains__, frozenset({"k8s.event.reason"}))
+
+
+def test_the_comparison_catches_a_planted_difference(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The differential check fails when one path's output differs by one attribute: here the core
+    is handed one kubevirt.* name misspelt (wire._PAIRS), and both _same and the Hypothesis test
+    above report it. Without the plant, the same input agrees."""
+    payload = _stream()
+    reference, native, taken = _both(payload, EnrichOptions(), set(), (MigrationTracker(), MigrationTracker()))
+    assert taken
+    _same(reference, native)
+    planted = tuple(("kubevirt.migration.phase_" if a == "kubevirt.migration.phase" else a, f) for a, f in _PAIRS)
+    monkeypatch.setattr("otelkv.otlp.wire._PAIRS", planted)
+    reference, native, taken = _both(payload, EnrichOptions(), set(), (MigrationTracker(), MigrationTracker()))
+    assert taken
+    assert native.request != reference.request  # the plant took: one attribute's name differs
+    with pytest.raises(AssertionError):
+        _same(reference, native)
+    with pytest.raises(AssertionError, match="Failing test case: test_native_gives_what_the_reference_gives"):
+        test_native_gives_what_the_reference_gives()  # it finds a request that shows it, and says which
+
+
+def test_the_comparison_catches_a_planted_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same for the counts: one record counted unreadable in the core's result only."""
+    payload = _stream()
+    reference, native, _ = _both(payload, EnrichOptions(), set(), (MigrationTracker(), MigrationTracker()))
+    native.unreadable += 1
+    assert native.payload == reference.payload
+    with pytest.raises(AssertionError):
+        _same(reference, native)

@@ -4,13 +4,15 @@ own __init__ was a third of reading an event); they must build exactly what the 
 from __future__ import annotations
 
 import dataclasses
+import random
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from otelkv.kubevirt import MigrationEvent
-from otelkv.kubevirt.event_builders import evolve, new_event
+from otelkv.kubevirt.event_builders import builder, evolve, new_event, replacer
 
 _text = st.none() | st.text(max_size=5)
 _values = {
@@ -53,6 +55,39 @@ def test_new_event_is_the_dataclass_init(values: dict[str, object]) -> None:
 def test_evolve_is_dataclasses_replace(values: dict[str, object], changes: dict[str, object]) -> None:
     event = MigrationEvent(**values)  # type: ignore[arg-type]
     assert evolve(event, **changes) == dataclasses.replace(event, **changes)  # type: ignore[arg-type]
+
+
+@given(_fields, st.randoms(use_true_random=False))
+def test_builder_takes_its_fields_in_its_order(values: dict[str, object], rng: random.Random) -> None:
+    """builder(*names)(*values) is the dataclass's __init__ with those keywords (the parser builds
+    each event with one, positionally)."""
+    names = list(values)
+    rng.shuffle(names)
+    made = builder(*names)(*(values[name] for name in names))
+    assert made == MigrationEvent(**values)  # type: ignore[arg-type]
+    assert type(made) is MigrationEvent
+
+
+@given(_fields, _fields, st.randoms(use_true_random=False))
+def test_replacer_is_dataclasses_replace(
+    values: dict[str, object], changes: dict[str, object], rng: random.Random
+) -> None:
+    """replacer(*names)(event, *values) is dataclasses.replace (the tracker fills each event with one)."""
+    event = MigrationEvent(**values)  # type: ignore[arg-type]
+    names = list(changes)
+    rng.shuffle(names)
+    made = replacer(*names)(event, *(changes[name] for name in names))
+    assert made == dataclasses.replace(event, **changes)  # type: ignore[arg-type]
+    assert made is not event
+
+
+def test_builders_refuse_names_that_are_no_fields() -> None:
+    with pytest.raises(ValueError, match="unknown"):
+        builder("reason", "message", "no_such_field")
+    with pytest.raises(ValueError, match="missing"):
+        builder("reason")  # message has no default
+    with pytest.raises(ValueError, match="twice"):
+        replacer("phase", "phase")
 
 
 def test_events_stay_frozen() -> None:

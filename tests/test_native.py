@@ -67,7 +67,7 @@ def test_the_core_is_the_compiled_module_with_the_expected_abi(core: native.Choi
     assert native.description() == core.describe()
     if core.name == "native":
         assert core.module is not None and core.module.__name__ == "otelkv.otlp._wire"
-        assert core.module.ABI_VERSION == native.ABI_VERSION == 4
+        assert core.module.ABI_VERSION == native.ABI_VERSION == 5
         assert core.describe() == "native (otelkv.otlp._wire)"
     else:
         assert core.module is None and core.describe() == "python (reference; chosen by the test)"
@@ -236,12 +236,15 @@ def test_requests_are_counted_by_the_core_that_enriched_them(core: native.Choice
         assert counted == {'{core="python"}': 2.0}
 
 
-def test_the_cores_view_takes_the_keys_the_reader_reads() -> None:
-    """_wire.c's VIEW_KEYS is otelkv.kubevirt.k8s.COLLECTOR_KEYS, in C (its comment says so)."""
+def test_the_core_hands_over_the_values_the_reader_reads() -> None:
+    """_wire.c's FIELD_KEYS is otelkv.kubevirt.k8s.COLLECTOR_FIELDS, in C (its comment says so), and
+    the attributes a resource gives (all but the record's own fields and start time) COLLECTOR_KEYS."""
     import re  # noqa: PLC0415
 
-    from otelkv.kubevirt.k8s import COLLECTOR_KEYS  # noqa: PLC0415
+    from otelkv.kubevirt.k8s import COLLECTOR_FIELDS, COLLECTOR_KEYS  # noqa: PLC0415
 
     source = (ROOT / "otelkv" / "otlp" / "_wire.c").read_text()
-    block = source.split("static const char *const VIEW_KEYS[] = {", 1)[1].split("};", 1)[0]
-    assert tuple(re.findall(r'"([^"]+)"', block)) == COLLECTOR_KEYS
+    block = source.split("static const char *const FIELD_KEYS[NFIELDS] = {", 1)[1].split("};", 1)[0]
+    assert tuple(re.findall(r'"([^"]+)"', block)) == COLLECTOR_FIELDS
+    own = {"body", "severity_text", "timestamp", "k8s.event.start_time"}
+    assert {k for k in COLLECTOR_FIELDS if k not in own} == set(COLLECTOR_KEYS)

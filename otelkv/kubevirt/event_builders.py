@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from .model import MigrationEvent
 
-__all__ = ["evolve", "new_event"]
+__all__ = ["builder", "evolve", "new_event", "replacer"]
 
 _FIELDS: Final = tuple(MigrationEvent.__dataclass_fields__)
 _READ_ALL: Final = attrgetter(*_FIELDS)
@@ -47,6 +47,47 @@ def _generated() -> tuple[Callable[..., MigrationEvent], Callable[..., Migration
 
 new_event, _build = _generated()
 new_event.__doc__ = "``MigrationEvent(**values)``, built slot by slot."
+
+
+def builder(*names: str) -> Callable[..., MigrationEvent]:
+    """A function taking the fields ``names`` positionally, in that order (the others at their
+    defaults): for a caller that builds one event per record, positional arguments cost a third of
+    28 keywords."""
+    fields = MigrationEvent.__dataclass_fields__
+    unknown = [name for name in names if name not in fields]
+    required = [name for name, f in fields.items() if f.default is MISSING and name not in names]
+    if unknown or required or len(set(names)) != len(names):
+        raise ValueError(f"builder: unknown {unknown}, missing {required}, or a name twice in {names}")
+    scope: dict[str, Any] = {"new": object.__new__, "cls": MigrationEvent}
+    writes = []
+    for i, (name, f) in enumerate(fields.items()):
+        scope[f"set_{i}"] = getattr(MigrationEvent, name).__set__
+        if name not in names:
+            scope[f"default_{i}"] = f.default
+        writes.append(f"    set_{i}(event, {name if name in names else f'default_{i}'})\n")
+    body = "    event = new(cls)\n" + "".join(writes) + "    return event\n"
+    exec(f"def build({', '.join(names)}):\n{body}", scope)  # our own field names only
+    built: Callable[..., MigrationEvent] = scope["build"]
+    return built
+
+
+def replacer(*names: str) -> Callable[..., MigrationEvent]:
+    """``replace(event, *values)``: a copy of ``event`` with the fields ``names`` set to ``values``,
+    positionally, in that order: one call instead of :func:`evolve`'s keywords and field list (the
+    tracker's copy of each event it fills)."""
+    fields = MigrationEvent.__dataclass_fields__
+    unknown = [name for name in names if name not in fields]
+    if unknown or len(set(names)) != len(names):
+        raise ValueError(f"replacer: unknown {unknown}, or a name twice in {names}")
+    scope: dict[str, Any] = {"new": object.__new__, "cls": MigrationEvent}
+    writes = []
+    for i, name in enumerate(fields):
+        scope[f"set_{i}"] = getattr(MigrationEvent, name).__set__
+        writes.append(f"    set_{i}(event, {name if name in names else f'old.{name}'})\n")
+    body = "    event = new(cls)\n" + "".join(writes) + "    return event\n"
+    exec(f"def replace(old, {', '.join(names)}):\n{body}", scope)  # our own field names only
+    replace: Callable[..., MigrationEvent] = scope["replace"]
+    return replace
 
 
 def evolve(event: MigrationEvent, **changes: Any) -> MigrationEvent:

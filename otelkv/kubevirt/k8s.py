@@ -6,10 +6,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
 
-from .event_builders import evolve
 from .model import MigrationEvent
-from .names import kubernetes_name
-from .parse import parse_event
+from .parse import parse_event, read_event
 from .timestamps import from_unix_nanos, parse_time
 
 
@@ -109,33 +107,101 @@ COLLECTOR_KEYS: Final[tuple[str, ...]] = (
 )
 
 
+#: What :func:`collector_event` reads of the ``k8s_events`` shape, in the order of its parameters:
+#: :data:`COLLECTOR_KEYS`' attributes and the record's own fields (``body``, ``severity_text``,
+#: ``timestamp``). The compiled core hands over these values of a record, and nothing else.
+COLLECTOR_FIELDS: Final[tuple[str, ...]] = (
+    "k8s.event.reason",
+    "body",
+    "severity_text",
+    "k8s.object.kind",
+    "k8s.object.name",
+    "k8s.object.uid",
+    "k8s.namespace.name",
+    "k8s.event.reporting_controller",
+    "k8s.node.name",
+    "k8s.event.reporting_instance",
+    "timestamp",
+    "k8s.event.start_time",
+    "k8s.event.count",
+    "k8s.cluster.name",
+)
+
+
 def _from_collector(obj: Mapping[str, Any]) -> MigrationEvent:
-    event = parse_event(
-        reason=_str(obj, "k8s.event.reason") or "",
-        message=_str(obj, "body") or "",
-        event_type=_str(obj, "severity_text"),
-        object_kind=_str(obj, "k8s.object.kind"),
-        object_name=_str(obj, "k8s.object.name"),
-        object_uid=_str(obj, "k8s.object.uid"),
-        namespace=_str(obj, "k8s.namespace.name"),
-        component=_str(obj, "k8s.event.reporting_controller"),
-        host=_str(obj, "k8s.node.name") or _str(obj, "k8s.event.reporting_instance"),
-        timestamp=_collector_time(obj),
-        count=_int(obj, "k8s.event.count"),
+    return collector_event(*map(obj.get, COLLECTOR_FIELDS))
+
+
+def collector_event(  # noqa: PLR0917 - positional: one call a record, 14 keywords cost more
+    reason: Any,
+    message: Any,
+    event_type: Any,
+    kind: Any,
+    name: Any,
+    uid: Any,
+    namespace: Any,
+    component: Any,
+    node: Any,
+    instance: Any,
+    timestamp: Any,
+    start_time: Any,
+    count: Any,
+    cluster: Any,
+) -> MigrationEvent:
+    """:func:`parse_k8s_event` of the collector's ``k8s_events`` shape, given the values of
+    :data:`COLLECTOR_FIELDS` (None where absent) in that order: what a reader of the wire format
+    calls without making the mapping. TypeError naming the first value of a wrong type."""
+    texts = (reason, message, event_type, kind, name, uid, namespace, component, node, instance, cluster)
+    plain = _TEXT.issuperset(map(type, texts))
+    if type(timestamp) is int and plain and (count is None or type(count) is int):
+        when = from_unix_nanos(timestamp)  # the collector's own shape: checked in one go
+        if when is None and start_time is not None:  # an unset record time: the receiver's start
+            when = _latest(({"k8s.event.start_time": start_time}, "k8s.event.start_time", ""))
+    else:
+        when = _collector_checked(texts, timestamp, start_time, count)
+    return read_event(
+        reason or "",
+        message or "",
+        event_type or None,
+        kind or None,
+        name or None,
+        uid or None,
+        namespace or None,
+        component or None,
+        node or instance or None,
+        when,
+        count,
+        cluster or None,
     )
-    cluster = _str(obj, "k8s.cluster.name")
-    return evolve(event, cluster=kubernetes_name(cluster)) if cluster else event
 
 
-def _collector_time(obj: Mapping[str, Any]) -> datetime | None:
-    value = obj.get("timestamp")
-    if isinstance(value, int) and not isinstance(value, bool):
-        found = from_unix_nanos(value)
-    elif isinstance(value, datetime) or value is None:
-        found = value
+#: The exact types of a text value (str or None): checked first, and quickly.
+_TEXT: Final = frozenset({str, type(None)})
+_TEXT_KEYS: Final = (*COLLECTOR_FIELDS[:10], COLLECTOR_FIELDS[13])
+
+
+def _collector_checked(texts: tuple[Any, ...], timestamp: Any, start_time: Any, count: Any) -> datetime | None:
+    """The record time of the collector's shape, after TypeError for the first value of a wrong type
+    (in the order the fields are read: texts, the time, the count, the cluster)."""
+    values = dict(zip(_TEXT_KEYS, texts, strict=True))
+    for key in _TEXT_KEYS[:9]:
+        _str(values, key)
+    if not values["k8s.node.name"]:
+        _str(values, "k8s.event.reporting_instance")  # read only when the node is not named
+    obj = {"timestamp": timestamp, "k8s.event.start_time": start_time}
+    if isinstance(timestamp, int) and not isinstance(timestamp, bool):
+        found = from_unix_nanos(timestamp)
+    elif isinstance(timestamp, datetime) or timestamp is None:
+        found = timestamp
     else:
         found = parse_time(_str(obj, "timestamp") or "")
-    return found or _latest((obj, "k8s.event.start_time", ""))
+    if not found:
+        found = _latest((obj, "k8s.event.start_time", ""))
+    _int({"k8s.event.count": count}, "k8s.event.count")
+    if found is not None and (found.tzinfo is None or found.utcoffset() is None):
+        raise TypeError("timestamp must be a timezone-aware datetime, got a naive one")
+    _str(values, "k8s.cluster.name")
+    return found
 
 
 def _map(obj: Mapping[str, Any], key: str) -> Mapping[str, Any]:

@@ -11,7 +11,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Final
 
-from .event_builders import new_event
+from .event_builders import builder
 from .model import VM, VMI, VMIM, MigrationEvent
 from .names import bounded_reason, kubernetes_name, vm_from_launcher_pod
 from .rules import FROM_MESSAGE, NO_PHASE, RULES, Rule
@@ -23,6 +23,8 @@ _COMBINED: Final = "(combined from similar events): "
 # The collector's k8s_events receiver lower-cases the event type (k8s_event_to_logdata.go): read it
 # in any case.
 _TYPES: Final = {t.lower(): t for t in ("Normal", "Warning", "Error", "Critical")}
+#: The same, for the spellings that come (a lookup before the strip and lower-casing).
+_TYPE_OF: Final = {**{t: t for t in _TYPES.values()}, **{t: t.title() for t in _TYPES}}
 # Go prints surplus Sprintf arguments as "%!(EXTRA type=value, …)".
 _EXTRA: Final = re.compile(r"%!\(EXTRA [^)]*\)")
 
@@ -88,48 +90,136 @@ def parse_event(
         _check_types(reason, message, texts)  # a subclass passes; a wrong type raises, naming it
     if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
         raise TypeError(f"count must be an int or None, got {type(count).__name__}")
-    kind, name, host = object_kind or None, object_name or None, host or None
-    uid = object_uid or None
-    if event_type:
-        event_type = _TYPES.get(event_type.strip().lower(), event_type)
+    return read_event(
+        reason,
+        message,
+        event_type or None,
+        object_kind or None,
+        object_name or None,
+        object_uid or None,
+        namespace or None,
+        component or None,
+        host or None,
+        _timestamp(timestamp),
+        count,
+        None,
+    )
 
+
+def read_event(  # noqa: PLR0917 - positional: one call a record, 12 keywords cost more
+    reason: str,
+    message: str,
+    event_type: str | None,
+    kind: str | None,
+    name: str | None,
+    uid: str | None,
+    namespace: str | None,
+    component: str | None,
+    host: str | None,
+    timestamp: datetime | None,
+    count: int | None,
+    cluster: str | None,
+) -> MigrationEvent:
+    """:func:`parse_event` on values already checked: each text a non-empty str or None, the
+    timestamp an aware datetime or None (the readers of :mod:`.k8s` check them their own way);
+    ``cluster`` as the collector names it. One event is built, positionally."""
+    if event_type is not None:
+        event_type = _TYPE_OF.get(event_type) or _TYPES.get(event_type.strip().lower(), event_type)
     text = message[len(_COMBINED) :] if message.startswith(_COMBINED) else message
-    found = _find_any(reason, event_type or None, kind, component or None, text)
+    found = _find_any(reason, event_type, kind, component, text)
+    about_vm = kind in (VMI, VM)
+    is_vmim = kind == VMIM
+    vm_name = name if about_vm else None
+    migration_name = name if is_vmim else None
+    migration_uid = uid if is_vmim else None
+    if found is None:
+        return _parsed(
+            reason,
+            message,
+            event_type,
+            kind,
+            name,
+            uid,
+            kubernetes_name(namespace),
+            component,
+            host,
+            timestamp,
+            count,
+            kubernetes_name(cluster),
+            kubernetes_name(vm_name),
+            kubernetes_name(migration_name),
+            kubernetes_name(migration_uid),
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            is_vmim,
+            None,
+            False,
+        )
+    facts = _Facts(vm_name, migration_name, migration_uid, is_vmim)
+    _read(found, kind, host, text, facts)
+    return _parsed(
+        reason,
+        message,
+        event_type,
+        kind,
+        name,
+        uid,
+        kubernetes_name(namespace),
+        component,
+        host,
+        timestamp,
+        count,
+        kubernetes_name(cluster),
+        kubernetes_name(facts.vm_name),
+        kubernetes_name(facts.migration_name),
+        kubernetes_name(facts.migration_uid),
+        facts.phase,
+        kubernetes_name(facts.source_node),
+        kubernetes_name(facts.target_node),
+        kubernetes_name(facts.target_pod),
+        facts.target_address,
+        facts.target_ports,
+        bounded_reason(facts.failure_reason),
+        facts.is_migration,
+        facts.template,
+        facts.truncated,
+    )
 
-    facts = _Facts(
-        vm_name=name if kind in (VMI, VM) else None,
-        migration_name=name if kind == VMIM else None,
-        migration_uid=uid if kind == VMIM else None,
-        is_migration=kind == VMIM,
-    )
-    if found is not None:
-        _read(found, kind, host, text, facts)
-    return new_event(
-        reason=reason,
-        message=message,
-        event_type=event_type or None,
-        object_kind=kind,
-        object_name=name,
-        object_uid=uid,
-        namespace=kubernetes_name(namespace or None),
-        component=component or None,
-        host=host,
-        timestamp=_timestamp(timestamp),
-        count=count,
-        vm_name=kubernetes_name(facts.vm_name),
-        migration_name=kubernetes_name(facts.migration_name),
-        migration_uid=kubernetes_name(facts.migration_uid),
-        phase=facts.phase,
-        source_node=kubernetes_name(facts.source_node),
-        target_node=kubernetes_name(facts.target_node),
-        target_pod=kubernetes_name(facts.target_pod),
-        target_address=facts.target_address,
-        target_ports=facts.target_ports,
-        failure_reason=bounded_reason(facts.failure_reason),
-        is_migration=facts.is_migration,
-        template=facts.template,
-        truncated=facts.truncated,
-    )
+
+#: Builds the event :func:`read_event` read, from its values in this order (the tracker's
+#: ``duration_seconds`` and ``trigger`` at their defaults).
+_parsed: Final = builder(
+    "reason",
+    "message",
+    "event_type",
+    "object_kind",
+    "object_name",
+    "object_uid",
+    "namespace",
+    "component",
+    "host",
+    "timestamp",
+    "count",
+    "cluster",
+    "vm_name",
+    "migration_name",
+    "migration_uid",
+    "phase",
+    "source_node",
+    "target_node",
+    "target_pod",
+    "target_address",
+    "target_ports",
+    "failure_reason",
+    "is_migration",
+    "template",
+    "truncated",
+)
 
 
 #: The exact types of a text field (str or None): checked first, and quickly; the rest by isinstance.

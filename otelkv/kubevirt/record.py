@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from .event_builders import evolve
+from .event_builders import replacer
 from .model import TERMINAL_PHASES, MigrationEvent
 from .objects import MigrationObject
 from .trigger import FROM_NAME, FROM_OBJECT, trigger_of_name
@@ -213,39 +213,70 @@ def merge(*, into: Record, other: Record) -> None:
 
 
 def fill(event: MigrationEvent, record: Record, stamp: datetime | None) -> MigrationEvent:
+    """A copy of ``event`` with what ``record`` knows of its migration (one call a field set)."""
     fixed = record.fixed
-
-    def pick(fact: str, own: str | None) -> str | None:
-        value: str | None = getattr(record, fact)
-        return value if fact in fixed or own is None else own
-
-    target = pick("target", event.target_node)
-    source = pick("source", event.source_node)
+    vm, pod, target, source = event.vm_name, event.target_pod, event.target_node, event.source_node
+    own_target, own_source = target, source
+    if fixed:
+        if "vm" in fixed or vm is None:
+            vm = record.vm
+        if "pod" in fixed or pod is None:
+            pod = record.pod
+        if "target" in fixed or target is None:
+            target = record.target
+        if "source" in fixed or source is None:
+            source = record.source
+    else:
+        vm = vm if vm is not None else record.vm
+        pod = pod if pod is not None else record.pod
+        target = target if target is not None else record.target
+        source = source if source is not None else record.source
     if source is not None and source == target:  # one side came from the record: the event's own wins
-        if event.source_node is None or "target" in fixed:
+        if own_source is None or "target" in fixed:
             source = None
         else:
-            target = event.target_node
-    failure = pick("failure", event.failure_reason) if event.phase == "Failed" else event.failure_reason
+            target = own_target
+    phase = event.phase
+    failure = event.failure_reason
+    if phase == "Failed" and ("failure" in fixed or failure is None):
+        failure = record.failure
     duration = None
-    start, end = record.start, record.end or stamp  # KubeVirt's own times first, else the earliest end
-    if event.phase in TERMINAL_PHASES and start is not None and end is not None:
-        duration = max(0.0, (end - start).total_seconds())
+    if phase in TERMINAL_PHASES:
+        start, end = record.start, record.end or stamp  # KubeVirt's own times first, else the earliest end
+        if start is not None and end is not None:
+            duration = max(0.0, (end - start).total_seconds())
     trigger, trigger_source = record.trigger_of(event.migration_name)
-    return evolve(
+    name, uid, cluster = event.migration_name or record.name, event.migration_uid or record.uid, event.cluster
+    return _filled(
         event,
-        vm_name=pick("vm", event.vm_name),
-        migration_name=event.migration_name or record.name,
-        migration_uid=event.migration_uid or record.uid,
-        target_pod=pick("pod", event.target_pod),
-        source_node=source,
-        target_node=target,
-        failure_reason=failure,
-        duration_seconds=duration,
-        cluster=event.cluster or record.cluster,
-        trigger=trigger,
-        trigger_source=trigger_source,
+        vm,
+        name,
+        uid,
+        pod,
+        source,
+        target,
+        failure,
+        duration,
+        cluster or record.cluster,
+        trigger,
+        trigger_source,
     )
+
+
+#: What :func:`fill` sets, in the order it passes them.
+_filled: Final = replacer(
+    "vm_name",
+    "migration_name",
+    "migration_uid",
+    "target_pod",
+    "source_node",
+    "target_node",
+    "failure_reason",
+    "duration_seconds",
+    "cluster",
+    "trigger",
+    "trigger_source",
+)
 
 
 def snapshot(record: Record) -> Migration:

@@ -39,7 +39,11 @@ def from_unix_nanos(nanos: int) -> datetime | None:
     if nanos <= 0:
         return None
     seconds, rest = divmod(nanos, 1_000_000_000)
-    try:
-        return datetime.fromtimestamp(seconds, tz=UTC) + timedelta(microseconds=rest // 1000)
-    except (OverflowError, OSError, ValueError):
+    days, seconds = divmod(seconds, 86_400)
+    try:  # one timedelta of small parts and one addition: the same instant as fromtimestamp, in UTC, cheaper
+        return _EPOCH + timedelta(days, seconds, rest // 1000)
+    except OverflowError:
         return None
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)

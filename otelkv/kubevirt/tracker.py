@@ -332,23 +332,27 @@ class MigrationTracker:
 
     def _account(self, record: Record) -> None:
         size = RECORD_OVERHEAD + sum(
-            len(value)
-            for value in (
-                record.cluster,
-                record.namespace,
-                record.vm,
-                record.name,
-                record.uid,
-                record.phase,
-                record.source,
-                record.target,
-                record.pod,
-                record.failure,
-                record.mode,
-                record.abort,
-                record.trigger,
+            map(
+                len,
+                filter(
+                    None,
+                    (
+                        record.cluster,
+                        record.namespace,
+                        record.vm,
+                        record.name,
+                        record.uid,
+                        record.phase,
+                        record.source,
+                        record.target,
+                        record.pod,
+                        record.failure,
+                        record.mode,
+                        record.abort,
+                        record.trigger,
+                    ),
+                ),
             )
-            if value
         )
         self._bytes += size - record.size
         record.size = size

@@ -47,6 +47,8 @@ def trigger_of_name(name: str | None) -> str | None:
     """The trigger a migration's name says (``other`` for a name KubeVirt did not generate)."""
     if not name:
         return None
+    if not name.startswith("kubevirt-"):  # the prefix of all three: one test for most names
+        return OTHER
     for prefix, trigger in _PREFIXES:
         if name.startswith(prefix) and len(name) > len(prefix):
             return trigger

@@ -7,8 +7,10 @@
  *   scan(payload, kinds, drop_others, delivered, attributes)
  *       walks request -> ResourceLogs -> ScopeLogs -> LogRecord, reads each record's key
  *       (k8s.event.uid, k8s.event.count, and the resource's k8s.cluster.name), deduplicates (within the request, then delivered(key)),
- *       and for each record under a resource whose k8s.object.kind is in `kinds` builds the
- *       mapping parse_k8s_event reads. Returns None for any shape it does not handle exactly as
+ *       and for each record under a resource whose k8s.object.kind is in `kinds` hands over the
+ *       values otelkv.kubevirt.k8s.collector_event reads (a tuple in COLLECTOR_FIELDS' order:
+ *       no mapping, no string the reader does not read; a resource's values made once for all
+ *       its records). `attributes` (the kubevirt.* names) mark a record enriched before. Returns None for any shape it does not handle exactly as
  *       the reference does (a map body, a repeated singular field, a value of a type it does not
  *       read, a record enriched before, ...): the caller then takes the reference path. It has
  *       no side effects besides calling delivered(key).
@@ -38,7 +40,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define ABI_VERSION 4
+#define ABI_VERSION 5
 
 /* Statuses: 0 handled, 1 a shape this module leaves to the reference path, -1 a Python error. */
 #define OK 0
@@ -256,44 +258,42 @@ static PyObject *span_text(const uint8_t *b, Span s) {
     return text;
 }
 
-/* The attribute names the collector's k8s_events receiver writes (contrib
-   receiver/k8seventsreceiver/k8s_event_to_logdata.go): made into str once. */
-static struct {
-    const char *text;
-    Py_ssize_t len;
-    PyObject *str;
-} KNOWN[] = {
-    {"k8s.node.name", 0, NULL},          {"k8s.object.kind", 0, NULL},
-    {"k8s.object.name", 0, NULL},        {"k8s.object.uid", 0, NULL},
-    {"k8s.object.fieldpath", 0, NULL},   {"k8s.object.api_version", 0, NULL},
-    {"k8s.object.resource_version", 0, NULL}, {"k8s.namespace.name", 0, NULL},
-    {"k8s.event.reason", 0, NULL},       {"k8s.event.action", 0, NULL},
-    {"k8s.event.start_time", 0, NULL},   {"k8s.event.name", 0, NULL},
-    {"k8s.event.uid", 0, NULL},          {"k8s.event.count", 0, NULL},
-    {"k8s.event.reporting_controller", 0, NULL}, {"k8s.event.reporting_instance", 0, NULL},
-    {"service.name", 0, NULL},           {"k8s.cluster.name", 0, NULL},
+/* What otelkv.kubevirt.k8s.collector_event reads of a record, in the order of its parameters
+   (otelkv.kubevirt.k8s.COLLECTOR_FIELDS: tests/test_native.py holds the two lists equal): the
+   record's attributes of these names over its resource's (COLLECTOR_KEYS), and the record's own
+   body, severity text and time. scan hands Python these values of a record, and nothing else. */
+enum { F_REASON, F_BODY, F_SEVERITY, F_KIND, F_NAME, F_UID, F_NAMESPACE, F_CONTROLLER, F_NODE, F_INSTANCE,
+       F_TIMESTAMP, F_START, F_COUNT, F_CLUSTER, NFIELDS };
+static const char *const FIELD_KEYS[NFIELDS] = {
+    "k8s.event.reason", "body", "severity_text", "k8s.object.kind", "k8s.object.name", "k8s.object.uid",
+    "k8s.namespace.name", "k8s.event.reporting_controller", "k8s.node.name", "k8s.event.reporting_instance",
+    "timestamp", "k8s.event.start_time", "k8s.event.count", "k8s.cluster.name",
 };
-#define NKNOWN ((Py_ssize_t)(sizeof(KNOWN) / sizeof(KNOWN[0])))
+static Py_ssize_t FIELD_LEN[NFIELDS];
+static PyObject *KUBEVIRT_PREFIX; /* "kubevirt." */
 
-/* The resource attributes a record's view takes: otelkv.kubevirt.k8s.COLLECTOR_KEYS, the ones the
-   reader reads (tests/test_native.py holds the two lists equal). */
-static const char *const VIEW_KEYS[] = {
-    "k8s.event.reason", "k8s.object.kind", "k8s.object.name", "k8s.object.uid", "k8s.namespace.name",
-    "k8s.event.reporting_controller", "k8s.node.name", "k8s.event.reporting_instance", "k8s.event.count",
-    "k8s.cluster.name",
-};
-#define NVIEW_KEYS ((Py_ssize_t)(sizeof(VIEW_KEYS) / sizeof(VIEW_KEYS[0])))
-
-/* An attribute name as str: a known one shared, any other decoded. */
-static PyObject *key_text(const uint8_t *b, Span s) {
-    Py_ssize_t n = s.end - s.start;
-    for (Py_ssize_t i = 0; i < NKNOWN; i++) {
-        if (KNOWN[i].len == n && memcmp(KNOWN[i].text, b + s.start, (size_t)n) == 0) {
-            Py_INCREF(KNOWN[i].str);
-            return KNOWN[i].str;
-        }
+/* Which field an attribute name is (-1: none the reader reads). A record attribute named body,
+   severity_text or timestamp is not one (the record's own fields win, as in event_view); the
+   resource gives no start time (`resource` set). */
+static int field_of(const uint8_t *b, Span key, int resource) {
+    Py_ssize_t n = key.end - key.start;
+    for (int i = 0; i < NFIELDS; i++) {
+        if (i == F_BODY || i == F_SEVERITY || i == F_TIMESTAMP || (resource && i == F_START)) continue;
+        if (FIELD_LEN[i] == n && memcmp(FIELD_KEYS[i], b + key.start, (size_t)n) == 0) return i;
     }
-    return span_text(b, s);
+    return -1;
+}
+
+/* A KeyValue's value must be one the reference reads as a plain value (not a list or a map, which
+   the core leaves to the reference); *empty: it is the string "". */
+static int plain_value(const uint8_t *b, const KV *kv, int *empty) {
+    Any a;
+    *empty = 0;
+    if (kv->value.start < 0) return OK;
+    if (read_any(b, kv->value.start, kv->value.end, &a)) return UNSUPPORTED;
+    if (a.kind == AV_ARRAY || a.kind == AV_KVLIST) return UNSUPPORTED;
+    *empty = a.kind == AV_STRING && a.field.vend == a.field.vstart;
+    return OK;
 }
 
 /* ---- the plan --------------------------------------------------------------------------- */
@@ -362,6 +362,7 @@ typedef struct {
     int drop_others;
     PyObject *seen, *views, *keys;            /* owned */
     PyObject *cluster;                        /* owned: the current resource's cluster, or NULL */
+    PyObject *rv[NFIELDS];                    /* owned: a KubeVirt resource's values of FIELD_KEYS, or NULL */
     Py_ssize_t received, duplicates, dropped, passed;
     PyObject *normal, *warning, *empty;       /* owned constants */
 } Scan;
@@ -439,36 +440,6 @@ static int first_time(Scan *sc, PyObject *key) {
     return 1;
 }
 
-/* Attributes (KeyValue entries in [s, e) with field number `number`) into `into`, the last of a
- * key winning (to_dict); `skip_empty`: leave out values that are "" (the record's, in a view). */
-static int attributes_into(Scan *sc, PyObject *into, Span *entries, Py_ssize_t n, int check_enriched) {
-    const uint8_t *b = sc->b;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        KV kv;
-        if (read_kv(b, entries[i].start, entries[i].end, &kv)) return UNSUPPORTED;
-        PyObject *key = key_text(b, kv.key);
-        if (key == NULL) return UNSUPPORTED;
-        if (check_enriched) { /* kubevirt.* set before: the reference replaces in place */
-            int in = PySet_Contains(sc->attributes, key);
-            if (in != 0) {
-                Py_DECREF(key);
-                return in < 0 ? ERROR : UNSUPPORTED;
-            }
-        }
-        PyObject *value;
-        int st = kv_object(b, &kv, &value);
-        if (st != OK) {
-            Py_DECREF(key);
-            return st;
-        }
-        st = PyDict_SetItem(into, key, value) < 0 ? ERROR : OK;
-        Py_DECREF(key);
-        Py_DECREF(value);
-        if (st) return st;
-    }
-    return OK;
-}
-
 /* A small growable array of spans (a resource's or record's attribute entries). */
 typedef struct {
     Span *items;
@@ -492,109 +463,98 @@ static int spans_add(Spans *s, Py_ssize_t start, Py_ssize_t end) {
     return OK;
 }
 
-/* The record's attributes over the resource's in `view`: the last of a key wins, then one whose
- * value is "" is left out (the resource's stays), as enrich._event_view merges them. With no key
- * twice (the collector never repeats one) straight into the view; else through a dict of their own. */
-static int record_attributes(Scan *sc, PyObject *view, Spans *attrs) {
+/* The values collector_event reads of a KubeVirt record (FIELD_KEYS' order), as the reference's
+ * event_view gives them: of each attribute the record's last entry, unless its value is "" (then
+ * the resource's); body (a string body, else ""), severity text (else the type of its number),
+ * time (else the observed time). The start time only when the time is unset, the reporting
+ * instance only when the node is not named: the reader reads them only then. */
+static int record_values(Scan *sc, Spans *attrs, Span body, Span sevtext, uint64_t sevnum, uint64_t time,
+                         uint64_t observed, PyObject **out) {
     const uint8_t *b = sc->b;
-    KV kvs[64];
-    Py_ssize_t n = attrs->n;
-    int repeated = n > 64;
-    for (Py_ssize_t i = 0; i < n && !repeated; i++) {
-        if (read_kv(b, attrs->items[i].start, attrs->items[i].end, &kvs[i])) return UNSUPPORTED;
-        Py_ssize_t len = kvs[i].key.end - kvs[i].key.start;
-        for (Py_ssize_t j = 0; j < i && !repeated; j++)
-            repeated = kvs[j].key.end - kvs[j].key.start == len &&
-                       memcmp(b + kvs[j].key.start, b + kvs[i].key.start, (size_t)len) == 0;
-    }
-    if (repeated) {
-        PyObject *own = PyDict_New(), *k, *val;
-        Py_ssize_t i = 0;
-        if (own == NULL) return ERROR;
-        int st = attributes_into(sc, own, attrs->items, attrs->n, 1);
-        while (st == OK && PyDict_Next(own, &i, &k, &val)) {
-            if (PyUnicode_Check(val) && PyUnicode_GET_LENGTH(val) == 0) continue;
-            if (PyDict_SetItem(view, k, val) < 0) st = ERROR;
+    KV last[NFIELDS];
+    int have[NFIELDS] = {0}, empty[NFIELDS] = {0};
+    for (Py_ssize_t i = 0; i < attrs->n; i++) {
+        KV kv;
+        int blank;
+        if (read_kv(b, attrs->items[i].start, attrs->items[i].end, &kv)) return UNSUPPORTED;
+        if (plain_value(b, &kv, &blank)) return UNSUPPORTED;
+        Py_ssize_t n = kv.key.end - kv.key.start;
+        if (n > 9 && memcmp(b + kv.key.start, "kubevirt.", 9) == 0) { /* set before: replaced in place */
+            PyObject *key = span_text(b, kv.key);
+            if (key == NULL) return UNSUPPORTED;
+            int in = PySet_Contains(sc->attributes, key);
+            Py_DECREF(key);
+            if (in != 0) return in < 0 ? ERROR : UNSUPPORTED;
         }
-        Py_DECREF(own);
+        int f = field_of(b, kv.key, 0);
+        if (f >= 0) {
+            last[f] = kv;
+            have[f] = 1;
+            empty[f] = blank;
+        }
+    }
+    PyObject *values = PyTuple_New(NFIELDS);
+    if (values == NULL) return ERROR;
+    uint64_t when = time ? time : observed;
+    int st = OK;
+    for (int f = 0; f < NFIELDS && st == OK; f++) {
+        PyObject *v = NULL;
+        if (f == F_BODY) {
+            if (body.start >= 0) {
+                Any a;
+                if (read_any(b, body.start, body.end, &a) || a.kind == AV_KVLIST) {
+                    st = UNSUPPORTED; /* a map body: k8sobjects shapes are the reference's */
+                    break;
+                }
+                if (a.kind == AV_STRING && (v = span_text(b, (Span){a.field.vstart, a.field.vend})) == NULL) {
+                    st = UNSUPPORTED;
+                    break;
+                }
+            }
+            if (v == NULL) {
+                v = sc->empty;
+                Py_INCREF(v);
+            }
+        } else if (f == F_SEVERITY) {
+            if (sevtext.start >= 0 && sevtext.end > sevtext.start) {
+                if ((v = span_text(b, sevtext)) == NULL) {
+                    st = UNSUPPORTED;
+                    break;
+                }
+            } else {
+                int32_t number = (int32_t)(uint32_t)sevnum;
+                v = number == 9 ? sc->normal : number == 13 ? sc->warning : sc->empty;
+                Py_INCREF(v);
+            }
+        } else if (f == F_TIMESTAMP) {
+            if ((v = PyLong_FromUnsignedLongLong(when)) == NULL) st = ERROR;
+        } else if ((f == F_START && when != 0) ||
+                   (f == F_INSTANCE && PyUnicode_Check(PyTuple_GET_ITEM(values, F_NODE)) &&
+                    PyUnicode_GET_LENGTH(PyTuple_GET_ITEM(values, F_NODE)) > 0)) {
+            v = NULL; /* not read */
+        } else if (have[f] && !empty[f]) {
+            st = kv_object(b, &last[f], &v);
+        } else if (f != F_START && sc->rv[f] != NULL) {
+            v = sc->rv[f];
+            Py_INCREF(v);
+        }
+        if (st != OK) break;
+        if (v == NULL) {
+            v = Py_None;
+            Py_INCREF(v);
+        }
+        PyTuple_SET_ITEM(values, f, v);
+    }
+    if (st != OK) {
+        Py_DECREF(values); /* unset items are NULL: tuple dealloc skips them */
         return st;
     }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *key = key_text(b, kvs[i].key), *value = NULL;
-        if (key == NULL) return UNSUPPORTED;
-        int st = PySet_Contains(sc->attributes, key); /* kubevirt.* set before: replaced in place */
-        if (st != 0) {
-            Py_DECREF(key);
-            return st < 0 ? ERROR : UNSUPPORTED;
-        }
-        st = kv_object(b, &kvs[i], &value);
-        if (st == OK && !(PyUnicode_Check(value) && PyUnicode_GET_LENGTH(value) == 0))
-            st = PyDict_SetItem(view, key, value) < 0 ? ERROR : OK;
-        Py_XDECREF(value);
-        Py_DECREF(key);
-        if (st != OK) return st;
-    }
+    *out = values;
     return OK;
 }
 
-/* The view of a KubeVirt event record (enrich._event_view): the resource's attributes, the
- * record's non-empty ones over them, body, severity_text, timestamp. */
-static int make_view(Scan *sc, PyObject *resource, Spans *attrs, Span body, Span sevtext, uint64_t sevnum,
-                     uint64_t time, uint64_t observed, PyObject **view) {
-    const uint8_t *b = sc->b;
-    PyObject *v = NULL, *tmp = NULL;
-    int st = ERROR;
-    v = PyDict_Copy(resource);
-    if (v == NULL) return ERROR;
-    st = record_attributes(sc, v, attrs);
-    if (st != OK) goto done;
-    st = ERROR;
-    /* body: the string body, else "" */
-    if (body.start >= 0) {
-        Any a;
-        if (read_any(b, body.start, body.end, &a)) {
-            st = UNSUPPORTED;
-            goto done;
-        }
-        if (a.kind == AV_KVLIST) {
-            st = UNSUPPORTED; /* a map body: k8sobjects shapes are the reference's */
-            goto done;
-        }
-        if (a.kind == AV_STRING) {
-            tmp = span_text(b, (Span){a.field.vstart, a.field.vend});
-            if (tmp == NULL) {
-                st = UNSUPPORTED;
-                goto done;
-            }
-        }
-    }
-    if (PyDict_SetItemString(v, "body", tmp ? tmp : sc->empty) < 0) goto done;
-    Py_CLEAR(tmp);
-    if (sevtext.start >= 0 && sevtext.end > sevtext.start) {
-        tmp = span_text(b, sevtext);
-        if (tmp == NULL) {
-            st = UNSUPPORTED;
-            goto done;
-        }
-    } else {
-        int32_t number = (int32_t)(uint32_t)sevnum;
-        tmp = number == 9 ? sc->normal : number == 13 ? sc->warning : sc->empty;
-        Py_INCREF(tmp);
-    }
-    if (PyDict_SetItemString(v, "severity_text", tmp) < 0) goto done;
-    Py_CLEAR(tmp);
-    tmp = PyLong_FromUnsignedLongLong(time ? time : observed);
-    if (tmp == NULL || PyDict_SetItemString(v, "timestamp", tmp) < 0) goto done;
-    st = OK;
-done:
-    Py_XDECREF(tmp);
-    if (st == OK) *view = v;
-    else Py_XDECREF(v);
-    return st;
-}
-
 /* Read one LogRecord in [s, e) into rec; views and keys as the reference makes them. */
-static int scan_record(Scan *sc, Rec *rec, PyObject *resource, Spans *attrs) {
+static int scan_record(Scan *sc, Rec *rec, int kubevirt, Spans *attrs) {
     const uint8_t *b = sc->b;
     Py_ssize_t s = rec->content.start, e = rec->content.end, p = s;
     Span body = {-1, -1}, sevtext = {-1, -1}, uid = {-1, -1}, count = {-1, -1};
@@ -628,7 +588,7 @@ static int scan_record(Scan *sc, Rec *rec, PyObject *resource, Spans *attrs) {
         case 6: {
             KV kv;
             last_attr = f.vend;
-            if (resource != NULL && spans_add(attrs, f.vstart, f.vend)) return ERROR;
+            if (kubevirt && spans_add(attrs, f.vstart, f.vend)) return ERROR;
             if (read_kv(b, f.vstart, f.vend, &kv)) return UNSUPPORTED;
             if (kv.value.start >= 0) {
                 if (SPAN_IS(b, kv.key, "k8s.event.uid")) uid = kv.value;
@@ -648,7 +608,7 @@ static int scan_record(Scan *sc, Rec *rec, PyObject *resource, Spans *attrs) {
         }
     }
     rec->insert = last_attr >= 0 ? last_attr : after >= 0 ? after : e;
-    if (body.start >= 0 && resource == NULL) { /* the short path's test: any map body goes long */
+    if (body.start >= 0 && !kubevirt) { /* the short path's test: any map body goes long */
         Any a;
         if (read_any(b, body.start, body.end, &a) || a.kind == AV_KVLIST) return UNSUPPORTED;
     }
@@ -666,7 +626,7 @@ static int scan_record(Scan *sc, Rec *rec, PyObject *resource, Spans *attrs) {
         Py_DECREF(key);
         return OK;
     }
-    if (resource == NULL) {
+    if (!kubevirt) {
         Py_DECREF(key);
         if (sc->drop_others) {
             rec->status = REC_DROPPED;
@@ -678,7 +638,7 @@ static int scan_record(Scan *sc, Rec *rec, PyObject *resource, Spans *attrs) {
         return OK;
     }
     PyObject *view;
-    st = make_view(sc, resource, attrs, body, sevtext, sevnum, time, observed, &view);
+    st = record_values(sc, attrs, body, sevtext, sevnum, time, observed, &view);
     if (st != OK) {
         Py_DECREF(key);
         return st;
@@ -693,15 +653,17 @@ static int scan_record(Scan *sc, Rec *rec, PyObject *resource, Spans *attrs) {
 }
 
 /* Read a Resource: where new attributes go, the entries set_value would rewrite, its kind, and
- * (when the kind is one of `kinds`) its attributes as a dict into *dict. */
-static int scan_resource(Scan *sc, Res *res, Spans *attrs, PyObject **dict) {
+ * (when the kind is one of `kinds`: *kubevirt) the values of FIELD_KEYS it gives its records
+ * (sc->rv: the last entry of each, as to_dict; made once for all its records). */
+static int scan_resource(Scan *sc, Res *res, Spans *attrs, int *kubevirt) {
     const uint8_t *b = sc->b;
     Py_ssize_t s = res->resource.start, e = res->resource.end, p = s;
     Py_ssize_t last_attr = -1, first = -1;
     Span kind = {-1, -1}, cluster = {-1, -1};
     int kind_set = 0, service_plain = 1, namespace_plain = 1;
-    *dict = NULL;
+    *kubevirt = 0;
     Py_CLEAR(sc->cluster);
+    for (int i = 0; i < NFIELDS; i++) Py_CLEAR(sc->rv[i]);
     res->service.start = res->namespace.start = -1;
     res->service.end = res->namespace.end = -1;
     attrs->n = 0;
@@ -756,32 +718,25 @@ static int scan_resource(Scan *sc, Res *res, Spans *attrs, PyObject **dict) {
     Py_DECREF(text);
     if (in <= 0) return in < 0 ? ERROR : OK;
     if (!service_plain || !namespace_plain) return UNSUPPORTED;
-    PyObject *d = PyDict_New();
-    if (d == NULL) return ERROR;
-    int st = attributes_into(sc, d, attrs->items, attrs->n, 0);
-    if (st != OK) {
-        Py_DECREF(d);
-        return st;
-    }
-    /* Only what the reader reads goes into each record's view (otelkv.kubevirt.k8s.COLLECTOR_KEYS,
-     * as the reference's event_view): the whole resource, copied per record, cost its size times
-     * the records. */
-    PyObject *v = PyDict_New();
-    if (v == NULL) {
-        Py_DECREF(d);
-        return ERROR;
-    }
-    for (Py_ssize_t i = 0; i < NVIEW_KEYS; i++) {
-        PyObject *value = PyDict_GetItemString(d, VIEW_KEYS[i]); /* borrowed */
-        if (value != NULL && PyDict_SetItemString(v, VIEW_KEYS[i], value) < 0) {
-            Py_DECREF(d);
-            Py_DECREF(v);
-            return ERROR;
+    KV last[NFIELDS];
+    int have[NFIELDS] = {0};
+    for (Py_ssize_t i = 0; i < attrs->n; i++) {
+        KV kv;
+        int blank;
+        if (read_kv(b, attrs->items[i].start, attrs->items[i].end, &kv)) return UNSUPPORTED;
+        if (plain_value(b, &kv, &blank)) return UNSUPPORTED; /* a list or a map: the reference's */
+        int f = field_of(b, kv.key, 1);
+        if (f >= 0) {
+            last[f] = kv;
+            have[f] = 1;
         }
     }
-    Py_DECREF(d);
-    d = v;
-    *dict = d;
+    for (int f = 0; f < NFIELDS; f++) {
+        if (!have[f]) continue;
+        int st = kv_object(b, &last[f], &sc->rv[f]);
+        if (st != OK) return st;
+    }
+    *kubevirt = 1;
     return OK;
 }
 
@@ -806,13 +761,30 @@ static int scan_level(const uint8_t *b, Span within, Span *one, Span *three) {
 
 static PyObject *scan(PyObject *module, PyObject *args) {
     PyObject *payload, *kinds, *delivered, *attributes, *result = NULL, *capsule = NULL;
-    PyObject *dict = NULL; /* the current resource's attributes (KubeVirt kinds only) */
+    int kubevirt = 0; /* the current resource's kind is one of `kinds` */
     int drop_others;
     (void)module;
     /* bytes, not any buffer: the plan's spans must stay valid while delivered() runs and until build */
     if (!PyArg_ParseTuple(args, "O!O!pOO!:scan", &PyBytes_Type, &payload, &PyFrozenSet_Type, &kinds,
                           &drop_others, &delivered, &PyFrozenSet_Type, &attributes))
         return NULL;
+    { /* record_values looks names up only when they start so */
+        PyObject *names = PyObject_GetIter(attributes), *name;
+        if (names == NULL) return NULL;
+        while ((name = PyIter_Next(names)) != NULL) {
+            int good = PyUnicode_Check(name) && PyUnicode_GET_LENGTH(name) > 9 &&
+                       PyUnicode_Tailmatch(name, KUBEVIRT_PREFIX, 0, 9, -1) == 1;
+            Py_DECREF(name);
+            if (!good) {
+                Py_DECREF(names);
+                if (!PyErr_Occurred())
+                    PyErr_SetString(PyExc_ValueError, "scan: every attribute name starts with 'kubevirt.'");
+                return NULL;
+            }
+        }
+        Py_DECREF(names);
+        if (PyErr_Occurred()) return NULL;
+    }
     const uint8_t *b = (const uint8_t *)PyBytes_AS_STRING(payload);
     Py_ssize_t end = PyBytes_GET_SIZE(payload), p = 0;
     Scan sc = {.b = b, .kinds = kinds, .delivered = delivered, .attributes = attributes,
@@ -841,7 +813,7 @@ static PyObject *scan(PyObject *module, PyObject *args) {
         Res *res = &plan->res[plan->nres];
         Span rl = {f.vstart, f.vend};
         if (scan_level(b, rl, &res->resource, &res->schema_url)) goto unsupported;
-        st = scan_resource(&sc, res, &attrs, &dict);
+        st = scan_resource(&sc, res, &attrs, &kubevirt);
         if (st != OK) goto status;
         res->first = plan->nscopes;
         res->count = 0;
@@ -870,13 +842,12 @@ static PyObject *scan(PyObject *module, PyObject *args) {
                 rec->content = (Span){h.vstart, h.vend};
                 rec->view = -1;
                 rec->scope = plan->nscopes - 1;
-                st = scan_record(&sc, rec, dict, &own);
+                st = scan_record(&sc, rec, kubevirt, &own);
                 if (st != OK) goto status;
                 plan->nrecs++;
                 scope->count++;
             }
         }
-        Py_CLEAR(dict);
     }
     capsule = PyCapsule_New(plan, "otelkv.otlp._wire.plan", plan_capsule_free);
     if (capsule == NULL) goto error;
@@ -893,7 +864,7 @@ unsupported:
 error:
     result = NULL;
 done:
-    Py_XDECREF(dict);
+    for (int i = 0; i < NFIELDS; i++) Py_XDECREF(sc.rv[i]);
     PyMem_Free(attrs.items);
     PyMem_Free(own.items);
     plan_free(plan);
@@ -1425,11 +1396,8 @@ PyMODINIT_FUNC PyInit__wire(void) {
         PyErr_SetString(PyExc_ImportError, "otelkv.otlp._wire needs a little-endian machine");
         return NULL;
     }
-    for (Py_ssize_t i = 0; i < NKNOWN; i++) {
-        KNOWN[i].len = (Py_ssize_t)strlen(KNOWN[i].text);
-        KNOWN[i].str = PyUnicode_InternFromString(KNOWN[i].text);
-        if (KNOWN[i].str == NULL) return NULL;
-    }
+    for (int i = 0; i < NFIELDS; i++) FIELD_LEN[i] = (Py_ssize_t)strlen(FIELD_KEYS[i]);
+    if (KUBEVIRT_PREFIX == NULL && (KUBEVIRT_PREFIX = PyUnicode_InternFromString("kubevirt.")) == NULL) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m != NULL && PyModule_AddIntConstant(m, "ABI_VERSION", ABI_VERSION) < 0) {
         Py_DECREF(m);

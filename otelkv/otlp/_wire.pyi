@@ -6,8 +6,9 @@ ABI_VERSION: Final[int]
 
 class _Plan: ...
 
-#: (view: the mapping parse_k8s_event reads, key, record start, record end, keys so far)
-_View = tuple[dict[str, Any], Hashable | None, int, int, int]
+#: (the values otelkv.kubevirt.k8s.collector_event reads, in COLLECTOR_FIELDS' order; key,
+#: record start, record end, keys so far)
+_View = tuple[tuple[Any, ...], Hashable | None, int, int, int]
 #: (received, duplicates, dropped_others, passed)
 _Counts = tuple[int, int, int, int]
 

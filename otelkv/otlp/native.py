@@ -22,7 +22,7 @@ NO_EXTENSIONS_ENV: Final = "OTELKV_NO_EXTENSIONS"
 #: The compiled core's module.
 MODULE: Final = "otelkv.otlp._wire"
 #: The ``ABI_VERSION`` of the core this code calls; a core with another one is not used.
-ABI_VERSION: Final = 4
+ABI_VERSION: Final = 5
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,7 +1,8 @@
 """The native path of :func:`otelkv.otlp.enrich.enrich`: the same work on the request's wire bytes.
 
 The compiled core (``otelkv/otlp/_wire.c``) walks the bytes, deduplicates, and hands back the
-mapping :func:`~otelkv.kubevirt.parse_k8s_event` reads for each KubeVirt record; parsing and
+values :func:`~otelkv.kubevirt.k8s.collector_event` (the reader of :func:`~otelkv.kubevirt.parse_k8s_event`
+for the collector's shape) reads of each KubeVirt record, and nothing else; parsing and
 tracking stay here, in Python, exactly as the reference path does them; the core then writes the
 enriched request by splicing. Its output is the reference's, byte for byte on canonical input
 (``tests/test_enrich_native.py`` checks it on generated requests). For a shape it does not take
@@ -13,12 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from datetime import datetime
+from functools import partial
 from types import ModuleType
 from typing import Final
 
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from otelkv.kubevirt import MigrationEvent, MigrationTracker, parse_k8s_event
+from otelkv.kubevirt import MigrationEvent, MigrationTracker
+from otelkv.kubevirt.k8s import collector_event
 
 from .enrichment import EnrichOptions, EnrichResult
 from .kubevirt_records import ATTRIBUTES, KubevirtRecords
@@ -53,27 +56,26 @@ def enrich_wire(
     run = KubevirtRecords(result, tracker, options, delivered, now)
     decisions: list[tuple[str | None, MigrationEvent, bytes | None] | None] = []
     done = 0
-    for view, key, start, end, position in views:
-        result.keys.extend(keys[done:position])  # up to this record's own key: a summary's comes after
-        done = position
+    for values, key, start, end, position in views:
         try:
-            event = parse_k8s_event(view)
+            event = collector_event(*values)
         except TypeError:  # a field of a wrong type: forwarded as it came, unenriched
             result.unreadable += 1
             result.passed += 1
             decisions.append(None)
             continue
-        record: list[LogRecord] = []  # decoded only when needed
-
-        def ending(start: int = start, end: int = end, record: list[LogRecord] = record) -> LogRecord:
-            if not record:
-                record.append(LogRecord.FromString(payload[start:end]))
-            return record[0]
-
-        owner = key if key is not None else content_key(ending(), event.cluster)
+        record = None  # decoded only when needed: no uid to key it, or a summary to write
+        owner = key
+        if owner is None:
+            record = LogRecord.FromString(payload[start:end])
+            owner = content_key(record, event.cluster)
         tracked = tracker.track(event, now=now, key=owner)
         result.enriched += 1
-        summary = run.summary(tracked, owner, ending) if tracked.concluded else None
+        summary = None
+        if tracked.concluded:
+            result.keys.extend(keys[done:position])  # up to this record's own key: the summary's comes after
+            done = position
+            summary = run.summary(tracked, owner, partial(_record, payload, start, end, record))
         decisions.append(
             (tracked.event.namespace, tracked.event, None if summary is None else summary.SerializeToString())
         )
@@ -84,3 +86,8 @@ def enrich_wire(
         raise too_many_copies(wire, limit)
     result.wire = wire
     return result
+
+
+def _record(payload: bytes, start: int, end: int, record: LogRecord | None) -> LogRecord:
+    """The record at ``payload[start:end]`` (``record`` when it was decoded already)."""
+    return record if record is not None else LogRecord.FromString(payload[start:end])
