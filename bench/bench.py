@@ -507,11 +507,29 @@ def overload(env: dict[str, str], payloads: list[bytes], seconds: float) -> None
         sink.shutdown()
 
 
-def memory(seconds: float) -> int:  # noqa: PLR0915 - one scenario, read top to bottom
+def memory(seconds: float, compare: Path | None = None) -> int:
     """Issue 8 item 4's load mix against otelkv with its default limits, in front of a slow target:
     16 HTTP clients sending gzip'ed requests that inflate to ~4 MiB, 4 gRPC clients sending ~4 MiB
     requests, 3,000 idle gRPC connections, 2,000 HTTP connections dripping a body. Peak RSS
-    (VmHWM) must stay under the Deployment's 192 Mi limit."""
+    (VmHWM) must stay at most 150 MiB, 20 % under the Deployment's 192 Mi limit, on both cores:
+    each is run in turn (and ``compare``'s checkout beside this one, interleaved)."""
+    roots = [("now", ROOT)] + ([("before", compare.resolve())] if compare else [])
+    peaks: dict[tuple[str, str], int] = {}
+    for core, extra in (("native", {}), ("python", {"OTELKV_NO_EXTENSIONS": "1"})):
+        for name, root in roots:
+            peak = _hostile_mix(seconds, f"{name} {core}", root, extra)
+            peaks[name, core] = peak
+    print("memory: peak RSS (VmHWM) of the hostile mix, budget 150 MiB (192 Mi limit, 20 % to spare):")
+    for core in ("native", "python"):
+        figures = ", ".join(f"{name} {peaks[name, core] / 2**20:.0f} MiB" for name, _ in roots)
+        print(f"  {core:6}: {figures}")
+    return 0
+
+
+def _hostile_mix(seconds: float, label: str, root: Path, env: dict[str, str]) -> int:  # noqa: PLR0915 - one scenario
+    """One run of the mix (``BENCH_MIX`` picks its parts) against the ``otelkv serve`` of the
+    checkout ``root`` with ``env`` added to its environment; prints what happened and returns the
+    peak RSS (VmHWM) in bytes."""
     from tests.test_serve_limits import PREFACE, large_request  # noqa: PLC0415
 
     class Slow(_Sink):
@@ -519,7 +537,7 @@ def memory(seconds: float) -> int:  # noqa: PLR0915 - one scenario, read top to 
             time.sleep(0.5)
             super().do_POST()
 
-    sink, serve = _serve_against(Slow)
+    sink, serve = _serve_checkout(Slow, root, env)
     stop = threading.Event()
     outcomes: dict[str, int] = {}
     lock = threading.Lock()
@@ -591,10 +609,11 @@ def memory(seconds: float) -> int:  # noqa: PLR0915 - one scenario, read top to 
         stop.set()
         for t in threads:
             t.join(15)
+        peak = proc(serve.pid)[1]
         print(
-            f"memory: hostile mix for {seconds:.0f}s with the default limits: {dict(sorted(outcomes.items()))}; "
-            f"RSS at start {baseline / 2**20:.0f} MiB, {min(samples) / 2**20:.0f}-{max(samples) / 2**20:.0f} MiB "
-            f"under load, peak (VmHWM) {proc(serve.pid)[1] / 2**20:.0f} MiB"
+            f"memory [{label}]: hostile mix for {seconds:.0f}s with the default limits: "
+            f"{dict(sorted(outcomes.items()))}; RSS at start {baseline / 2**20:.0f} MiB, "
+            f"{min(samples) / 2**20:.0f}-{max(samples) / 2**20:.0f} MiB under load, peak (VmHWM) {peak / 2**20:.0f} MiB"
         )
     finally:
         for raw in sockets:
@@ -602,7 +621,33 @@ def memory(seconds: float) -> int:  # noqa: PLR0915 - one scenario, read top to 
         serve.send_signal(signal.SIGTERM)
         serve.wait(30)
         sink.shutdown()
-    return 0
+    return peak
+
+
+def _serve_checkout(
+    handler: type[BaseHTTPRequestHandler], root: Path, env: dict[str, str]
+) -> tuple[ThreadingHTTPServer, subprocess.Popen[str]]:
+    """A local sink with ``handler`` and the ``otelkv serve`` of the checkout ``root`` (run from
+    it: ``-m`` looks in the working directory first) with ``env`` added, forwarding to the sink."""
+    sink = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    listen = ["--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"]
+    serve = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "otelkv",
+            "serve",
+            *listen,
+            "--forward",
+            f"http://127.0.0.1:{sink.server_address[1]}/otlp",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root), **env},
+        cwd=root,
+    )
+    return sink, serve
 
 
 def _memory(pid: int) -> dict[str, int]:

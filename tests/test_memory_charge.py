@@ -21,7 +21,9 @@ import yaml
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue, KeyValueList
 
-from otelkv.receive.body import JSON_OBJECT_COST, decode_json
+from otelkv.errors import Retryable
+from otelkv.pipeline import InflightBytes, Reservation
+from otelkv.receive.body import INFLATE_COST, JSON_OBJECT_COST, declared_size, decode_json, gunzip
 from otelkv.server import Service
 from tests.loki_sink import LokiSink
 from tests.otlp_requests import POOL
@@ -113,6 +115,9 @@ class _Budget:
         if self.total > self.limit:
             raise OverflowError(self.total)
 
+    def ahead(self, size: int) -> None:
+        self.add(size)
+
 
 def test_json_objects_are_charged_while_they_are_parsed() -> None:
     body = ('{"resourceLogs":[{"scopeLogs":[{"logRecords":[' + ",".join(["{}"] * 50_000) + "]}]}]}").encode()
@@ -124,6 +129,32 @@ def test_json_objects_are_charged_while_they_are_parsed() -> None:
     with pytest.raises(OverflowError):  # parsing stops at the cap, long before 50,000 objects
         decode_json(body, stopped)
     assert stopped.total < 1 * MiB + 1024 * JSON_OBJECT_COST
+
+
+def test_the_gzip_trailer_declares_what_is_charged_first() -> None:
+    one, two = gzip.compress(b"a" * 5000), gzip.compress(b"b" * 300)
+    assert declared_size(one, 10_000) == 5000
+    assert declared_size(one, 4999) == 0  # more than the limit: refused as too large when inflated
+    assert declared_size(one + two, 10_000) == 300  # the last member's: the rest is charged step by step
+    assert declared_size(b"x" * 40, 10_000) == declared_size(one[:17], 10_000) == 0  # not gzip, too short
+
+
+def test_a_gzip_body_is_charged_ahead_and_refused_before_it_is_inflated() -> None:
+    payload = bytes(range(256)) * 4096  # 1 MiB that gzip does not make tiny
+    body = gzip.compress(payload)
+    full = InflightBytes(INFLATE_COST * len(payload))
+    Reservation(full).add(1)  # another request holds a byte: this one does not fit now
+    with pytest.raises(Retryable):
+        gunzip(body, 4 * MiB, Reservation(full))
+    assert full.peak == 1  # refused on what the trailer declares: not one chunk inflated
+    inflight = InflightBytes(2**40)
+    reservation = Reservation(inflight)
+    assert gunzip(body, 4 * MiB, reservation) == payload
+    assert inflight.charged == INFLATE_COST * len(payload)  # the chunks and the copy drew on it
+    assert reservation.credit == (INFLATE_COST - 2) * len(payload)  # decoding's share, for the next step
+    several = Reservation(InflightBytes(2**40))
+    assert gunzip(body + gzip.compress(b"z" * 10), 4 * MiB, several) == payload + b"z" * 10
+    assert several.charged >= 2 * len(payload)  # the understated first member charged step by step
 
 
 def test_json_nested_deeper_than_the_parser_allows_is_malformed_not_an_internal_error(service: Service) -> None:

@@ -1,13 +1,15 @@
 """The in-flight cap holds a request's memory until its worker is done with it, not until its
 call ends: a call cancelled by its deadline (or its client) leaves the worker decoding, enriching
 and forwarding, and that memory must stay counted, or behind a slow target up to
-``receive.grpc.workers`` requests sit outside the cap."""
+``receive.grpc.workers`` requests sit outside the cap. A request that cannot fit is refused
+before it makes what it would be charged for (a gzip body before it is inflated)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import gc
+import gzip
 import socket
 import threading
 import weakref
@@ -16,16 +18,20 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
+import urllib3
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
 
+from otelkv.errors import Retryable
 from otelkv.forward import Delivery, Request
 from otelkv.pipeline import InflightBytes, Reservation
+from otelkv.receive.body import INFLATE_COST
 from otelkv.receive.pool import run_charged
 from otelkv.server import Service
 from tests.conftest import make_config
 from tests.reliability import wait_until
 from tests.test_serve_grpc import requests
 from tests.test_serve_http_protocol import post_head
+from tests.test_serve_limits import large_request
 
 
 class Gate:
@@ -154,3 +160,53 @@ def test_a_failed_request_is_freed_at_once_not_by_the_cyclic_collector() -> None
         assert freed() is None, "the request outlived its call: held by a reference cycle"
     finally:
         gc.enable()
+
+
+def test_what_is_charged_ahead_is_drawn_on_by_the_steps_that_follow() -> None:
+    inflight = InflightBytes(100)
+    reservation = Reservation(inflight)
+    reservation.ahead(60)
+    assert inflight.charged == 60
+    reservation.add(50)  # drawn from what was charged ahead
+    assert inflight.charged == 60 and reservation.credit == 10
+    reservation.add(20)  # 10 drawn, 10 more charged
+    assert inflight.charged == 70 and reservation.credit == 0
+    with pytest.raises(Retryable):
+        Reservation(inflight).ahead(31)  # does not fit now: nothing charged
+    assert inflight.charged == 70
+    reservation.release()
+    assert inflight.charged == 0
+
+
+def _post_gzip(port: int, body: bytes) -> int:
+    headers = {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}
+    answer = urllib3.request("POST", f"http://127.0.0.1:{port}/v1/logs", body=body, headers=headers, timeout=30)
+    return answer.status
+
+
+def test_gzip_requests_that_cannot_fit_are_refused_before_they_are_inflated(gated: tuple[Service, Gate]) -> None:
+    """Found by bench/bench.py --memory-only (issue 24): while one request held most of the cap,
+    each of 16 clients' gzip bodies (16 KiB inflating to 4 MiB) was inflated 256 KiB at a time
+    until the cap was reached, then refused: the refused requests together took the cap's free
+    room in memory (the HTTP part of the mix peaked at 115-125 MiB, 77-85 now). The size the gzip
+    trailer declares is charged first: they are refused before anything is inflated."""
+    svc, gate = gated
+    inflight = svc.pipeline.inflight
+    payload = large_request(4 * 2**20 - 1024).SerializeToString()
+    body = gzip.compress(payload)
+    held: list[int] = []
+    first = threading.Thread(target=lambda: held.append(_post_gzip(svc.http_port, body)))
+    first.start()
+    try:
+        assert gate.entered.wait(10)  # 40 MiB of the 64 charged, until the target answers
+        holding = inflight.charged
+        assert holding >= INFLATE_COST * len(payload)
+        for _ in range(15):
+            assert _post_gzip(svc.http_port, body) == 503
+        # only their wire bytes were charged while they were read: none was inflated
+        assert inflight.peak <= holding + len(body), f"peak {inflight.peak}, held {holding}"
+    finally:
+        gate.opened.set()
+        first.join(30)
+    assert held == [200]
+    assert wait_until(lambda: inflight.charged == 0, 10)

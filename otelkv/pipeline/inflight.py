@@ -23,6 +23,9 @@ class Charge(Protocol):
     def add(self, size: int) -> None:
         """Charge ``size`` more bytes."""
 
+    def ahead(self, size: int) -> None:
+        """Charge now ``size`` bytes that later steps will make; their :meth:`add` draws on it first."""
+
 
 class InflightBytes:
     """A cap on the memory requests hold at once (wire bytes, inflated bytes, decoded messages):
@@ -80,14 +83,27 @@ class Reservation:
     def __init__(self, owner: InflightBytes) -> None:
         self._owner = owner
         self.charged = 0
+        #: charged ahead (:meth:`ahead`) and not yet drawn on by :meth:`add`
+        self.credit = 0
         self._kept = False
         self._released = False
         self._lock = threading.Lock()
 
     def add(self, size: int) -> None:
         """Hold ``size`` more bytes; :class:`Retryable` when the cap is reached, :class:`BadRequest`
-        (too large) when this request alone would pass it."""
+        (too large) when this request alone would pass it. What :meth:`ahead` charged and no step
+        drew on yet is drawn on first. One request's steps run one after the other (read, then its
+        worker), never at once: no lock."""
+        drawn = min(size, self.credit)
+        self.credit -= drawn
+        if size > drawn:
+            self._owner._take(self, size - drawn)
+
+    def ahead(self, size: int) -> None:
+        """Charge ``size`` bytes that the request's later steps will make, before the first of them:
+        a request that cannot fit is refused before it makes any (their :meth:`add` draws on it)."""
         self._owner._take(self, size)
+        self.credit += size
 
     def release(self) -> None:
         """Give back what it holds — unless a worker holds it now (:meth:`keep_until`)."""

@@ -18,11 +18,18 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 
 from otelkv.errors import BadRequest
 from otelkv.pipeline.inflight import Charge
+from otelkv.receive.charge import DECODE_COST
 
 PROTOBUF: Final = "application/x-protobuf"
 JSON: Final = "application/json"
 #: Inflate in steps of this much, charging each to the reservation before the next.
 _STEP: Final = 256 * 1024
+#: What a gzip body costs, in multiples of its inflated size, charged ahead before it is inflated:
+#: its inflated chunks, their joined copy, then decoding (:data:`otelkv.receive.charge.DECODE_COST`).
+#: OTLP/JSON decoding is charged differently, and draws on it the same way.
+INFLATE_COST: Final = 2 + DECODE_COST
+#: The smallest gzip member: a 10-byte header and an 8-byte trailer.
+_GZIP_LEAST: Final = 18
 #: JSON nesting refused: Python's json parser ends near 1000 levels with RecursionError (answered as
 #: malformed, never retryable); the message may nest this deep (ParseDict's limit). An OTLP kvlist
 #: level is 4 JSON levels; 32 of them (upb's own limit for protobuf) are 136 deep in all.
@@ -40,7 +47,15 @@ JSON_CHARGE_EVERY: Final = 1024
 
 def gunzip(body: bytes, limit: int, charge: Charge) -> bytes:
     """Every gzip member of ``body``, at most ``limit`` bytes in all; :class:`BadRequest` for
-    anything else (not gzip, cut short, bytes after the last member, too large)."""
+    anything else (not gzip, cut short, bytes after the last member, too large).
+
+    What the gzip trailer declares (:func:`declared_size`) is charged ahead for inflating and
+    decoding (:data:`INFLATE_COST` x it), so a request that cannot fit now is refused before any of
+    it is inflated: 16 clients whose requests inflate to 4 MiB each inflated up to the cap's free
+    room before they were refused, and now cost nothing (docs/reliability.md#memory). A trailer that
+    understates the size gains nothing: what it did not declare is charged step by step.
+    """
+    charge.ahead(INFLATE_COST * declared_size(body, limit))
     out: list[bytes] = []
     size = 0
     data = body
@@ -66,6 +81,18 @@ def gunzip(body: bytes, limit: int, charge: Charge) -> bytes:
             raise BadRequest(f"body is not valid gzip: {len(data)} bytes after the gzip stream")
     charge.add(size)  # the joined copy
     return b"".join(out)
+
+
+def declared_size(body: bytes, limit: int) -> int:
+    """The size the gzip trailer of ``body`` declares (ISIZE: its last member's length modulo 2^32),
+    or 0 when ``body`` is not gzip or declares more than ``limit`` (refused as too large once
+    inflating reaches it). zlib checks it against what it inflated, so a valid body cannot overstate
+    it; a body past 4 GiB (a bomb) or of several members understates it: never a bound, only what
+    to charge first."""
+    if len(body) < _GZIP_LEAST or not body.startswith(b"\x1f\x8b"):
+        return 0
+    size = int.from_bytes(body[-4:], "little")
+    return size if size <= limit else 0
 
 
 def _list(node: Any, key: str) -> list[Any]:
