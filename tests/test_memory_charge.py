@@ -11,7 +11,9 @@ is read before and after.
 
 from __future__ import annotations
 
+import base64
 import gzip
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +23,7 @@ import yaml
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue, KeyValueList
 
+from otelkv.config import REQUEST_COST
 from otelkv.errors import Retryable
 from otelkv.pipeline import InflightBytes, Reservation
 from otelkv.receive.body import INFLATE_COST, JSON_OBJECT_COST, declared_size, decode_json, gunzip
@@ -238,3 +241,43 @@ def test_the_client_is_never_told_more_records_were_rejected_than_it_sent() -> N
     result = EnrichResult(received=1000, enriched=1000, summaries=936)
     assert _as_answered(Delivery(1936, "413"), result).rejected == 1000
     assert _as_answered(Delivery(30, "400"), result).rejected == 30
+
+
+@pytest.mark.parametrize(("gzipped", "content"), [(False, "text"), (True, "text"), (True, "dense")])
+def test_the_smallest_cap_start_up_allows_takes_a_request_of_max_message_bytes(
+    tmp_path: Path, sink: LokiSink, gzipped: bool, content: str
+) -> None:
+    """``delivery.max_inflight_bytes`` at its minimum (``REQUEST_COST`` x ``max_message_bytes``)
+    takes one request as large as ``max_message_bytes`` alone, gzip'ed or not: the start-up check
+    promises it. At 10 x, a gzip'ed one was refused 413 (wire bytes, inflated bytes, their copies
+    and decoding cost ~12 x)."""
+    limit = MiB
+    request = ExportLogsServiceRequest(resource_logs=[POOL[0]])
+    body_value = request.resource_logs[0].scope_logs[0].log_records[0].body
+    if content == "text":  # ~1 MiB that gzip halves
+        body_value.string_value = os.urandom(limit // 2).hex()[: limit - 4096]
+    else:  # ~1 MiB of base64 text gzip shrinks by a quarter at best
+        body_value.string_value = base64.b64encode(os.urandom(limit))[: limit - 4096].decode()
+    payload = request.SerializeToString()
+    assert limit - 8192 < len(payload) <= limit
+    config = tmp_path / "otelkv.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "grpc_listen": "127.0.0.1:0",
+                "http_listen": "127.0.0.1:0",
+                "max_message_bytes": limit,
+                "delivery": {"max_inflight_bytes": REQUEST_COST * limit},
+                "forward": {"endpoint": sink.url, "tenant": "kubevirt", "timeout": 2},
+            }
+        )
+    )
+    child = ServeChild(config)
+    try:
+        url = f"http://127.0.0.1:{child.http_port}/v1/logs"
+        body = gzip.compress(payload) if gzipped else payload
+        headers = {"Content-Type": "application/x-protobuf", **({"Content-Encoding": "gzip"} if gzipped else {})}
+        answer = HTTP.request("POST", url, body=body, headers=headers, timeout=60)
+        assert answer.status == 200, (answer.status, answer.data[:300])
+    finally:
+        child.stop()

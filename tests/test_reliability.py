@@ -183,7 +183,7 @@ def test_queue_full_is_backpressure_the_collector_retries(sink: LokiSink, tmp_pa
 
 def test_inflight_cap_refuses_with_retry_info_under_concurrent_load(sink: LokiSink) -> None:
     sink.delay = 0.2
-    svc = Service(make_config(sink.url, max_message_bytes=65536, **{"delivery.max_inflight_bytes": 655360}))
+    svc = Service(make_config(sink.url, max_message_bytes=65536, **{"delivery.max_inflight_bytes": 786432}))
     svc.start()
     try:
         requests = requests_of(numbered_events(8 * 40 * SCALE), 40)  # ~30 kB, ~270 kB decoded: two fit at once
@@ -196,7 +196,7 @@ def test_inflight_cap_refuses_with_retry_info_under_concurrent_load(sink: LokiSi
         acknowledged = [uid for c in clients for uid in c.acknowledged]
         assert len(acknowledged) == 8 * 40 * SCALE
         assert sum(c.refusals["UNAVAILABLE"] for c in clients) > 0  # refused, not queued in memory
-        assert svc.pipeline.inflight.peak <= 655360
+        assert svc.pipeline.inflight.peak <= 786432
         exactly_once(sink, acknowledged)
     finally:
         svc.stop(5)

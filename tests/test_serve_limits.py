@@ -71,7 +71,7 @@ def grpc_export(svc: Service, request: ExportLogsServiceRequest) -> grpc.StatusC
 
 
 def test_slow_uploads_do_not_hold_the_inflight_cap(sink: LokiSink, stack: ExitStack) -> None:
-    svc = started(sink, max_message_bytes=MiB, **{"delivery.max_inflight_bytes": 10 * MiB})
+    svc = started(sink, max_message_bytes=MiB, **{"delivery.max_inflight_bytes": 12 * MiB})
     stack.callback(svc.stop, 1)
     for _ in range(12):  # together they declare more than the whole cap, and send 10 bytes each
         raw = stack.enter_context(connect(svc))

@@ -10,9 +10,11 @@ from otelkv.errors import ConfigError
 
 __all__ = ["REQUEST_COST", "DeliveryConfig", "RetryConfig"]
 
-#: The memory one request takes, in multiples of its size: gzip'ed body, inflated body and its
-#: decoded form (otelkv.receive.charge.DECODE_COST); see docs/reliability.md.
-REQUEST_COST: Final = 10
+#: The memory one request of ``max_message_bytes`` can be charged, in multiples of its size: its
+#: wire bytes and their joined copy, the inflated bytes and theirs, and its decoded form
+#: (otelkv.receive.charge.DECODE_COST, 8x); see docs/reliability.md. It was 10: a gzip'ed request
+#: of the largest size was then refused 413 by a cap the check had let start.
+REQUEST_COST: Final = 12
 
 
 @dataclass
