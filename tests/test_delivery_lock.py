@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from otelkv.delivery.files import StoreLock, StoreLocked
+from otelkv.delivery.files import StoreLock, StoreLocked, create_private, lock_path
 from otelkv.delivery.store import Store
 from otelkv.delivery.tracker_state import PersistentTracker, state_path
+from otelkv.errors import ConfigError
 from tests.loki_sink import LokiSink
 from tests.reliability import numbered_events, requests_of, stored
 from tests.serve_child import ENV
@@ -142,3 +143,30 @@ def test_replay_works_once_serve_has_stopped(tmp_path: Path, child_cleanup: list
         assert set(stored(sink)) == {f"lock-{i:05d}" for i in range(3)}
     finally:
         sink.stop()
+
+
+def test_a_planted_lock_file_is_never_followed_nor_blocked_on(tmp_path: Path) -> None:
+    """Found by probing: a symlink at ``<store>.lock`` made otelkv truncate its target, write its
+    pid into it and chmod it 0600; a FIFO there ended the start with ``Invalid argument``."""
+    store = str(tmp_path / "otelkv.db")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("someone's data\n")
+    victim.chmod(0o644)
+    lock_path(store).symlink_to(victim)
+    with pytest.raises(ConfigError, match=r"its lock file .*otelkv\.db\.lock: a symlink"):
+        StoreLock(store)
+    assert victim.read_text() == "someone's data\n"
+    assert victim.stat().st_mode & 0o777 == 0o644
+    lock_path(store).unlink()
+    os.mkfifo(lock_path(store))
+    with pytest.raises(ConfigError, match=r"its lock file .*: not a regular file"):
+        StoreLock(store)
+
+
+def test_tighten_leaves_a_symlinks_target_alone(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("x")
+    victim.chmod(0o644)
+    (tmp_path / "otelkv.db-wal").symlink_to(victim)
+    create_private(tmp_path / "otelkv.db-wal")
+    assert victim.stat().st_mode & 0o777 == 0o644

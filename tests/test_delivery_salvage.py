@@ -8,6 +8,8 @@ import sqlite3
 import tracemalloc
 from pathlib import Path
 
+import pytest
+
 from otelkv.delivery import salvage
 from otelkv.delivery.store import Store
 from otelkv.delivery.store_file import StoreFile
@@ -99,3 +101,23 @@ def test_the_marker_is_written_from_counts_kept_not_from_count_queries(tmp_path:
     assert not [s for s in statements if "COUNT(" in s.upper()], statements
     assert marker is not None and (marker.records, marker.batches, marker.dead_letters) == (4, 1, 1)
     assert isinstance(store, StoreFile)
+
+
+@pytest.mark.parametrize("planted", ["fifo", "dev zero", "deep json", "too large"])
+def test_a_planted_marker_is_no_marker(tmp_path: Path, planted: str) -> None:
+    """Found by probing: ``<store>.state`` was read whole, through anything: a FIFO hung the start
+    with no log line, /dev/zero took 14 GB in 8 s, 200,000 ``[`` stopped the start blamed on the
+    gRPC listener. The marker is a hint: what is not one reads as none."""
+    store = str(tmp_path / "otelkv.db")
+    marker = salvage.Marker.path_for(store)
+    if planted == "fifo":
+        os.mkfifo(marker)
+    elif planted == "dev zero":
+        marker.symlink_to("/dev/zero")
+    elif planted == "deep json":
+        marker.write_text("[" * 200_000)
+    else:
+        marker.write_text(
+            " " * (salvage.MARKER_MAX_BYTES + 1) + '{"generation": "g", "records": 1, "batches": 1, "dead_letters": 0}'
+        )
+    assert salvage.Marker.read(store) is None

@@ -16,10 +16,12 @@ file never blocks a restart.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from stat import S_ISREG
 from typing import Final
 
 from otelkv.errors import ConfigError, UserError
@@ -38,12 +40,21 @@ def create_private(path: str | Path) -> None:
     tighten(path)
 
 
-def tighten(path: str | Path) -> None:
-    """``chmod 0600`` a file otelkv owns whose mode lets others in; anything else is left alone."""
+def tighten(path: str | Path | int) -> None:
+    """``chmod 0600`` a file otelkv owns whose mode lets others in; anything else (a symlink's
+    target included: a path is not followed) is left alone. ``path`` may be an open descriptor."""
     with contextlib.suppress(OSError):
-        stat = os.stat(path)
+        if isinstance(path, int):
+            stat = os.fstat(path)
+        else:
+            stat = os.lstat(path)
+            if not S_ISREG(stat.st_mode):
+                return
         if stat.st_mode & 0o077 and stat.st_uid == os.getuid():
-            os.chmod(path, PRIVATE)
+            if isinstance(path, int):
+                os.fchmod(path, PRIVATE)
+            else:
+                os.chmod(path, PRIVATE)
 
 
 def write_private(path: Path, data: bytes | Iterable[bytes], *, fsync: bool) -> None:
@@ -95,12 +106,20 @@ class StoreLock:
     def __init__(self, store: str) -> None:
         self.path = lock_path(store)
         self._created = not self.path.exists()
+        # Never through a symlink (otelkv would truncate and chmod its target), never blocking on a
+        # FIFO; and a regular file only.
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
         try:
-            self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE)
-        except OSError as error:  # a read-only volume, a directory otelkv may not write
+            self._fd: int | None = os.open(self.path, flags, PRIVATE)
+        except OSError as error:  # a read-only volume, a directory otelkv may not write, a symlink
+            why = "a symlink" if error.errno == errno.ELOOP else error.strerror
+            raise ConfigError(f"delivery.store_path: cannot open {store!r}: its lock file {self.path}: {why}") from None
+        if not S_ISREG(os.fstat(self._fd).st_mode):
+            os.close(self._fd)
+            self._fd = None
             raise ConfigError(
-                f"delivery.store_path: cannot open {store!r}: its lock file {self.path}: {error.strerror}"
-            ) from None
+                f"delivery.store_path: cannot open {store!r}: its lock file {self.path}: not a regular file"
+            )
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -115,7 +134,7 @@ class StoreLock:
             os.close(self._fd)
             self._fd = None
             raise
-        tighten(self.path)
+        tighten(self._fd)
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
 

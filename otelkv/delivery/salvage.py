@@ -24,12 +24,15 @@ from pathlib import Path
 from typing import Any, Final
 
 from otelkv.delivery.files import write_private
+from otelkv.textfile import read_small
 
 #: SQLite's primary result codes for a damaged file.
 _DAMAGE_CODES: Final = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
 #: The most reads tried past damaged pages, per table (each probe doubles the ids it skips, so
 #: this bounds the walk, not the ids: a store whose ids pass 2**62 is still read to its end).
 _MAX_PROBES: Final = 10_000
+#: The marker is a line of JSON of ~120 bytes: anything over this is not one.
+MARKER_MAX_BYTES: Final = 64 * 1024
 _TABLES: Final = {
     "queue": "id, enqueued, records, bytes, crc, payload",
     "dead_letters": "id, failed, records, bytes, error, payload",
@@ -204,10 +207,10 @@ class Marker:
     @classmethod
     def read(cls, store: str) -> Marker | None:
         """The marker beside ``store``, or None if there is none (or it cannot be read)."""
-        try:
-            data = json.loads(cls.path_for(store).read_text())
+        try:  # a hint only: a planted FIFO, /dev/zero or deep JSON must not stop the start
+            data = json.loads(read_small(cls.path_for(store), MARKER_MAX_BYTES))
             return cls(str(data["generation"]), int(data["records"]), int(data["batches"]), int(data["dead_letters"]))
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             return None
 
     def write(self, store: str) -> None:
