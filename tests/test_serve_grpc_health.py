@@ -4,10 +4,13 @@ through a real grpcio client; nothing but grpc.health.v1 on that port."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,6 +27,7 @@ from otelkv.server import Service
 from otelkv.telemetry.health import Health
 from tests.conftest import ROOT, make_config
 from tests.loki_sink import LokiSink
+from tests.test_serve_limits import PREFACE
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -166,3 +170,38 @@ def test_serve_as_the_sidecar_runs_it(sink: LokiSink, how: str) -> None:
     finally:
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(30) == 0
+
+
+def test_idle_connections_do_not_keep_the_probe_out(probed: Service) -> None:
+    """Found by probing: 16 connections that sent the HTTP/2 preface and nothing more held every
+    slot for 60 s, and the kubelet's probes failed for 56 s (a restart at the default
+    failureThreshold). Now 20 of them leave room, and idle ones are closed after 5 s."""
+    port = probed.admin_grpc_port
+    assert port
+    idle = []
+    try:
+        for _ in range(20):
+            raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+            raw.sendall(PREFACE)
+            idle.append(raw)
+        assert check(port, "") == SERVING
+        idle[0].settimeout(15)
+        assert idle[0].recv(65536)  # the server's SETTINGS (and more) first
+        deadline = time.monotonic() + 15
+        while idle[0].recv(65536):  # then GOAWAY and the close: idle connections end
+            assert time.monotonic() < deadline
+    finally:
+        for raw in idle:
+            raw.close()
+
+
+def test_watch_is_unimplemented_without_a_log_line(probed: Service, caplog: pytest.LogCaptureFixture) -> None:
+    """Found by probing: each Watch call logged a traceback at error level (7.8 MB in 10 s)."""
+    assert probed.admin_grpc_port
+    with grpc.insecure_channel(f"127.0.0.1:{probed.admin_grpc_port}") as channel:
+        for _ in range(3):
+            stream = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""), timeout=5)
+            with pytest.raises(grpc.RpcError) as raised:
+                next(iter(stream))
+            assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
