@@ -200,7 +200,8 @@ def test_watch_is_unimplemented_without_a_log_line(probed: Service, caplog: pyte
     assert probed.admin_grpc_port
     with grpc.insecure_channel(f"127.0.0.1:{probed.admin_grpc_port}") as channel:
         for _ in range(3):
-            stream = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""), timeout=5)
+            stub: Any = health_pb2_grpc.HealthStub(channel)  # the stubs' types leave Watch out
+            stream = stub.Watch(health_pb2.HealthCheckRequest(service=""), timeout=5)
             with pytest.raises(grpc.RpcError) as raised:
                 next(iter(stream))
             assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
