@@ -140,6 +140,12 @@ def test_the_gzip_trailer_declares_what_is_charged_first() -> None:
     assert declared_size(one, 4999) == 0  # more than the limit: refused as too large when inflated
     assert declared_size(one + two, 10_000) == 300  # the last member's: the rest is charged step by step
     assert declared_size(b"x" * 40, 10_000) == declared_size(one[:17], 10_000) == 0  # not gzip, too short
+    # Found by probing: a 41-byte body whose trailer says 4 MiB held ~40 MiB of the cap until zlib
+    # refused it, so a flood of them made honest requests busy (503). Deflate makes at most 1032x.
+    lie = gzip.compress(b"a")[:-4] + (4 * MiB).to_bytes(4, "little")
+    assert declared_size(lie, 4 * MiB) == 1032 * len(lie)
+    bomb = gzip.compress(b"\0" * (4 * MiB))  # a real bomb still declares all it inflates to
+    assert declared_size(bomb, 4 * MiB) == 4 * MiB
 
 
 def test_a_gzip_body_is_charged_ahead_and_refused_before_it_is_inflated() -> None:

@@ -83,16 +83,21 @@ def gunzip(body: bytes, limit: int, charge: Charge) -> bytes:
     return b"".join(out)
 
 
+#: The most deflate inflates a byte to (zlib's technical note: 1032:1, for long runs of one byte).
+DEFLATE_MAX_RATIO: Final = 1032
+
+
 def declared_size(body: bytes, limit: int) -> int:
     """The size the gzip trailer of ``body`` declares (ISIZE: its last member's length modulo 2^32),
     or 0 when ``body`` is not gzip or declares more than ``limit`` (refused as too large once
     inflating reaches it). zlib checks it against what it inflated, so a valid body cannot overstate
     it; a body past 4 GiB (a bomb) or of several members understates it: never a bound, only what
-    to charge first."""
+    to charge first. Nor more than deflate can make of ``body`` (:data:`DEFLATE_MAX_RATIO`): a
+    41-byte body that lies in its trailer must not hold 40 MiB of the cap until zlib finds out."""
     if len(body) < _GZIP_LEAST or not body.startswith(b"\x1f\x8b"):
         return 0
     size = int.from_bytes(body[-4:], "little")
-    return size if size <= limit else 0
+    return min(size, DEFLATE_MAX_RATIO * len(body)) if size <= limit else 0
 
 
 def _list(node: Any, key: str) -> list[Any]:
