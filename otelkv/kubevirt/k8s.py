@@ -90,25 +90,8 @@ def _from_events_v1(obj: Mapping[str, Any]) -> MigrationEvent:
     )
 
 
-#: The attributes of the collector's ``k8s_events`` shape that :func:`parse_k8s_event` reads: a
-#: caller building the mapping from a resource and a record need copy no others (a resource of
-#: hundreds of attributes, copied for each of thousands of records, was hundreds of MiB).
-COLLECTOR_KEYS: Final[tuple[str, ...]] = (
-    "k8s.event.reason",
-    "k8s.object.kind",
-    "k8s.object.name",
-    "k8s.object.uid",
-    "k8s.namespace.name",
-    "k8s.event.reporting_controller",
-    "k8s.node.name",
-    "k8s.event.reporting_instance",
-    "k8s.event.count",
-    "k8s.cluster.name",
-)
-
-
 #: What :func:`collector_event` reads of the ``k8s_events`` shape, in the order of its parameters:
-#: :data:`COLLECTOR_KEYS`' attributes and the record's own fields (``body``, ``severity_text``,
+#: the attributes (resource's or record's) and the record's own fields (``body``, ``severity_text``,
 #: ``timestamp``). The compiled core hands over these values of a record, and nothing else.
 COLLECTOR_FIELDS: Final[tuple[str, ...]] = (
     "k8s.event.reason",
@@ -125,6 +108,15 @@ COLLECTOR_FIELDS: Final[tuple[str, ...]] = (
     "k8s.event.start_time",
     "k8s.event.count",
     "k8s.cluster.name",
+)
+
+
+#: The attributes of the collector's ``k8s_events`` shape that :func:`parse_k8s_event` reads on a
+#: resource (all of :data:`COLLECTOR_FIELDS`' attributes but the record's start time): a caller
+#: building the mapping from a resource and a record need copy no others (a resource of hundreds
+#: of attributes, copied for each of thousands of records, was hundreds of MiB).
+COLLECTOR_KEYS: Final[tuple[str, ...]] = tuple(
+    f for f in COLLECTOR_FIELDS if f.startswith("k8s.") and f != "k8s.event.start_time"
 )
 
 

@@ -132,36 +132,9 @@ def read_event(  # noqa: PLR0917 - positional: one call a record, 12 keywords co
     vm_name = name if about_vm else None
     migration_name = name if is_vmim else None
     migration_uid = uid if is_vmim else None
-    if found is None:
-        return _parsed(
-            reason,
-            message,
-            event_type,
-            kind,
-            name,
-            uid,
-            kubernetes_name(namespace),
-            component,
-            host,
-            timestamp,
-            count,
-            kubernetes_name(cluster),
-            kubernetes_name(vm_name),
-            kubernetes_name(migration_name),
-            kubernetes_name(migration_uid),
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            is_vmim,
-            None,
-            False,
-        )
     facts = _Facts(vm_name, migration_name, migration_uid, is_vmim)
-    _read(found, kind, host, text, facts)
+    if found is not None:
+        _read(found, kind, host, text, facts)
     return _parsed(
         reason,
         message,
